@@ -1,0 +1,126 @@
+//! The control plane's HTTP front end (axum): admin API under `/api/v1/`,
+//! `/health` and `/metrics`. Handlers only extract, call `manage`, and shape.
+
+mod certs;
+pub mod error;
+mod proxies;
+mod routes;
+mod services;
+mod tokens;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::manage::{Caller, Manager};
+use crate::metrics;
+use error::{ApiError, ApiResult};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Management operations.
+    pub manager: Manager,
+    /// When the process started, for `/health`.
+    pub started: Instant,
+}
+
+/// The authenticated caller, from `Authorization: Bearer`.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let bearer = header.and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        });
+        Ok(Authed(state.manager.authenticate(bearer).await?))
+    }
+}
+
+/// A JSON object body; malformed JSON is a 400 in the API's error shape.
+pub struct ApiJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ApiJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
+        if !v.is_object() {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object"));
+        }
+        Ok(ApiJson(v))
+    }
+}
+
+/// Registers `path` both with and without a trailing slash (no redirects).
+fn both(router: Router<Arc<AppState>>, path: &str, mr: MethodRouter<Arc<AppState>>) -> Router<Arc<AppState>> {
+    let bare = path.trim_end_matches('/');
+    router.route(bare, mr.clone()).route(&format!("{bare}/"), mr)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let uptime = state.started.elapsed().as_secs();
+    match state.manager.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "healthy", "redis": "ok", "uptime_seconds": uptime}))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "redis": "unreachable", "message": e.to_string(), "uptime_seconds": uptime})),
+        )
+            .into_response(),
+    }
+}
+
+async fn prometheus_text() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn count_requests(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    metrics::API_REQUESTS.with_label_values(&[&method, &route, resp.status().as_str()]).inc();
+    resp
+}
+
+/// The whole control plane router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut r = Router::new().route("/health", get(health)).route("/metrics", get(prometheus_text));
+    r = tokens::routes(r);
+    r = proxies::routes(r);
+    r = routes::routes(r);
+    r = certs::routes(r);
+    r = services::routes(r);
+    r.fallback(not_found).layer(middleware::from_fn(count_requests)).with_state(state)
+}
+
+/// Shorthand for handlers returning JSON.
+pub type JsonResult = ApiResult<(StatusCode, Json<Value>)>;
+
+/// Serializes a value into a JSON response with `status`.
+pub fn reply<T: serde::Serialize>(status: StatusCode, v: T) -> JsonResult {
+    serde_json::to_value(v)
+        .map(|v| (status, Json(v)))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string()))
+}

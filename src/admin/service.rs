@@ -1,0 +1,57 @@
+//! The control plane as a pingora background service: its own store
+//! connection, the axum server on `API_HOST:API_PORT`, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use super::{router, AppState};
+use crate::config::Config;
+use crate::manage::Manager;
+use crate::store::RedisStore;
+
+/// Serves the admin API, OAuth endpoints (later), `/health` and `/metrics`.
+pub struct ControlPlane {
+    /// Configuration.
+    pub config: Arc<Config>,
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let addr = SocketAddr::new(self.config.api_host, self.config.api_port);
+        let store = loop {
+            match RedisStore::connect(&self.config.redis_url).await {
+                Ok(s) => break s,
+                Err(e) => tracing::warn!(error = %e, "control plane cannot reach the store; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot bind the control plane yet; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        };
+        let state = Arc::new(AppState { manager: Manager::new(Arc::new(store), self.config.clone()), started: Instant::now() });
+        tracing::info!(%addr, "control plane listening");
+        let mut stop = shutdown.clone();
+        let served = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "control plane stopped");
+        }
+    }
+}

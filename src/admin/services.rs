@@ -1,0 +1,27 @@
+//! `/api/v1/services/external...`: named service URLs for `service` route targets.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::Router;
+use serde_json::json;
+
+use super::{both, reply, ApiJson, AppState, Authed, JsonResult};
+
+async fn register(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
+    reply(StatusCode::CREATED, s.manager.register_service(&c, b).await?)
+}
+async fn list(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    reply(StatusCode::OK, s.manager.list_services(&c).await?)
+}
+async fn unregister(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
+    s.manager.unregister_service(&c, &n).await?;
+    reply(StatusCode::OK, json!({"status": "deleted", "service_name": n}))
+}
+
+/// Adds the external service endpoints.
+pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    both(r, "/api/v1/services/external", get(list).post(register)).route("/api/v1/services/external/{name}", delete(unregister))
+}

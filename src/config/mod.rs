@@ -1,0 +1,277 @@
+//! Typed configuration read once from the environment (and `.env`), validated
+//! before anything starts, so a bad value stops start-up with one clear line.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Every environment variable the program reads, named once.
+pub mod vars {
+    /// Bind address of the data plane listeners.
+    pub const SERVER_HOST: &str = "SERVER_HOST";
+    /// Plain HTTP listener port.
+    pub const HTTP_PORT: &str = "HTTP_PORT";
+    /// HTTPS listener port.
+    pub const HTTPS_PORT: &str = "HTTPS_PORT";
+    /// PROXY protocol listener port (0 disables it).
+    pub const PROXY_PROTOCOL_PORT: &str = "PROXY_PROTOCOL_PORT";
+    /// Bind address of the control plane.
+    pub const API_HOST: &str = "API_HOST";
+    /// Control plane port.
+    pub const API_PORT: &str = "API_PORT";
+    /// Redis connection URL.
+    pub const REDIS_URL: &str = "REDIS_URL";
+    /// Redis password, used when the URL carries none.
+    pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
+    /// Bootstrap admin token.
+    pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+    /// Certificate e-mail of the bootstrap admin.
+    pub const ADMIN_EMAIL: &str = "ADMIN_EMAIL";
+    /// Base domain for the authorization server and service proxies.
+    pub const BASE_DOMAIN: &str = "BASE_DOMAIN";
+    /// Log level.
+    pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    /// Common name of the fallback self-signed certificate.
+    pub const SELF_SIGNED_CN: &str = "SELF_SIGNED_CN";
+    /// Validity of the self-signed certificate in days.
+    pub const SELF_SIGNED_DAYS: &str = "SELF_SIGNED_DAYS";
+    /// Upstream connect timeout in seconds.
+    pub const PROXY_CONNECT_TIMEOUT: &str = "PROXY_CONNECT_TIMEOUT";
+    /// Upstream response timeout in seconds.
+    pub const PROXY_REQUEST_TIMEOUT: &str = "PROXY_REQUEST_TIMEOUT";
+    /// Key that encrypts secrets at rest (token values, private keys).
+    pub const SECRET_KEY: &str = "SECRET_KEY";
+    /// Seconds between full snapshot reconciles.
+    pub const RECONCILE_INTERVAL: &str = "RECONCILE_INTERVAL";
+    /// Seconds to wait for Redis at start-up before giving up.
+    pub const REDIS_STARTUP_TIMEOUT: &str = "REDIS_STARTUP_TIMEOUT";
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub const SHUTDOWN_GRACE_PERIOD: &str = "SHUTDOWN_GRACE_PERIOD";
+    /// Worker threads of the data plane.
+    pub const PROXY_THREADS: &str = "PROXY_THREADS";
+    /// Base URL of the admin API for the CLI.
+    pub const API_URL: &str = "API_URL";
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// The value it had.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The whole runtime configuration of `portcullis serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Data plane bind address.
+    pub server_host: IpAddr,
+    /// HTTP port.
+    pub http_port: u16,
+    /// HTTPS port.
+    pub https_port: u16,
+    /// PROXY protocol port; 0 disables the listener.
+    pub proxy_protocol_port: u16,
+    /// Control plane bind address.
+    pub api_host: IpAddr,
+    /// Control plane port.
+    pub api_port: u16,
+    /// Redis URL with the password filled in.
+    pub redis_url: String,
+    /// Bootstrap admin token, if any.
+    pub admin_token: Option<String>,
+    /// E-mail of the bootstrap admin.
+    pub admin_email: Option<String>,
+    /// Base domain.
+    pub base_domain: String,
+    /// tracing filter directive derived from `LOG_LEVEL`.
+    pub log_filter: String,
+    /// CN of the self-signed fallback certificate.
+    pub self_signed_cn: String,
+    /// Self-signed validity in days.
+    pub self_signed_days: u32,
+    /// Upstream connect timeout.
+    pub proxy_connect_timeout: Duration,
+    /// Upstream response timeout.
+    pub proxy_request_timeout: Duration,
+    /// 32-byte key for secrets at rest.
+    pub secret_key: [u8; 32],
+    /// Interval of the full snapshot reconcile.
+    pub reconcile_interval: Duration,
+    /// How long start-up waits for Redis.
+    pub redis_startup_timeout: Duration,
+    /// Grace period for in-flight requests on SIGTERM.
+    pub shutdown_grace_period: Duration,
+    /// Data plane worker threads.
+    pub proxy_threads: usize,
+}
+
+/// Reads a variable, treating an empty value as unset.
+fn raw(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
+    match raw(var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError {
+            var,
+            value: v.clone(),
+            reason: format!("expected {what}"),
+        }),
+    }
+}
+
+fn port(var: &'static str, default: u16, allow_zero: bool) -> Result<u16, ConfigError> {
+    let p: u16 = parse(var, default, "a port number 1-65535")?;
+    if p == 0 && !allow_zero {
+        return Err(ConfigError { var, value: "0".into(), reason: "expected a port number 1-65535".into() });
+    }
+    Ok(p)
+}
+
+fn seconds(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    let s: u64 = parse(var, default, "a whole number of seconds")?;
+    if s == 0 {
+        return Err(ConfigError { var, value: "0".into(), reason: "must be at least 1 second".into() });
+    }
+    Ok(Duration::from_secs(s))
+}
+
+/// Maps the reference's level names (DEBUG, INFO, WARNING, ERROR, CRITICAL) to a tracing filter.
+fn log_filter() -> Result<String, ConfigError> {
+    let v = raw(vars::LOG_LEVEL).unwrap_or_else(|| "INFO".into());
+    let level = match v.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" | "WARNING" => "warn",
+        "ERROR" | "CRITICAL" => "error",
+        _ => {
+            return Err(ConfigError {
+                var: vars::LOG_LEVEL,
+                value: v,
+                reason: "expected DEBUG, INFO, WARNING, ERROR or CRITICAL".into(),
+            })
+        }
+    };
+    Ok(format!("{level},pingora_core=warn,pingora_proxy=warn"))
+}
+
+/// Builds the Redis URL from `REDIS_URL`, inserting `REDIS_PASSWORD` when the URL has none.
+fn redis_url() -> Result<String, ConfigError> {
+    let base = raw(vars::REDIS_URL).unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+    let mut url = url::Url::parse(&base).map_err(|e| ConfigError {
+        var: vars::REDIS_URL,
+        value: base.clone(),
+        reason: format!("not a URL ({e})"),
+    })?;
+    if url.scheme() != "redis" && url.scheme() != "rediss" {
+        return Err(ConfigError { var: vars::REDIS_URL, value: base, reason: "scheme must be redis:// or rediss://".into() });
+    }
+    if url.password().is_none() {
+        if let Some(pw) = raw(vars::REDIS_PASSWORD) {
+            url.set_password(Some(&pw)).map_err(|_| ConfigError {
+                var: vars::REDIS_URL,
+                value: base.clone(),
+                reason: "cannot carry a password".into(),
+            })?;
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Derives the secrets key: `SECRET_KEY` if set, else from `ADMIN_TOKEN`.
+fn secret_key(admin_token: Option<&str>) -> Result<[u8; 32], ConfigError> {
+    use sha2::{Digest, Sha256};
+    let material = match (raw(vars::SECRET_KEY), admin_token) {
+        (Some(k), _) if k.len() < 16 => {
+            return Err(ConfigError { var: vars::SECRET_KEY, value: "<hidden>".into(), reason: "must be at least 16 characters".into() })
+        }
+        (Some(k), _) => k,
+        (None, Some(t)) => format!("portcullis-secret-from-admin-token:{t}"),
+        (None, None) => {
+            return Err(ConfigError {
+                var: vars::SECRET_KEY,
+                value: String::new(),
+                reason: "set SECRET_KEY (or ADMIN_TOKEN, from which it is derived)".into(),
+            })
+        }
+    };
+    Ok(Sha256::digest(material.as_bytes()).into())
+}
+
+impl Config {
+    /// Loads `.env` (if present) and then the environment, validating every value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let admin_token = raw(vars::ADMIN_TOKEN);
+        if let Some(t) = &admin_token {
+            if t.len() < 16 {
+                return Err(ConfigError { var: vars::ADMIN_TOKEN, value: "<hidden>".into(), reason: "must be at least 16 characters".into() });
+            }
+        }
+        let threads_default = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cfg = Config {
+            server_host: parse(vars::SERVER_HOST, IpAddr::from([0, 0, 0, 0]), "an IP address")?,
+            http_port: port(vars::HTTP_PORT, 80, false)?,
+            https_port: port(vars::HTTPS_PORT, 443, false)?,
+            proxy_protocol_port: port(vars::PROXY_PROTOCOL_PORT, 10001, true)?,
+            api_host: parse(vars::API_HOST, IpAddr::from([127, 0, 0, 1]), "an IP address")?,
+            api_port: port(vars::API_PORT, 9000, false)?,
+            redis_url: redis_url()?,
+            secret_key: secret_key(admin_token.as_deref())?,
+            admin_token,
+            admin_email: raw(vars::ADMIN_EMAIL),
+            base_domain: raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase(),
+            log_filter: log_filter()?,
+            self_signed_cn: raw(vars::SELF_SIGNED_CN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase(),
+            self_signed_days: parse(vars::SELF_SIGNED_DAYS, 365, "a number of days")?,
+            proxy_connect_timeout: seconds(vars::PROXY_CONNECT_TIMEOUT, 30)?,
+            proxy_request_timeout: seconds(vars::PROXY_REQUEST_TIMEOUT, 120)?,
+            reconcile_interval: seconds(vars::RECONCILE_INTERVAL, 30)?,
+            redis_startup_timeout: seconds(vars::REDIS_STARTUP_TIMEOUT, 30)?,
+            shutdown_grace_period: seconds(vars::SHUTDOWN_GRACE_PERIOD, 10)?,
+            proxy_threads: parse(vars::PROXY_THREADS, threads_default, "a thread count")?,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ports = [
+            (vars::HTTP_PORT, self.http_port),
+            (vars::HTTPS_PORT, self.https_port),
+            (vars::PROXY_PROTOCOL_PORT, self.proxy_protocol_port),
+        ];
+        for (i, (var, p)) in ports.iter().enumerate() {
+            if *p == 0 {
+                continue;
+            }
+            if let Some((other, _)) = ports[..i].iter().find(|(_, q)| q == p) {
+                return Err(ConfigError { var, value: p.to_string(), reason: format!("same port as {other}") });
+            }
+        }
+        if !crate::model::valid_hostname(&self.self_signed_cn) {
+            return Err(ConfigError { var: vars::SELF_SIGNED_CN, value: self.self_signed_cn.clone(), reason: "not a hostname".into() });
+        }
+        if self.proxy_threads == 0 {
+            return Err(ConfigError { var: vars::PROXY_THREADS, value: "0".into(), reason: "must be at least 1".into() });
+        }
+        Ok(())
+    }
+
+    /// URL at which this instance's control plane is reachable from the data plane.
+    pub fn api_base_url(&self) -> String {
+        let host = if self.api_host.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { self.api_host };
+        match host {
+            IpAddr::V6(h) => format!("http://[{h}]:{}", self.api_port),
+            IpAddr::V4(h) => format!("http://{h}:{}", self.api_port),
+        }
+    }
+}

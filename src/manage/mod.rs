@@ -1,0 +1,169 @@
+//! Management operations on proxies, routes, tokens and certificates: the
+//! one set of functions that the REST API, the CLI (through REST) and MCP
+//! call. They enforce ownership and validation; front ends stay thin.
+
+pub mod certs;
+pub mod proxies;
+pub mod routes;
+pub mod services;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::model::{TokenScope, ValidationError};
+use crate::secrets::{constant_time_eq, token_hash, SealError, Sealer};
+use crate::store::{Store, StoreError};
+
+/// Everything management operations need.
+#[derive(Clone)]
+pub struct Manager {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Seals secrets at rest.
+    pub sealer: Sealer,
+}
+
+/// Who is calling, established from a bearer token.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Token name (`ADMIN_TOKEN` for the bootstrap admin).
+    pub name: String,
+    /// `sha256:` hash of the token: the owner id of what it creates.
+    pub hash: String,
+    /// What it may do.
+    pub scope: TokenScope,
+    /// Certificate e-mail.
+    pub email: Option<String>,
+}
+
+/// Name the bootstrap admin token goes by.
+pub const BOOTSTRAP_ADMIN: &str = "ADMIN_TOKEN";
+
+impl Caller {
+    /// True for admin tokens.
+    pub fn is_admin(&self) -> bool {
+        self.scope == TokenScope::Admin
+    }
+    /// True when this caller may see an object owned by `owner_hash`.
+    pub fn owns(&self, owner_hash: &str) -> bool {
+        self.is_admin() || constant_time_eq(&self.hash, owner_hash)
+    }
+}
+
+/// Why a management operation failed; mapped to HTTP once, in `admin::error`.
+#[derive(Debug, Error)]
+pub enum ManageError {
+    /// No usable credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Missing, or not visible to the caller.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Would break a uniqueness rule.
+    #[error("{0}")]
+    Conflict(String),
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The store failed.
+    #[error("store unavailable")]
+    Store(String),
+    /// A sealed secret could not be opened.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(w) => ManageError::NotFound(w),
+            StoreError::Conflict(m) => ManageError::Conflict(m),
+            other => ManageError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Result alias.
+pub type ManageResult<T> = Result<T, ManageError>;
+
+/// Deserializes `v`, reporting the path of the first bad field.
+pub fn from_json<T: DeserializeOwned>(v: Value) -> ManageResult<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." { unknown_field(&inner).unwrap_or_else(|| "body".into()) } else { path };
+        ManageError::Invalid(ValidationError::new(field, inner))
+    })
+}
+
+/// serde reports unknown and missing fields at the parent; pull the name out.
+fn unknown_field(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = msg[start..].find('`')? + start;
+    Some(msg[start..end].to_string())
+}
+
+/// Overlays the keys of `patch` (an object) onto `base`, except `locked` keys.
+pub fn merge(base: &mut Value, patch: Value, locked: &[&str]) -> ManageResult<()> {
+    let Value::Object(patch) = patch else {
+        return Err(ValidationError::new("body", "expected a JSON object").into());
+    };
+    if let Value::Object(b) = base {
+        for (k, v) in patch {
+            if !locked.contains(&k.as_str()) {
+                b.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Manager {
+    /// Builds a manager.
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
+        let sealer = Sealer::new(config.secret_key);
+        Self { store, config, sealer }
+    }
+
+    /// Resolves a bearer token to a caller: the bootstrap `ADMIN_TOKEN`
+    /// (constant-time compare) or a stored token looked up by hash.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> ManageResult<Caller> {
+        let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
+            ManageError::Unauthorized("missing bearer token: send Authorization: Bearer <token>".into())
+        })?;
+        if let Some(admin) = &self.config.admin_token {
+            if constant_time_eq(token, admin) {
+                return Ok(Caller {
+                    name: BOOTSTRAP_ADMIN.into(),
+                    hash: token_hash(admin),
+                    scope: TokenScope::Admin,
+                    email: self.config.admin_email.clone(),
+                });
+            }
+        }
+        let hash = token_hash(token);
+        match self.store.get_token_by_hash(&hash).await? {
+            Some(t) => Ok(Caller { name: t.name, hash: t.hash, scope: t.scope, email: t.cert_email }),
+            None => Err(ManageError::Unauthorized("invalid or revoked token".into())),
+        }
+    }
+}
+
+/// Fails with `Forbidden` unless the caller is an admin.
+pub fn require_admin(caller: &Caller) -> ManageResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ManageError::Forbidden("this operation needs an admin token".into()))
+    }
+}

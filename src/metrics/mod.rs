@@ -1,0 +1,83 @@
+//! Prometheus metrics: one registry for the control and data planes,
+//! exposed as text on the control plane's `/metrics`.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, Encoder, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, TextEncoder,
+};
+
+/// Admin API requests by method, matched route and status.
+pub static API_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("portcullis_api_requests_total", "Control plane requests", &["method", "route", "status"])
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Data plane requests by proxy host and status class.
+pub static PROXY_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("portcullis_requests_total", "Data plane requests", &["host", "status_class"])
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Upstream response time (first byte of the response header), by host.
+pub static UPSTREAM_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "portcullis_upstream_response_seconds",
+        "Time from sending the request upstream to its response header",
+        &["host"],
+        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Downstream requests in flight.
+pub static ACTIVE_REQUESTS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("portcullis_active_downstream_requests", "Downstream requests being served")
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// TLS handshakes by outcome (`ok`, `default_cert`, `failed`).
+pub static TLS_HANDSHAKES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("portcullis_tls_handshakes_total", "TLS certificate selections by outcome", &["outcome"])
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Snapshot rebuilds by result.
+pub static SNAPSHOT_REBUILDS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("portcullis_snapshot_rebuilds_total", "Routing snapshot rebuilds", &["result"])
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Unix time of the snapshot in use (age = now - this).
+pub static SNAPSHOT_TIMESTAMP: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("portcullis_snapshot_built_timestamp_seconds", "Unix time the routing snapshot in use was built")
+        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Change events received from the store.
+pub static CHANGE_EVENTS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!("portcullis_change_events_total", "Change events received").unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Registers process metrics and touches every metric so they appear at zero.
+pub fn init() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = prometheus::register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+    }
+    Lazy::force(&API_REQUESTS);
+    Lazy::force(&PROXY_REQUESTS);
+    Lazy::force(&UPSTREAM_SECONDS);
+    Lazy::force(&ACTIVE_REQUESTS);
+    Lazy::force(&TLS_HANDSHAKES);
+    Lazy::force(&SNAPSHOT_REBUILDS);
+    Lazy::force(&SNAPSHOT_TIMESTAMP);
+    Lazy::force(&CHANGE_EVENTS);
+}
+
+/// The registry in Prometheus text format, with the snapshot age computed now.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

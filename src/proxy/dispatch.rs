@@ -1,0 +1,86 @@
+//! Per-request decisions: host lookup, enabled/scheme checks, route matching.
+
+use pingora::proxy::Session;
+
+use super::respond::Reply;
+use super::{Ctx, Edge};
+
+/// What to do with a request.
+pub enum Decision {
+    /// Forward to `ctx.upstream`.
+    Proxy,
+    /// Answer directly.
+    Respond(Reply),
+}
+
+/// Host from the Host header (or the h2 authority), lowercased, port stripped.
+pub fn request_host(session: &Session) -> (String, String) {
+    let req = session.req_header();
+    let raw = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+        .unwrap_or_default();
+    let host = if raw.starts_with('[') {
+        raw.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        raw.split(':').next().unwrap_or_default().to_string()
+    };
+    (host.trim_end_matches('.').to_ascii_lowercase(), raw)
+}
+
+fn redirect(scheme: &str, host: &str, port: u16, default_port: u16, path_and_query: &str) -> Reply {
+    let authority = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
+    Reply::redirect(308, format!("{scheme}://{authority}{path_and_query}"))
+}
+
+/// Decides how to serve the request and fills `ctx`.
+pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx) -> Decision {
+    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let (host, raw) = request_host(session);
+    ctx.host = host;
+    ctx.raw_host = raw;
+    let snap = edge.handle.load();
+    let Some(entry) = snap.proxies.get(&ctx.host) else {
+        let shown: String = ctx.host.chars().filter(|c| c.is_ascii_graphic()).take(253).collect();
+        return Decision::Respond(Reply::text(404, format!("404 Not Found: no proxy is configured for host {shown:?}\n")));
+    };
+    let p = &entry.proxy;
+    if !p.enabled {
+        return Decision::Respond(Reply::text(503, format!("503 Service Unavailable: proxy {} is disabled\n", p.hostname)));
+    }
+    let req = session.req_header();
+    let pq = req.uri.path_and_query().map_or("/", |x| x.as_str());
+    if ctx.tls && !p.enable_https {
+        return Decision::Respond(if p.enable_http {
+            redirect("http", &p.hostname, edge.config.http_port, 80, pq)
+        } else {
+            Reply::text(404, format!("404 Not Found: {} is not served over HTTPS\n", p.hostname))
+        });
+    }
+    if !ctx.tls && !p.enable_http {
+        return Decision::Respond(if p.enable_https {
+            redirect("https", &p.hostname, edge.config.https_port, 443, pq)
+        } else {
+            Reply::text(404, format!("404 Not Found: {} is not served over HTTP\n", p.hostname))
+        });
+    }
+    let target = match entry.match_route(req.method.as_str(), req.uri.path()) {
+        Some(r) => &r.upstream,
+        None => &entry.target,
+    };
+    match target {
+        Ok(u) => {
+            ctx.upstream = Some(u.clone());
+            ctx.entry = Some(entry.clone());
+            Decision::Proxy
+        }
+        Err(reason) => {
+            tracing::warn!(host = %ctx.host, reason = %reason, "no usable upstream");
+            ctx.entry = Some(entry.clone());
+            Decision::Respond(Reply::text(502, "502 Bad Gateway: the upstream is not available\n".to_string()))
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The data plane: one Pingora `ProxyHttp` for every hostname. Each phase
+//! hands off to a small module: `dispatch` decides, `headers` rewrites,
+//! `respond` answers early, `failure` maps errors to 502/504.
+
+mod dispatch;
+mod failure;
+mod headers;
+pub mod proxy_protocol;
+mod respond;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::config::Config;
+use crate::metrics;
+use crate::snapshot::{ProxyEntry, SnapshotHandle, Upstream};
+
+/// The proxy logic shared by the HTTP, HTTPS and PROXY-protocol listeners.
+pub struct Edge {
+    /// Current routing snapshot.
+    pub handle: SnapshotHandle,
+    /// Timeouts and ports.
+    pub config: Arc<Config>,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    /// Lowercased host without port.
+    host: String,
+    /// Host header as received (with port), for preserve_host and X-Forwarded-Host.
+    raw_host: String,
+    /// Request arrived over TLS.
+    tls: bool,
+    /// The proxy serving this host.
+    entry: Option<Arc<ProxyEntry>>,
+    /// The chosen upstream.
+    upstream: Option<Upstream>,
+    /// When the upstream request was sent.
+    upstream_sent: Option<Instant>,
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        metrics::ACTIVE_REQUESTS.inc();
+        Ctx { host: String::new(), raw_host: String::new(), tls: false, entry: None, upstream: None, upstream_sent: None }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match dispatch::decide(self, session, ctx) {
+            dispatch::Decision::Proxy => Ok(false),
+            dispatch::Decision::Respond(r) => respond::send(session, r).await,
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let u = ctx.upstream.as_ref().ok_or_else(|| Error::explain(InternalError, "no upstream chosen"))?;
+        let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
+        peer.options.connection_timeout = Some(self.config.proxy_connect_timeout);
+        peer.options.total_connection_timeout = Some(self.config.proxy_connect_timeout);
+        peer.options.read_timeout = Some(self.config.proxy_request_timeout);
+        if u.tls {
+            let verify = ctx.entry.as_ref().is_none_or(|e| e.proxy.verify_upstream_tls);
+            peer.options.verify_cert = verify;
+            peer.options.verify_hostname = verify;
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        headers::upstream_request(session, req, ctx)?;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(&self, _session: &mut Session, _resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(t) = ctx.upstream_sent {
+            metrics::UPSTREAM_SECONDS.with_label_values(&[&ctx.host]).observe(t.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(e) = &ctx.entry {
+            for (k, v) in &e.response_headers {
+                resp.insert_header(k.clone(), v.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        failure::answer(session, e, &ctx.host).await
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        metrics::ACTIVE_REQUESTS.dec();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "none",
+        };
+        let host = if ctx.entry.is_some() { ctx.host.as_str() } else { "unknown" };
+        metrics::PROXY_REQUESTS.with_label_values(&[host, class]).inc();
+        if let Some(e) = e {
+            tracing::debug!(host = %ctx.host, status, error = %e, "request ended with an error");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `portcullis serve`: start-up checks, bootstrap of default state, and the
+//! pingora server with the data plane listeners and background services.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pingora::listeners::tls::TlsSettings;
+use pingora::proxy::{http_proxy, http_proxy_service_with_name};
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::admin::service::ControlPlane;
+use crate::config::Config;
+use crate::manage::BOOTSTRAP_ADMIN;
+use crate::model::{now_rfc3339, Proxy};
+use crate::proxy::proxy_protocol::ProxyProtocolApp;
+use crate::proxy::Edge;
+use crate::secrets::{token_hash, Sealer};
+use crate::snapshot::sync::SyncService;
+use crate::snapshot::{build, SnapshotHandle};
+use crate::store::{RedisStore, Store, StoreError};
+use crate::tls::{ensure_self_signed, SniSelector};
+
+/// Redis URL with any password hidden, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Fails with a one-line reason if a port cannot be bound.
+fn preflight(cfg: &Config) -> anyhow::Result<()> {
+    let mut ports = vec![("HTTP_PORT", SocketAddr::new(cfg.server_host, cfg.http_port)), ("HTTPS_PORT", SocketAddr::new(cfg.server_host, cfg.https_port))];
+    if cfg.proxy_protocol_port != 0 {
+        ports.push(("PROXY_PROTOCOL_PORT", SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port)));
+    }
+    ports.push(("API_PORT", SocketAddr::new(cfg.api_host, cfg.api_port)));
+    for (var, addr) in ports {
+        TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({var}): {e}"))?;
+    }
+    Ok(())
+}
+
+/// Connects to Redis, retrying with backoff up to `REDIS_STARTUP_TIMEOUT`.
+async fn connect(cfg: &Config) -> anyhow::Result<RedisStore> {
+    let deadline = Instant::now() + cfg.redis_startup_timeout;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match RedisStore::connect(&cfg.redis_url).await {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() + delay < deadline => {
+                tracing::warn!(redis = %redacted(&cfg.redis_url), error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                anyhow::bail!("cannot reach Redis at {} after {}s: {e}", redacted(&cfg.redis_url), cfg.redis_startup_timeout.as_secs())
+            }
+        }
+    }
+}
+
+/// Creates the default `localhost` proxy to the control plane when missing (never overwrites).
+async fn ensure_localhost_proxy(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
+    if store.get_proxy("localhost").await?.is_some() {
+        return Ok(());
+    }
+    let mut p: Proxy = serde_json::from_value(serde_json::json!({
+        "hostname": "localhost",
+        "target_url": cfg.api_base_url(),
+        "enable_http": true,
+        "enable_https": false,
+        "auth_enabled": false,
+        "resource_scopes": ["admin", "user", "mcp"],
+    }))?;
+    p.validate()?;
+    p.owner_token_hash = cfg.admin_token.as_deref().map(token_hash).unwrap_or_else(|| "system".into());
+    p.created_by = if cfg.admin_token.is_some() { BOOTSTRAP_ADMIN.into() } else { "system".into() };
+    p.created_at = now_rfc3339();
+    match store.create_proxy(&p).await {
+        Ok(()) => tracing::info!(target = %p.target_url, "created the default localhost proxy"),
+        Err(StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Runs the whole process until SIGTERM/SIGINT.
+pub fn serve(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    crate::metrics::init();
+    preflight(&cfg)?;
+    let sealer = Sealer::new(cfg.secret_key);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start-up runtime")?;
+    let (fallback, snapshot) = rt.block_on(async {
+        let store = connect(&cfg).await?;
+        ensure_localhost_proxy(&store, &cfg).await?;
+        let fallback = Arc::new(ensure_self_signed(&store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
+        let snapshot = build(&store, &sealer, fallback.clone()).await?;
+        anyhow::Ok((fallback, snapshot))
+    })?;
+    drop(rt);
+    let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let mut conf = ServerConf::default();
+    conf.threads = cfg.proxy_threads;
+    conf.grace_period_seconds = Some(cfg.shutdown_grace_period.as_secs());
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    conf.max_retries = 1;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let pconf = server.configuration.clone();
+
+    let mut edge = http_proxy_service_with_name(&pconf, Edge { handle: handle.clone(), config: cfg.clone() }, "portcullis data plane");
+    edge.add_tcp(&SocketAddr::new(cfg.server_host, cfg.http_port).to_string());
+    let mut tls = TlsSettings::with_callbacks(Box::new(SniSelector { handle: handle.clone() })).context("TLS settings")?;
+    tls.enable_h2();
+    edge.add_tls_with_settings(&SocketAddr::new(cfg.server_host, cfg.https_port).to_string(), None, tls);
+    server.add_service(edge);
+
+    if cfg.proxy_protocol_port != 0 {
+        let app = ProxyProtocolApp { inner: Arc::new(http_proxy(&pconf, Edge { handle: handle.clone(), config: cfg.clone() })) };
+        let mut pp = Service::new("portcullis PROXY protocol".into(), app);
+        pp.add_tcp(&SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port).to_string());
+        server.add_service(pp);
+    }
+
+    server.add_service(background_service("snapshot sync", SyncService { config: cfg.clone(), handle, fallback }));
+    let mut control = background_service("control plane", ControlPlane { config: cfg.clone() });
+    control.threads = Some(2);
+    server.add_service(control);
+    tracing::info!(http = cfg.http_port, https = cfg.https_port, proxy_protocol = cfg.proxy_protocol_port, api = cfg.api_port, "portcullis starting");
+    server.run_forever()
+}

@@ -1,0 +1,144 @@
+//! The store: a domain-level trait over everything Portcullis persists, with
+//! change events. Redis implements it for production and multi-node; the
+//! trait speaks in records, not keys, so an embedded single-node store can
+//! implement it too.
+
+pub mod keys;
+mod redis_store;
+
+pub use redis_store::RedisStore;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{Certificate, Proxy, Route, Token};
+
+/// Failures of the store, independent of the backend.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness constraint would be broken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The backend cannot be reached or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record cannot be decoded.
+    #[error("corrupt record {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The kind of record a change event is about.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A proxy target.
+    Proxy,
+    /// A route.
+    Route,
+    /// An API token.
+    Token,
+    /// A certificate.
+    Cert,
+    /// A named service.
+    Service,
+}
+
+/// Published once per successful write; instances rebuild their snapshot on it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// What changed.
+    pub kind: EventKind,
+    /// Its id (hostname, route id, name).
+    pub id: String,
+    /// `create`, `update` or `delete`.
+    pub op: String,
+}
+
+/// What deleting a token removed with it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CascadeReport {
+    /// Hostnames of deleted proxies.
+    pub proxies: Vec<String>,
+    /// Ids of deleted routes.
+    pub routes: Vec<String>,
+    /// Names of deleted certificates.
+    pub certificates: Vec<String>,
+}
+
+/// Every persistent operation Portcullis needs. Each write is atomic and
+/// publishes exactly one [`ChangeEvent`] when it succeeds.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the backend answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// One proxy by hostname.
+    async fn get_proxy(&self, hostname: &str) -> StoreResult<Option<Proxy>>;
+    /// Every proxy.
+    async fn list_proxies(&self) -> StoreResult<Vec<Proxy>>;
+    /// Creates a proxy; `Conflict` if the hostname exists.
+    async fn create_proxy(&self, proxy: &Proxy) -> StoreResult<()>;
+    /// Replaces a proxy; `NotFound` if it is gone.
+    async fn update_proxy(&self, proxy: &Proxy) -> StoreResult<()>;
+    /// Deletes a proxy; `NotFound` if it is gone.
+    async fn delete_proxy(&self, hostname: &str) -> StoreResult<()>;
+
+    /// One route by id.
+    async fn get_route(&self, id: &str) -> StoreResult<Option<Route>>;
+    /// Every route.
+    async fn list_routes(&self) -> StoreResult<Vec<Route>>;
+    /// Creates a route; `Conflict` on a taken id or path+priority.
+    async fn create_route(&self, route: &Route) -> StoreResult<()>;
+    /// Replaces a route (same id), moving its indexes.
+    async fn update_route(&self, route: &Route) -> StoreResult<()>;
+    /// Deletes a route and its indexes.
+    async fn delete_route(&self, id: &str) -> StoreResult<()>;
+
+    /// One token by name.
+    async fn get_token(&self, name: &str) -> StoreResult<Option<Token>>;
+    /// One token by `sha256:` hash.
+    async fn get_token_by_hash(&self, hash: &str) -> StoreResult<Option<Token>>;
+    /// Every token.
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
+    /// Creates a token; `Conflict` on a taken name.
+    async fn create_token(&self, token: &Token) -> StoreResult<()>;
+    /// Replaces a token's record (same name and hash).
+    async fn update_token(&self, token: &Token) -> StoreResult<()>;
+    /// Deletes a token and everything it owns, in one atomic step.
+    async fn delete_token_cascade(&self, name: &str) -> StoreResult<CascadeReport>;
+
+    /// One certificate by name.
+    async fn get_cert(&self, name: &str) -> StoreResult<Option<Certificate>>;
+    /// Every certificate.
+    async fn list_certs(&self) -> StoreResult<Vec<Certificate>>;
+    /// Creates or replaces a certificate and its domain index.
+    async fn put_cert(&self, cert: &Certificate) -> StoreResult<()>;
+    /// Deletes a certificate and its domain index.
+    async fn delete_cert(&self, name: &str) -> StoreResult<()>;
+
+    /// Named service URLs (`service` route targets).
+    async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>>;
+    /// Sets a named service URL.
+    async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()>;
+    /// Removes a named service URL.
+    async fn delete_service_url(&self, name: &str) -> StoreResult<()>;
+
+    /// Reads a small internal value (self-signed certificate, locks' owners).
+    async fn get_value(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets a small internal value unless present; true when this call set it.
+    async fn set_value_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    /// Change events from every instance, in order, until the stream ends
+    /// (the connection dropped: the caller resubscribes and reconciles).
+    async fn subscribe(&self) -> StoreResult<BoxStream<'static, ChangeEvent>>;
+}

@@ -1,0 +1,492 @@
+//! [`Store`] on Redis: JSON records under the reference keys, every write one
+//! Lua script (checks, writes, PUBLISH) so it is atomic and publishes once.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::keys;
+use super::{CascadeReport, ChangeEvent, EventKind, Store, StoreError, StoreResult};
+use crate::model::{Certificate, Proxy, Route, Token};
+
+/// How often an optimistic write is retried when a concurrent write got there first.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// Redis-backed store; cheap to clone (one multiplexed, self-healing connection).
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    conn: ConnectionManager,
+    script: std::sync::Arc<redis::Script>,
+}
+
+#[derive(Serialize)]
+struct Check {
+    key: String,
+    cond: &'static str,
+    value: String,
+}
+
+#[derive(Serialize, Default)]
+struct WriteOp {
+    checks: Vec<Check>,
+    del: Vec<String>,
+    set: Vec<(String, String)>,
+    sadd: Vec<(String, String)>,
+    srem: Vec<(String, String)>,
+    channel: String,
+    event: String,
+}
+
+impl WriteOp {
+    fn new(kind: EventKind, id: &str, op: &str) -> Self {
+        let event = serde_json::to_string(&ChangeEvent { kind, id: id.to_string(), op: op.to_string() }).unwrap_or_default();
+        Self { channel: keys::EVENTS_CHANNEL.to_string(), event, ..Default::default() }
+    }
+    fn check(&mut self, key: String, cond: &'static str, value: impl Into<String>) -> &mut Self {
+        self.checks.push(Check { key, cond, value: value.into() });
+        self
+    }
+    /// `equals` when we read a value, `absent` when we read none.
+    fn unchanged(&mut self, key: String, seen: &Option<String>) -> &mut Self {
+        match seen {
+            Some(v) => self.check(key, "equals", v.clone()),
+            None => self.check(key, "absent", ""),
+        }
+    }
+}
+
+/// Outcome of one script run.
+enum Applied {
+    Ok,
+    Conflict(String),
+    Missing(String),
+    Changed,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> StoreResult<T> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl RedisStore {
+    /// Connects to `url` (fails fast if Redis does not answer).
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(3))
+            .set_response_timeout(std::time::Duration::from_secs(5))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), cfg).await.map_err(unavailable)?;
+        let store = Self { client, conn, script: std::sync::Arc::new(redis::Script::new(include_str!("apply.lua"))) };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn apply(&self, op: &WriteOp) -> StoreResult<Applied> {
+        let out: Vec<String> = self.script.arg(encode(op)).invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+        let key = out.get(1).cloned().unwrap_or_default();
+        Ok(match out.first().map(String::as_str) {
+            Some("ok") => Applied::Ok,
+            Some("conflict") => Applied::Conflict(key),
+            Some("missing") => Applied::Missing(key),
+            _ => Applied::Changed,
+        })
+    }
+
+    async fn raw(&self, key: &str) -> StoreResult<Option<String>> {
+        self.conn().get(key).await.map_err(unavailable)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> StoreResult<Option<T>> {
+        self.raw(key).await?.map(|r| decode(key, &r)).transpose()
+    }
+
+    /// Every record of a family (`proxy`, `route`, ...): keys `prefix:{id}` whose id has no ':'.
+    async fn list_family<T: DeserializeOwned>(&self, prefix: &str) -> StoreResult<Vec<T>> {
+        let (pattern, skip) = keys::family(prefix);
+        let mut conn = self.conn();
+        let mut found: Vec<String> = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
+            while let Some(k) = iter.next_item().await {
+                let k = k.map_err(unavailable)?;
+                if !k[skip..].contains(':') {
+                    found.push(k);
+                }
+            }
+        }
+        found.sort();
+        let mut out = Vec::with_capacity(found.len());
+        for chunk in found.chunks(500) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            for (k, v) in chunk.iter().zip(vals) {
+                if let Some(v) = v {
+                    out.push(decode(k, &v)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `build` (which reads current state and returns the write) until
+    /// it applies without a concurrent change in between.
+    async fn write_with_retry<F, Fut>(&self, mut build: F) -> StoreResult<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<WriteOp>>,
+    {
+        for _ in 0..WRITE_ATTEMPTS {
+            let op = build().await?;
+            match self.apply(&op).await? {
+                Applied::Ok => return Ok(()),
+                Applied::Conflict(k) => return Err(StoreError::Conflict(format!("{k} already exists"))),
+                Applied::Missing(k) => return Err(StoreError::NotFound(k)),
+                Applied::Changed => continue,
+            }
+        }
+        Err(StoreError::Conflict("too many concurrent writes, try again".into()))
+    }
+
+    /// Delete keys for a certificate's domain index entries that still point at it.
+    async fn cert_domain_cleanup(&self, op: &mut WriteOp, name: &str, domains: &[String], keep: &[String]) -> StoreResult<()> {
+        for d in domains.iter().filter(|d| !keep.contains(d)) {
+            let k = keys::cert_domain(d);
+            let cur = self.raw(&k).await?;
+            if cur.as_deref() == Some(name) {
+                op.check(k.clone(), "equals", name);
+                op.del.push(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the deletion of one owned record (and its indexes) to `op`.
+    async fn cascade_member(&self, op: &mut WriteOp, member: &str, report: &mut CascadeReport) -> StoreResult<()> {
+        let raw = self.raw(member).await?;
+        op.unchanged(member.to_string(), &raw);
+        let Some(raw) = raw else { return Ok(()) };
+        op.del.push(member.to_string());
+        if let Some(h) = member.strip_prefix("proxy:") {
+            report.proxies.push(h.to_string());
+        } else if let Some(id) = member.strip_prefix("route:") {
+            let r: Route = decode(member, &raw)?;
+            op.del.push(keys::route_unique(&r.path_pattern, r.priority));
+            op.del.push(keys::route_priority(r.priority, id));
+            report.routes.push(id.to_string());
+        } else if let Some(name) = member.strip_prefix("cert:") {
+            let c: Certificate = decode(member, &raw)?;
+            self.cert_domain_cleanup(op, name, &c.domains, &[]).await?;
+            report.certificates.push(name.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get_proxy(&self, hostname: &str) -> StoreResult<Option<Proxy>> {
+        self.get_json(&keys::proxy(hostname)).await
+    }
+
+    async fn list_proxies(&self) -> StoreResult<Vec<Proxy>> {
+        self.list_family("proxy").await
+    }
+
+    async fn create_proxy(&self, proxy: &Proxy) -> StoreResult<()> {
+        let key = keys::proxy(&proxy.hostname);
+        let mut op = WriteOp::new(EventKind::Proxy, &proxy.hostname, "create");
+        op.check(key.clone(), "absent", "");
+        op.set.push((key.clone(), encode(proxy)));
+        op.sadd.push((keys::owner(&proxy.owner_token_hash), key));
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            _ => Err(StoreError::Conflict(format!("proxy {} already exists", proxy.hostname))),
+        }
+    }
+
+    async fn update_proxy(&self, proxy: &Proxy) -> StoreResult<()> {
+        let key = keys::proxy(&proxy.hostname);
+        let mut op = WriteOp::new(EventKind::Proxy, &proxy.hostname, "update");
+        op.check(key.clone(), "present", "");
+        op.set.push((key, encode(proxy)));
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            _ => Err(StoreError::NotFound(format!("proxy {}", proxy.hostname))),
+        }
+    }
+
+    async fn delete_proxy(&self, hostname: &str) -> StoreResult<()> {
+        let key = keys::proxy(hostname);
+        self.write_with_retry(|| async {
+            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("proxy {hostname}")))?;
+            let p: Proxy = decode(&key, &raw)?;
+            let mut op = WriteOp::new(EventKind::Proxy, hostname, "delete");
+            op.check(key.clone(), "equals", raw);
+            op.del.push(key.clone());
+            op.srem.push((keys::owner(&p.owner_token_hash), key.clone()));
+            Ok(op)
+        })
+        .await
+    }
+
+    async fn get_route(&self, id: &str) -> StoreResult<Option<Route>> {
+        self.get_json(&keys::route(id)).await
+    }
+
+    async fn list_routes(&self) -> StoreResult<Vec<Route>> {
+        self.list_family("route").await
+    }
+
+    async fn create_route(&self, route: &Route) -> StoreResult<()> {
+        let key = keys::route(&route.route_id);
+        let unique = keys::route_unique(&route.path_pattern, route.priority);
+        let mut op = WriteOp::new(EventKind::Route, &route.route_id, "create");
+        op.check(key.clone(), "absent", "").check(unique.clone(), "absent", "");
+        op.set.push((key.clone(), encode(route)));
+        op.set.push((unique, route.route_id.clone()));
+        op.set.push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
+        op.sadd.push((keys::owner(&route.owner_token_hash), key.clone()));
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            Applied::Conflict(k) if k == key => Err(StoreError::Conflict(format!("route id {} already exists", route.route_id))),
+            _ => Err(StoreError::Conflict(format!(
+                "a route for path {} at priority {} already exists",
+                route.path_pattern, route.priority
+            ))),
+        }
+    }
+
+    async fn update_route(&self, route: &Route) -> StoreResult<()> {
+        let key = keys::route(&route.route_id);
+        let conflict = std::sync::atomic::AtomicBool::new(false);
+        let res = self
+            .write_with_retry(|| async {
+                let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("route {}", route.route_id)))?;
+                let old: Route = decode(&key, &raw)?;
+                let mut op = WriteOp::new(EventKind::Route, &route.route_id, "update");
+                op.check(key.clone(), "equals", raw);
+                let (old_u, new_u) = (keys::route_unique(&old.path_pattern, old.priority), keys::route_unique(&route.path_pattern, route.priority));
+                if old_u != new_u {
+                    op.check(new_u.clone(), "absent", "");
+                    conflict.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                op.del.push(old_u);
+                op.del.push(keys::route_priority(old.priority, &old.route_id));
+                op.set.push((key.clone(), encode(route)));
+                op.set.push((new_u, route.route_id.clone()));
+                op.set.push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
+                Ok(op)
+            })
+            .await;
+        match res {
+            Err(StoreError::Conflict(_)) if conflict.load(std::sync::atomic::Ordering::Relaxed) => Err(StoreError::Conflict(format!(
+                "a route for path {} at priority {} already exists",
+                route.path_pattern, route.priority
+            ))),
+            other => other,
+        }
+    }
+
+    async fn delete_route(&self, id: &str) -> StoreResult<()> {
+        let key = keys::route(id);
+        self.write_with_retry(|| async {
+            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("route {id}")))?;
+            let r: Route = decode(&key, &raw)?;
+            let mut op = WriteOp::new(EventKind::Route, id, "delete");
+            op.check(key.clone(), "equals", raw);
+            op.del.push(key.clone());
+            op.del.push(keys::route_unique(&r.path_pattern, r.priority));
+            op.del.push(keys::route_priority(r.priority, id));
+            op.srem.push((keys::owner(&r.owner_token_hash), key.clone()));
+            Ok(op)
+        })
+        .await
+    }
+
+    async fn get_token(&self, name: &str) -> StoreResult<Option<Token>> {
+        self.get_json(&keys::token(name)).await
+    }
+
+    async fn get_token_by_hash(&self, hash: &str) -> StoreResult<Option<Token>> {
+        match self.raw(&keys::token_hash(hash)).await? {
+            Some(name) => Ok(self.get_token(&name).await?.filter(|t| t.hash == hash)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        self.list_family("token").await
+    }
+
+    async fn create_token(&self, token: &Token) -> StoreResult<()> {
+        let key = keys::token(&token.name);
+        let mut op = WriteOp::new(EventKind::Token, &token.name, "create");
+        op.check(key.clone(), "absent", "").check(keys::token_hash(&token.hash), "absent", "");
+        op.set.push((key, encode(token)));
+        op.set.push((keys::token_hash(&token.hash), token.name.clone()));
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            _ => Err(StoreError::Conflict(format!("token {} already exists", token.name))),
+        }
+    }
+
+    async fn update_token(&self, token: &Token) -> StoreResult<()> {
+        let key = keys::token(&token.name);
+        let mut op = WriteOp::new(EventKind::Token, &token.name, "update");
+        op.check(key.clone(), "present", "");
+        op.set.push((key, encode(token)));
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            _ => Err(StoreError::NotFound(format!("token {}", token.name))),
+        }
+    }
+
+    async fn delete_token_cascade(&self, name: &str) -> StoreResult<CascadeReport> {
+        let key = keys::token(name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("token {name}")))?;
+            let token: Token = decode(&key, &raw)?;
+            let owner = keys::owner(&token.hash);
+            let mut members: Vec<String> = self.conn().smembers(&owner).await.map_err(unavailable)?;
+            members.sort();
+            let mut op = WriteOp::new(EventKind::Token, name, "delete");
+            op.check(key.clone(), "equals", raw);
+            op.check(owner.clone(), "members", members.join("\n"));
+            let mut report = CascadeReport::default();
+            for m in &members {
+                self.cascade_member(&mut op, m, &mut report).await?;
+            }
+            op.del.extend([key.clone(), keys::token_hash(&token.hash), owner]);
+            if let Applied::Ok = self.apply(&op).await? {
+                return Ok(report);
+            }
+        }
+        Err(StoreError::Conflict("too many concurrent writes, try again".into()))
+    }
+
+    async fn get_cert(&self, name: &str) -> StoreResult<Option<Certificate>> {
+        self.get_json(&keys::cert(name)).await
+    }
+
+    async fn list_certs(&self) -> StoreResult<Vec<Certificate>> {
+        self.list_family("cert").await
+    }
+
+    async fn put_cert(&self, cert: &Certificate) -> StoreResult<()> {
+        let key = keys::cert(&cert.cert_name);
+        self.write_with_retry(|| async {
+            let raw = self.raw(&key).await?;
+            let mut op = WriteOp::new(EventKind::Cert, &cert.cert_name, if raw.is_some() { "update" } else { "create" });
+            op.unchanged(key.clone(), &raw);
+            if let Some(r) = &raw {
+                let old: Certificate = decode(&key, r)?;
+                self.cert_domain_cleanup(&mut op, &cert.cert_name, &old.domains, &cert.domains).await?;
+                if old.owner_token_hash != cert.owner_token_hash {
+                    op.srem.push((keys::owner(&old.owner_token_hash), key.clone()));
+                }
+            }
+            op.set.push((key.clone(), encode(cert)));
+            for d in &cert.domains {
+                op.set.push((keys::cert_domain(d), cert.cert_name.clone()));
+            }
+            op.sadd.push((keys::owner(&cert.owner_token_hash), key.clone()));
+            Ok(op)
+        })
+        .await
+    }
+
+    async fn delete_cert(&self, name: &str) -> StoreResult<()> {
+        let key = keys::cert(name);
+        self.write_with_retry(|| async {
+            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("certificate {name}")))?;
+            let c: Certificate = decode(&key, &raw)?;
+            let mut op = WriteOp::new(EventKind::Cert, name, "delete");
+            op.check(key.clone(), "equals", raw);
+            op.del.push(key.clone());
+            self.cert_domain_cleanup(&mut op, name, &c.domains, &[]).await?;
+            op.srem.push((keys::owner(&c.owner_token_hash), key.clone()));
+            Ok(op)
+        })
+        .await
+    }
+
+    async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>> {
+        let (pattern, _) = keys::family("service:url");
+        let mut conn = self.conn();
+        let mut names = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
+            while let Some(k) = iter.next_item().await {
+                names.push(k.map_err(unavailable)?);
+            }
+        }
+        let mut out = HashMap::new();
+        for chunk in names.chunks(500) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            for (k, v) in chunk.iter().zip(vals) {
+                if let (Some(v), Some(n)) = (v, k.strip_prefix("service:url:")) {
+                    out.insert(n.to_string(), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()> {
+        let mut op = WriteOp::new(EventKind::Service, name, "update");
+        op.set.push((keys::service_url(name), url.to_string()));
+        self.apply(&op).await.map(|_| ())
+    }
+
+    async fn delete_service_url(&self, name: &str) -> StoreResult<()> {
+        let key = keys::service_url(name);
+        let mut op = WriteOp::new(EventKind::Service, name, "delete");
+        op.check(key.clone(), "present", "");
+        op.del.push(key);
+        match self.apply(&op).await? {
+            Applied::Ok => Ok(()),
+            _ => Err(StoreError::NotFound(format!("service {name}"))),
+        }
+    }
+
+    async fn get_value(&self, key: &str) -> StoreResult<Option<String>> {
+        self.raw(&keys::internal(key)).await
+    }
+
+    async fn set_value_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
+        self.conn().set_nx(keys::internal(key), value).await.map_err(unavailable)
+    }
+
+    async fn subscribe(&self) -> StoreResult<BoxStream<'static, ChangeEvent>> {
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(unavailable)?;
+        pubsub.subscribe(keys::EVENTS_CHANNEL).await.map_err(unavailable)?;
+        let stream = pubsub.into_on_message().filter_map(|msg| async move {
+            let payload: String = msg.get_payload().ok()?;
+            serde_json::from_str::<ChangeEvent>(&payload).ok()
+        });
+        Ok(Box::pin(stream))
+    }
+}
