@@ -1,0 +1,123 @@
+//! A real HTTP backend for data plane tests: echo, SSE, WebSocket echo,
+//! slow and streaming responses, and upload counting.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, Request};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde_json::json;
+
+/// A running backend; `name` is echoed so tests can tell backends apart.
+pub struct Backend {
+    pub port: u16,
+    pub name: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn echo(name: String, req: Request) -> Json<serde_json::Value> {
+    let (parts, body) = req.into_parts();
+    let mut headers = BTreeMap::new();
+    for (k, v) in &parts.headers {
+        headers.entry(k.as_str().to_string()).or_insert_with(Vec::new).push(v.to_str().unwrap_or("").to_string());
+    }
+    let mut n = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        n += chunk.len();
+    }
+    Json(json!({
+        "backend": name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "uri": parts.uri.to_string(),
+        "headers": headers,
+        "body_len": n,
+    }))
+}
+
+async fn sse() -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    let s = futures::stream::unfold(0u32, |i| async move {
+        if i >= 5 {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        Some((Ok(Event::default().data(format!("{i} {now}"))), i + 1))
+    });
+    Sse::new(s)
+}
+
+async fn ws(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket: WebSocket| async move {
+        while let Some(Ok(msg)) = socket.recv().await {
+            match msg {
+                Message::Text(_) | Message::Binary(_) => {
+                    if socket.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+}
+
+async fn slow(Query(q): Query<BTreeMap<String, u64>>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q.get("ms").copied().unwrap_or(1000))).await;
+    "slow done"
+}
+
+async fn chunked() -> Response {
+    let s = futures::stream::iter(0..10).then(|i| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, Infallible>(Bytes::from(format!("chunk-{i}\n")))
+    });
+    Body::from_stream(s).into_response()
+}
+
+async fn status(Query(q): Query<BTreeMap<String, u16>>, _h: HeaderMap) -> Response {
+    let code = axum::http::StatusCode::from_u16(q.get("code").copied().unwrap_or(500)).unwrap();
+    (code, "status").into_response()
+}
+
+/// Starts a backend on a free port.
+pub async fn start(name: &str) -> Backend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let n = name.to_string();
+    let app = Router::new()
+        .route("/sse", get(sse))
+        .route("/ws", get(ws))
+        .route("/slow", get(slow))
+        .route("/chunked", get(chunked))
+        .route("/status", get(status))
+        .fallback(any(move |req: Request| echo(n.clone(), req)));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Backend { port, name: name.to_string(), task }
+}

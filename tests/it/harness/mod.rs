@@ -1,0 +1,254 @@
+//! Test harness: processes that are killed on drop, free ports, readiness
+//! waits with bounded patience.
+
+#![allow(dead_code)]
+
+pub mod backend;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A port that was free a moment ago (bind to 0, read, release).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Retries `f` until it returns `Some` or `patience` runs out.
+pub async fn eventually<T, F, Fut>(patience: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+    /// Waits for exit up to `limit`; returns the exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private redis-server with a password.
+pub struct Redis {
+    pub port: u16,
+    pub password: String,
+    proc: Proc,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let password = format!("pw-{}", rand::random::<u64>());
+        let log = dir.path().join("redis.log");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--requirepass", &password, "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (just test installs it)");
+        let r = Redis { port, password, proc: Proc { child, log, _dir: Some(dir) } };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if r.cli(&["PING"]).trim() == "PONG" {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    /// `redis://:pw@127.0.0.1:port/0`
+    pub fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
+    }
+
+    /// Runs redis-cli with this server's credentials.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "-a", &self.password, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Every key, sorted (to compare store state before and after).
+    pub fn dump_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.cli(&["--scan"]).lines().map(String::from).filter(|k| !k.is_empty()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Every key with its value (strings and sets), to prove nothing changed.
+    pub fn dump(&self) -> Vec<(String, String)> {
+        self.dump_keys()
+            .into_iter()
+            .map(|k| {
+                let t = self.cli(&["TYPE", &k]);
+                let v = if t.trim() == "set" {
+                    let mut m: Vec<String> = self.cli(&["SMEMBERS", &k]).lines().map(String::from).collect();
+                    m.sort();
+                    m.join(",")
+                } else {
+                    self.cli(&["GET", &k])
+                };
+                (k, v)
+            })
+            .collect()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+}
+
+/// A running `portcullis serve` on its own ports.
+pub struct Portcullis {
+    pub http_port: u16,
+    pub https_port: u16,
+    pub pp_port: u16,
+    pub api_port: u16,
+    pub admin_token: String,
+    pub proc: Proc,
+    pub client: reqwest::Client,
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// Env for a portcullis process bound to `redis`, on fresh ports.
+pub fn serve_env(redis_url: &str) -> Vec<(String, String)> {
+    vec![
+        ("REDIS_URL".into(), redis_url.into()),
+        ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("SERVER_HOST".into(), "127.0.0.1".into()),
+        ("HTTP_PORT".into(), free_port().to_string()),
+        ("HTTPS_PORT".into(), free_port().to_string()),
+        ("PROXY_PROTOCOL_PORT".into(), free_port().to_string()),
+        ("API_PORT".into(), free_port().to_string()),
+        ("LOG_LEVEL".into(), "DEBUG".into()),
+        ("PROXY_THREADS".into(), "2".into()),
+        ("RECONCILE_INTERVAL".into(), "30".into()),
+        ("REDIS_STARTUP_TIMEOUT".into(), "5".into()),
+    ]
+}
+
+/// Spawns the built binary with exactly `env` (plus PATH), in a temp dir (no .env).
+pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("portcullis.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args).current_dir(dir.path()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let f = std::fs::File::create(&log).unwrap();
+    let child = cmd.stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap();
+    Proc { child, log, _dir: Some(dir) }
+}
+
+impl Portcullis {
+    /// Starts against `redis` and waits until /health answers 200 and the data plane accepts.
+    pub async fn start(redis: &Redis) -> Portcullis {
+        Self::start_with(redis, &[]).await
+    }
+
+    /// Like `start`, with extra or overriding env vars.
+    pub async fn start_with(redis: &Redis, extra: &[(&str, &str)]) -> Portcullis {
+        let mut env = serve_env(&redis.url());
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.parse::<u16>().unwrap()).unwrap();
+        let (http_port, https_port, pp_port, api_port) = (get("HTTP_PORT"), get("HTTPS_PORT"), get("PROXY_PROTOCOL_PORT"), get("API_PORT"));
+        let proc = spawn(&["serve"], &env);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let p = Portcullis { http_port, https_port, pp_port, api_port, admin_token: ADMIN_TOKEN.into(), proc, client };
+        let ok = eventually(Duration::from_secs(30), || async {
+            let r = p.client.get(p.api("/health")).send().await.ok()?;
+            let http_up = tokio::net::TcpStream::connect(("127.0.0.1", p.http_port)).await.is_ok();
+            (r.status() == 200 && http_up).then_some(())
+        })
+        .await;
+        assert!(ok.is_some(), "portcullis did not become healthy; log:\n{}", p.proc.log_text());
+        p
+    }
+
+    /// Control plane URL for `path`.
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.api_port, path)
+    }
+
+    /// Data plane HTTP URL for `path` (set Host yourself).
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http_port, path)
+    }
+
+    /// Sends an admin API request with `token`; returns (status, JSON or Null).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut rb = self.client.request(method.parse().unwrap(), self.api(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// `call` with the admin token.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, Some(&self.admin_token.clone()), body).await
+    }
+}
