@@ -69,13 +69,17 @@ pub fn init() {
     Lazy::force(&PROXY_REQUESTS);
     Lazy::force(&UPSTREAM_SECONDS);
     Lazy::force(&ACTIVE_REQUESTS);
-    Lazy::force(&TLS_HANDSHAKES);
-    Lazy::force(&SNAPSHOT_REBUILDS);
+    for outcome in ["ok", "default_cert", "failed"] {
+        TLS_HANDSHAKES.with_label_values(&[outcome]);
+    }
+    for result in ["ok", "failed"] {
+        SNAPSHOT_REBUILDS.with_label_values(&[result]);
+    }
     Lazy::force(&SNAPSHOT_TIMESTAMP);
     Lazy::force(&CHANGE_EVENTS);
 }
 
-/// The registry in Prometheus text format, with the snapshot age computed now.
+/// The registry in Prometheus text format.
 pub fn render() -> String {
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);

@@ -1,1 +1,442 @@
-//! Data plane tests (issue 3).
+//! Data plane tests (issue 3): routing rules, headers, errors, streaming,
+//! TLS by SNI, PROXY protocol, hot reload across instances, graceful stop.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{backend, eventually, Portcullis, Redis};
+
+/// GET through the HTTP listener with `host`; returns (status, headers, JSON-or-text body).
+async fn get(p: &Portcullis, host: &str, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    send(p, "GET", host, path, &[]).await
+}
+
+async fn send(p: &Portcullis, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut rb = client.request(method.parse().unwrap(), p.http(path)).header("Host", host);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let h = r.headers().clone();
+    let text = r.text().await.unwrap();
+    (status, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn create_proxy(p: &Portcullis, body: Value) {
+    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+async fn create_route(p: &Portcullis, body: Value) -> String {
+    let (s, v) = p.admin("POST", "/api/v1/routes/", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    v["route_id"].as_str().unwrap().to_string()
+}
+
+/// Waits until `host` answers `path` from `backend`.
+async fn wait_backend(p: &Portcullis, host: &str, path: &str, backend: &str) {
+    let ok = eventually(Duration::from_secs(5), || async {
+        let (_, _, v) = get(p, host, path).await;
+        (v["backend"] == backend).then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "{host}{path} never reached {backend}: {:?}", get(p, host, path).await.2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let (a, b, c) = (backend::start("A").await, backend::start("B").await, backend::start("C").await);
+    let a2 = backend::start("A2").await;
+    create_proxy(&p, json!({"hostname": "app.test", "target_url": a.url()})).await;
+    create_proxy(&p, json!({"hostname": "two.test", "target_url": a2.url()})).await;
+    create_proxy(&p, json!({"hostname": "other.test", "target_url": format!("{}/base", c.url())})).await;
+    let (s, _) = p.admin("POST", "/api/v1/services/external", Some(json!({"service_name": "svc", "target_url": b.url()}))).await;
+    assert_eq!(s, 201);
+    create_route(&p, json!({"path_pattern": "/api", "target_type": "port", "target_value": b.port.to_string(), "priority": 10})).await;
+    create_route(&p, json!({"path_pattern": "/api", "target_type": "url", "target_value": c.url(), "priority": 5})).await;
+    create_route(&p, json!({"path_pattern": "/api/special", "target_type": "url", "target_value": format!("{}/base", c.url()),
+        "priority": 20, "scope": "proxy", "proxy_hostnames": ["app.test"]})).await;
+    create_route(&p, json!({"path_pattern": "^/items/[0-9]+$", "is_regex": true, "target_type": "service", "target_value": "svc", "priority": 30})).await;
+    create_route(&p, json!({"path_pattern": "/post-only", "methods": ["POST"], "target_type": "hostname", "target_value": "other.test", "priority": 40})).await;
+    let off = create_route(&p, json!({"path_pattern": "/off", "target_type": "port", "target_value": b.port.to_string(), "enabled": false})).await;
+    wait_backend(&p, "app.test", "/items/1", "B").await;
+
+    // priority: /api at 10 (B) beats /api at 5 (C); proxy-scoped /api/special at 20 wins on app.test only
+    assert_eq!(get(&p, "app.test", "/api/x").await.2["backend"], "B");
+    let (_, _, v) = get(&p, "app.test", "/api/special/y?q=1").await;
+    assert_eq!(v["backend"], "C");
+    assert_eq!(v["uri"], "/base/api/special/y?q=1", "url target joins its path");
+    assert_eq!(get(&p, "two.test", "/api/special/y").await.2["backend"], "B", "scope proxy does not leak");
+    // regex vs prefix
+    assert_eq!(get(&p, "app.test", "/items/42").await.2["backend"], "B");
+    assert_eq!(get(&p, "app.test", "/items/abc").await.2["backend"], "A");
+    // methods + hostname target (joins other.test's target path)
+    let (_, _, v) = send(&p, "POST", "app.test", "/post-only", &[]).await;
+    assert_eq!((v["backend"].as_str(), v["path"].as_str()), (Some("C"), Some("/base/post-only")));
+    assert_eq!(get(&p, "app.test", "/post-only").await.2["backend"], "A");
+    // disabled route never matches; no route -> target_url
+    assert_eq!(get(&p, "app.test", "/off").await.2["backend"], "A");
+    assert_eq!(get(&p, "app.test", "/").await.2["backend"], "A");
+    // route_mode selective / none, disabled_routes
+    let (s, _) = p.admin("PUT", "/api/v1/proxy/targets/two.test", Some(json!({"route_mode": "none"}))).await;
+    assert_eq!(s, 200);
+    wait_backend(&p, "two.test", "/api/x", "A2").await;
+    let (s, _) = p.admin("PUT", "/api/v1/proxy/targets/two.test", Some(json!({"route_mode": "selective", "enabled_routes": [off.clone()]}))).await;
+    assert_eq!(s, 200);
+    let (s, _) = p.admin("PUT", &format!("/api/v1/routes/{off}"), Some(json!({"enabled": true}))).await;
+    assert_eq!(s, 200);
+    wait_backend(&p, "two.test", "/off", "B").await;
+    assert_eq!(get(&p, "two.test", "/api/x").await.2["backend"], "A2", "selective mode ignores other routes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "hdr.test", "target_url": a.url(),
+        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}})).await;
+    create_proxy(&p, json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false})).await;
+    wait_backend(&p, "hdr.test", "/", "A").await;
+    let forged = [("X-Forwarded-For", "6.6.6.6"), ("X-Real-IP", "6.6.6.6"), ("X-Forwarded-Proto", "gopher"),
+        ("X-Forwarded-Host", "evil"), ("X-Auth-User", "root"), ("X-Auth-Email", "root@evil"), ("Forwarded", "for=6.6.6.6")];
+    let (s, h, v) = send(&p, "GET", "hdr.test", "/h", &forged).await;
+    assert_eq!(s, 200);
+    let hv = &v["headers"];
+    assert_eq!(hv["x-forwarded-for"], json!(["127.0.0.1"]));
+    assert_eq!(hv["x-real-ip"], json!(["127.0.0.1"]));
+    assert_eq!(hv["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(hv["x-forwarded-host"], json!(["hdr.test"]));
+    assert!(hv.get("x-auth-user").is_none() && hv.get("x-auth-email").is_none() && hv.get("forwarded").is_none(), "{hv}");
+    assert_eq!(hv["x-custom"], json!(["in"]));
+    assert_eq!(hv["host"], json!(["hdr.test"]), "preserve_host_header defaults to true");
+    assert_eq!(h.get("x-resp").unwrap(), "out");
+    wait_backend(&p, "nohost.test", "/", "A").await;
+    let (_, _, v) = get(&p, "nohost.test", "/").await;
+    assert_eq!(v["headers"]["host"], json!([format!("127.0.0.1:{}", a.port)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_404_503_308_502_504() {
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
+    let a = backend::start("A").await;
+    let closed = crate::harness::free_port();
+    create_proxy(&p, json!({"hostname": "off.test", "target_url": a.url(), "enabled": false})).await;
+    create_proxy(&p, json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false})).await;
+    create_proxy(&p, json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{closed}")})).await;
+    create_proxy(&p, json!({"hostname": "slow.test", "target_url": a.url()})).await;
+    wait_backend(&p, "slow.test", "/", "A").await;
+
+    let (s, _, body) = get(&p, "nowhere.test", "/").await;
+    assert_eq!(s, 404);
+    assert!(body.as_str().unwrap().contains("nowhere.test"));
+    assert_eq!(get(&p, "off.test", "/").await.0, 503);
+    let (s, h, _) = get(&p, "tls-only.test", "/x?y=1").await;
+    assert_eq!(s, 308);
+    assert_eq!(h["location"], format!("https://tls-only.test:{}/x?y=1", p.https_port));
+    let (s, _, body) = get(&p, "dead.test", "/").await;
+    assert_eq!(s, 502, "{body}");
+    let t = Instant::now();
+    let (s, _, _) = get(&p, "slow.test", "/slow?ms=3000").await;
+    assert_eq!(s, 504);
+    assert!(t.elapsed() < Duration::from_millis(2900));
+    assert!(p.proc.log_text().contains("proxy request failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_sse_chunked_websocket_and_large_uploads() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "stream.test", "target_url": a.url()})).await;
+    wait_backend(&p, "stream.test", "/", "A").await;
+
+    // SSE: each event within 100 ms of the upstream writing it
+    let client = reqwest::Client::new();
+    let r = client.get(p.http("/sse")).header("Host", "stream.test").send().await.unwrap();
+    let mut body = r.bytes_stream();
+    let mut buf = String::new();
+    let mut seen = 0;
+    while let Some(chunk) = body.next().await {
+        let arrived = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(i) = buf.find("\n\n") {
+            let ev: String = buf.drain(..i + 2).collect();
+            let data = ev.trim().trim_start_matches("data: ");
+            let sent: u128 = data.split(' ').nth(1).unwrap().parse().unwrap();
+            assert!(arrived - sent < 100, "event {data} took {} ms", arrived - sent);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 5);
+
+    // chunked
+    let r = client.get(p.http("/chunked")).header("Host", "stream.test").send().await.unwrap();
+    assert_eq!(r.headers().get("transfer-encoding").map(|v| v.to_str().unwrap()), Some("chunked"));
+    assert_eq!(r.text().await.unwrap().lines().count(), 10);
+
+    // WebSocket: 100 echoes
+    let mut req = format!("ws://127.0.0.1:{}/ws", p.http_port).into_client_request().unwrap();
+    req.headers_mut().insert("Host", "stream.test".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    for i in 0..100 {
+        ws.send(Message::text(format!("msg {i}"))).await.unwrap();
+        let back = ws.next().await.unwrap().unwrap();
+        assert_eq!(back.into_text().unwrap().as_str(), format!("msg {i}"));
+    }
+    ws.close(None).await.unwrap();
+
+    // 200 MB upload streams with flat memory
+    const MB: usize = 1 << 20;
+    let chunks = futures::stream::iter((0..200).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; MB]))));
+    let r = client
+        .post(p.http("/upload"))
+        .header("Host", "stream.test")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["body_len"], 200 * MB);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.proc.pid())).unwrap();
+    let hwm_kb: u64 = status.lines().find(|l| l.starts_with("VmHWM")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(hwm_kb < 150 * 1024, "peak RSS {hwm_kb} kB: the upload was buffered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_listener_takes_the_client_address_from_the_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "pp.test", "target_url": a.url()})).await;
+    wait_backend(&p, "pp.test", "/", "A").await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", p.pp_port)).await.unwrap();
+    s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\nGET /who HTTP/1.1\r\nHost: pp.test\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains(r#""x-forwarded-for":["203.0.113.7"]"#), "{out}");
+    // no header: the connection is closed without a response
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", p.pp_port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: pp.test\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_hot_reload_each_other_within_a_second() {
+    let redis = Redis::start();
+    let (pa, pb) = (Portcullis::start(&redis).await, Portcullis::start(&redis).await);
+    let a = backend::start("A").await;
+    let t = Instant::now();
+    create_proxy(&pa, json!({"hostname": "hot.test", "target_url": a.url()})).await;
+    let seen = eventually(Duration::from_secs(1), || async { (get(&pb, "hot.test", "/").await.0 == 200).then_some(()) }).await;
+    assert!(seen.is_some(), "B did not route within 1 s");
+    let (s, _) = pb.admin("DELETE", "/api/v1/proxy/targets/hot.test", None).await;
+    assert_eq!(s, 200);
+    let gone = eventually(Duration::from_secs(1), || async { (get(&pa, "hot.test", "/").await.0 == 404).then_some(()) }).await;
+    assert!(gone.is_some(), "A still routes 1 s after the delete on B");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_change_event_heals_by_reconcile() {
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("RECONCILE_INTERVAL", "1")]).await;
+    let a = backend::start("A").await;
+    // write the record directly, with no event, as if the pub/sub message was lost
+    let proxy = json!({"hostname": "lost.test", "target_url": a.url(), "owner_token_hash": "sha256:x"});
+    redis.cli(&["SET", "proxy:lost.test", &proxy.to_string()]);
+    let seen = eventually(Duration::from_secs(3), || async { (get(&p, "lost.test", "/").await.0 == 200).then_some(()) }).await;
+    assert!(seen.is_some(), "reconcile did not pick up the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let redis = Redis::start();
+    let mut p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "5")]).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "slow.test", "target_url": a.url()})).await;
+    wait_backend(&p, "slow.test", "/", "A").await;
+    let url = p.http("/slow?ms=1500");
+    let inflight = tokio::spawn(async move {
+        let r = reqwest::Client::new().get(url).header("Host", "slow.test").send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.proc.terminate();
+    let (s, body) = inflight.await.unwrap();
+    assert_eq!((s, body.as_str()), (200, "slow done"));
+    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(15))).await.unwrap();
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_host_and_status_class() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "m.test", "target_url": a.url()})).await;
+    wait_backend(&p, "m.test", "/", "A").await;
+    get(&p, "m.test", "/status?code=503").await;
+    let text = p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"portcullis_requests_total{host="m.test",status_class="2xx"}"#,
+        r#"portcullis_requests_total{host="m.test",status_class="5xx"} 1"#,
+        "portcullis_upstream_response_seconds_bucket",
+        "portcullis_active_downstream_requests",
+        "portcullis_snapshot_rebuilds_total",
+        "portcullis_snapshot_built_timestamp_seconds",
+        "portcullis_tls_handshakes_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+}
+
+/// A certificate for `names` signed by itself, with a random serial: (cert PEM, key PEM, serial hex).
+pub fn make_cert(names: &[&str]) -> (String, String, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", names[0]).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_slice(&rand::random::<[u8; 8]>()).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    (
+        String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        serial.to_hex_str().unwrap().to_string(),
+    )
+}
+
+/// Handshakes with `sni` and returns (leaf serial hex, leaf CN, negotiated ALPN).
+fn handshake(port: u16, sni: &str) -> (String, String, Option<String>) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_alpn_protos(b"\x02h2\x08http/1.1").unwrap();
+    let conn = b.build();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let s = conn.configure().unwrap().verify_hostname(false).connect(sni, tcp).unwrap();
+    let cert = s.ssl().peer_certificate().unwrap();
+    let serial = cert.serial_number().to_bn().unwrap().to_hex_str().unwrap().to_string();
+    let cn = cert.subject_name().entries_by_nid(openssl::nid::Nid::COMMONNAME).next().unwrap().data().to_string().unwrap();
+    let alpn = s.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+    (serial, cn, alpn)
+}
+
+async fn upload(p: &Portcullis, name: &str, cert: &str, key: &str) {
+    let (s, v) = p.admin("POST", "/api/v1/certificates/upload", Some(json!({"cert_name": name, "certificate_pem": cert, "private_key_pem": key}))).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_picks_certificates_by_sni_and_swaps_them_live() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "exact.test", "target_url": a.url()})).await;
+    let (c1, k1, s1) = make_cert(&["exact.test"]);
+    let (cw, kw, sw) = make_cert(&["*.wild.test"]);
+    upload(&p, "exact", &c1, &k1).await;
+    upload(&p, "wild", &cw, &kw).await;
+    let port = p.https_port;
+    let wait_serial = |sni: &'static str, want: String| async move {
+        eventually(Duration::from_secs(2), || {
+            let want = want.clone();
+            async move { tokio::task::spawn_blocking(move || handshake(port, sni)).await.ok().filter(|h| h.0 == want) }
+        })
+        .await
+    };
+    let h = wait_serial("exact.test", s1.clone()).await.expect("exact certificate served");
+    assert_eq!(h.2.as_deref(), Some("h2"), "ALPN h2 offered");
+    wait_serial("sub.wild.test", sw.clone()).await.expect("wildcard certificate served");
+    let (_, cn, _) = tokio::task::spawn_blocking(move || handshake(port, "unknown.test")).await.unwrap();
+    assert_eq!(cn, "localhost", "self-signed fallback for SELF_SIGNED_CN");
+
+    // HTTPS request over h2 through the proxy
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("exact.test", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let r = client.get(format!("https://exact.test:{port}/tls")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]));
+
+    // replacement: the next handshake shows the new serial, and no handshake fails meanwhile
+    let (c2, k2, s2) = make_cert(&["exact.test"]);
+    let hammer = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut n = 0;
+        while t.elapsed() < Duration::from_millis(1500) {
+            handshake(port, "exact.test");
+            n += 1;
+        }
+        n
+    });
+    upload(&p, "exact", &c2, &k2).await;
+    wait_serial("exact.test", s2).await.expect("replacement served");
+    assert!(hammer.await.unwrap() > 0);
+    // deletion falls back to the self-signed certificate
+    let (s, _) = p.admin("DELETE", "/api/v1/certificates/exact", None).await;
+    assert_eq!(s, 200);
+    let fell_back = eventually(Duration::from_secs(2), || async move {
+        tokio::task::spawn_blocking(move || handshake(port, "exact.test")).await.ok().filter(|h| h.1 == "localhost")
+    })
+    .await;
+    assert!(fell_back.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tls_is_verified_unless_the_proxy_opts_out() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    // the proxy's own HTTPS listener (self-signed) is the TLS backend, serving host 127.0.0.1
+    create_proxy(&p, json!({"hostname": "127.0.0.1", "target_url": a.url()})).await;
+    let tls_target = format!("https://127.0.0.1:{}", p.https_port);
+    create_proxy(&p, json!({"hostname": "insecure.test", "target_url": tls_target, "preserve_host_header": false, "verify_upstream_tls": false})).await;
+    create_proxy(&p, json!({"hostname": "strict.test", "target_url": tls_target, "preserve_host_header": false})).await;
+    wait_backend(&p, "insecure.test", "/via-tls", "A").await;
+    let (_, _, v) = get(&p, "insecure.test", "/via-tls").await;
+    assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]), "second hop was TLS");
+    assert_eq!(get(&p, "strict.test", "/").await.0, 502, "self-signed upstream rejected by default");
+}
