@@ -26,6 +26,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `.env` first, so client commands find ADMIN_TOKEN and API_URL there too.
+    let _ = dotenvy::dotenv();
     let args = Args::parse();
     match args.command {
         Command::Serve => {

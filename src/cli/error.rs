@@ -1,0 +1,64 @@
+//! The CLI's one error type: every failure becomes a single `error: ...` line
+//! on stderr and an exit code, in exactly one place (`cli::run`).
+
+use std::process::ExitCode;
+
+use thiserror::Error;
+
+/// Why a client command failed.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// No bearer token was given.
+    #[error("no admin token: set ADMIN_TOKEN (the justfile reads it from .env) or pass --token")]
+    MissingToken,
+    /// `--api-url` is unusable.
+    #[error("invalid --api-url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server answered with a non-2xx status.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The server's `error` code (empty when the body had none).
+        code: String,
+        /// The server's `message`, or a description of the raw body.
+        message: String,
+    },
+    /// The request never got an answer (refused, DNS, timeout).
+    #[error("cannot reach the admin API at {url}: {reason}")]
+    Unreachable {
+        /// The base URL tried.
+        url: String,
+        /// The innermost cause, one line.
+        reason: String,
+    },
+    /// The server answered 2xx with a body the CLI cannot read.
+    #[error("unexpected response from the admin API: {0}")]
+    Protocol(String),
+    /// A local file named on the command line cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    File {
+        /// The path as given.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The tokio runtime could not start.
+    #[error("cannot start the client runtime: {0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    /// Every failure exits 1; clap already exits 2 for bad arguments.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::FAILURE
+    }
+}
+
+/// Result alias for client commands.
+pub type CliResult<T = ()> = Result<T, CliError>;

@@ -1,0 +1,171 @@
+//! The admin API over HTTP: builds URLs from path segments (percent-encoded),
+//! sends the bearer token, and turns non-2xx answers into [`CliError::Api`].
+
+use std::time::Duration;
+
+use reqwest::{Method, Response};
+use serde_json::Value;
+use url::Url;
+
+use super::error::{CliError, CliResult};
+use super::ClientOpts;
+
+/// A client of one admin API with one token.
+pub struct Api {
+    base: Url,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// Parses `--api-url`: an absolute `http://` URL (the admin API speaks plain HTTP).
+pub fn parse_base(raw: &str) -> CliResult<Url> {
+    let bad = |reason: &str| CliError::BadUrl { url: raw.to_string(), reason: reason.to_string() };
+    let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(bad("expected an http:// URL (the admin API listens on plain HTTP)"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("the URL has no host"));
+    }
+    Ok(url)
+}
+
+/// `base` with `segments` appended, each percent-encoded as one path segment.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+/// The innermost cause of an error: for a refused connection this is the
+/// OS message rather than reqwest's generic "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Builds the error for a non-2xx answer from its status and body.
+pub fn api_error(status: u16, body: &str) -> CliError {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_string);
+    match (field("message"), field("error")) {
+        (Some(message), code) => CliError::Api { status, code: code.unwrap_or_default(), message },
+        (None, Some(code)) => CliError::Api { status, message: code.clone(), code },
+        (None, None) => {
+            let text: String = body.trim().chars().take(200).collect();
+            let message = if text.is_empty() { format!("HTTP {status} with an empty body") } else { format!("HTTP {status}: {text}") };
+            CliError::Api { status, code: String::new(), message }
+        }
+    }
+}
+
+impl Api {
+    /// A client for `opts`; fails early when the token or URL is missing or bad.
+    pub fn new(opts: &ClientOpts) -> CliResult<Self> {
+        let token = opts.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).ok_or(CliError::MissingToken)?;
+        let base = parse_base(&opts.api_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("portcullis-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::Runtime(root_cause(&e)))?;
+        Ok(Self { base, token: token.to_string(), http })
+    }
+
+    async fn send(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Response> {
+        let mut path = vec!["api", "v1"];
+        path.extend_from_slice(segments);
+        let url = endpoint(&self.base, &path);
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let reason = if e.is_timeout() {
+                "timed out".to_string()
+            } else if e.is_connect() {
+                format!("{} (is `portcullis serve` running? set API_URL or --api-url)", root_cause(&e))
+            } else {
+                root_cause(&e)
+            };
+            CliError::Unreachable { url: self.base.as_str().trim_end_matches('/').to_string(), reason }
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(api_error(status.as_u16(), &text))
+    }
+
+    async fn json(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Value> {
+        let resp = self.send(method, segments, body).await?;
+        let bytes = resp.bytes().await.map_err(|e| CliError::Protocol(root_cause(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::Protocol(format!("the body is not JSON ({e})")))
+    }
+
+    // Every method takes path segments under `/api/v1/`; a trailing "" adds a slash.
+
+    /// `GET`, expecting JSON.
+    pub async fn get(&self, segments: &[&str]) -> CliResult<Value> {
+        self.json(Method::GET, segments, None).await
+    }
+
+    /// `GET`, expecting text.
+    pub async fn get_text(&self, segments: &[&str]) -> CliResult<String> {
+        let resp = self.send(Method::GET, segments, None).await?;
+        resp.text().await.map_err(|e| CliError::Protocol(root_cause(&e)))
+    }
+
+    /// `POST` a JSON body.
+    pub async fn post(&self, segments: &[&str], body: &Value) -> CliResult<Value> {
+        self.json(Method::POST, segments, Some(body)).await
+    }
+
+    /// `PUT` a JSON body.
+    pub async fn put(&self, segments: &[&str], body: &Value) -> CliResult<Value> {
+        self.json(Method::PUT, segments, Some(body)).await
+    }
+
+    /// `DELETE`.
+    pub async fn delete(&self, segments: &[&str]) -> CliResult<Value> {
+        self.json(Method::DELETE, segments, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_append_encoded_segments() {
+        let base = parse_base("http://127.0.0.1:9000").unwrap();
+        assert_eq!(endpoint(&base, &["api", "v1", "tokens", ""]).as_str(), "http://127.0.0.1:9000/api/v1/tokens/");
+        assert_eq!(endpoint(&base, &["api", "v1", "routes", "a/b c"]).as_str(), "http://127.0.0.1:9000/api/v1/routes/a%2Fb%20c");
+        let prefixed = parse_base("http://h:1/admin/").unwrap();
+        assert_eq!(endpoint(&prefixed, &["api", "v1"]).as_str(), "http://h:1/admin/api/v1");
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_accepted() {
+        assert!(parse_base("https://h").is_err());
+        assert!(parse_base("127.0.0.1:9000").is_err());
+        assert!(parse_base("http://[::1]:9000").is_ok());
+    }
+
+    #[test]
+    fn api_errors_use_the_server_message() {
+        let e = api_error(422, r#"{"error":"validation_error","message":"hostname: bad","field":"hostname"}"#);
+        assert!(matches!(&e, CliError::Api { status: 422, code, message } if code == "validation_error" && message == "hostname: bad"));
+        assert_eq!(api_error(502, "Bad Gateway").to_string(), "HTTP 502: Bad Gateway");
+        assert_eq!(api_error(500, "").to_string(), "HTTP 500 with an empty body");
+    }
+}
