@@ -5,6 +5,7 @@
 //! subcommands (`cli`) are clients of the admin API.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod admin;
 pub mod cli;
 pub mod config;

@@ -24,9 +24,29 @@ async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path
     reply(StatusCode::OK, json!({"status": "deleted", "cert_name": n}))
 }
 
+async fn request_one(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
+    reply(StatusCode::ACCEPTED, s.manager.request_cert(&c, b, false).await?)
+}
+async fn request_multi(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
+    reply(StatusCode::ACCEPTED, s.manager.request_cert(&c, b, true).await?)
+}
+async fn status(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
+    reply(StatusCode::OK, s.manager.cert_status(&c, &n).await?)
+}
+async fn renew(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
+    reply(StatusCode::ACCEPTED, s.manager.renew_cert(&c, &n, false).await?)
+}
+async fn to_production(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
+    reply(StatusCode::ACCEPTED, s.manager.renew_cert(&c, &n, true).await?)
+}
+
 /// Adds the certificate endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/certificates/", get(list))
+    both(r, "/api/v1/certificates/", get(list).post(request_one))
         .route("/api/v1/certificates/upload", post(upload))
+        .route("/api/v1/certificates/multi-domain", post(request_multi))
+        .route("/api/v1/certificates/{cert_name}/status", get(status))
+        .route("/api/v1/certificates/{cert_name}/renew", post(renew))
+        .route("/api/v1/certificates/{cert_name}/to-production", post(to_production))
         .route("/api/v1/certificates/{cert_name}", get(show).delete(delete))
 }

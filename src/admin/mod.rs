@@ -70,6 +70,28 @@ impl<S: Send + Sync> FromRequest<S> for ApiJson {
     }
 }
 
+/// Like [`ApiJson`], but an empty body reads as `{}` (optional options).
+pub struct ApiJsonOrEmpty(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(json!({})));
+        }
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
+        if !v.is_object() {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object"));
+        }
+        Ok(Self(v))
+    }
+}
+
 /// Registers `path` both with and without a trailing slash (no redirects).
 fn both(router: Router<Arc<AppState>>, path: &str, mr: MethodRouter<Arc<AppState>>) -> Router<Arc<AppState>> {
     let bare = path.trim_end_matches('/');

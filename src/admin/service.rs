@@ -45,6 +45,7 @@ impl BackgroundService for ControlPlane {
             }
         };
         let state = Arc::new(AppState { manager: Manager::new(Arc::new(store), self.config.clone()), started: Instant::now() });
+        tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));
         tracing::info!(%addr, "control plane listening");
         let mut stop = shutdown.clone();
         let served = axum::serve(listener, router(state)).with_graceful_shutdown(async move {

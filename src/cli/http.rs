@@ -80,6 +80,11 @@ impl Api {
         Ok(Self { base, token: token.to_string(), http })
     }
 
+    /// The same API, called with another bearer token.
+    pub fn as_token(&self, token: &str) -> Self {
+        Self { base: self.base.clone(), token: token.to_string(), http: self.http.clone() }
+    }
+
     async fn send(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Response> {
         let mut path = vec!["api", "v1"];
         path.extend_from_slice(segments);

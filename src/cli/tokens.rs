@@ -3,7 +3,7 @@
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use super::error::CliResult;
+use super::error::{CliError, CliResult};
 use super::http::Api;
 use super::output::{emit, field, fields, table, Column};
 
@@ -74,10 +74,15 @@ pub enum TokenVerb {
     },
     /// Show the token you are calling with.
     Info,
-    /// Set the certificate e-mail of the token you are calling with.
+    /// Set the certificate e-mail of the token you are calling with
+    /// (or, for an admin, of the token named by --name).
     Email {
         /// New e-mail address.
         email: String,
+        /// Token to change: its value is revealed with your admin token and
+        /// the change is made as that token.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -142,7 +147,15 @@ pub async fn run(api: &Api, json_out: bool, verb: TokenVerb) -> CliResult {
         TokenVerb::Reveal { name } => api.get(&[TOKENS, name, "reveal"]).await?,
         TokenVerb::Delete { name } => api.delete(&[TOKENS, name]).await?,
         TokenVerb::Info => api.get(&[TOKENS, "info"]).await?,
-        TokenVerb::Email { email } => api.put(&[TOKENS, "email"], &json!({ "cert_email": email })).await?,
+        TokenVerb::Email { email, name: None } => api.put(&[TOKENS, "email"], &json!({ "cert_email": email })).await?,
+        TokenVerb::Email { email, name: Some(name) } => {
+            let revealed = api.get(&[TOKENS, name, "reveal"]).await?;
+            let value = revealed
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CliError::Protocol(format!("token {name} was revealed without its value")))?;
+            api.as_token(value).put(&[TOKENS, "email"], &json!({ "cert_email": email })).await?
+        }
     };
     if json_out {
         super::output::json(&v);

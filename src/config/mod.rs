@@ -50,6 +50,28 @@ pub mod vars {
     pub const SHUTDOWN_GRACE_PERIOD: &str = "SHUTDOWN_GRACE_PERIOD";
     /// Worker threads of the data plane.
     pub const PROXY_THREADS: &str = "PROXY_THREADS";
+    /// Production ACME directory.
+    pub const ACME_DIRECTORY_URL: &str = "ACME_DIRECTORY_URL";
+    /// Staging ACME directory.
+    pub const ACME_STAGING_URL: &str = "ACME_STAGING_URL";
+    /// PEM file of a CA that signs the ACME directory's own HTTPS certificate.
+    pub const ACME_CA_BUNDLE: &str = "ACME_CA_BUNDLE";
+    /// Order polls before giving up.
+    pub const ACME_POLL_MAX_ATTEMPTS: &str = "ACME_POLL_MAX_ATTEMPTS";
+    /// Seconds between order polls.
+    pub const ACME_POLL_INTERVAL_SECONDS: &str = "ACME_POLL_INTERVAL_SECONDS";
+    /// Seconds to wait before the first poll.
+    pub const ACME_POLL_INITIAL_WAIT: &str = "ACME_POLL_INITIAL_WAIT";
+    /// Seconds between renewal checks.
+    pub const RENEWAL_CHECK_INTERVAL: &str = "RENEWAL_CHECK_INTERVAL";
+    /// Renew certificates expiring within this many days.
+    pub const RENEWAL_THRESHOLD_DAYS: &str = "RENEWAL_THRESHOLD_DAYS";
+    /// Seconds a finished generation status is kept.
+    pub const CERT_STATUS_RETENTION_SECONDS: &str = "CERT_STATUS_RETENTION_SECONDS";
+    /// Concurrent ACME orders per instance.
+    pub const CERT_GEN_MAX_WORKERS: &str = "CERT_GEN_MAX_WORKERS";
+    /// RSA key size of issued certificates.
+    pub const RSA_KEY_SIZE: &str = "RSA_KEY_SIZE";
     /// Base URL of the admin API for the CLI.
     pub const API_URL: &str = "API_URL";
 }
@@ -109,6 +131,70 @@ pub struct Config {
     pub shutdown_grace_period: Duration,
     /// Data plane worker threads.
     pub proxy_threads: usize,
+    /// ACME settings.
+    pub acme: AcmeConfig,
+}
+
+/// ACME issuance and renewal settings.
+#[derive(Clone, Debug)]
+pub struct AcmeConfig {
+    /// Production directory URL.
+    pub directory_url: String,
+    /// Staging directory URL.
+    pub staging_url: String,
+    /// Extra root for the directory's HTTPS (private CAs, tests).
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Order polls before giving up.
+    pub poll_max_attempts: u32,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// Wait before the first poll.
+    pub poll_initial_wait: Duration,
+    /// Time between renewal checks.
+    pub renewal_check_interval: Duration,
+    /// Renew when expiring within this many days.
+    pub renewal_threshold_days: i64,
+    /// How long a finished status is kept.
+    pub status_retention: Duration,
+    /// Concurrent orders per instance.
+    pub max_workers: usize,
+    /// RSA key size.
+    pub rsa_key_size: u32,
+}
+
+fn acme_config() -> Result<AcmeConfig, ConfigError> {
+    let url = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+        let v = raw(var).unwrap_or_else(|| default.to_string());
+        crate::model::validate_http_url(var, &v).map_err(|e| ConfigError { var, value: v.clone(), reason: e.message })?;
+        Ok(v)
+    };
+    let ca_bundle = raw(vars::ACME_CA_BUNDLE).map(std::path::PathBuf::from);
+    if let Some(p) = &ca_bundle {
+        if !p.is_file() {
+            return Err(ConfigError { var: vars::ACME_CA_BUNDLE, value: p.display().to_string(), reason: "file does not exist".into() });
+        }
+    }
+    let rsa_key_size: u32 = parse(vars::RSA_KEY_SIZE, 2048, "2048, 3072 or 4096")?;
+    if ![2048, 3072, 4096].contains(&rsa_key_size) {
+        return Err(ConfigError { var: vars::RSA_KEY_SIZE, value: rsa_key_size.to_string(), reason: "expected 2048, 3072 or 4096".into() });
+    }
+    let max_workers: usize = parse(vars::CERT_GEN_MAX_WORKERS, 5, "a worker count")?;
+    if max_workers == 0 {
+        return Err(ConfigError { var: vars::CERT_GEN_MAX_WORKERS, value: "0".into(), reason: "must be at least 1".into() });
+    }
+    Ok(AcmeConfig {
+        directory_url: url(vars::ACME_DIRECTORY_URL, "https://acme-v02.api.letsencrypt.org/directory")?,
+        staging_url: url(vars::ACME_STAGING_URL, "https://acme-staging-v02.api.letsencrypt.org/directory")?,
+        ca_bundle,
+        poll_max_attempts: parse(vars::ACME_POLL_MAX_ATTEMPTS, 60, "a number of attempts")?,
+        poll_interval: seconds(vars::ACME_POLL_INTERVAL_SECONDS, 2)?,
+        poll_initial_wait: Duration::from_secs(parse(vars::ACME_POLL_INITIAL_WAIT, 0, "a whole number of seconds")?),
+        renewal_check_interval: seconds(vars::RENEWAL_CHECK_INTERVAL, 86_400)?,
+        renewal_threshold_days: parse(vars::RENEWAL_THRESHOLD_DAYS, 30, "a number of days")?,
+        status_retention: seconds(vars::CERT_STATUS_RETENTION_SECONDS, 300)?,
+        max_workers,
+        rsa_key_size,
+    })
 }
 
 /// Reads a variable, treating an empty value as unset.
@@ -238,6 +324,7 @@ impl Config {
             redis_startup_timeout: seconds(vars::REDIS_STARTUP_TIMEOUT, 30)?,
             shutdown_grace_period: seconds(vars::SHUTDOWN_GRACE_PERIOD, 10)?,
             proxy_threads: parse(vars::PROXY_THREADS, threads_default, "a thread count")?,
+            acme: acme_config()?,
         };
         cfg.validate()?;
         Ok(cfg)

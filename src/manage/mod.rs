@@ -2,6 +2,7 @@
 //! one set of functions that the REST API, the CLI (through REST) and MCP
 //! call. They enforce ownership and validation; front ends stay thin.
 
+pub mod acme_certs;
 pub mod certs;
 pub mod proxies;
 pub mod routes;
@@ -28,6 +29,8 @@ pub struct Manager {
     pub config: Arc<Config>,
     /// Seals secrets at rest.
     pub sealer: Sealer,
+    /// ACME issuance.
+    pub acme: crate::acme::Acme,
 }
 
 /// Who is calling, established from a bearer token.
@@ -83,6 +86,16 @@ pub enum ManageError {
     Seal(#[from] SealError),
 }
 
+impl From<crate::acme::StartError> for ManageError {
+    fn from(e: crate::acme::StartError) -> Self {
+        match e {
+            crate::acme::StartError::Invalid(v) => ManageError::Invalid(v),
+            crate::acme::StartError::Busy(n) => ManageError::Conflict(format!("an order for certificate {n} is already running")),
+            crate::acme::StartError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ManageError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -132,7 +145,8 @@ impl Manager {
     /// Builds a manager.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
         let sealer = Sealer::new(config.secret_key);
-        Self { store, config, sealer }
+        let acme = crate::acme::Acme::new(store.clone(), config.clone(), sealer.clone());
+        Self { store, config, sealer, acme }
     }
 
     /// Resolves a bearer token to a caller: the bootstrap `ADMIN_TOKEN`

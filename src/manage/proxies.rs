@@ -10,20 +10,36 @@ const LOCKED: [&str; 4] = ["hostname", "owner_token_hash", "created_by", "create
 
 impl Manager {
     /// Creates a proxy owned by the caller.
+    /// With `enable_https` and no `cert_name`, issuance of a certificate for
+    /// the hostname starts (request options `staging` and `email` apply) and
+    /// the result is attached; until then the self-signed one is served.
     pub async fn create_proxy(&self, caller: &Caller, body: Value) -> ManageResult<Proxy> {
         let mut body = body;
+        let (mut staging, mut email) = (false, None);
         if let Value::Object(o) = &mut body {
             for k in &LOCKED[1..] {
                 o.remove(*k);
             }
+            staging = o.remove("staging").and_then(|v| v.as_bool()).unwrap_or(false);
+            email = o.remove("email").and_then(|v| v.as_str().map(String::from));
         }
         let mut p: Proxy = from_json(body)?;
         p.validate()?;
         p.owner_token_hash = caller.hash.clone();
         p.created_by = caller.name.clone();
         p.created_at = now_rfc3339();
+        let existing = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
+        let auto_issue = p.enable_https && p.cert_name.is_none();
+        if auto_issue && self.store.get_cert(&existing).await?.is_some_and(|c| c.domains.contains(&p.hostname)) {
+            p.cert_name = Some(existing);
+        }
         self.store.create_proxy(&p).await?;
         tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy created");
+        if auto_issue && p.cert_name.is_none() {
+            if let Err(e) = self.issue_for_proxy(caller, &p, staging, email).await {
+                tracing::warn!(hostname = %p.hostname, error = %e, "automatic certificate issuance did not start");
+            }
+        }
         Ok(p)
     }
 

@@ -5,6 +5,9 @@ use pingora::proxy::Session;
 use super::respond::Reply;
 use super::{Ctx, Edge};
 
+/// HTTP-01 answers live under this path on every host; nothing shadows it.
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// What to do with a request.
 pub enum Decision {
     /// Forward to `ctx.upstream`.
@@ -43,6 +46,13 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx) -> Decision {
     ctx.host = host;
     ctx.raw_host = raw;
     let snap = edge.handle.load();
+    let req = session.req_header();
+    if let Some(token) = req.uri.path().strip_prefix(ACME_CHALLENGE_PREFIX) {
+        return Decision::Respond(match snap.challenges.get(token) {
+            Some(answer) => Reply::text(200, answer.clone()),
+            None => Reply::text(404, "404 Not Found: unknown ACME challenge\n".to_string()),
+        });
+    }
     let Some(entry) = snap.proxies.get(&ctx.host) else {
         let shown: String = ctx.host.chars().filter(|c| c.is_ascii_graphic()).take(253).collect();
         return Decision::Respond(Reply::text(404, format!("404 Not Found: no proxy is configured for host {shown:?}\n")));
@@ -51,7 +61,6 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx) -> Decision {
     if !p.enabled {
         return Decision::Respond(Reply::text(503, format!("503 Service Unavailable: proxy {} is disabled\n", p.hostname)));
     }
-    let req = session.req_header();
     let pq = req.uri.path_and_query().map_or("/", |x| x.as_str());
     if ctx.tls && !p.enable_https {
         return Decision::Respond(if p.enable_http {

@@ -107,6 +107,7 @@ pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>) -
     let mut routes = store.list_routes().await?;
     let services = store.list_service_urls().await?;
     let certs = store.list_certs().await?;
+    let challenges = store.list_challenges().await?;
 
     let mut res = Resolver::default();
     let mut targets = HashMap::new();
@@ -148,5 +149,5 @@ pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>) -
         };
         entries.insert(entry.proxy.hostname.clone(), Arc::new(entry));
     }
-    Ok(Snapshot { proxies: entries, certs: table, built_at: SystemTime::now() })
+    Ok(Snapshot { proxies: entries, certs: table, challenges, built_at: SystemTime::now() })
 }

@@ -92,6 +92,8 @@ pub struct Snapshot {
     pub proxies: HashMap<String, Arc<ProxyEntry>>,
     /// Certificates for SNI selection.
     pub certs: CertTable,
+    /// ACME HTTP-01 answers by token.
+    pub challenges: HashMap<String, String>,
     /// When it was built.
     pub built_at: SystemTime,
 }

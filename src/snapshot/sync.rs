@@ -91,10 +91,14 @@ impl BackgroundService for SyncService {
                         };
                         metrics::CHANGE_EVENTS.inc();
                         tracing::debug!(kind = ?ev.kind, id = %ev.id, op = %ev.op, "change event");
-                        while let Some(Some(_)) = events.next().now_or_never() {
+                        let mut relevant = ev.kind.affects_snapshot();
+                        while let Some(Some(more)) = events.next().now_or_never() {
                             metrics::CHANGE_EVENTS.inc();
+                            relevant |= more.kind.affects_snapshot();
                         }
-                        self.rebuild(&store).await;
+                        if relevant {
+                            self.rebuild(&store).await;
+                        }
                     }
                 }
             }

@@ -16,6 +16,7 @@ for _, c in ipairs(op.checks) do
 end
 for _, k in ipairs(op.del) do redis.call('DEL', k) end
 for _, kv in ipairs(op.set) do redis.call('SET', kv[1], kv[2]) end
+for _, kv in ipairs(op.setex) do redis.call('SET', kv[1], kv[2], 'EX', kv[3]) end
 for _, kv in ipairs(op.sadd) do redis.call('SADD', kv[1], kv[2]) end
 for _, kv in ipairs(op.srem) do redis.call('SREM', kv[1], kv[2]) end
 redis.call('PUBLISH', op.channel, op.event)

@@ -52,3 +52,15 @@ pub fn internal(name: &str) -> String {
 pub fn family(prefix: &str) -> (String, usize) {
     (format!("{prefix}:*"), prefix.len() + 1)
 }
+/// `cert:status:{name}`
+pub fn cert_status(name: &str) -> String {
+    format!("cert:status:{name}")
+}
+/// `acme:challenge:{token}`
+pub fn acme_challenge(token: &str) -> String {
+    format!("acme:challenge:{token}")
+}
+/// `lock:{name}`
+pub fn lock(name: &str) -> String {
+    format!("lock:{name}")
+}

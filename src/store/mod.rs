@@ -51,6 +51,15 @@ pub enum EventKind {
     Cert,
     /// A named service.
     Service,
+    /// An ACME HTTP-01 challenge answer.
+    Challenge,
+}
+
+impl EventKind {
+    /// True when records of this kind feed the data plane snapshot.
+    pub fn affects_snapshot(self) -> bool {
+        !matches!(self, EventKind::Token)
+    }
 }
 
 /// Published once per successful write; instances rebuild their snapshot on it.
@@ -137,6 +146,26 @@ pub trait Store: Send + Sync + 'static {
     async fn get_value(&self, key: &str) -> StoreResult<Option<String>>;
     /// Sets a small internal value unless present; true when this call set it.
     async fn set_value_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    /// Stores an HTTP-01 answer for `token` (expires after `ttl_secs`); publishes an event.
+    async fn put_challenge(&self, token: &str, key_authorization: &str, ttl_secs: u64) -> StoreResult<()>;
+    /// Removes an HTTP-01 answer; publishes an event.
+    async fn delete_challenge(&self, token: &str) -> StoreResult<()>;
+    /// Every live HTTP-01 answer, by token.
+    async fn list_challenges(&self) -> StoreResult<HashMap<String, String>>;
+
+    /// Certificate generation status (operational state: no change event).
+    async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Sets the generation status, expiring after `ttl_secs` when given.
+    async fn put_cert_status(&self, name: &str, status_json: &str, ttl_secs: Option<u64>) -> StoreResult<()>;
+
+    /// Takes the named lock for `ttl_secs` unless someone holds it; true when taken.
+    async fn acquire_lock(&self, name: &str, owner: &str, ttl_secs: u64) -> StoreResult<bool>;
+    /// Releases the lock if `owner` still holds it.
+    async fn release_lock(&self, name: &str, owner: &str) -> StoreResult<()>;
+
+    /// Sets a small internal value (overwriting).
+    async fn set_value(&self, key: &str, value: &str) -> StoreResult<()>;
 
     /// Change events from every instance, in order, until the stream ends
     /// (the connection dropped: the caller resubscribes and reconciles).

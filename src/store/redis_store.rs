@@ -40,6 +40,7 @@ struct WriteOp {
     set: Vec<(String, String)>,
     sadd: Vec<(String, String)>,
     srem: Vec<(String, String)>,
+    setex: Vec<(String, String, u64)>,
     channel: String,
     event: String,
 }
@@ -89,7 +90,10 @@ impl RedisStore {
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(std::time::Duration::from_secs(3))
             .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2);
+            // No internal retries: redis-rs backs off 1 s then up to 60 s
+            // (factor 100), which made this "fail fast" connect hang past
+            // REDIS_STARTUP_TIMEOUT and stalled reconnects. Callers retry.
+            .set_number_of_retries(0);
         let conn = ConnectionManager::new_with_config(client.clone(), cfg).await.map_err(unavailable)?;
         let store = Self { client, conn, script: std::sync::Arc::new(redis::Script::new(include_str!("apply.lua"))) };
         store.ping().await?;
@@ -478,6 +482,70 @@ impl Store for RedisStore {
 
     async fn set_value_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         self.conn().set_nx(keys::internal(key), value).await.map_err(unavailable)
+    }
+
+    async fn put_challenge(&self, token: &str, key_authorization: &str, ttl_secs: u64) -> StoreResult<()> {
+        let mut op = WriteOp::new(EventKind::Challenge, token, "create");
+        op.setex.push((keys::acme_challenge(token), key_authorization.to_string(), ttl_secs));
+        self.apply(&op).await.map(|_| ())
+    }
+
+    async fn delete_challenge(&self, token: &str) -> StoreResult<()> {
+        let mut op = WriteOp::new(EventKind::Challenge, token, "delete");
+        op.del.push(keys::acme_challenge(token));
+        self.apply(&op).await.map(|_| ())
+    }
+
+    async fn list_challenges(&self) -> StoreResult<HashMap<String, String>> {
+        let (pattern, skip) = keys::family("acme:challenge");
+        let mut conn = self.conn();
+        let mut found = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
+            while let Some(k) = iter.next_item().await {
+                found.push(k.map_err(unavailable)?);
+            }
+        }
+        let mut out = HashMap::new();
+        for chunk in found.chunks(500) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            for (k, v) in chunk.iter().zip(vals) {
+                if let Some(v) = v {
+                    out.insert(k[skip..].to_string(), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>> {
+        self.raw(&keys::cert_status(name)).await
+    }
+
+    async fn put_cert_status(&self, name: &str, status_json: &str, ttl_secs: Option<u64>) -> StoreResult<()> {
+        let key = keys::cert_status(name);
+        let mut conn = self.conn();
+        match ttl_secs {
+            Some(t) => conn.set_ex::<_, _, ()>(key, status_json, t.max(1)).await,
+            None => conn.set::<_, _, ()>(key, status_json).await,
+        }
+        .map_err(unavailable)
+    }
+
+    async fn acquire_lock(&self, name: &str, owner: &str, ttl_secs: u64) -> StoreResult<bool> {
+        let opts = redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX).with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
+        let r: Option<String> = self.conn().set_options(keys::lock(name), owner, opts).await.map_err(unavailable)?;
+        Ok(r.is_some())
+    }
+
+    async fn release_lock(&self, name: &str, owner: &str) -> StoreResult<()> {
+        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+        let _: i64 = script.key(keys::lock(name)).arg(owner).invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_value(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.conn().set::<_, _, ()>(keys::internal(key), value).await.map_err(unavailable)
     }
 
     async fn subscribe(&self) -> StoreResult<BoxStream<'static, ChangeEvent>> {

@@ -3,5 +3,10 @@
 
 mod harness;
 
+mod acme;
 mod admin_api;
+mod admin_auth;
+mod admin_bad_input;
+mod admin_events;
+mod admin_startup;
 mod dataplane;

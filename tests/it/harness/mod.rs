@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod pebble;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Wraps a spawned child logging to `log`.
+    pub fn from_child(child: Child, log: PathBuf) -> Proc {
+        Proc { child, log, _dir: None }
+    }
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -177,6 +182,9 @@ pub fn serve_env(redis_url: &str) -> Vec<(String, String)> {
         ("PROXY_THREADS".into(), "2".into()),
         ("RECONCILE_INTERVAL".into(), "30".into()),
         ("REDIS_STARTUP_TIMEOUT".into(), "5".into()),
+        // no ACME traffic leaves the machine: a closed local port unless a test runs Pebble
+        ("ACME_DIRECTORY_URL".into(), "http://127.0.0.1:9/directory".into()),
+        ("ACME_STAGING_URL".into(), "http://127.0.0.1:9/directory".into()),
     ]
 }
 
