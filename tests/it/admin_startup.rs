@@ -1,0 +1,124 @@
+//! Start-up (issue 2): one-line failures for bad config and unreachable
+//! Redis, and the default `localhost` proxy that survives user edits.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::admin_api::{sha, start};
+use crate::harness::{eventually, free_port, serve_env, spawn, Redis, ADMIN_TOKEN};
+
+fn env_with(redis_url: &str, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = serve_env(redis_url);
+    for (k, v) in overrides {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_startup_bad_http_port_exits_with_one_line() {
+    for bad in ["abc", "70000", "0", "-1"] {
+        let env = env_with("redis://127.0.0.1:1/0", &[("HTTP_PORT", bad)]);
+        let started = Instant::now();
+        let mut proc = spawn(&["serve"], &env);
+        let code = proc.wait_exit(Duration::from_secs(5));
+        let log = proc.log_text();
+        assert!(matches!(code, Some(c) if c != 0), "HTTP_PORT={bad}: exit {code:?}; output:\n{log}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Nothing is logged before config is read: the whole output is stderr.
+        let l = lines(&log);
+        assert_eq!(l.len(), 1, "HTTP_PORT={bad}: expected one line, got:\n{log}");
+        assert!(l[0].contains("HTTP_PORT"), "the line does not name HTTP_PORT: {}", l[0]);
+    }
+
+    // Checked separately, on stderr alone.
+    let env = env_with("redis://127.0.0.1:1/0", &[("HTTP_PORT", "abc")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(lines(&stderr).len(), 1, "stderr:\n{stderr}");
+    assert!(stderr.contains("HTTP_PORT") && stderr.contains("abc"), "stderr:\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_startup_unreachable_redis_retries_then_exits() {
+    let closed = free_port();
+    let env = env_with(&format!("redis://:secret@127.0.0.1:{closed}/0"), &[("REDIS_STARTUP_TIMEOUT", "2")]);
+    let started = Instant::now();
+    let mut proc = spawn(&["serve"], &env);
+    let code = proc.wait_exit(Duration::from_secs(15));
+    let elapsed = started.elapsed();
+    let log = proc.log_text();
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?} after {elapsed:?}; output:\n{log}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?} with REDIS_STARTUP_TIMEOUT=2");
+    assert!(elapsed >= Duration::from_millis(1500), "gave up after {elapsed:?}, before the startup timeout");
+    assert!(log.to_lowercase().contains("retrying"), "no retry in the log:\n{log}");
+    let last = *lines(&log).last().unwrap();
+    assert!(last.contains("Redis"), "the final line does not mention Redis: {last}");
+    assert!(!log.contains(":secret@"), "the Redis password is logged:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_startup_default_localhost_proxy_survives_restart_after_edit() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+
+    let (s, lh) = p.admin("GET", "/api/v1/proxy/targets/localhost", None).await;
+    assert_eq!(s, 200, "{lh}");
+    assert_eq!(lh["target_url"], format!("http://127.0.0.1:{}", p.api_port), "the default proxy targets the API");
+    assert_eq!(lh["owner_token_hash"], sha(ADMIN_TOKEN));
+    assert!(redis.cli(&["GET", "proxy:localhost"]).contains("localhost"));
+
+    // Through the data plane, localhost reaches the control plane.
+    let c = reqwest::Client::new();
+    let reached = eventually(Duration::from_secs(10), || async {
+        let r = c.get(p.http("/health")).header("Host", "localhost").send().await.ok()?;
+        let v: Value = r.json().await.ok()?;
+        (v["redis"] == "ok").then_some(())
+    })
+    .await;
+    assert!(reached.is_some(), "localhost on the data plane does not reach the API");
+
+    // A restart without edits changes nothing.
+    let raw_before = redis.cli(&["GET", "proxy:localhost"]);
+    drop(p);
+    let p = start(&redis).await;
+    assert_eq!(redis.cli(&["GET", "proxy:localhost"]), raw_before, "a restart rewrote the untouched default proxy");
+
+    // Edit it, restart, and the edit is still there.
+    let edit = json!({"target_url": "http://127.0.0.1:1", "custom_response_headers": {"X-Edited": "yes"}, "preserve_host_header": false});
+    let (s, v) = p.admin("PUT", "/api/v1/proxy/targets/localhost", Some(edit)).await;
+    assert_eq!(s, 200, "{v}");
+    let raw_edited = redis.cli(&["GET", "proxy:localhost"]);
+    drop(p);
+    let p = start(&redis).await;
+    assert_eq!(redis.cli(&["GET", "proxy:localhost"]), raw_edited, "the restart overwrote the edited proxy");
+    let (s, v) = p.admin("GET", "/api/v1/proxy/targets/localhost", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["target_url"], "http://127.0.0.1:1");
+    assert_eq!(v["custom_response_headers"], json!({"X-Edited": "yes"}));
+    assert_eq!(v["preserve_host_header"], false);
+
+    // Deleted, it is recreated on the next start.
+    let (s, _) = p.admin("DELETE", "/api/v1/proxy/targets/localhost", None).await;
+    assert_eq!(s, 200);
+    drop(p);
+    let p = start(&redis).await;
+    let (s, v) = p.admin("GET", "/api/v1/proxy/targets/localhost", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["target_url"], format!("http://127.0.0.1:{}", p.api_port));
+}
