@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `just bench`: one run, four targets, same wrk load, same 1 KiB response.
+#
+#   (a) nginx serving a static 1 KiB file (the backend of b-d)
+#   (b) nginx as reverse proxy to (a), upstream keepalive
+#   (c) bench-floor: a bare Pingora 0.9.1 proxy (benches/floor/floor.rs)
+#   (d) portcullis serve (release, PROXY_THREADS=1) with 100 proxies and
+#       1,000 routes created through the admin API, Host: bench-50.test
+#
+# Each target gets a 1 s warm-up, then
+#   wrk -t1 -c${BENCH_CONNECTIONS:-50} -d${BENCH_SECONDS:-10}s --latency
+# Every proxy and the backend run 1 worker/thread. All traffic is 127.0.0.1.
+#
+# Before each measurement the script waits (up to BENCH_QUIET_WAIT s, default 120) for the
+# machine to be idle, and it reports how much CPU other processes used during each
+# measurement ("other work"): on a 2-core box a concurrent cargo build halves the figures.
+#
+# Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_WARMUP (1, seconds; 0 = none),
+#      BENCH_NO_BUILD=1 (use existing target/release binaries), BENCH_KEEP=1 (keep the temp dir
+#      with configs, logs and raw wrk output), BENCH_PROXIES (100), BENCH_ROUTES (1000).
+set -euo pipefail
+
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNECTIONS:-50}
+WARMUP=${BENCH_WARMUP:-1}
+CLK_TCK=$(getconf CLK_TCK)
+
+trap bench_cleanup EXIT INT TERM
+ensure_tools
+build_binaries
+bench_workdir
+log "work dir $WORK"
+
+# CPU ticks (user+system) of a process and its direct children (nginx master + worker).
+cpu_ticks() {
+    local pid=$1 total=0 p stat f kids
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    for p in $pid $kids; do
+        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# wrk latency ("812.00us", "1.23ms", "1.01s") -> milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "nan" }'
+}
+
+NAMES=()
+declare -A LABEL RPS P50 P99 CPU NON2XX ERRS OTHER
+
+# measure KEY LABEL URL CPU_PID: warm-up, measured run, parse.
+measure() {
+    local key=$1 label=$2 url=$3 pid=$4 out=$WORK/wrk-$1.txt t0 t1
+    check_1k "$url" "$BENCH_HOST"
+    if ((WARMUP > 0)); then
+        wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "Host: $BENCH_HOST" "$url" >/dev/null
+    fi
+    wait_quiet
+    log "measuring $label: wrk -t1 -c$CONNS -d${SECS}s --latency -H 'Host: $BENCH_HOST' $url"
+    proc_snapshot >"$WORK/procs-before"
+    t0=$(cpu_ticks "$pid")
+    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Host: $BENCH_HOST" "$url" >"$out"
+    t1=$(cpu_ticks "$pid")
+    proc_snapshot >"$WORK/procs-after"
+    OTHER[$key]=$(foreign_cores "$WORK/procs-before" "$WORK/procs-after" "$SECS")
+    NAMES+=("$key")
+    LABEL[$key]=$label
+    RPS[$key]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    P50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    NON2XX[$key]=$(awk -F: '/Non-2xx/ {gsub(/ /, "", $2); print $2}' "$out")
+    NON2XX[$key]=${NON2XX[$key]:-0}
+    ERRS[$key]=$(awk '/Socket errors/ {sub(/.*Socket errors: /, ""); gsub(/ /, ""); print}' "$out")
+    ERRS[$key]=${ERRS[$key]:-none}
+    local total
+    total=$(awk '/requests in/ {print $1}' "$out")
+    CPU[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+    log "  ${RPS[$key]} req/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms, ${CPU[$key]} us CPU/req, non-2xx ${NON2XX[$key]}, errors ${ERRS[$key]}, other work ${OTHER[$key]} cores"
+    if awk -v o="${OTHER[$key]}" 'BEGIN { exit !(o >= 0.10) }'; then
+        log "WARNING: other processes used ${OTHER[$key]} cores during this measurement; it is not clean"
+    fi
+}
+
+start_backend
+measure nginx "(a) nginx static (backend)" "http://127.0.0.1:$BACKEND_PORT$BENCH_PATH" "$BACKEND_PID"
+
+start_nginx_proxy
+measure nginxproxy "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PROXY_PORT$BENCH_PATH" "$NGINX_PROXY_PID"
+stop_pid "$NGINX_PROXY_PID" TERM
+
+start_floor
+measure floor "(c) pingora floor" "http://127.0.0.1:$FLOOR_PORT$BENCH_PATH" "$FLOOR_PID"
+stop_pid "$FLOOR_PID" INT
+
+start_portcullis
+populate_portcullis
+measure portcullis "(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)" "http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" "$PORTCULLIS_PID"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "MET" : "NOT MET" }'; }
+
+R_FLOOR=$(ratio "${RPS[portcullis]}" "${RPS[floor]}")
+R_NGINX=$(ratio "${RPS[portcullis]}" "${RPS[nginxproxy]}")
+R_P99=$(ratio "${P99[portcullis]}" "${P99[floor]}")
+R_FLOOR_NGINX=$(ratio "${RPS[floor]}" "${RPS[nginxproxy]}")
+
+echo
+echo "## portcullis benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "wrk -t1 -c$CONNS -d${SECS}s --latency, 1 KiB response, Host: $BENCH_HOST, 1 worker/thread per server"
+echo
+echo "| target | req/s | p50 ms | p99 ms | server CPU us/req | non-2xx | socket errors | other work (cores) |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|"
+for k in "${NAMES[@]}"; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
+done
+echo
+echo "| ratio | value | target | verdict |"
+echo "|---|---:|---:|---|"
+echo "| portcullis / floor (req/s) | $R_FLOOR | >= 0.90 | $(verdict "$R_FLOOR" 0.9 '>=') |"
+echo "| portcullis / floor (p99) | $R_P99 | <= 1.20 | $(verdict "$R_P99" 1.2 '<=') |"
+echo "| portcullis / nginx proxy (req/s) | $R_NGINX | - | - |"
+echo "| floor / nginx proxy (req/s) | $R_FLOOR_NGINX | - | - |"
