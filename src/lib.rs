@@ -12,6 +12,7 @@ pub mod config;
 pub mod manage;
 pub mod metrics;
 pub mod model;
+pub mod oauth;
 pub mod proxy;
 pub mod secrets;
 pub mod server;

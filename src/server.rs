@@ -94,6 +94,59 @@ async fn ensure_localhost_proxy(store: &dyn Store, cfg: &Config) -> anyhow::Resu
     Ok(())
 }
 
+/// The OAuth endpoints every proxy forwards to the control plane (priority 95).
+const OAUTH_ROUTES: [(&str, &str); 10] = [
+    ("oauth-authorize", "^/authorize$"),
+    ("oauth-token", "^/token$"),
+    ("oauth-callback", "^/callback$"),
+    ("oauth-verify", "^/verify$"),
+    ("oauth-revoke", "^/revoke$"),
+    ("oauth-introspect", "^/introspect$"),
+    ("oauth-register", "^/register(/[^/]+)?$"),
+    ("oauth-jwks", "^/jwks$"),
+    ("oauth-metadata", "^/\\.well-known/(oauth-authorization-server|openid-configuration)(/.*)?$"),
+    ("oauth-device", "^/device(/code|/token)?$"),
+];
+
+/// Creates the default OAuth routes and the `auth.{BASE_DOMAIN}` proxy when missing (never overwrites).
+async fn ensure_oauth_entry_points(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
+    let (owner, by) = match cfg.admin_token.as_deref() {
+        Some(t) => (token_hash(t), BOOTSTRAP_ADMIN.to_string()),
+        None => ("system".to_string(), "system".to_string()),
+    };
+    for (id, pattern) in OAUTH_ROUTES {
+        if store.get_route(id).await?.is_some() {
+            continue;
+        }
+        let mut r: crate::model::Route = serde_json::from_value(serde_json::json!({
+            "route_id": id, "path_pattern": pattern, "is_regex": true, "target_type": "url",
+            "target_value": cfg.api_base_url(), "priority": 95, "description": "OAuth endpoint (default route)",
+        }))?;
+        r.validate()?;
+        r.owner_token_hash = owner.clone();
+        r.created_by = by.clone();
+        r.created_at = now_rfc3339();
+        match store.create_route(&r).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let auth_host = format!("auth.{}", cfg.base_domain);
+    if crate::model::valid_hostname(&auth_host) && store.get_proxy(&auth_host).await?.is_none() {
+        let mut p: Proxy = serde_json::from_value(serde_json::json!({"hostname": auth_host, "target_url": cfg.api_base_url()}))?;
+        p.validate()?;
+        p.owner_token_hash = owner;
+        p.created_by = by;
+        p.created_at = now_rfc3339();
+        match store.create_proxy(&p).await {
+            Ok(()) => tracing::info!(hostname = %p.hostname, "created the authorization server proxy"),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Runs the whole process until SIGTERM/SIGINT.
 pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
@@ -104,6 +157,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let (fallback, snapshot) = rt.block_on(async {
         let store = connect(&cfg).await?;
         ensure_localhost_proxy(&store, &cfg).await?;
+        ensure_oauth_entry_points(&store, &cfg).await?;
         let fallback = Arc::new(ensure_self_signed(&store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
         let snapshot = build(&store, &sealer, fallback.clone()).await?;
         anyhow::Ok((fallback, snapshot))

@@ -143,7 +143,12 @@ impl Acme {
             staging: req.staging,
             updated_at: now_rfc3339(),
         };
-        let ttl = matches!(status, "issued" | "failed").then(|| self.config.acme.status_retention.as_secs());
+        let ttl = if matches!(status, "issued" | "failed") {
+            self.config.acme.status_retention.as_secs()
+        } else {
+            self.order_budget().as_secs() * u64::from(ORDER_ATTEMPTS) + 600
+        };
+        let ttl = Some(ttl);
         if let Err(e) = self.store.put_cert_status(&req.cert_name, &serde_json::to_string(&s).unwrap_or_default(), ttl).await {
             tracing::warn!(cert = %req.cert_name, error = %e, "cannot record certificate status");
         }

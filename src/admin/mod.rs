@@ -2,6 +2,7 @@
 //! `/health` and `/metrics`. Handlers only extract, call `manage`, and shape.
 
 mod certs;
+mod oauth;
 pub mod error;
 mod proxies;
 mod routes;
@@ -47,7 +48,11 @@ impl FromRequestParts<Arc<AppState>> for Authed {
             let (scheme, rest) = h.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(rest)
         });
-        Ok(Authed(state.manager.authenticate(bearer).await?))
+        let caller = state.manager.authenticate(bearer).await?;
+        if caller.read_only && !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            return Err(crate::manage::ManageError::Forbidden("this token may only read (scope user); writes need the admin scope".into()).into());
+        }
+        Ok(Authed(caller))
     }
 }
 
@@ -134,6 +139,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     r = routes::routes(r);
     r = certs::routes(r);
     r = services::routes(r);
+    r = oauth::routes(r);
     r.fallback(not_found).layer(middleware::from_fn(count_requests)).with_state(state)
 }
 

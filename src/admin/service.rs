@@ -48,7 +48,7 @@ impl BackgroundService for ControlPlane {
         tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));
         tracing::info!(%addr, "control plane listening");
         let mut stop = shutdown.clone();
-        let served = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         });
         if let Err(e) = served.await {

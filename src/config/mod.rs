@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod oauth;
+pub use oauth::{is_loopback_host, GithubConfig, LoginProvider, OAuthConfig, OidcConfig, UserList};
+
 /// Every environment variable the program reads, named once.
 pub mod vars {
     /// Bind address of the data plane listeners.
@@ -133,6 +136,8 @@ pub struct Config {
     pub proxy_threads: usize,
     /// ACME settings.
     pub acme: AcmeConfig,
+    /// OAuth authorization server settings.
+    pub oauth: OAuthConfig,
 }
 
 /// ACME issuance and renewal settings.
@@ -325,6 +330,7 @@ impl Config {
             shutdown_grace_period: seconds(vars::SHUTDOWN_GRACE_PERIOD, 10)?,
             proxy_threads: parse(vars::PROXY_THREADS, threads_default, "a thread count")?,
             acme: acme_config()?,
+            oauth: oauth::oauth_config(&raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase())?,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -31,6 +31,8 @@ pub struct Manager {
     pub sealer: Sealer,
     /// ACME issuance.
     pub acme: crate::acme::Acme,
+    /// The OAuth authorization server.
+    pub oauth: crate::oauth::OAuth,
 }
 
 /// Who is calling, established from a bearer token.
@@ -44,6 +46,8 @@ pub struct Caller {
     pub scope: TokenScope,
     /// Certificate e-mail.
     pub email: Option<String>,
+    /// May read but not change (OAuth tokens with the `user` scope).
+    pub read_only: bool,
 }
 
 /// Name the bootstrap admin token goes by.
@@ -146,7 +150,8 @@ impl Manager {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
         let sealer = Sealer::new(config.secret_key);
         let acme = crate::acme::Acme::new(store.clone(), config.clone(), sealer.clone());
-        Self { store, config, sealer, acme }
+        let oauth = crate::oauth::OAuth::new(store.clone(), config.clone(), sealer.clone());
+        Self { store, config, sealer, acme, oauth }
     }
 
     /// Resolves a bearer token to a caller: the bootstrap `ADMIN_TOKEN`
@@ -162,14 +167,35 @@ impl Manager {
                     hash: token_hash(admin),
                     scope: TokenScope::Admin,
                     email: self.config.admin_email.clone(),
+                    read_only: false,
                 });
             }
         }
+        if token.split('.').count() == 3 {
+            return self.authenticate_oauth(token).await;
+        }
         let hash = token_hash(token);
         match self.store.get_token_by_hash(&hash).await? {
-            Some(t) => Ok(Caller { name: t.name, hash: t.hash, scope: t.scope, email: t.cert_email }),
+            Some(t) => Ok(Caller { name: t.name, hash: t.hash, scope: t.scope, email: t.cert_email, read_only: false }),
             None => Err(ManageError::Unauthorized("invalid or revoked token".into())),
         }
+    }
+
+    /// An OAuth access token for this issuer: `admin` scope may write, `user` may read.
+    async fn authenticate_oauth(&self, token: &str) -> ManageResult<Caller> {
+        let c = self.oauth.verify_access(token).await.map_err(|e| ManageError::Unauthorized(e.description))?;
+        if !c.aud.iter().any(|a| a == self.oauth.issuer()) {
+            return Err(ManageError::Unauthorized("the token's audience is not this server".into()));
+        }
+        let scopes: Vec<&str> = c.scope.split_whitespace().collect();
+        let read_only = if scopes.contains(&"admin") {
+            false
+        } else if scopes.contains(&"user") {
+            true
+        } else {
+            return Err(ManageError::Forbidden("the token needs the admin or user scope".into()));
+        };
+        Ok(Caller { name: c.preferred_username, hash: format!("oauth:{}", c.sub), scope: TokenScope::Admin, email: c.email, read_only })
     }
 }
 

@@ -25,6 +25,7 @@ impl Manager {
         }
         let mut p: Proxy = from_json(body)?;
         p.validate()?;
+        self.seal_secret(&mut p)?;
         p.owner_token_hash = caller.hash.clone();
         p.created_by = caller.name.clone();
         p.created_at = now_rfc3339();
@@ -40,16 +41,29 @@ impl Manager {
                 tracing::warn!(hostname = %p.hostname, error = %e, "automatic certificate issuance did not start");
             }
         }
-        Ok(p)
+        Ok(p.public())
+    }
+
+    /// Seals a newly given GitHub client secret (an unchanged one is already sealed).
+    fn seal_secret(&self, p: &mut Proxy) -> ManageResult<()> {
+        if let Some(s) = &p.github_client_secret {
+            if s == crate::model::MASKED || s.is_empty() {
+                return Err(crate::model::ValidationError::new("github_client_secret", "give the secret itself").into());
+            }
+            if self.sealer.open(s).is_err() {
+                p.github_client_secret = Some(self.sealer.seal(s)?);
+            }
+        }
+        Ok(())
     }
 
     /// Every proxy the caller may see.
     pub async fn list_proxies(&self, caller: &Caller) -> ManageResult<Vec<Proxy>> {
-        Ok(self.store.list_proxies().await?.into_iter().filter(|p| caller.owns(&p.owner_token_hash)).collect())
+        Ok(self.store.list_proxies().await?.into_iter().filter(|p| caller.owns(&p.owner_token_hash)).map(Proxy::public).collect())
     }
 
-    /// One proxy; 404 when missing or not the caller's.
-    pub async fn get_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<Proxy> {
+    /// One proxy as stored (secrets sealed); 404 when missing or not the caller's.
+    pub(super) async fn stored_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<Proxy> {
         let hostname = hostname.to_ascii_lowercase();
         match self.store.get_proxy(&hostname).await? {
             Some(p) if caller.owns(&p.owner_token_hash) => Ok(p),
@@ -57,21 +71,27 @@ impl Manager {
         }
     }
 
+    /// One proxy; 404 when missing or not the caller's.
+    pub async fn get_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<Proxy> {
+        Ok(self.stored_proxy(caller, hostname).await?.public())
+    }
+
     /// Applies the fields of `patch` to a proxy.
     pub async fn update_proxy(&self, caller: &Caller, hostname: &str, patch: Value) -> ManageResult<Proxy> {
-        let current = self.get_proxy(caller, hostname).await?;
+        let current = self.stored_proxy(caller, hostname).await?;
         let mut v = serde_json::to_value(&current).map_err(|e| ManageError::Store(e.to_string()))?;
         merge(&mut v, patch, &LOCKED)?;
         let mut p: Proxy = from_json(v)?;
         p.validate()?;
+        self.seal_secret(&mut p)?;
         self.store.update_proxy(&p).await?;
         tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy updated");
-        Ok(p)
+        Ok(p.public())
     }
 
     /// Deletes a proxy.
     pub async fn delete_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<()> {
-        let p = self.get_proxy(caller, hostname).await?;
+        let p = self.stored_proxy(caller, hostname).await?;
         self.store.delete_proxy(&p.hostname).await?;
         tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy deleted");
         Ok(())

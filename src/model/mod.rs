@@ -7,7 +7,7 @@ mod route;
 mod token;
 
 pub use cert::{CertInfo, Certificate};
-pub use proxy::{AuthMode, Proxy, RouteMode};
+pub use proxy::{AuthMode, Proxy, RouteMode, MASKED};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};
 pub use token::{Token, TokenScope, TokenView};
 

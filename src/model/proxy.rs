@@ -157,6 +157,21 @@ pub struct Proxy {
     /// Extra metadata fields.
     #[serde(default)]
     pub resource_custom_metadata: Option<Value>,
+    /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
+    #[serde(default)]
+    pub github_client_id: Option<String>,
+    /// Its secret: write-only, sealed at rest, never returned.
+    #[serde(default)]
+    pub github_client_secret: Option<String>,
+    /// Users granted `admin` through this proxy's login (overrides `OAUTH_ADMIN_USERS`).
+    #[serde(default)]
+    pub oauth_admin_users: Option<Vec<String>>,
+    /// Users granted `user` (overrides `OAUTH_USER_USERS`).
+    #[serde(default)]
+    pub oauth_user_users: Option<Vec<String>>,
+    /// Users granted `mcp` (overrides `OAUTH_MCP_USERS`).
+    #[serde(default)]
+    pub oauth_mcp_users: Option<Vec<String>>,
 }
 
 fn check_list(field: &str, v: &Option<Vec<String>>) -> Result<(), ValidationError> {
@@ -180,7 +195,18 @@ fn check_headers(field: &str, h: &BTreeMap<String, String>) -> Result<(), Valida
     Ok(())
 }
 
+/// What the API shows instead of a stored secret.
+pub const MASKED: &str = "********";
+
 impl Proxy {
+    /// The record as the API shows it: write-only secrets masked.
+    pub fn public(mut self) -> Self {
+        if self.github_client_secret.is_some() {
+            self.github_client_secret = Some(MASKED.into());
+        }
+        self
+    }
+
     /// Normalises (lowercase hostname) and validates every field.
     pub fn validate(&mut self) -> Result<(), ValidationError> {
         self.hostname = self.hostname.trim().to_ascii_lowercase();

@@ -64,3 +64,7 @@ pub fn acme_challenge(token: &str) -> String {
 pub fn lock(name: &str) -> String {
     format!("lock:{name}")
 }
+/// `oauth:revoked:{jti}`
+pub fn oauth_revoked(jti: &str) -> String {
+    format!("oauth:revoked:{jti}")
+}

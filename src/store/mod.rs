@@ -53,6 +53,10 @@ pub enum EventKind {
     Service,
     /// An ACME HTTP-01 challenge answer.
     Challenge,
+    /// A revoked access token id.
+    Revocation,
+    /// The OAuth signing key ring.
+    Keys,
 }
 
 impl EventKind {
@@ -166,6 +170,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets a small internal value (overwriting).
     async fn set_value(&self, key: &str, value: &str) -> StoreResult<()>;
+
+    /// Marks an access token id revoked until `ttl_secs` (its expiry); publishes an event.
+    async fn put_revocation(&self, jti: &str, ttl_secs: u64) -> StoreResult<()>;
+    /// Every revoked, unexpired access token id.
+    async fn list_revocations(&self) -> StoreResult<Vec<String>>;
+    /// Publishes a change event without writing a record (e.g. key rotation).
+    async fn publish(&self, kind: EventKind, id: &str, op: &str) -> StoreResult<()>;
+
+    /// Ephemeral state (OAuth sessions, codes, refresh tokens): reads a value.
+    async fn kv_get(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Ephemeral state: sets a value, expiring after `ttl_secs` when given.
+    async fn kv_set(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> StoreResult<()>;
+    /// Ephemeral state: sets unless present; true when this call set it.
+    async fn kv_set_nx(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<bool>;
+    /// Ephemeral state: reads and deletes in one step (single-use values).
+    async fn kv_take(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Ephemeral state: deletes.
+    async fn kv_del(&self, key: &str) -> StoreResult<()>;
+    /// Ephemeral state: increments a counter that expires `ttl_secs` after creation.
+    async fn kv_incr(&self, key: &str, ttl_secs: u64) -> StoreResult<i64>;
+    /// Ephemeral state: every `(key, value)` under `prefix`.
+    async fn kv_scan(&self, prefix: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Ephemeral state: adds to a set that expires after `ttl_secs`.
+    async fn kv_sadd(&self, key: &str, member: &str, ttl_secs: u64) -> StoreResult<()>;
+    /// Ephemeral state: members of a set.
+    async fn kv_smembers(&self, key: &str) -> StoreResult<Vec<String>>;
 
     /// Change events from every instance, in order, until the stream ends
     /// (the connection dropped: the caller resubscribes and reconciles).

@@ -548,6 +548,85 @@ impl Store for RedisStore {
         self.conn().set::<_, _, ()>(keys::internal(key), value).await.map_err(unavailable)
     }
 
+    async fn put_revocation(&self, jti: &str, ttl_secs: u64) -> StoreResult<()> {
+        let mut op = WriteOp::new(EventKind::Revocation, jti, "create");
+        op.setex.push((keys::oauth_revoked(jti), "1".into(), ttl_secs.max(1)));
+        self.apply(&op).await.map(|_| ())
+    }
+
+    async fn list_revocations(&self) -> StoreResult<Vec<String>> {
+        let prefix = keys::oauth_revoked("");
+        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, _)| k[prefix.len()..].to_string()).collect())
+    }
+
+    async fn publish(&self, kind: EventKind, id: &str, op: &str) -> StoreResult<()> {
+        let op = WriteOp::new(kind, id, op);
+        self.apply(&op).await.map(|_| ())
+    }
+
+    async fn kv_get(&self, key: &str) -> StoreResult<Option<String>> {
+        self.raw(key).await
+    }
+
+    async fn kv_set(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> StoreResult<()> {
+        let mut conn = self.conn();
+        match ttl_secs {
+            Some(t) => conn.set_ex::<_, _, ()>(key, value, t.max(1)).await,
+            None => conn.set::<_, _, ()>(key, value).await,
+        }
+        .map_err(unavailable)
+    }
+
+    async fn kv_set_nx(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<bool> {
+        let opts = redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX).with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
+        let r: Option<String> = self.conn().set_options(key, value, opts).await.map_err(unavailable)?;
+        Ok(r.is_some())
+    }
+
+    async fn kv_take(&self, key: &str) -> StoreResult<Option<String>> {
+        redis::cmd("GETDEL").arg(key).query_async(&mut self.conn()).await.map_err(unavailable)
+    }
+
+    async fn kv_del(&self, key: &str) -> StoreResult<()> {
+        self.conn().del::<_, ()>(key).await.map_err(unavailable)
+    }
+
+    async fn kv_incr(&self, key: &str, ttl_secs: u64) -> StoreResult<i64> {
+        let mut conn = self.conn();
+        let n: i64 = conn.incr(key, 1).await.map_err(unavailable)?;
+        if n == 1 {
+            conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX)).await.map_err(unavailable)?;
+        }
+        Ok(n)
+    }
+
+    async fn kv_scan(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        let mut conn = self.conn();
+        let mut found = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}*")).await.map_err(unavailable)?;
+            while let Some(k) = iter.next_item().await {
+                found.push(k.map_err(unavailable)?);
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for chunk in found.chunks(500) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            out.extend(chunk.iter().zip(vals).filter_map(|(k, v)| Some((k.clone(), v?))));
+        }
+        Ok(out)
+    }
+
+    async fn kv_sadd(&self, key: &str, member: &str, ttl_secs: u64) -> StoreResult<()> {
+        let mut conn = self.conn();
+        conn.sadd::<_, _, ()>(key, member).await.map_err(unavailable)?;
+        conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX)).await.map_err(unavailable)
+    }
+
+    async fn kv_smembers(&self, key: &str) -> StoreResult<Vec<String>> {
+        self.conn().smembers(key).await.map_err(unavailable)
+    }
+
     async fn subscribe(&self) -> StoreResult<BoxStream<'static, ChangeEvent>> {
         let mut pubsub = self.client.get_async_pubsub().await.map_err(unavailable)?;
         pubsub.subscribe(keys::EVENTS_CHANNEL).await.map_err(unavailable)?;

@@ -1,0 +1,379 @@
+//! Clients: dynamic registration (RFC 7591) with registration management
+//! (RFC 7592), Client ID Metadata Documents (an https `client_id`, fetched
+//! with an SSRF guard), the built-in CLI client, and client authentication.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::model::{now, Client};
+use super::tokens::digest;
+use super::{random_token, OAuth, OAuthError, OAuthResult, CLI_CLIENT_ID};
+use crate::config::is_loopback_host;
+use crate::secrets::constant_time_eq;
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_GRANT];
+const CIMD_MAX_BYTES: usize = 64 * 1024;
+
+fn client_key(id: &str) -> String {
+    format!("oauth:client:{id}")
+}
+
+/// Checks a redirect URI: https, loopback http, or a private-use scheme
+/// (reverse domain, RFC 8252); never a fragment.
+pub fn valid_redirect_uri(u: &str) -> bool {
+    let Ok(p) = url::Url::parse(u) else { return false };
+    if p.fragment().is_some() {
+        return false;
+    }
+    match p.scheme() {
+        "https" => p.host_str().is_some(),
+        "http" => is_loopback_host(p.host_str().unwrap_or("")),
+        s => s.contains('.'),
+    }
+}
+
+/// Exact match, except that a loopback redirect may use any port (RFC 8252 §7.3).
+pub fn redirect_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    match (url::Url::parse(registered), url::Url::parse(given)) {
+        (Ok(mut a), Ok(mut b)) if a.scheme() == "http" && is_loopback_host(a.host_str().unwrap_or("")) => {
+            let _ = a.set_port(None);
+            let _ = b.set_port(None);
+            a == b
+        }
+        _ => false,
+    }
+}
+
+fn builtin_cli() -> Client {
+    Client {
+        client_id: CLI_CLIENT_ID.into(),
+        client_secret_hash: None,
+        registration_token_hash: None,
+        client_name: Some("Portcullis CLI".into()),
+        redirect_uris: vec![],
+        grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
+        response_types: vec![],
+        scope: None,
+        token_endpoint_auth_method: "none".into(),
+        extra: Map::new(),
+        client_id_issued_at: 0,
+        client_secret_expires_at: 0,
+        source: "builtin".into(),
+    }
+}
+
+fn strings(v: Option<&Value>, field: &str) -> OAuthResult<Option<Vec<String>>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(String::from).ok_or_else(|| OAuthError::invalid_client_metadata(format!("{field} must be a list of strings"))))
+            .collect::<OAuthResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(OAuthError::invalid_client_metadata(format!("{field} must be a list of strings"))),
+    }
+}
+
+/// Validates registration metadata into a client (without id/secret).
+fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<Client> {
+    let redirect_uris = strings(meta.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
+    let grant_types = strings(meta.get("grant_types"), "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(g) = grant_types.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+        return Err(OAuthError::invalid_client_metadata(format!("grant type {g} is not supported (no implicit or password grants)")));
+    }
+    let response_types = strings(meta.get("response_types"), "response_types")?.unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|r| r != "code") {
+        return Err(OAuthError::invalid_client_metadata("only the code response type is supported"));
+    }
+    if grant_types.iter().any(|g| g == "authorization_code") && redirect_uris.is_empty() {
+        return Err(OAuthError::invalid_redirect_uri("redirect_uris is required for the authorization_code grant"));
+    }
+    if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
+        return Err(OAuthError::invalid_redirect_uri(format!("{bad} must be https, loopback http or a private-use scheme, without fragment")));
+    }
+    let method = meta.get("token_endpoint_auth_method").and_then(Value::as_str).unwrap_or(if source == "cimd" { "none" } else { "client_secret_basic" });
+    if !matches!(method, "none" | "client_secret_basic" | "client_secret_post") || (source == "cimd" && method != "none") {
+        return Err(OAuthError::invalid_client_metadata(format!("token_endpoint_auth_method {method} is not supported")));
+    }
+    let scope = meta.get("scope").and_then(Value::as_str).map(String::from);
+    if let Some(s) = &scope {
+        if let Some(bad) = s.split_whitespace().find(|x| !super::SUPPORTED_SCOPES.contains(x)) {
+            return Err(OAuthError::invalid_client_metadata(format!("unknown scope {bad}")));
+        }
+    }
+    let mut extra = meta.clone();
+    for k in ["redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope", "client_id", "client_secret",
+        "client_id_issued_at", "client_secret_expires_at", "registration_access_token", "registration_client_uri"] {
+        extra.remove(k);
+    }
+    Ok(Client {
+        client_id: String::new(),
+        client_secret_hash: None,
+        registration_token_hash: None,
+        client_name: meta.get("client_name").and_then(Value::as_str).map(String::from),
+        redirect_uris,
+        grant_types,
+        response_types,
+        scope,
+        token_endpoint_auth_method: method.into(),
+        extra,
+        client_id_issued_at: now(),
+        client_secret_expires_at: 0,
+        source: source.into(),
+    })
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => v.is_private() || v.is_loopback() || v.is_link_local() || v.is_unspecified() || v.is_broadcast() || v.is_multicast() || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1]),
+        IpAddr::V6(v) => v.is_loopback() || v.is_unspecified() || v.is_multicast() || (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80 || v.to_ipv4_mapped().is_some_and(|m| is_private(IpAddr::V4(m))),
+    }
+}
+
+impl OAuth {
+    /// The registration response body for `c` (secrets only when just created).
+    fn registration_body(&self, c: &Client, secret: Option<&str>, reg_token: Option<&str>) -> Value {
+        let mut v = json!({
+            "client_id": c.client_id,
+            "client_id_issued_at": c.client_id_issued_at,
+            "client_secret_expires_at": c.client_secret_expires_at,
+            "redirect_uris": c.redirect_uris,
+            "grant_types": c.grant_types,
+            "response_types": c.response_types,
+            "token_endpoint_auth_method": c.token_endpoint_auth_method,
+            "registration_client_uri": format!("{}/register/{}", self.issuer(), c.client_id),
+        });
+        for (k, val) in &c.extra {
+            v[k] = val.clone();
+        }
+        if let Some(n) = &c.client_name {
+            v["client_name"] = json!(n);
+        }
+        if let Some(s) = &c.scope {
+            v["scope"] = json!(s);
+        }
+        if let Some(s) = secret {
+            v["client_secret"] = json!(s);
+        }
+        if let Some(t) = reg_token {
+            v["registration_access_token"] = json!(t);
+        }
+        v
+    }
+
+    async fn save_client(&self, c: &Client) -> OAuthResult<()> {
+        let ttl = (c.client_secret_expires_at > 0).then(|| u64::try_from(c.client_secret_expires_at - now()).unwrap_or(1).max(1));
+        let ttl = ttl.or(Some(self.config.oauth.client_lifetime.as_secs()));
+        self.store.kv_set(&client_key(&c.client_id), &serde_json::to_string(c).map_err(|e| OAuthError::server(e.to_string()))?, ttl).await?;
+        Ok(())
+    }
+
+    /// Dynamic client registration.
+    pub async fn register(&self, meta: Value, source: Option<IpAddr>) -> OAuthResult<Value> {
+        let Value::Object(meta) = meta else { return Err(OAuthError::invalid_client_metadata("the body must be a JSON object")) };
+        let who = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        let hour = now() / 3600;
+        let n = self.store.kv_incr(&format!("oauth:reg_rate:{who}:{hour}"), 3600).await?;
+        if n > i64::from(self.config.oauth.registrations_per_hour) {
+            return Err(OAuthError::slow_down("too many registrations from this address; try again later"));
+        }
+        let mut c = client_from_metadata(&meta, "dcr")?;
+        c.client_id = format!("client_{}", random_token(16));
+        c.client_secret_expires_at = now() + i64::try_from(self.config.oauth.client_lifetime.as_secs()).unwrap_or(0);
+        let secret = (c.token_endpoint_auth_method != "none").then(|| format!("pcs_{}", random_token(32)));
+        c.client_secret_hash = secret.as_deref().map(digest);
+        let reg_token = format!("prg_{}", random_token(32));
+        c.registration_token_hash = Some(digest(&reg_token));
+        self.save_client(&c).await?;
+        tracing::info!(client_id = %c.client_id, name = ?c.client_name, "client registered");
+        Ok(self.registration_body(&c, secret.as_deref(), Some(&reg_token)))
+    }
+
+    /// A registered client after checking its registration access token.
+    async fn managed_client(&self, client_id: &str, reg_token: Option<&str>) -> OAuthResult<Client> {
+        let c = match self.store.kv_get(&client_key(client_id)).await? {
+            Some(raw) => serde_json::from_str::<Client>(&raw).map_err(|e| OAuthError::server(e.to_string()))?,
+            None => return Err(OAuthError::invalid_token("unknown client or registration token")),
+        };
+        let ok = match (&c.registration_token_hash, reg_token) {
+            (Some(h), Some(t)) => constant_time_eq(h, &digest(t)),
+            _ => false,
+        };
+        if ok {
+            Ok(c)
+        } else {
+            Err(OAuthError::invalid_token("unknown client or registration token"))
+        }
+    }
+
+    /// RFC 7592 read.
+    pub async fn registration_read(&self, client_id: &str, reg_token: Option<&str>) -> OAuthResult<Value> {
+        let c = self.managed_client(client_id, reg_token).await?;
+        Ok(self.registration_body(&c, None, None))
+    }
+
+    /// RFC 7592 update (replaces the metadata; id, secret and token stay).
+    pub async fn registration_update(&self, client_id: &str, reg_token: Option<&str>, meta: Value) -> OAuthResult<Value> {
+        let old = self.managed_client(client_id, reg_token).await?;
+        let Value::Object(meta) = meta else { return Err(OAuthError::invalid_client_metadata("the body must be a JSON object")) };
+        if meta.get("client_id").and_then(Value::as_str).is_some_and(|id| id != client_id) {
+            return Err(OAuthError::invalid_client_metadata("client_id cannot change"));
+        }
+        let mut c = client_from_metadata(&meta, "dcr")?;
+        if (c.token_endpoint_auth_method == "none") != old.client_secret_hash.is_none() {
+            return Err(OAuthError::invalid_client_metadata("token_endpoint_auth_method cannot switch between public and confidential"));
+        }
+        c.client_id = old.client_id.clone();
+        c.client_secret_hash = old.client_secret_hash.clone();
+        c.registration_token_hash = old.registration_token_hash.clone();
+        c.client_id_issued_at = old.client_id_issued_at;
+        c.client_secret_expires_at = old.client_secret_expires_at;
+        self.save_client(&c).await?;
+        Ok(self.registration_body(&c, None, None))
+    }
+
+    /// RFC 7592 delete.
+    pub async fn registration_delete(&self, client_id: &str, reg_token: Option<&str>) -> OAuthResult<()> {
+        self.managed_client(client_id, reg_token).await?;
+        self.store.kv_del(&client_key(client_id)).await?;
+        Ok(())
+    }
+
+    /// Looks a client up: built-in, registered, or a metadata document URL.
+    pub async fn client(&self, client_id: &str) -> OAuthResult<Client> {
+        if client_id == CLI_CLIENT_ID {
+            return Ok(builtin_cli());
+        }
+        if client_id.starts_with("https://") {
+            return self.metadata_document_client(client_id).await;
+        }
+        match self.store.kv_get(&client_key(client_id)).await? {
+            Some(raw) => serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string())),
+            None => Err(OAuthError::invalid_client("unknown client")),
+        }
+    }
+
+    /// Authenticates a client at the token, introspection and revocation endpoints.
+    pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> OAuthResult<Client> {
+        let c = self.client(client_id).await.map_err(|_| OAuthError::invalid_client("unknown client"))?;
+        match (&c.client_secret_hash, secret) {
+            (None, _) => Ok(c),
+            (Some(h), Some(s)) if constant_time_eq(h, &digest(s)) => Ok(c),
+            _ => Err(OAuthError::invalid_client("client authentication failed")),
+        }
+    }
+
+    /// Every registered client (admin API).
+    pub async fn list_clients(&self) -> OAuthResult<Vec<Client>> {
+        let mut v: Vec<Client> = self
+            .store
+            .kv_scan("oauth:client:")
+            .await?
+            .into_iter()
+            .filter_map(|(_, raw)| serde_json::from_str(&raw).ok())
+            .collect();
+        v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(v)
+    }
+
+    /// Deletes a registered client (admin API).
+    pub async fn delete_client(&self, client_id: &str) -> OAuthResult<bool> {
+        let existed = self.store.kv_get(&client_key(client_id)).await?.is_some();
+        self.store.kv_del(&client_key(client_id)).await?;
+        Ok(existed)
+    }
+
+    /// Fetches and validates a Client ID Metadata Document: https only, no
+    /// private or loopback address unless allowed by `OAUTH_CIMD_ALLOWED_HOSTS`,
+    /// pinned to the checked address, 5 s, 64 KiB, no redirects, and the
+    /// document's `client_id` must equal its URL. Cached for 5 minutes.
+    async fn metadata_document_client(&self, url: &str) -> OAuthResult<Client> {
+        let cache = format!("oauth:cimd:{}", digest(url));
+        if let Some(raw) = self.store.kv_get(&cache).await? {
+            if let Ok(c) = serde_json::from_str(&raw) {
+                return Ok(c);
+            }
+        }
+        let parsed = url::Url::parse(url).map_err(|_| OAuthError::invalid_client("client_id is not a valid URL"))?;
+        if parsed.scheme() != "https" || parsed.fragment().is_some() || parsed.username() != "" || parsed.path() == "/" {
+            return Err(OAuthError::invalid_client("a metadata document client_id must be an https URL with a path"));
+        }
+        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let allowed = self.config.oauth.cimd_allowed_hosts.iter().any(|h| h == &format!("{host}:{port}"));
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((host.as_str(), port)))
+            .await
+            .map_err(|_| OAuthError::invalid_client("resolving the client_id host timed out"))?
+            .map_err(|_| OAuthError::invalid_client("cannot resolve the client_id host"))?
+            .collect();
+        let addr = *addrs.first().ok_or_else(|| OAuthError::invalid_client("the client_id host has no address"))?;
+        if !allowed && addrs.iter().any(|a| is_private(a.ip())) {
+            tracing::warn!(client_id = url, %addr, "refused to fetch a client metadata document from a private address");
+            return Err(OAuthError::invalid_client("the client_id URL points at a private or loopback address"));
+        }
+        let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(5)).resolve(&host, addr);
+        if let Some(p) = &self.config.oauth.http_ca_bundle {
+            if let Ok(c) = std::fs::read(p).map_err(|e| e.to_string()).and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())) {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b.build().map_err(|e| OAuthError::server(e.to_string()))?;
+        let mut resp = client
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OAuthError::invalid_client(format!("cannot fetch the client metadata document: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(OAuthError::invalid_client(format!("the client metadata document answered {}", resp.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| OAuthError::invalid_client(e.to_string()))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > CIMD_MAX_BYTES {
+                return Err(OAuthError::invalid_client("the client metadata document is larger than 64 KiB"));
+            }
+        }
+        let doc: Value = serde_json::from_slice(&body).map_err(|_| OAuthError::invalid_client("the client metadata document is not JSON"))?;
+        let Value::Object(meta) = doc else { return Err(OAuthError::invalid_client("the client metadata document is not a JSON object")) };
+        if meta.get("client_id").and_then(Value::as_str) != Some(url) {
+            return Err(OAuthError::invalid_client("the document's client_id must equal its URL"));
+        }
+        let mut c = client_from_metadata(&meta, "cimd").map_err(|e| OAuthError::invalid_client(e.description))?;
+        c.client_id = url.to_string();
+        self.store.kv_set(&cache, &serde_json::to_string(&c).map_err(|e| OAuthError::server(e.to_string()))?, Some(300)).await?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_rules() {
+        assert!(valid_redirect_uri("https://app.example/cb"));
+        assert!(valid_redirect_uri("http://127.0.0.1:5000/cb"));
+        assert!(valid_redirect_uri("com.example.app:/cb"));
+        assert!(!valid_redirect_uri("http://app.example/cb"));
+        assert!(!valid_redirect_uri("https://app.example/cb#x"));
+        assert!(redirect_matches("http://127.0.0.1:1000/cb", "http://127.0.0.1:2000/cb"));
+        assert!(!redirect_matches("http://127.0.0.1:1000/cb", "http://127.0.0.1:2000/other"));
+        assert!(!redirect_matches("https://a.example/cb", "https://a.example/cb/"));
+        assert!(!redirect_matches("https://a.example:1/cb", "https://a.example:2/cb"));
+    }
+
+    #[test]
+    fn private_addresses() {
+        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!is_private("93.184.216.34".parse().unwrap()));
+    }
+}

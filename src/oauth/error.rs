@@ -1,0 +1,108 @@
+//! OAuth errors in RFC 6749 form (`{"error", "error_description"}`), mapped
+//! to HTTP in one place.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// An OAuth protocol error.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    /// RFC 6749 / 7591 / 8628 error code.
+    pub code: &'static str,
+    /// Human-readable description.
+    pub description: String,
+    /// HTTP status.
+    pub status: StatusCode,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, status: StatusCode, d: impl Into<String>) -> Self {
+        Self { code, description: d.into(), status }
+    }
+    /// `invalid_request` (400).
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", StatusCode::BAD_REQUEST, d)
+    }
+    /// `invalid_client` (401).
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new("invalid_client", StatusCode::UNAUTHORIZED, d)
+    }
+    /// `invalid_grant` (400).
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", StatusCode::BAD_REQUEST, d)
+    }
+    /// `unauthorized_client` (400).
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new("unauthorized_client", StatusCode::BAD_REQUEST, d)
+    }
+    /// `unsupported_grant_type` (400).
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, d)
+    }
+    /// `invalid_scope` (400).
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new("invalid_scope", StatusCode::BAD_REQUEST, d)
+    }
+    /// `invalid_target` (400, RFC 8707).
+    pub fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new("invalid_target", StatusCode::BAD_REQUEST, d)
+    }
+    /// `access_denied` (403).
+    pub fn access_denied(d: impl Into<String>) -> Self {
+        Self::new("access_denied", StatusCode::FORBIDDEN, d)
+    }
+    /// `invalid_token` (401).
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::new("invalid_token", StatusCode::UNAUTHORIZED, d)
+    }
+    /// `invalid_redirect_uri` (400, RFC 7591).
+    pub fn invalid_redirect_uri(d: impl Into<String>) -> Self {
+        Self::new("invalid_redirect_uri", StatusCode::BAD_REQUEST, d)
+    }
+    /// `invalid_client_metadata` (400, RFC 7591).
+    pub fn invalid_client_metadata(d: impl Into<String>) -> Self {
+        Self::new("invalid_client_metadata", StatusCode::BAD_REQUEST, d)
+    }
+    /// `temporarily_unavailable` (429 for rate limits).
+    pub fn slow_down(d: impl Into<String>) -> Self {
+        Self::new("temporarily_unavailable", StatusCode::TOO_MANY_REQUESTS, d)
+    }
+    /// Device flow states (RFC 8628), all 400.
+    pub fn device(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(code, StatusCode::BAD_REQUEST, d)
+    }
+    /// `server_error` (500); details are logged, not returned.
+    pub fn server(d: impl Into<String>) -> Self {
+        let d = d.into();
+        tracing::error!(error = %d, "OAuth server error");
+        Self::new("server_error", StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        Self::server(e.to_string())
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(json!({"error": self.code, "error_description": self.description}))).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            let v = format!("Bearer error=\"{}\", error_description=\"{}\"", self.code, self.description.replace('"', "'"));
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        r
+    }
+}
+
+/// Result alias.
+pub type OAuthResult<T> = Result<T, OAuthError>;

@@ -1,0 +1,143 @@
+//! The signing key ring: previous, current and next RSA keys, kept sealed in
+//! the store. Tokens are signed with `current`; JWKS publishes all three so a
+//! rotation (next → current) never fails a validation.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::OAuthError;
+use crate::secrets::Sealer;
+use crate::store::{EventKind, Store};
+
+const RING_KEY: &str = "oauth:keys";
+
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    pem_sealed: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+struct StoredRing {
+    previous: Option<StoredKey>,
+    current: Option<StoredKey>,
+    next: Option<StoredKey>,
+}
+
+/// One usable key.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// For signing.
+    pub encoding: EncodingKey,
+    /// For verifying.
+    pub decoding: DecodingKey,
+    /// The JWK (public part).
+    pub jwk: Value,
+}
+
+/// The loaded ring.
+#[derive(Clone)]
+pub struct KeyRing {
+    /// Signs new tokens.
+    pub current: SigningKey,
+    /// Every key whose tokens are accepted (and published).
+    pub all: Vec<SigningKey>,
+}
+
+impl KeyRing {
+    /// The key with `kid`, if it is in the ring.
+    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
+        self.all.iter().find(|k| k.kid == kid)
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> Value {
+        json!({"keys": self.all.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> OAuthError {
+    OAuthError::server(format!("signing keys: {e}"))
+}
+
+fn load_key(sealer: &Sealer, k: &StoredKey) -> Result<SigningKey, OAuthError> {
+    let pem = sealer.open(&k.pem_sealed).map_err(internal)?;
+    let rsa = Rsa::private_key_from_pem(pem.as_bytes()).map_err(internal)?;
+    let n = URL_SAFE_NO_PAD.encode(rsa.n().to_vec());
+    let e = URL_SAFE_NO_PAD.encode(rsa.e().to_vec());
+    let public_pem = rsa.public_key_to_pem().map_err(internal)?;
+    Ok(SigningKey {
+        kid: k.kid.clone(),
+        encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(internal)?,
+        decoding: DecodingKey::from_rsa_pem(&public_pem).map_err(internal)?,
+        jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid, "n": n, "e": e}),
+    })
+}
+
+/// RFC 7638 thumbprint of an RSA key: the kid.
+fn thumbprint(pem: &str) -> Result<String, OAuthError> {
+    let rsa = Rsa::private_key_from_pem(pem.as_bytes())
+        .or_else(|_| PKey::private_key_from_pem(pem.as_bytes()).and_then(|k| k.rsa()))
+        .map_err(internal)?;
+    let canon = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
+        URL_SAFE_NO_PAD.encode(rsa.n().to_vec())
+    );
+    Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canon.as_bytes())))
+}
+
+fn new_key(sealer: &Sealer, pem: Option<&str>) -> Result<StoredKey, OAuthError> {
+    let pem = match pem {
+        Some(p) => {
+            let rsa = Rsa::private_key_from_pem(p.as_bytes())
+                .or_else(|_| PKey::private_key_from_pem(p.as_bytes()).and_then(|k| k.rsa()))
+                .map_err(internal)?;
+            String::from_utf8_lossy(&rsa.private_key_to_pem().map_err(internal)?).into_owned()
+        }
+        None => String::from_utf8_lossy(&Rsa::generate(2048).map_err(internal)?.private_key_to_pem().map_err(internal)?).into_owned(),
+    };
+    Ok(StoredKey { kid: thumbprint(&pem)?, pem_sealed: sealer.seal(&pem).map_err(internal)? })
+}
+
+async fn read(store: &dyn Store) -> Result<Option<StoredRing>, OAuthError> {
+    Ok(store.get_value(RING_KEY).await?.and_then(|raw| serde_json::from_str(&raw).ok()))
+}
+
+fn load(sealer: &Sealer, ring: &StoredRing) -> Result<KeyRing, OAuthError> {
+    let current = load_key(sealer, ring.current.as_ref().ok_or_else(|| internal("no current key"))?)?;
+    let mut all = vec![current.clone()];
+    for k in [&ring.next, &ring.previous].into_iter().flatten() {
+        all.push(load_key(sealer, k)?);
+    }
+    Ok(KeyRing { current, all })
+}
+
+/// Loads the ring, creating it (seeded with `OAUTH_JWT_PRIVATE_KEY_B64` when given) on first use.
+pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) -> Result<KeyRing, OAuthError> {
+    if let Some(r) = read(store).await? {
+        return load(sealer, &r);
+    }
+    let fresh = StoredRing { previous: None, current: Some(new_key(sealer, seed_pem)?), next: Some(new_key(sealer, None)?) };
+    let _ = store.set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?).await?;
+    let stored = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
+    load(sealer, &stored)
+}
+
+/// Rotates: next becomes current, current becomes previous, a new next is made.
+pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) -> Result<KeyRing, OAuthError> {
+    ring(store, sealer, seed_pem).await?;
+    let old = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
+    let rotated = StoredRing { previous: old.current.clone(), current: old.next.clone(), next: Some(new_key(sealer, None)?) };
+    store.set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?).await?;
+    store.publish(EventKind::Keys, "ring", "rotate").await?;
+    load(sealer, &rotated)
+}

@@ -1,0 +1,252 @@
+//! Minting and checking tokens: RS256 JWT access tokens (`typ` at+jwt, `kid`
+//! in every header), opaque refresh tokens stored by hash in families that
+//! are revoked together on reuse, and revocation that reaches every
+//! instance's data plane through change events.
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::model::{now, AccessRecord, RefreshGrant, User};
+use super::{random_token, OAuth, OAuthError, OAuthResult};
+
+/// Claims of our access tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject (`provider:id`).
+    pub sub: String,
+    /// Audience: the granted resources.
+    pub aud: Vec<String>,
+    /// Authorized party: the client.
+    pub azp: String,
+    /// Same as azp (RFC 9068).
+    pub client_id: String,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Token id.
+    pub jti: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// User name.
+    pub preferred_username: String,
+    /// E-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// How long a rotated refresh token may be retried (concurrent retry) with the same result.
+const REFRESH_GRACE_SECS: i64 = 10;
+/// Leeway for exp/nbf checks.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// SHA-256 hex of a secret, the form secrets are stored under.
+pub fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn refresh_key(hash: &str) -> String {
+    format!("oauth:refresh:{hash}")
+}
+
+impl OAuth {
+    fn access_ttl(&self) -> i64 {
+        i64::try_from(self.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800)
+    }
+
+    fn refresh_ttl(&self) -> u64 {
+        self.config.oauth.refresh_token_lifetime.as_secs()
+    }
+
+    /// Signs an access token.
+    pub async fn sign_access(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str) -> OAuthResult<(String, AccessClaims)> {
+        let ring = self.keys().await?;
+        let iat = now();
+        let aud = if aud.is_empty() { vec![self.issuer().to_string()] } else { aud.to_vec() };
+        let claims = AccessClaims {
+            iss: self.issuer().to_string(),
+            sub: user.id.clone(),
+            aud,
+            azp: client_id.to_string(),
+            client_id: client_id.to_string(),
+            exp: iat + self.access_ttl(),
+            iat,
+            nbf: iat,
+            jti: random_token(16),
+            scope: scope.join(" "),
+            preferred_username: user.username.clone(),
+            email: user.email.clone(),
+            groups: user.groups.clone(),
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(ring.current.kid.clone());
+        let jwt = jsonwebtoken::encode(&header, &claims, &ring.current.encoding).map_err(|e| OAuthError::server(e.to_string()))?;
+        let rec = AccessRecord {
+            jti: claims.jti.clone(),
+            client_id: client_id.into(),
+            sub: user.id.clone(),
+            username: user.username.clone(),
+            scope: claims.scope.clone(),
+            aud: claims.aud.clone(),
+            iat,
+            exp: claims.exp,
+            family: family.into(),
+        };
+        let ttl = u64::try_from(self.access_ttl()).unwrap_or(1800);
+        let rec_json = serde_json::to_string(&rec).map_err(|e| OAuthError::server(e.to_string()))?;
+        self.store.kv_set(&format!("oauth:token:{}", rec.jti), &rec_json, Some(ttl)).await?;
+        self.store.kv_sadd(&format!("oauth:family:{family}:jtis"), &rec.jti, self.refresh_ttl()).await?;
+        self.store.kv_sadd(&format!("oauth:user_tokens:{}", user.id), &rec.jti, ttl).await?;
+        Ok((jwt, claims))
+    }
+
+    /// Mints an access token and a refresh token in `family`; the token response body.
+    pub async fn mint(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str) -> OAuthResult<Value> {
+        let (jwt, claims) = self.sign_access(client_id, user, scope, aud, family).await?;
+        let refresh = format!("prt_{}", random_token(32));
+        let grant = RefreshGrant {
+            family: family.into(),
+            client_id: client_id.into(),
+            user: user.clone(),
+            scope: scope.to_vec(),
+            resources: aud.to_vec(),
+            expires_at: now() + i64::try_from(self.refresh_ttl()).unwrap_or(i64::MAX / 2),
+            rotated_at: None,
+            rotated_response: None,
+        };
+        let hash = digest(&refresh);
+        self.store.kv_set(&refresh_key(&hash), &serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?, Some(self.refresh_ttl())).await?;
+        self.store.kv_sadd(&format!("oauth:family:{family}:refresh"), &hash, self.refresh_ttl()).await?;
+        let mut body = json!({
+            "access_token": jwt,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl(),
+            "refresh_token": refresh,
+            "scope": claims.scope,
+        });
+        if !aud.is_empty() {
+            body["resource"] = json!(aud);
+        }
+        Ok(body)
+    }
+
+    /// Verifies an access token: signature by a ring key, `iss`, `exp`/`nbf`, not revoked.
+    pub async fn verify_access(&self, token: &str) -> OAuthResult<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| OAuthError::invalid_token("malformed token"))?;
+        let kid = header.kid.ok_or_else(|| OAuthError::invalid_token("token has no kid"))?;
+        let ring = self.keys().await?;
+        let key = ring.find(&kid).ok_or_else(|| OAuthError::invalid_token("unknown signing key"))?;
+        let mut v = Validation::new(Algorithm::RS256);
+        v.set_issuer(&[self.issuer()]);
+        v.validate_aud = false;
+        v.validate_nbf = true;
+        v.leeway = LEEWAY_SECS;
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| OAuthError::invalid_token(format!("token rejected: {e}")))?;
+        if self.store.kv_get(&crate::store::keys::oauth_revoked(&data.claims.jti)).await?.is_some() {
+            return Err(OAuthError::invalid_token("token revoked"));
+        }
+        Ok(data.claims)
+    }
+
+    /// Revokes one access token everywhere (data planes learn it by event).
+    pub async fn revoke_jti(&self, jti: &str, exp: i64) -> OAuthResult<()> {
+        let ttl = u64::try_from((exp - now()).max(1) + i64::try_from(LEEWAY_SECS).unwrap_or(30)).unwrap_or(60);
+        self.store.put_revocation(jti, ttl).await?;
+        self.store.kv_del(&format!("oauth:token:{jti}")).await?;
+        Ok(())
+    }
+
+    /// Revokes every token of a family (code replay, refresh reuse, refresh revocation).
+    pub async fn revoke_family(&self, family: &str) -> OAuthResult<()> {
+        self.store.kv_set(&format!("oauth:family:{family}:revoked"), "1", Some(self.refresh_ttl())).await?;
+        for jti in self.store.kv_smembers(&format!("oauth:family:{family}:jtis")).await? {
+            let exp = self
+                .store
+                .kv_get(&format!("oauth:token:{jti}"))
+                .await?
+                .and_then(|r| serde_json::from_str::<AccessRecord>(&r).ok())
+                .map_or(now() + self.access_ttl(), |r| r.exp);
+            self.revoke_jti(&jti, exp).await?;
+        }
+        for h in self.store.kv_smembers(&format!("oauth:family:{family}:refresh")).await? {
+            self.store.kv_del(&refresh_key(&h)).await?;
+        }
+        tracing::info!(family, "token family revoked");
+        Ok(())
+    }
+
+    async fn family_revoked(&self, family: &str) -> OAuthResult<bool> {
+        Ok(self.store.kv_get(&format!("oauth:family:{family}:revoked")).await?.is_some())
+    }
+
+    /// A refresh token's record if it is live (not expired, family not revoked).
+    pub async fn refresh_record(&self, refresh: &str) -> OAuthResult<Option<RefreshGrant>> {
+        let Some(raw) = self.store.kv_get(&refresh_key(&digest(refresh))).await? else { return Ok(None) };
+        let g: RefreshGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
+        if g.expires_at < now() || self.family_revoked(&g.family).await? {
+            return Ok(None);
+        }
+        Ok(Some(g))
+    }
+
+    /// The refresh grant: rotation on every use; reuse of a rotated token
+    /// revokes its family, except a retry within the grace window, which
+    /// gets the same response.
+    pub async fn refresh(&self, client_id: &str, refresh: &str, scope: Option<Vec<String>>, resources: Vec<String>) -> OAuthResult<Value> {
+        let hash = digest(refresh);
+        let g = self.refresh_record(refresh).await?.ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
+        if g.client_id != client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        if let Some(rotated) = g.rotated_at {
+            if now() - rotated <= REFRESH_GRACE_SECS {
+                if let Some(sealed) = &g.rotated_response {
+                    let body = self.sealer.open(sealed).map_err(|e| OAuthError::server(e.to_string()))?;
+                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
+                }
+            }
+            self.revoke_family(&g.family).await?;
+            return Err(OAuthError::invalid_grant("refresh token reuse detected; every token of this grant is revoked"));
+        }
+        if !self.store.kv_set_nx(&format!("oauth:refresh_lock:{hash}"), "1", 30).await? {
+            for _ in 0..40 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if let Some(sealed) = self.refresh_record(refresh).await?.and_then(|r| r.rotated_response) {
+                    let body = self.sealer.open(&sealed).map_err(|e| OAuthError::server(e.to_string()))?;
+                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
+                }
+            }
+            return Err(OAuthError::invalid_grant("refresh token is being used concurrently"));
+        }
+        let scope = match scope {
+            None => g.scope.clone(),
+            Some(s) if s.iter().all(|x| g.scope.contains(x)) => s,
+            Some(_) => return Err(OAuthError::invalid_scope("a refresh may only narrow the granted scopes")),
+        };
+        let aud = if resources.is_empty() {
+            g.resources.clone()
+        } else if resources.iter().all(|r| g.resources.contains(r)) {
+            resources
+        } else {
+            return Err(OAuthError::invalid_target("a refresh may only narrow the granted resources"));
+        };
+        let body = self.mint(client_id, &g.user, &scope, &aud, &g.family).await?;
+        let mut used = g.clone();
+        used.rotated_at = Some(now());
+        used.rotated_response = Some(self.sealer.seal(&body.to_string()).map_err(|e| OAuthError::server(e.to_string()))?);
+        let ttl = u64::try_from((g.expires_at - now()).max(REFRESH_GRACE_SECS * 2)).unwrap_or(60);
+        self.store.kv_set(&refresh_key(&hash), &serde_json::to_string(&used).map_err(|e| OAuthError::server(e.to_string()))?, Some(ttl)).await?;
+        Ok(body)
+    }
+}
