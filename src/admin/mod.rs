@@ -3,6 +3,7 @@
 
 mod certs;
 mod oauth;
+mod oauth_admin;
 pub mod error;
 mod proxies;
 mod routes;
@@ -140,6 +141,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     r = certs::routes(r);
     r = services::routes(r);
     r = oauth::routes(r);
+    r = oauth_admin::routes(r);
     r.fallback(not_found).layer(middleware::from_fn(count_requests)).with_state(state)
 }
 

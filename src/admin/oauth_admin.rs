@@ -1,0 +1,141 @@
+//! `/api/v1/oauth/...`: the OAuth admin API (admin tokens only): clients,
+//! tokens, sessions, key rotation, metrics and health.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{reply, AppState, Authed, JsonResult};
+use crate::manage::{require_admin, ManageError};
+use crate::oauth::OAuthError;
+
+fn oauth_err(e: OAuthError) -> ApiError {
+    ApiError::new(e.status, e.code, e.description)
+}
+
+async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let list: Vec<Value> = s
+        .manager
+        .oauth
+        .list_clients()
+        .await
+        .map_err(oauth_err)?
+        .into_iter()
+        .map(|c| json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
+            "grant_types": c.grant_types, "token_endpoint_auth_method": c.token_endpoint_auth_method, "scope": c.scope,
+            "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source}))
+        .collect();
+    reply(StatusCode::OK, list)
+}
+
+async fn client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let list = s.manager.oauth.list_clients().await.map_err(oauth_err)?;
+    let found = list.into_iter().find(|x| x.client_id == id).ok_or_else(|| ManageError::NotFound(format!("client {id}")))?;
+    reply(StatusCode::OK, json!({"client_id": found.client_id, "client_name": found.client_name, "redirect_uris": found.redirect_uris,
+        "grant_types": found.grant_types, "token_endpoint_auth_method": found.token_endpoint_auth_method, "scope": found.scope,
+        "client_id_issued_at": found.client_id_issued_at, "client_secret_expires_at": found.client_secret_expires_at, "source": found.source}))
+}
+
+async fn delete_client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    if !s.manager.oauth.delete_client(&id).await.map_err(oauth_err)? {
+        return Err(ManageError::NotFound(format!("client {id}")).into());
+    }
+    reply(StatusCode::OK, json!({"status": "deleted", "client_id": id}))
+}
+
+async fn client_tokens(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    reply(StatusCode::OK, all.into_iter().filter(|t| t["client_id"] == id.as_str()).collect::<Vec<_>>())
+}
+
+async fn tokens(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    let mut by_client = serde_json::Map::new();
+    for t in &all {
+        let k = t["client_id"].as_str().unwrap_or("").to_string();
+        let n = by_client.get(&k).and_then(Value::as_u64).unwrap_or(0) + 1;
+        by_client.insert(k, json!(n));
+    }
+    reply(StatusCode::OK, json!({"active_access_tokens": all.len(), "by_client": by_client, "tokens": all}))
+}
+
+async fn token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    let t = all.into_iter().find(|t| t["jti"] == jti.as_str()).ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
+    reply(StatusCode::OK, t)
+}
+
+async fn revoke_token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    let t = all.into_iter().find(|t| t["jti"] == jti.as_str()).ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
+    s.manager.oauth.revoke_jti(&jti, t["exp"].as_i64().unwrap_or(0)).await.map_err(oauth_err)?;
+    reply(StatusCode::OK, json!({"status": "revoked", "jti": jti}))
+}
+
+async fn sessions(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    let mut families: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for t in all {
+        let f = t["family"].as_str().unwrap_or("").to_string();
+        families.entry(f.clone()).or_insert_with(|| json!({"session_id": f, "client_id": t["client_id"], "username": t["username"], "sub": t["sub"], "tokens": 0}));
+        if let Some(e) = families.get_mut(&f) {
+            e["tokens"] = json!(e["tokens"].as_u64().unwrap_or(0) + 1);
+        }
+    }
+    reply(StatusCode::OK, families.into_values().collect::<Vec<_>>())
+}
+
+async fn delete_session(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    s.manager.oauth.revoke_family(&id).await.map_err(oauth_err)?;
+    reply(StatusCode::OK, json!({"status": "revoked", "session_id": id}))
+}
+
+async fn rotate(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let ring = s.manager.oauth.rotate_keys().await.map_err(oauth_err)?;
+    reply(StatusCode::OK, json!({"status": "rotated", "current_kid": ring.current.kid, "jwks": ring.jwks()}))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let o = &s.manager.oauth;
+    let tokens = o.list_access_tokens().await.map_err(oauth_err)?.len();
+    let clients = o.list_clients().await.map_err(oauth_err)?.len();
+    reply(StatusCode::OK, json!({"active_access_tokens": tokens, "registered_clients": clients}))
+}
+
+async fn health(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let o = &s.manager.oauth;
+    let keys = o.keys().await.map(|r| r.current.kid).map_err(oauth_err)?;
+    let provider = format!("{:?}", s.manager.config.oauth.login_provider).to_ascii_lowercase();
+    reply(StatusCode::OK, json!({"status": "healthy", "issuer": o.issuer(), "login_provider": provider, "signing_kid": keys}))
+}
+
+/// Adds the OAuth admin endpoints.
+pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    super::both(r, "/api/v1/oauth/clients/", get(clients))
+        .route("/api/v1/oauth/clients/{client_id}", get(client).delete(delete_client))
+        .route("/api/v1/oauth/clients/{client_id}/tokens", get(client_tokens))
+        .route("/api/v1/oauth/tokens", get(tokens))
+        .route("/api/v1/oauth/tokens/{jti}", get(token).delete(revoke_token))
+        .route("/api/v1/oauth/sessions", get(sessions))
+        .route("/api/v1/oauth/sessions/{session_id}", axum::routing::delete(delete_session))
+        .route("/api/v1/oauth/keys/rotate", post(rotate))
+        .route("/api/v1/oauth/metrics", get(metrics))
+        .route("/api/v1/oauth/health", get(health))
+}
