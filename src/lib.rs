@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod manage;

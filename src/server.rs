@@ -159,11 +159,12 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         ensure_localhost_proxy(&store, &cfg).await?;
         ensure_oauth_entry_points(&store, &cfg).await?;
         let fallback = Arc::new(ensure_self_signed(&store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
-        let snapshot = build(&store, &sealer, fallback.clone()).await?;
+        let snapshot = build(&store, &sealer, fallback.clone(), &cfg).await?;
         anyhow::Ok((fallback, snapshot))
     })?;
     drop(rt);
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snapshot));
+    let wake = Arc::new(tokio::sync::Notify::new());
 
     let mut conf = ServerConf::default();
     conf.threads = cfg.proxy_threads;
@@ -174,7 +175,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     server.bootstrap();
     let pconf = server.configuration.clone();
 
-    let mut edge = http_proxy_service_with_name(&pconf, Edge { handle: handle.clone(), config: cfg.clone() }, "portcullis data plane");
+    let mut edge = http_proxy_service_with_name(&pconf, Edge { handle: handle.clone(), config: cfg.clone(), wake: wake.clone() }, "portcullis data plane");
     edge.add_tcp(&SocketAddr::new(cfg.server_host, cfg.http_port).to_string());
     let mut tls = TlsSettings::with_callbacks(Box::new(SniSelector { handle: handle.clone() })).context("TLS settings")?;
     tls.enable_h2();
@@ -182,13 +183,13 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     server.add_service(edge);
 
     if cfg.proxy_protocol_port != 0 {
-        let app = ProxyProtocolApp { inner: Arc::new(http_proxy(&pconf, Edge { handle: handle.clone(), config: cfg.clone() })) };
+        let app = ProxyProtocolApp { inner: Arc::new(http_proxy(&pconf, Edge { handle: handle.clone(), config: cfg.clone(), wake: wake.clone() })) };
         let mut pp = Service::new("portcullis PROXY protocol".into(), app);
         pp.add_tcp(&SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port).to_string());
         server.add_service(pp);
     }
 
-    server.add_service(background_service("snapshot sync", SyncService { config: cfg.clone(), handle, fallback }));
+    server.add_service(background_service("snapshot sync", SyncService { config: cfg.clone(), handle, fallback, wake }));
     let mut control = background_service("control plane", ControlPlane { config: cfg.clone() });
     control.threads = Some(2);
     server.add_service(control);

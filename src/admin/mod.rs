@@ -6,6 +6,7 @@ mod oauth;
 mod oauth_admin;
 pub mod error;
 mod proxies;
+mod resources;
 mod routes;
 mod services;
 mod tokens;
@@ -142,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     r = services::routes(r);
     r = oauth::routes(r);
     r = oauth_admin::routes(r);
+    r = resources::routes(r);
     r.fallback(not_found).layer(middleware::from_fn(count_requests)).with_state(state)
 }
 

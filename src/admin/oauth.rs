@@ -107,6 +107,13 @@ async fn device_page(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) ->
     s.manager.oauth.device_page(&q(&raw)).await
 }
 
+async fn proxy_login(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    s.manager.oauth.proxy_login(&headers, &q(&raw)).await
+}
+async fn proxy_callback(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    s.manager.oauth.proxy_callback(&q(&raw)).await
+}
+
 /// Adds the OAuth protocol endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     r.route("/.well-known/oauth-authorization-server", get(metadata))
@@ -124,4 +131,6 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/device/code", post(device_code))
         .route("/device/token", post(token))
         .route("/device", get(device_page))
+        .route("/_portcullis/login", get(proxy_login))
+        .route("/_portcullis/callback", get(proxy_callback))
 }

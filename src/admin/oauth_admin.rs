@@ -126,6 +126,26 @@ async fn health(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult
     reply(StatusCode::OK, json!({"status": "healthy", "issuer": o.issuer(), "login_provider": provider, "signing_kid": keys}))
 }
 
+/// Mints an access token through the real signing code (admin only), for
+/// integration tests and for service accounts.
+async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::ApiJson(b): super::ApiJson) -> JsonResult {
+    require_admin(&c)?;
+    let str_list = |k: &str| -> Vec<String> { b[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
+    let username = b["username"].as_str().ok_or_else(|| ManageError::Invalid(crate::model::ValidationError::new("username", "required")))?.to_string();
+    let user = crate::oauth::model::User {
+        id: b["sub"].as_str().map_or_else(|| format!("test:{username}"), String::from),
+        username,
+        email: b["email"].as_str().map(String::from),
+        groups: str_list("groups"),
+    };
+    let scope: Vec<String> = b["scope"].as_str().unwrap_or("").split_whitespace().map(String::from).collect();
+    let ttl = b["expires_in"].as_i64().unwrap_or_else(|| i64::try_from(s.manager.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800));
+    let family = crate::oauth::random_token(16);
+    let client = b["client_id"].as_str().unwrap_or("portcullis-admin");
+    let (jwt, claims) = s.manager.oauth.sign_access_ttl(client, &user, &scope, &str_list("aud"), &family, ttl).await.map_err(oauth_err)?;
+    reply(StatusCode::CREATED, json!({"access_token": jwt, "token_type": "Bearer", "jti": claims.jti, "exp": claims.exp, "aud": claims.aud}))
+}
+
 /// Adds the OAuth admin endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     super::both(r, "/api/v1/oauth/clients/", get(clients))
@@ -138,4 +158,5 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/api/v1/oauth/keys/rotate", post(rotate))
         .route("/api/v1/oauth/metrics", get(metrics))
         .route("/api/v1/oauth/health", get(health))
+        .route("/api/v1/oauth/test-token", post(test_token))
 }

@@ -5,6 +5,7 @@
 pub mod acme_certs;
 pub mod certs;
 pub mod proxies;
+pub mod resources;
 pub mod routes;
 pub mod services;
 pub mod tokens;

@@ -112,6 +112,9 @@ pub struct Proxy {
     /// Send identity headers upstream.
     #[serde(default = "yes")]
     pub auth_pass_headers: bool,
+    /// Pass the client's bearer token upstream (off by default, per the MCP spec).
+    #[serde(default)]
+    pub auth_pass_token: bool,
     /// Session cookie name.
     #[serde(default = "default_cookie")]
     pub auth_cookie_name: String,

@@ -74,6 +74,13 @@ pub struct Route {
     /// Proxies of a proxy-scoped route.
     #[serde(default)]
     pub proxy_hostnames: Vec<String>,
+    /// Auth override for this route: `true` requires a token even when the
+    /// proxy's auth is off, `false` skips the check; unset follows the proxy.
+    #[serde(default)]
+    pub auth_required: Option<bool>,
+    /// Scopes a token must carry (all of them) for this route.
+    #[serde(default)]
+    pub auth_scopes: Option<Vec<String>>,
     /// Hash of the owning token.
     #[serde(default)]
     pub owner_token_hash: String,

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metadata;
 pub mod model;
 pub mod params;
+pub mod proxy_login;
 pub mod scopes;
 pub mod token;
 pub mod tokens;

@@ -69,8 +69,13 @@ impl OAuth {
 
     /// Signs an access token.
     pub async fn sign_access(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str) -> OAuthResult<(String, AccessClaims)> {
+        self.sign_access_ttl(client_id, user, scope, aud, family, self.access_ttl()).await
+    }
+
+    /// Signs an access token living `ttl` seconds (negative: already expired, for tests of expiry).
+    pub async fn sign_access_ttl(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str, ttl: i64) -> OAuthResult<(String, AccessClaims)> {
         let ring = self.keys().await?;
-        let iat = now();
+        let iat = now().min(now() + ttl - 1);
         let aud = if aud.is_empty() { vec![self.issuer().to_string()] } else { aud.to_vec() };
         let claims = AccessClaims {
             iss: self.issuer().to_string(),
@@ -78,7 +83,7 @@ impl OAuth {
             aud,
             azp: client_id.to_string(),
             client_id: client_id.to_string(),
-            exp: iat + self.access_ttl(),
+            exp: now() + ttl,
             iat,
             nbf: iat,
             jti: random_token(16),
@@ -102,7 +107,7 @@ impl OAuth {
             exp: claims.exp,
             family: family.into(),
         };
-        let ttl = u64::try_from(self.access_ttl()).unwrap_or(1800);
+        let ttl = u64::try_from(ttl.max(1)).unwrap_or(1800);
         let rec_json = serde_json::to_string(&rec).map_err(|e| OAuthError::server(e.to_string()))?;
         self.store.kv_set(&format!("oauth:token:{}", rec.jti), &rec_json, Some(ttl)).await?;
         self.store.kv_sadd(&format!("oauth:family:{family}:jtis"), &rec.jti, self.refresh_ttl()).await?;

@@ -3,10 +3,14 @@
 use pingora::proxy::Session;
 
 use super::respond::Reply;
+use crate::auth::{self, Outcome, RequestInfo};
 use super::{Ctx, Edge};
 
 /// HTTP-01 answers live under this path on every host; nothing shadows it.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Login endpoints of proxies in redirect mode, served by the control plane.
+const LOGIN_PREFIX: &str = "/_portcullis/";
 
 /// What to do with a request.
 pub enum Decision {
@@ -14,6 +18,8 @@ pub enum Decision {
     Proxy,
     /// Answer directly.
     Respond(Reply),
+    /// The token's signing key is not in this snapshot: refresh, then decide again.
+    RefreshKeys,
 }
 
 /// Host from the Host header (or the h2 authority), lowercased, port stripped.
@@ -39,8 +45,9 @@ fn redirect(scheme: &str, host: &str, port: u16, default_port: u16, path_and_que
     Reply::redirect(308, format!("{scheme}://{authority}{path_and_query}"))
 }
 
-/// Decides how to serve the request and fills `ctx`.
-pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx) -> Decision {
+/// Decides how to serve the request and fills `ctx`; `refreshed` is set on
+/// the second attempt after a key refresh.
+pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) -> Decision {
     ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     let (host, raw) = request_host(session);
     ctx.host = host;
@@ -76,7 +83,46 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx) -> Decision {
             Reply::text(404, format!("404 Not Found: {} is not served over HTTP\n", p.hostname))
         });
     }
-    let target = match entry.match_route(req.method.as_str(), req.uri.path()) {
+    let path = req.uri.path();
+    if path.starts_with(LOGIN_PREFIX) {
+        return match &snap.control {
+            Ok(u) => {
+                ctx.upstream = Some(u.clone());
+                ctx.entry = Some(entry.clone());
+                Decision::Proxy
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control plane address unresolved");
+                Decision::Respond(Reply::text(502, "502 Bad Gateway: the login service is not available\n".to_string()))
+            }
+        };
+    }
+    let info = RequestInfo { method: req.method.as_str(), path, path_and_query: pq, tls: ctx.tls, raw_host: &ctx.raw_host };
+    if auth::metadata::serves_metadata(p) && auth::metadata::is_metadata_path(p, path) {
+        let doc = auth::metadata::document(p, &info, &snap.auth.issuer).to_string();
+        if p.resource_override_backend {
+            return Decision::Respond(Reply::json(200, vec![("Access-Control-Allow-Origin", "*".into())], doc));
+        }
+        ctx.metadata_fallback = Some(bytes::Bytes::from(doc));
+    }
+    let route = entry.match_route(req.method.as_str(), path);
+    match auth::check(&snap.auth, p, route.map(|r| &**r), session, &info) {
+        Outcome::Skip => {}
+        Outcome::Allow(identity) => {
+            ctx.identity = identity;
+            ctx.auth_applied = true;
+        }
+        Outcome::Deny(reply) => return Decision::Respond(reply),
+        Outcome::UnknownKey if !refreshed => return Decision::RefreshKeys,
+        Outcome::UnknownKey => {
+            return Decision::Respond(Reply::json(
+                401,
+                vec![("WWW-Authenticate", format!("Bearer realm=\"{}\", error=\"invalid_token\", resource_metadata=\"{}\"", p.hostname, auth::metadata_url(p, &info)))],
+                serde_json::json!({"error": "invalid_token", "message": "unknown signing key"}).to_string(),
+            ))
+        }
+    }
+    let target = match route {
         Some(r) => &r.upstream,
         None => &entry.target,
     };

@@ -49,9 +49,45 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         req.insert_header("X-Forwarded-Host", ctx.raw_host.clone())?;
     }
     if let Some(e) = &ctx.entry {
+        let p = &e.proxy;
+        if ctx.auth_applied {
+            if !p.auth_pass_token {
+                req.remove_header(&http::header::AUTHORIZATION);
+            }
+            strip_cookie(req, &p.auth_cookie_name)?;
+        }
+        if let (Some(id), true) = (&ctx.identity, p.auth_pass_headers) {
+            let pre = &p.auth_header_prefix;
+            for (name, value) in [("User-Id", &id.sub), ("User", &id.username), ("Email", id.email.as_ref().unwrap_or(&String::new())), ("Scopes", &id.scope)] {
+                if let Ok(v) = http::HeaderValue::from_str(value) {
+                    req.insert_header(format!("{pre}{name}"), v)?;
+                }
+            }
+        }
         for (k, v) in &e.request_headers {
             req.insert_header(k.clone(), v.clone())?;
         }
+    }
+    Ok(())
+}
+
+/// Removes our session cookie (plain and `__Host-`) from the Cookie header.
+fn strip_cookie(req: &mut RequestHeader, name: &str) -> Result<()> {
+    let host_name = format!("__Host-{name}");
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| c.split_once('=').is_none_or(|(k, _)| k != name && k != host_name))
+        .map(String::from)
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        req.insert_header(http::header::COOKIE, kept.join("; "))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ mod dispatch;
 mod failure;
 mod headers;
 pub mod proxy_protocol;
-mod respond;
+pub(crate) mod respond;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +26,8 @@ pub struct Edge {
     pub handle: SnapshotHandle,
     /// Timeouts and ports.
     pub config: Arc<Config>,
+    /// Asks the snapshot sync for an immediate rebuild (unknown signing key).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Per-request state.
@@ -42,6 +44,28 @@ pub struct Ctx {
     upstream: Option<Upstream>,
     /// When the upstream request was sent.
     upstream_sent: Option<Instant>,
+    /// The authenticated caller (identity headers).
+    identity: Option<crate::auth::Identity>,
+    /// Auth applied to this request (so the token and session cookie are not passed on).
+    auth_applied: bool,
+    /// Our protected resource metadata, served if the backend has none.
+    metadata_fallback: Option<bytes::Bytes>,
+    /// The backend's body is being replaced by `metadata_fallback`.
+    replace_body: bool,
+}
+
+impl Edge {
+    /// Asks for a snapshot rebuild and waits (bounded) until a newer one is in place.
+    async fn refresh_snapshot(&self) {
+        let before = self.handle.load().built_at;
+        self.wake.notify_one();
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if self.handle.load().built_at != before {
+                return;
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -50,13 +74,30 @@ impl ProxyHttp for Edge {
 
     fn new_ctx(&self) -> Ctx {
         metrics::ACTIVE_REQUESTS.inc();
-        Ctx { host: String::new(), raw_host: String::new(), tls: false, entry: None, upstream: None, upstream_sent: None }
+        Ctx {
+            host: String::new(),
+            raw_host: String::new(),
+            tls: false,
+            entry: None,
+            upstream: None,
+            upstream_sent: None,
+            identity: None,
+            auth_applied: false,
+            metadata_fallback: None,
+            replace_body: false,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        match dispatch::decide(self, session, ctx) {
+        let mut decision = dispatch::decide(self, session, ctx, false);
+        if let dispatch::Decision::RefreshKeys = decision {
+            self.refresh_snapshot().await;
+            decision = dispatch::decide(self, session, ctx, true);
+        }
+        match decision {
             dispatch::Decision::Proxy => Ok(false),
             dispatch::Decision::Respond(r) => respond::send(session, r).await,
+            dispatch::Decision::RefreshKeys => Ok(false),
         }
     }
 
@@ -88,6 +129,16 @@ impl ProxyHttp for Edge {
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(doc) = &ctx.metadata_fallback {
+            if resp.status == http::StatusCode::NOT_FOUND {
+                resp.set_status(200)?;
+                resp.remove_header(&http::header::TRANSFER_ENCODING);
+                resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+                resp.insert_header(http::header::CONTENT_LENGTH, doc.len().to_string())?;
+                resp.insert_header("Access-Control-Allow-Origin", "*")?;
+                ctx.replace_body = true;
+            }
+        }
         if let Some(e) = &ctx.entry {
             for (k, v) in &e.response_headers {
                 resp.insert_header(k.clone(), v.clone())?;
@@ -96,7 +147,22 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<bytes::Bytes>, end_of_stream: bool, ctx: &mut Ctx) -> Result<Option<std::time::Duration>> {
+        if ctx.replace_body {
+            *body = if end_of_stream { ctx.metadata_fallback.clone() } else { None };
+        }
+        Ok(None)
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let Some(doc) = ctx.metadata_fallback.take() {
+            if session.response_written().is_none() {
+                let reply = respond::Reply::json(200, vec![("Access-Control-Allow-Origin", "*".into())], String::from_utf8_lossy(&doc).into_owned());
+                if respond::send(session, reply).await.is_ok() {
+                    return FailToProxy { error_code: 200, can_reuse_downstream: false };
+                }
+            }
+        }
         failure::answer(session, e, &ctx.host).await
     }
 

@@ -102,14 +102,16 @@ async fn compile_route(
 }
 
 /// Reads everything from the store and builds a new snapshot.
-pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>) -> Result<Snapshot, StoreError> {
+pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>, cfg: &crate::config::Config) -> Result<Snapshot, StoreError> {
     let proxies = store.list_proxies().await?;
     let mut routes = store.list_routes().await?;
     let services = store.list_service_urls().await?;
     let certs = store.list_certs().await?;
     let challenges = store.list_challenges().await?;
+    let auth = crate::auth::AuthKeys::load(store, sealer, &cfg.oauth).await?;
 
     let mut res = Resolver::default();
+    let control = res.upstream(&cfg.api_base_url()).await;
     let mut targets = HashMap::new();
     for p in &proxies {
         targets.insert(p.hostname.clone(), res.upstream(&p.target_url).await);
@@ -149,5 +151,5 @@ pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>) -
         };
         entries.insert(entry.proxy.hostname.clone(), Arc::new(entry));
     }
-    Ok(Snapshot { proxies: entries, certs: table, challenges, built_at: SystemTime::now() })
+    Ok(Snapshot { proxies: entries, certs: table, challenges, auth, control, built_at: SystemTime::now() })
 }

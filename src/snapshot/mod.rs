@@ -94,6 +94,10 @@ pub struct Snapshot {
     pub certs: CertTable,
     /// ACME HTTP-01 answers by token.
     pub challenges: HashMap<String, String>,
+    /// What the data plane needs to check access tokens locally.
+    pub auth: crate::auth::AuthKeys,
+    /// The control plane, for the login endpoints of redirect-mode proxies.
+    pub control: Result<Upstream, String>,
     /// When it was built.
     pub built_at: SystemTime,
 }

@@ -24,13 +24,15 @@ pub struct SyncService {
     pub handle: SnapshotHandle,
     /// Certificate for names no stored certificate covers.
     pub fallback: Arc<CertKey>,
+    /// Rebuild requests from the data plane (an unknown signing key id).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl SyncService {
     /// Builds and swaps in a new snapshot; on failure keeps the old one.
     pub async fn rebuild(&self, store: &dyn Store) {
         let sealer = Sealer::new(self.config.secret_key);
-        match build(store, &sealer, self.fallback.clone()).await {
+        match build(store, &sealer, self.fallback.clone(), &self.config).await {
             Ok(s) => {
                 let ts = s.built_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 tracing::debug!(proxies = s.proxies.len(), "snapshot rebuilt");
@@ -84,6 +86,7 @@ impl BackgroundService for SyncService {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tick.tick() => self.rebuild(&store).await,
+                    _ = self.wake.notified() => self.rebuild(&store).await,
                     ev = events.next() => {
                         let Some(ev) = ev else {
                             tracing::warn!("change event subscription ended; resubscribing");

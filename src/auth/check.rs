@@ -1,0 +1,267 @@
+//! The per-request access check.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::{Algorithm, Validation};
+use pingora::proxy::Session;
+use serde_json::json;
+
+use super::AuthKeys;
+use crate::model::{AuthMode, Proxy};
+use crate::oauth::tokens::{AccessClaims, LEEWAY_SECS};
+use crate::proxy::respond::Reply;
+use crate::snapshot::CompiledRoute;
+
+/// Who the request is from, for the identity headers.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Subject.
+    pub sub: String,
+    /// User name.
+    pub username: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Space-separated scopes.
+    pub scope: String,
+}
+
+/// What to do with the request.
+pub enum Outcome {
+    /// Auth does not apply to this request.
+    Skip,
+    /// Forward; with the caller's identity when a valid token was sent.
+    Allow(Option<Identity>),
+    /// Answer now (401, 403 or a redirect to the login).
+    Deny(Reply),
+    /// The token names a key this snapshot lacks: refresh once and retry.
+    UnknownKey,
+}
+
+/// Request facts the check needs.
+pub struct RequestInfo<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path.
+    pub path: &'a str,
+    /// Path and query (for the login return URL).
+    pub path_and_query: &'a str,
+    /// Over TLS.
+    pub tls: bool,
+    /// Host header as sent (with port).
+    pub raw_host: &'a str,
+}
+
+fn scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// The URL of this proxy's protected resource metadata.
+pub fn metadata_url(p: &Proxy, req: &RequestInfo<'_>) -> String {
+    format!("{}://{}/.well-known/oauth-protected-resource{}", scheme(req.tls), req.raw_host, p.resource_endpoint.as_deref().unwrap_or(""))
+}
+
+/// Paths that never need a token.
+fn always_public(p: &Proxy, route: Option<&CompiledRoute>, req: &RequestInfo<'_>) -> bool {
+    req.method == "OPTIONS"
+        || req.path.starts_with("/.well-known/")
+        || req.path == "/health"
+        || req.path.starts_with("/_portcullis/")
+        || route.is_some_and(|r| r.route.route_id.starts_with("oauth-"))
+        || p.auth_excluded_paths.as_ref().is_some_and(|ex| ex.iter().any(|e| req.path.starts_with(e.as_str())))
+}
+
+/// The token from `Authorization: Bearer` or the proxy's session cookie.
+pub fn token_from(session: &Session, cookie: &str) -> Option<String> {
+    let h = &session.req_header().headers;
+    if let Some(v) = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some((s, t)) = v.split_once(' ') {
+            if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
+                return Some(t.trim().to_string());
+            }
+        }
+    }
+    let host_cookie = format!("__Host-{cookie}");
+    h.get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == host_cookie || *k == cookie)
+        .map(|(_, v)| v.to_string())
+}
+
+fn unauthorized(p: &Proxy, req: &RequestInfo<'_>, error: Option<&str>) -> Reply {
+    let mut www = format!("Bearer realm=\"{}\", resource_metadata=\"{}\"", p.hostname, metadata_url(p, req));
+    if let Some(e) = error {
+        www.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", e.replace('"', "'")));
+    }
+    Reply::json(
+        401,
+        vec![("WWW-Authenticate", www), ("Access-Control-Allow-Origin", "*".into()), ("Access-Control-Expose-Headers", "WWW-Authenticate".into())],
+        json!({"error": if error.is_some() { "invalid_token" } else { "unauthorized" }, "message": error.unwrap_or("authentication required")}).to_string(),
+    )
+}
+
+fn insufficient_scope(p: &Proxy, req: &RequestInfo<'_>, needed: &[String]) -> Reply {
+    let www = format!(
+        "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+        p.hostname,
+        needed.join(" "),
+        metadata_url(p, req)
+    );
+    Reply::json(
+        403,
+        vec![("WWW-Authenticate", www), ("Access-Control-Allow-Origin", "*".into()), ("Access-Control-Expose-Headers", "WWW-Authenticate".into())],
+        json!({"error": "insufficient_scope", "message": format!("this resource needs scope {}", needed.join(" "))}).to_string(),
+    )
+}
+
+fn forbidden(msg: &str) -> Reply {
+    Reply::json(403, vec![], json!({"error": "access_denied", "message": msg}).to_string())
+}
+
+fn wants_html(session: &Session) -> bool {
+    session.req_header().headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+fn login_redirect(req: &RequestInfo<'_>) -> Reply {
+    let rd: String = url::form_urlencoded::byte_serialize(req.path_and_query.as_bytes()).collect();
+    Reply::redirect(302, format!("/_portcullis/login?rd={rd}"))
+}
+
+fn canonical(s: &str) -> String {
+    s.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Audiences this proxy accepts: its resource URI (public and as addressed), its root, and the allowed list.
+fn audiences(p: &Proxy, req: &RequestInfo<'_>) -> HashSet<String> {
+    let ep = p.resource_endpoint.as_deref().unwrap_or("");
+    let mut set: HashSet<String> = [
+        format!("https://{}{ep}", p.hostname),
+        format!("https://{}", p.hostname),
+        format!("{}://{}{ep}", scheme(req.tls), req.raw_host),
+        format!("{}://{}", scheme(req.tls), req.raw_host),
+    ]
+    .iter()
+    .map(|s| canonical(s))
+    .collect();
+    if let Some(extra) = &p.auth_allowed_audiences {
+        set.extend(extra.iter().map(|s| canonical(s)));
+    }
+    set
+}
+
+fn verify(keys: &AuthKeys, token: &str) -> Result<AccessClaims, Option<String>> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Some("malformed token".to_string()))?;
+    let kid = header.kid.ok_or_else(|| Some("token has no kid".to_string()))?;
+    let key = keys.keys.get(&kid).ok_or(None)?;
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_issuer(&[keys.issuer.as_str()]);
+    v.validate_aud = false;
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_SECS;
+    v.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let c = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| Some(format!("token rejected: {e}")))?.claims;
+    if keys.revoked.contains(&c.jti) {
+        return Err(Some("token revoked".into()));
+    }
+    Ok(c)
+}
+
+fn email_allowed(list: &[String], email: Option<&str>) -> bool {
+    let Some(e) = email.map(str::to_ascii_lowercase) else { return false };
+    list.iter().any(|pat| {
+        let pat = pat.to_ascii_lowercase();
+        pat == "*" || pat == e || pat.strip_prefix("*@").is_some_and(|d| e.ends_with(&format!("@{d}")))
+    })
+}
+
+/// Decides whether the request may pass.
+pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session: &Session, req: &RequestInfo<'_>) -> Outcome {
+    let route_override = route.and_then(|r| r.route.auth_required);
+    let required = match route_override {
+        Some(v) => v,
+        None => p.auth_enabled,
+    };
+    if !required || always_public(p, route, req) {
+        return Outcome::Skip;
+    }
+    let passthrough = p.auth_mode == AuthMode::Passthrough;
+    let redirect = p.auth_mode == AuthMode::Redirect && wants_html(session);
+    let Some(token) = token_from(session, &p.auth_cookie_name) else {
+        return if passthrough {
+            Outcome::Allow(None)
+        } else if redirect {
+            Outcome::Deny(login_redirect(req))
+        } else {
+            Outcome::Deny(unauthorized(p, req, None))
+        };
+    };
+    let claims = match verify(keys, &token) {
+        Ok(c) => c,
+        Err(None) => return Outcome::UnknownKey,
+        Err(Some(msg)) => {
+            return if passthrough {
+                Outcome::Allow(None)
+            } else if redirect {
+                Outcome::Deny(login_redirect(req))
+            } else {
+                Outcome::Deny(unauthorized(p, req, Some(&msg)))
+            }
+        }
+    };
+    let accepted = audiences(p, req);
+    if !claims.aud.iter().any(|a| accepted.contains(&canonical(a))) {
+        return if passthrough { Outcome::Allow(None) } else { Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource"))) };
+    }
+    let identity = Identity { sub: claims.sub.clone(), username: claims.preferred_username.clone(), email: claims.email.clone(), scope: claims.scope.clone() };
+    if passthrough {
+        return Outcome::Allow(Some(identity));
+    }
+    let users = p.auth_required_users.as_ref().or(keys.allowed_users.as_ref());
+    if let Some(list) = users {
+        if !list.iter().any(|u| u == "*" || u.eq_ignore_ascii_case(&claims.preferred_username)) {
+            return Outcome::Deny(forbidden(&format!("user {} may not use {}", claims.preferred_username, p.hostname)));
+        }
+    }
+    if let Some(list) = &p.auth_required_emails {
+        if !email_allowed(list, claims.email.as_deref()) {
+            return Outcome::Deny(forbidden("this e-mail address may not use this site"));
+        }
+    }
+    if let Some(list) = &p.auth_required_groups {
+        if !claims.groups.iter().any(|g| list.contains(g)) {
+            return Outcome::Deny(forbidden("none of your groups may use this site"));
+        }
+    }
+    let have: HashSet<&str> = claims.scope.split_whitespace().collect();
+    if let Some(allowed) = p.auth_allowed_scopes.as_ref().filter(|a| !a.is_empty()) {
+        if !allowed.iter().any(|s| have.contains(s.as_str())) {
+            return Outcome::Deny(insufficient_scope(p, req, allowed));
+        }
+    }
+    if let Some(needed) = route.and_then(|r| r.route.auth_scopes.as_ref()) {
+        if !needed.iter().all(|s| have.contains(s.as_str())) {
+            return Outcome::Deny(insufficient_scope(p, req, needed));
+        }
+    }
+    Outcome::Allow(Some(identity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_patterns() {
+        let l = vec!["*@example.com".to_string(), "bob@other.org".to_string()];
+        assert!(email_allowed(&l, Some("Alice@Example.com")));
+        assert!(email_allowed(&l, Some("bob@other.org")));
+        assert!(!email_allowed(&l, Some("eve@example.com.evil")));
+        assert!(!email_allowed(&l, None));
+    }
+}

@@ -1,0 +1,49 @@
+//! ForwardAuth inside the data plane: access tokens checked locally against
+//! the snapshot's keys (no subrequest), per-proxy modes, allowlists, scopes,
+//! audiences, and the answers (401/403 with `WWW-Authenticate`, or a
+//! redirect to the login for browsers).
+
+mod check;
+pub mod metadata;
+
+pub use check::{check, metadata_url, Identity, Outcome, RequestInfo};
+
+use std::collections::{HashMap, HashSet};
+
+use jsonwebtoken::DecodingKey;
+
+use crate::config::OAuthConfig;
+use crate::secrets::Sealer;
+use crate::store::{Store, StoreError};
+
+/// Verification material in the snapshot.
+#[derive(Clone, Default)]
+pub struct AuthKeys {
+    /// Our issuer.
+    pub issuer: String,
+    /// Public keys by kid (previous, current, next).
+    pub keys: HashMap<String, DecodingKey>,
+    /// Revoked, unexpired token ids.
+    pub revoked: HashSet<String>,
+    /// Global login allowlist (`OAUTH_ALLOWED_GITHUB_USERS`).
+    pub allowed_users: Option<Vec<String>>,
+}
+
+impl AuthKeys {
+    /// Loads keys and revocations from the store.
+    pub async fn load(store: &dyn Store, sealer: &Sealer, oauth: &OAuthConfig) -> Result<Self, StoreError> {
+        let keys = match crate::oauth::keys::ring(store, sealer, oauth.jwt_private_key_pem.as_deref()).await {
+            Ok(r) => r.all.into_iter().map(|k| (k.kid, k.decoding)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e.description, "signing keys unavailable; tokens cannot be verified");
+                HashMap::new()
+            }
+        };
+        Ok(Self {
+            issuer: oauth.issuer.clone(),
+            keys,
+            revoked: store.list_revocations().await?.into_iter().collect(),
+            allowed_users: oauth.allowed_users.clone(),
+        })
+    }
+}
