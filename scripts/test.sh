@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk
+ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble
 ensure_rust
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1

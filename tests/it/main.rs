@@ -5,6 +5,7 @@ mod harness;
 
 mod acme;
 mod admin_api;
+mod auth;
 mod admin_auth;
 mod admin_bad_input;
 mod admin_events;
