@@ -146,6 +146,32 @@ async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::Ap
     reply(StatusCode::CREATED, json!({"access_token": jwt, "token_type": "Bearer", "jti": claims.jti, "exp": claims.exp, "aud": claims.aud}))
 }
 
+async fn proxies(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let list: Vec<Value> = s
+        .manager
+        .list_proxies(&c)
+        .await?
+        .into_iter()
+        .map(|p| json!({"hostname": p.hostname, "auth_enabled": p.auth_enabled, "auth_mode": p.auth_mode, "auth_proxy": p.auth_proxy,
+            "auth_required_users": p.auth_required_users, "resource_endpoint": p.resource_endpoint, "github_client_id": p.github_client_id}))
+        .collect();
+    reply(StatusCode::OK, list)
+}
+
+async fn proxy_sessions(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(host): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let p = s.manager.get_proxy(&c, &host).await?;
+    let ep = p.resource_endpoint.unwrap_or_default();
+    let resource = format!("https://{}{}", p.hostname, ep);
+    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
+    let mine: Vec<Value> = all
+        .into_iter()
+        .filter(|t| t["aud"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| x.trim_end_matches('/') == resource.trim_end_matches('/')))))
+        .collect();
+    reply(StatusCode::OK, mine)
+}
+
 /// Adds the OAuth admin endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     super::both(r, "/api/v1/oauth/clients/", get(clients))
@@ -159,4 +185,6 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/api/v1/oauth/metrics", get(metrics))
         .route("/api/v1/oauth/health", get(health))
         .route("/api/v1/oauth/test-token", post(test_token))
+        .route("/api/v1/oauth/proxies", get(proxies))
+        .route("/api/v1/oauth/proxies/{hostname}/sessions", get(proxy_sessions))
 }
