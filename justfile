@@ -116,6 +116,44 @@ proxy-enable hostname:
 proxy-disable hostname:
     {{ cli }} proxy disable {{ quote(hostname) }}
 
+# Issue an ACME certificate for a proxy (attached when issued); staging=1 uses the staging directory.
+proxy-cert-generate hostname staging="":
+    {{ cli }} proxy cert-generate {{ quote(hostname) }} {{ if staging =~ '^(|0|false|no|off)$' { "" } else { "--staging" } }}
+
+# Serve an existing certificate for a proxy.
+proxy-cert-attach hostname cert-name:
+    {{ cli }} proxy cert-attach {{ quote(hostname) }} {{ quote(cert-name) }}
+
+# --- Proxy auth and protected resources ----------------------------------------
+
+# Protect a proxy with OAuth (mode: forward|redirect|passthrough); scopes/audiences comma-separated.
+proxy-auth-enable hostname auth-proxy mode allowed-scopes="" allowed-audiences="":
+    {{ cli }} proxy auth-enable {{ quote(hostname) }} {{ quote(auth-proxy) }} {{ quote(mode) }} {{ if allowed-scopes == "" { "" } else { "--scopes " + quote(allowed-scopes) } }} {{ if allowed-audiences == "" { "" } else { "--audiences " + quote(allowed-audiences) } }}
+
+# Turn OAuth off for a proxy.
+proxy-auth-disable hostname:
+    {{ cli }} proxy auth-disable {{ quote(hostname) }}
+
+# Allowlists: users "a,b" | "*" (anyone) | "" (global OAUTH_ALLOWED_GITHUB_USERS); other lists: "" = unchanged, "null" = reset.
+proxy-auth-config hostname users="" emails="" groups="" allowed-scopes="" allowed-audiences="":
+    {{ cli }} proxy auth-config {{ quote(hostname) }} --users {{ quote(users) }} {{ if emails == "" { "" } else { "--emails " + quote(emails) } }} {{ if groups == "" { "" } else { "--groups " + quote(groups) } }} {{ if allowed-scopes == "" { "" } else { "--scopes " + quote(allowed-scopes) } }} {{ if allowed-audiences == "" { "" } else { "--audiences " + quote(allowed-audiences) } }}
+
+# Show a proxy's auth settings.
+proxy-auth-show hostname:
+    {{ cli }} proxy auth-show {{ quote(hostname) }}
+
+# Protected resource metadata (RFC 9728): lists comma-separated, booleans true/false, server-info/custom-metadata JSON objects.
+proxy-resource-set hostname endpoint="/mcp" scopes="" stateful="" override-backend="" bearer-methods="" doc-suffix="" server-info="" custom-metadata="":
+    {{ cli }} proxy resource-set {{ quote(hostname) }} --endpoint {{ quote(endpoint) }} {{ if scopes == "" { "" } else { "--scopes " + quote(scopes) } }} {{ if stateful == "" { "" } else { "--stateful=" + quote(stateful) } }} {{ if override-backend == "" { "" } else { "--override-backend=" + quote(override-backend) } }} {{ if bearer-methods == "" { "" } else { "--bearer-methods " + quote(bearer-methods) } }} {{ if doc-suffix == "" { "" } else { "--doc-suffix " + quote(doc-suffix) } }} {{ if server-info == "" { "" } else { "--server-info " + quote(server-info) } }} {{ if custom-metadata == "" { "" } else { "--custom-metadata " + quote(custom-metadata) } }}
+
+# Remove a proxy's protected resource metadata.
+proxy-resource-clear hostname:
+    {{ cli }} proxy resource-clear {{ quote(hostname) }}
+
+# Show a proxy's protected resource settings.
+proxy-resource-show hostname:
+    {{ cli }} proxy resource-show {{ quote(hostname) }}
+
 # --- Routes -------------------------------------------------------------------
 
 # List routes.
@@ -170,6 +208,26 @@ cert-upload name cert key email="":
 cert-delete name:
     {{ cli }} cert delete {{ quote(name) }}
 
+# Request an ACME certificate for one domain; staging=1 uses the staging directory. Then: just cert-status NAME wait
+cert-create name domain email="" staging="":
+    {{ cli }} cert create {{ quote(name) }} {{ quote(domain) }} {{ if email == "" { "" } else { "--email " + quote(email) } }} {{ if staging =~ '^(|0|false|no|off)$' { "" } else { "--staging" } }}
+
+# Request one ACME certificate for several domains (comma-separated).
+cert-create-multi name domains email="" staging="":
+    {{ cli }} cert create-multi {{ quote(name) }} {{ quote(domains) }} {{ if email == "" { "" } else { "--email " + quote(email) } }} {{ if staging =~ '^(|0|false|no|off)$' { "" } else { "--staging" } }}
+
+# Issuance status; wait=1 polls until issued or failed (exit 1 on failed), for up to timeout seconds.
+cert-status name wait="" timeout="300":
+    {{ cli }} cert status {{ quote(name) }} {{ if wait =~ '^(|0|false|no|off)$' { "" } else { "--wait --timeout " + quote(timeout) } }}
+
+# Renew an ACME certificate now; wait=1 follows it to the end.
+cert-renew name wait="":
+    {{ cli }} cert renew {{ quote(name) }} {{ if wait =~ '^(|0|false|no|off)$' { "" } else { "--wait" } }}
+
+# Re-issue a staging certificate from the production directory; wait=1 follows it.
+cert-to-production name wait="":
+    {{ cli }} cert to-production {{ quote(name) }} {{ if wait =~ '^(|0|false|no|off)$' { "" } else { "--wait" } }}
+
 # --- External services --------------------------------------------------------
 
 # Register a named service URL (route target type `service`).
@@ -183,3 +241,104 @@ service-list:
 # Remove a named service.
 service-unregister name:
     {{ cli }} service delete {{ quote(name) }}
+
+# --- Protected resource registry ----------------------------------------------
+
+# List registered protected resources.
+resource-list:
+    {{ cli }} resource list
+
+# Show a protected resource.
+resource-show uri:
+    {{ cli }} resource show {{ quote(uri) }}
+
+# Register a protected resource served by a proxy; scopes comma-separated.
+resource-register uri proxy name scopes="":
+    {{ cli }} resource register {{ quote(uri) }} {{ quote(proxy) }} {{ quote(name) }} {{ if scopes == "" { "" } else { "--scopes " + quote(scopes) } }}
+
+# Change resource fields: just resource-update URI name=Tools 'scopes=["mcp"]'
+[positional-arguments]
+resource-update uri +sets:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    uri="$1"; shift
+    args=()
+    for s in "$@"; do args+=(--set "$s"); done
+    {{ cli }} resource update "$uri" "${args[@]}"
+
+# Remove a protected resource.
+resource-delete uri:
+    {{ cli }} resource delete {{ quote(uri) }}
+
+# Check a token against a resource (exit 1 when not valid).
+resource-validate-token uri token:
+    {{ cli }} resource validate-token {{ quote(uri) }} {{ quote(token) }}
+
+alias resource-validate := resource-validate-token
+
+# Register every proxy that has protected resource settings.
+resource-auto-register:
+    {{ cli }} resource auto-register
+
+# --- OAuth --------------------------------------------------------------------
+
+# Log in with OAuth (device flow); flags: --issuer URL --scope "admin user mcp" --resource URI
+[positional-arguments]
+login *flags:
+    {{ cli }} login "$@"
+
+# Delete the stored login.
+logout:
+    {{ cli }} logout
+
+# Show the stored login's claims.
+whoami:
+    {{ cli }} whoami
+
+# List registered OAuth clients.
+oauth-clients:
+    {{ cli }} oauth clients
+
+# Show an OAuth client.
+oauth-client-show client-id:
+    {{ cli }} oauth client {{ quote(client-id) }}
+
+# Delete an OAuth client.
+oauth-client-delete client-id:
+    {{ cli }} oauth delete-client {{ quote(client-id) }}
+
+# Active access tokens of one client.
+oauth-client-tokens client-id:
+    {{ cli }} oauth client-tokens {{ quote(client-id) }}
+
+# Active access tokens.
+oauth-tokens:
+    {{ cli }} oauth tokens
+
+# Show one access token by jti.
+oauth-token-show jti:
+    {{ cli }} oauth token {{ quote(jti) }}
+
+# Revoke an access token by jti.
+oauth-token-revoke jti:
+    {{ cli }} oauth revoke-token {{ quote(jti) }}
+
+# Login sessions (token families).
+oauth-sessions:
+    {{ cli }} oauth sessions
+
+# Revoke a session (every token of the family).
+oauth-session-revoke session-id:
+    {{ cli }} oauth revoke-session {{ quote(session-id) }}
+
+# Rotate the token signing key.
+oauth-keys-rotate:
+    {{ cli }} oauth rotate-keys
+
+# Token and client counts.
+oauth-metrics:
+    {{ cli }} oauth metrics
+
+# Issuer, login provider and signing key.
+oauth-health:
+    {{ cli }} oauth health

@@ -8,9 +8,37 @@ use thiserror::Error;
 /// Why a client command failed.
 #[derive(Debug, Error)]
 pub enum CliError {
-    /// No bearer token was given.
-    #[error("no admin token: set ADMIN_TOKEN (the justfile reads it from .env) or pass --token")]
+    /// No bearer token was given and nobody is logged in.
+    #[error("no admin token: set ADMIN_TOKEN (the justfile reads it from .env), pass --token, or run `portcullis login`")]
     MissingToken,
+    /// The stored login cannot be used any more (refresh refused, no refresh token).
+    #[error("{0}; run `portcullis login` again")]
+    LoginExpired(String),
+    /// The device login did not complete.
+    #[error("login failed: {0}")]
+    Login(String),
+    /// The credentials file cannot be read or written.
+    #[error("credentials file {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A certificate order ended as `failed`.
+    #[error("certificate {name} failed: {reason}")]
+    CertFailed {
+        /// Certificate name.
+        name: String,
+        /// The server's message (the ACME error).
+        reason: String,
+    },
+    /// A check answered "no" (e.g. a token not valid for a resource).
+    #[error("{0}")]
+    CheckFailed(String),
+    /// Waiting for something gave up.
+    #[error("{0}")]
+    Timeout(String),
     /// `--api-url` is unusable.
     #[error("invalid --api-url {url:?}: {reason}")]
     BadUrl {
@@ -33,6 +61,14 @@ pub enum CliError {
     #[error("cannot reach the admin API at {url}: {reason}")]
     Unreachable {
         /// The base URL tried.
+        url: String,
+        /// The innermost cause, one line.
+        reason: String,
+    },
+    /// The OAuth authorization server never answered (login, refresh).
+    #[error("cannot reach the authorization server at {url}: {reason}")]
+    IssuerUnreachable {
+        /// The issuer URL.
         url: String,
         /// The innermost cause, one line.
         reason: String,

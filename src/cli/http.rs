@@ -8,7 +8,6 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::{CliError, CliResult};
-use super::ClientOpts;
 
 /// A client of one admin API with one token.
 pub struct Api {
@@ -17,12 +16,13 @@ pub struct Api {
     http: reqwest::Client,
 }
 
-/// Parses `--api-url`: an absolute `http://` URL (the admin API speaks plain HTTP).
+/// Parses a base URL (`--api-url`, an OAuth issuer): absolute `http://` or
+/// `https://` (the admin API listens on plain HTTP, but may sit behind TLS).
 pub fn parse_base(raw: &str) -> CliResult<Url> {
     let bad = |reason: &str| CliError::BadUrl { url: raw.to_string(), reason: reason.to_string() };
     let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(bad("expected an http:// URL (the admin API listens on plain HTTP)"));
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("expected an http:// or https:// URL"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("the URL has no host"));
@@ -43,7 +43,7 @@ pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
 
 /// The innermost cause of an error: for a refused connection this is the
 /// OS message rather than reqwest's generic "error sending request".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -66,18 +66,33 @@ pub fn api_error(status: u16, body: &str) -> CliError {
     }
 }
 
+/// The HTTP client every CLI request uses (rustls with the system's roots).
+pub fn client() -> CliResult<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("portcullis-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CliError::Runtime(root_cause(&e)))
+}
+
+/// Why a request got no answer, in one line.
+pub fn send_failure(e: &reqwest::Error, hint: &str) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() && !hint.is_empty() {
+        format!("{} ({hint})", root_cause(e))
+    } else {
+        root_cause(e)
+    }
+}
+
 impl Api {
-    /// A client for `opts`; fails early when the token or URL is missing or bad.
-    pub fn new(opts: &ClientOpts) -> CliResult<Self> {
-        let token = opts.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).ok_or(CliError::MissingToken)?;
-        let base = parse_base(&opts.api_url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("portcullis-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError::Runtime(root_cause(&e)))?;
-        Ok(Self { base, token: token.to_string(), http })
+    /// A client of the admin API at `api_url` calling with `token`.
+    pub fn new(api_url: &str, token: &str) -> CliResult<Self> {
+        let token = Some(token.trim()).filter(|t| !t.is_empty()).ok_or(CliError::MissingToken)?;
+        let base = parse_base(api_url)?;
+        Ok(Self { base, token: token.to_string(), http: client()? })
     }
 
     /// The same API, called with another bearer token.
@@ -93,15 +108,9 @@ impl Api {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| {
-            let reason = if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                format!("{} (is `portcullis serve` running? set API_URL or --api-url)", root_cause(&e))
-            } else {
-                root_cause(&e)
-            };
-            CliError::Unreachable { url: self.base.as_str().trim_end_matches('/').to_string(), reason }
+        let resp = req.send().await.map_err(|e| CliError::Unreachable {
+            url: self.base.as_str().trim_end_matches('/').to_string(),
+            reason: send_failure(&e, "is `portcullis serve` running? set API_URL or --api-url"),
         })?;
         let status = resp.status();
         if status.is_success() {
@@ -160,10 +169,12 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls_are_accepted() {
-        assert!(parse_base("https://h").is_err());
-        assert!(parse_base("127.0.0.1:9000").is_err());
+    fn http_and_https_urls_are_accepted() {
+        assert!(parse_base("https://auth.example.com").is_ok());
         assert!(parse_base("http://[::1]:9000").is_ok());
+        assert!(parse_base("127.0.0.1:9000").is_err());
+        assert!(parse_base("ftp://h").is_err());
+        assert!(parse_base("http://").is_err());
     }
 
     #[test]

@@ -4,12 +4,16 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
 use super::args::{headers_object, parse_kv, parse_set, set_object};
+use super::certs::WaitOpts;
 use super::error::CliResult;
 use super::http::Api;
 use super::output::{emit, field, fields, flag, table, Column};
+use super::proxy_auth::{AuthConfig, AuthEnable, ResourceSet};
 
 const PROXY: &str = "proxy";
 const TARGETS: &str = "targets";
+const AUTH: &str = "auth";
+const MCP: &str = "mcp";
 
 /// Options of `proxy create`.
 #[derive(Args, Debug, Default)]
@@ -79,6 +83,52 @@ pub enum ProxyVerb {
         /// Hostname.
         hostname: String,
     },
+    /// Issue an ACME certificate for the proxy's hostname and attach it when issued.
+    CertGenerate {
+        /// Hostname.
+        hostname: String,
+        /// Use the ACME staging directory.
+        #[arg(long)]
+        staging: bool,
+        /// ACME account contact (default: the token's certificate e-mail).
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        wait: WaitOpts,
+    },
+    /// Serve an existing certificate for the proxy.
+    CertAttach {
+        /// Hostname.
+        hostname: String,
+        /// Certificate name.
+        cert_name: String,
+    },
+    /// Turn on OAuth for a proxy: AUTH_PROXY is the authorization server host.
+    AuthEnable(AuthEnable),
+    /// Turn off OAuth for a proxy.
+    AuthDisable {
+        /// Hostname.
+        hostname: String,
+    },
+    /// Change a proxy's allowlists and token rules ("" resets a list to the global default).
+    AuthConfig(AuthConfig),
+    /// Show a proxy's auth settings.
+    AuthShow {
+        /// Hostname.
+        hostname: String,
+    },
+    /// Describe the proxy as an OAuth protected resource (RFC 9728 metadata).
+    ResourceSet(ResourceSet),
+    /// Remove the proxy's protected resource metadata.
+    ResourceClear {
+        /// Hostname.
+        hostname: String,
+    },
+    /// Show the proxy's protected resource settings.
+    ResourceShow {
+        /// Hostname.
+        hostname: String,
+    },
 }
 
 impl CreateProxy {
@@ -137,6 +187,15 @@ fn list_table(v: &Value) -> String {
     table(v, &cols, "no proxies")
 }
 
+fn finish_started(json_out: bool, v: &Value, what: &str, name: &str) -> CliResult {
+    if json_out {
+        super::output::json(v);
+    } else {
+        emit(&format!("{what}; follow it with `portcullis cert status {name} --wait`\n"));
+    }
+    Ok(())
+}
+
 async fn toggle(api: &Api, hostname: &str, enabled: bool) -> CliResult<(Value, String)> {
     let v = api.put(&[PROXY, TARGETS, hostname], &json!({ "enabled": enabled })).await?;
     let t = format!("{} proxy {}\n", if enabled { "enabled" } else { "disabled" }, field(&v, "hostname"));
@@ -172,6 +231,68 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
         ProxyVerb::Delete { hostname } => {
             let v = api.delete(&[PROXY, TARGETS, &hostname]).await?;
             let t = format!("deleted proxy {}\n", field(&v, "hostname"));
+            (v, t)
+        }
+        ProxyVerb::CertGenerate { hostname, staging, email, wait } => {
+            let mut body = Map::new();
+            if staging {
+                body.insert("staging".into(), json!(true));
+            }
+            if let Some(e) = email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+                body.insert("email".into(), json!(e));
+            }
+            let v = api.post(&[PROXY, TARGETS, &hostname, "cert", "generate"], &Value::Object(body)).await?;
+            let name = field(&v, "cert_name");
+            let what = format!("requested certificate {name} for proxy {hostname}{}; it is attached when issued", if staging { " (staging)" } else { "" });
+            if !wait.wait {
+                return finish_started(json_out, &v, &what, &name);
+            }
+            if !json_out {
+                eprintln!("{what}");
+            }
+            let (record, outcome) = super::certs::wait_for(api, &name, std::time::Duration::from_secs(wait.timeout)).await;
+            let record = record.unwrap_or(Value::Null);
+            let t = fields(&record, &[]);
+            outcome?;
+            (record, t)
+        }
+        ProxyVerb::CertAttach { hostname, cert_name } => {
+            let v = api.post(&[PROXY, TARGETS, &hostname, "cert", "attach"], &json!({ "cert_name": cert_name })).await?;
+            let t = format!("proxy {} now serves certificate {}\n", field(&v, "hostname"), field(&v, "cert_name"));
+            (v, t)
+        }
+        ProxyVerb::AuthEnable(a) => {
+            let v = api.post(&[PROXY, TARGETS, &a.hostname, AUTH], &a.body()).await?;
+            let t = format!("enabled auth ({}) on {} via {}\n{}", a.body()["auth_mode"].as_str().unwrap_or(""), a.hostname, a.auth_proxy, fields(&v, &[]));
+            (v, t)
+        }
+        ProxyVerb::AuthDisable { hostname } => {
+            let v = api.delete(&[PROXY, TARGETS, &hostname, AUTH]).await?;
+            (v, format!("disabled auth on {hostname}\n"))
+        }
+        ProxyVerb::AuthConfig(c) => {
+            let patch = c.patch();
+            let v = api.put(&[PROXY, TARGETS, &c.hostname], &Value::Object(patch.clone())).await?;
+            let t = format!("updated auth settings of {}: {}\n", field(&v, "hostname"), changed(&patch));
+            (v, t)
+        }
+        ProxyVerb::AuthShow { hostname } => {
+            let v = api.get(&[PROXY, TARGETS, &hostname, AUTH]).await?;
+            let t = fields(&v, &[]);
+            (v, t)
+        }
+        ProxyVerb::ResourceSet(r) => {
+            let v = api.post(&[PROXY, TARGETS, &r.hostname, MCP], &r.body()).await?;
+            let t = format!("{} is a protected resource at {}\n{}", r.hostname, r.endpoint, fields(&v, &[]));
+            (v, t)
+        }
+        ProxyVerb::ResourceClear { hostname } => {
+            let v = api.delete(&[PROXY, TARGETS, &hostname, MCP]).await?;
+            (v, format!("removed the protected resource settings of {hostname}\n"))
+        }
+        ProxyVerb::ResourceShow { hostname } => {
+            let v = api.get(&[PROXY, TARGETS, &hostname, MCP]).await?;
+            let t = fields(&v, &[]);
             (v, t)
         }
     };
