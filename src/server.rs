@@ -166,11 +166,13 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snapshot));
     let wake = Arc::new(tokio::sync::Notify::new());
 
-    let mut conf = ServerConf::default();
-    conf.threads = cfg.proxy_threads;
-    conf.grace_period_seconds = Some(cfg.shutdown_grace_period.as_secs());
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.max_retries = 1;
+    let conf = ServerConf {
+        threads: cfg.proxy_threads,
+        grace_period_seconds: Some(cfg.shutdown_grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        max_retries: 1,
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let pconf = server.configuration.clone();

@@ -86,6 +86,17 @@ impl Manager {
 
     /// The caller's own token record.
     pub async fn token_info(&self, caller: &Caller) -> ManageResult<TokenView> {
+        if caller.hash.starts_with("oauth:") {
+            return Ok(TokenView {
+                name: caller.name.clone(),
+                hash: caller.hash.clone(),
+                cert_email: caller.email.clone(),
+                scope: caller.scope,
+                created_by: "oauth".into(),
+                created_at: String::new(),
+                token: None,
+            });
+        }
         if caller.name == BOOTSTRAP_ADMIN {
             return Ok(TokenView {
                 name: BOOTSTRAP_ADMIN.into(),

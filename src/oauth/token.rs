@@ -33,7 +33,8 @@ impl OAuth {
         let grant = p.require("grant_type")?.to_string();
         let (client_id, secret) = client_credentials(headers, &p)?;
         let client = self.authenticate_client(&client_id, secret.as_deref()).await?;
-        if !client.grant_types.iter().any(|g| *g == grant) && !(grant == "refresh_token" && client.grant_types.iter().any(|g| g == "authorization_code")) {
+        let refresh_with_code = grant == "refresh_token" && client.grant_types.iter().any(|g| g == "authorization_code");
+        if !(client.grant_types.contains(&grant) || refresh_with_code) {
             return Err(match grant.as_str() {
                 "authorization_code" | "refresh_token" | DEVICE_GRANT => OAuthError::unauthorized_client(format!("this client may not use the {grant} grant")),
                 _ => OAuthError::unsupported_grant_type(format!("grant type {grant} is not supported")),
