@@ -1,0 +1,232 @@
+"""Peers of the MCP SDK test, each on free 127.0.0.1 ports and stopped by its
+own PID at the end: Redis, a GitHub stand-in (the login upstream), an MCP
+server built with the official SDK, and `portcullis serve` with a proxy in
+front of that server, protected by ForwardAuth."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from github_fixture import GithubFixture, GithubUser
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ADMIN_TOKEN = "mcp-sdk-admin-" + secrets.token_hex(12)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
+
+
+class Proc:
+    """A child process whose output goes to a log file; stopped by its own PID."""
+
+    def __init__(self, name: str, args: list[str], env: dict, cwd: Path, logdir: Path):
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def log(self) -> str:
+        try:
+            return ANSI.sub("", self.log_path.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self._log.close()
+
+
+LOGS: list[Proc] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when in ("setup", "call") and rep.failed:
+        for p in LOGS:
+            rep.sections.append((f"{p.name} log (last 15000 chars)", p.log()[-15000:]))
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mcp")
+
+
+@pytest.fixture(scope="session")
+def redis(workdir):
+    port, password = free_port(), secrets.token_hex(16)
+    d = workdir / "redis"
+    d.mkdir()
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.exit("redis-server not installed (apt-get install redis-server)", 2)
+    p = Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(d)],
+             {"PATH": os.environ.get("PATH", "")}, d, workdir)
+    wait_port(port, 15, p.p, "redis-server")
+    yield f"redis://:{password}@127.0.0.1:{port}/0"
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def github():
+    fx = GithubFixture()
+    fx.next_user = GithubUser("octocat", 583231, "octocat@github.example")
+    yield fx
+    fx.stop()
+
+
+class Backend:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.proc = Proc("mcp-backend", [sys.executable, str(HERE / "mcp_backend.py"), str(self.port)], dict(os.environ), HERE, workdir)
+        LOGS.append(self.proc)
+        wait_port(self.port, 30, self.proc.p, "MCP backend")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def seen(self) -> list[dict]:
+        """Requests the backend received: method, path, headers (lowercase name → values)."""
+        return httpx.get(f"{self.url}/_seen", timeout=10).json()
+
+
+@pytest.fixture(scope="session")
+def backend(workdir):
+    b = Backend(workdir)
+    yield b
+    b.proc.stop()
+
+
+def portcullis_bin() -> str:
+    b = os.environ.get("PORTCULLIS_BIN") or str(ROOT / "target" / "debug" / "portcullis")
+    if not Path(b).is_file():
+        pytest.exit(f"portcullis binary not found at {b}: run `OPENSSL_NO_VENDOR=1 cargo build` or set PORTCULLIS_BIN", 2)
+    return b
+
+
+class Portcullis:
+    """`portcullis serve` on free ports, logging in through the GitHub stand-in."""
+
+    def __init__(self, workdir: Path, redis_url: str, github: GithubFixture):
+        self.api_port, self.http_port = free_port(), free_port()
+        self.issuer = f"http://127.0.0.1:{self.api_port}"
+        d = workdir / "portcullis"
+        d.mkdir()
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "REDIS_URL": redis_url,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "SERVER_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.http_port),
+            "HTTPS_PORT": str(free_port()),
+            "PROXY_PROTOCOL_PORT": str(free_port()),
+            "API_PORT": str(self.api_port),
+            "LOG_LEVEL": "DEBUG",
+            "NO_COLOR": "1",
+            "PROXY_THREADS": "2",
+            # stop quickly when the tests end
+            "SHUTDOWN_GRACE_PERIOD": "1",
+            "OAUTH_ISSUER": self.issuer,
+            "OAUTH_MCP_USERS": "*",
+            # no ACME traffic leaves the machine
+            "ACME_DIRECTORY_URL": "http://127.0.0.1:9/directory",
+            "ACME_STAGING_URL": "http://127.0.0.1:9/directory",
+            **github.env(),
+        }
+        # An empty working directory: no .env is read.
+        self.proc = Proc("portcullis", [portcullis_bin(), "serve"], self.env, d, workdir)
+        LOGS.append(self.proc)
+        self.http = httpx.Client(timeout=30)
+        end = time.monotonic() + 90
+        while True:
+            if self.proc.p.poll() is not None:
+                raise RuntimeError(f"portcullis exited with {self.proc.p.returncode}:\n{self.proc.log()[-4000:]}")
+            try:
+                if self.http.get(f"{self.issuer}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > end:
+                raise RuntimeError(f"portcullis not healthy within 90s:\n{self.proc.log()[-4000:]}")
+            time.sleep(0.1)
+
+    def admin(self, method: str, path: str, **kw) -> httpx.Response:
+        return self.http.request(method, f"{self.issuer}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kw)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def portcullis(workdir, redis, github):
+    p = Portcullis(workdir, redis, github)
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def mcp_url(portcullis, backend) -> str:
+    """A proxy for host 127.0.0.1 in front of the MCP backend, ForwardAuth on;
+    returns the URL the SDK talks to once an unauthenticated request gets the 401."""
+    body = {
+        "hostname": "127.0.0.1",
+        "target_url": backend.url,
+        "enable_https": False,
+        "auth_enabled": True,
+        "auth_mode": "forward",
+        "resource_endpoint": "/mcp",
+        "resource_scopes": ["mcp"],
+        "resource_override_backend": True,
+    }
+    r = portcullis.admin("POST", "/api/v1/proxy/targets/", json=body)
+    assert r.status_code in (200, 201), f"creating the proxy: {r.status_code} {r.text}"
+    url = f"http://127.0.0.1:{portcullis.http_port}/mcp"
+    end = time.monotonic() + 10
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = httpx.get(url, timeout=5)
+            if last.status_code == 401 and "resource_metadata" in last.headers.get("www-authenticate", ""):
+                return url
+        except httpx.TransportError as e:
+            last = e
+        time.sleep(0.1)
+    pytest.fail(f"{url} never answered 401 with resource_metadata; last: {last!r} {getattr(last, 'headers', '')}")
