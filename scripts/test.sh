@@ -10,3 +10,6 @@ ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble
 ensure_rust
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1
+
+# The official MCP Python SDK through a protected proxy (issue 6).
+tests/mcp/run.sh
