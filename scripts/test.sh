@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the integration tests (real Redis, real
-# `portcullis serve`, real backends) and benches compiled as tests.
+# `portcullis serve`, real backends), benches compiled as tests, and the
+# Python suites against the built binary (tests/mcp, tests/oauth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble
+ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble python3 python3-venv
+command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1
 
 # The official MCP Python SDK through a protected proxy (issue 6).
 tests/mcp/run.sh
+
+# The OAuth authorization server, black-box (issue 5): authlib + httpx against
+# the binary, the real oidc-provider as IdP, a GitHub stand-in, and the MCP
+# conformance suite's authorization mode.
+tests/oauth/run.sh

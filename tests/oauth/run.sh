@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The OAuth black-box tests (issue 5): creates tests/oauth/.venv with the
+# pinned requirements, installs oidc-provider and Node.js 22 (idp/) and the MCP
+# conformance suite (conformance/) with `npm ci`, and runs pytest. Needs
+# redis-server, npm and the portcullis binary (target/debug/portcullis, or
+# PORTCULLIS_BIN). Extra args go to pytest.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.requirements.sha"
+want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+for d in idp conformance; do
+  stamp="$here/$d/node_modules/.package-lock.sha"
+  want="$(sha256sum "$here/$d/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    (cd "$here/$d" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+done
+cd "$here"
+exec "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
