@@ -106,12 +106,12 @@ free_port() {
 # Waits (bounded) until 127.0.0.1:port accepts; fails naming the process.
 wait_port() {
     local port=$1 what=$2 pid=${3:-} i
-    for ((i = 0; i < 300; i++)); do
+    for ((i = 0; i < ${WAIT_PORT_SECONDS:-30} * 10; i++)); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then die "$what exited before listening on $port"; fi
         sleep 0.1
     done
-    die "$what did not listen on $port within 30 s"
+    die "$what did not listen on $port within ${WAIT_PORT_SECONDS:-30} s"
 }
 
 # Runs a command in the background, remembering its pid for cleanup. Sets LAST_PID.
@@ -192,10 +192,12 @@ EOF
     wait_port "$NGINX_PROXY_PORT" "nginx proxy" "$NGINX_PROXY_PID"
 }
 
-# (c) the bare pingora proxy (framework floor), 1 thread.
+# (c) the bare pingora proxy (framework floor), FLOOR_THREADS (1) threads, optionally
+# behind FLOOR_WRAPPER (e.g. "env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2").
 start_floor() {
     FLOOR_PORT=$(free_port)
-    spawn "$WORK/logs/floor.log" env FLOOR_THREADS=1 "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$BACKEND_PORT"
+    # shellcheck disable=SC2086
+    spawn "$WORK/logs/floor.log" env FLOOR_THREADS="${FLOOR_THREADS:-1}" ${FLOOR_WRAPPER:-} "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$BACKEND_PORT"
     FLOOR_PID=$LAST_PID
     wait_port "$FLOOR_PORT" "bench-floor" "$FLOOR_PID"
 }
@@ -215,7 +217,8 @@ start_redis() {
     die "redis-server did not answer PING"
 }
 
-# (d) portcullis serve, 1 data plane thread, its own redis (started here).
+# (d) portcullis serve, PORTCULLIS_THREADS (1) data plane threads, its own redis (started
+# here), optionally behind PORTCULLIS_WRAPPER (a command prefix: valgrind, env LD_PRELOAD=...).
 start_portcullis() {
     start_redis
     PC_HTTP_PORT=$(free_port)
@@ -324,7 +327,8 @@ check_1k() {
 
 # "pid ppid ticks comm" for every process (ticks = utime + stime).
 proc_snapshot() {
-    cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+    # Processes come and go between the glob and the read: cat's failure is expected.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
         i = 0; for (j = length($0); j > 0; j--) if (substr($0, j, 2) == ") ") { i = j; break }
         if (i == 0) next
         comm = substr($0, index($0, "(") + 1, i - index($0, "(") - 1); gsub(/ /, "_", comm)

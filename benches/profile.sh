@@ -55,6 +55,7 @@ log "work dir $WORK"
 start_backend
 
 if [[ $TOOL == callgrind ]]; then
+    export WAIT_PORT_SECONDS=${WAIT_PORT_SECONDS:-300} # start-up under valgrind is slow
     wrapper="valgrind --tool=callgrind --callgrind-out-file=$WORK/callgrind.out --dump-instr=no --separate-threads=no"
 else
     wrapper=""
