@@ -437,6 +437,14 @@ def rate_limited_server(redis, workdir, seed_key):
     s.stop()
 
 
+@pytest.fixture(scope="session")
+def spare_server(redis, workdir):
+    """An instance of its own for tests that disturb global state (key rotations)."""
+    s = Portcullis("spare", redis, workdir, {})
+    yield s
+    s.stop()
+
+
 # -- OAuth client side -------------------------------------------------------------
 
 

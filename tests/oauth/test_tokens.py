@@ -266,6 +266,17 @@ def test_verify(flows, server):
         assert r.status_code == 401 and "www-authenticate" in r.headers
 
 
+def test_verify_refuses_expired_tokens(flows, server):
+    # minted through the server's own signing code (admin test-token endpoint), expired beyond the leeway
+    r = server.admin("POST", "/api/v1/oauth/test-token", json={"username": "old", "scope": "user", "expires_in": -120})
+    assert r.status_code == 201, r.text
+    at = r.json()["access_token"]
+    assert flows.verify(at).status_code == 401
+    assert flows.introspect(at).json() == {"active": False}
+    fresh = server.admin("POST", "/api/v1/oauth/test-token", json={"username": "new", "scope": "user"}).json()["access_token"]
+    assert flows.verify(fresh).status_code == 200
+
+
 def test_verify_refuses_forged_tokens(flows, server):
     reg = flows.register()
     at = flows.tokens(reg, login="dave")["access_token"]
