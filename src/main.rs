@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 use portcullis::cli::{ClientOpts, Resource};
 use portcullis::config::Config;
 
+/// mimalloc: measured +11% req/s on the data plane over glibc malloc (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// OAuth- and MCP-aware edge proxy.
 #[derive(Parser)]
 #[command(name = "portcullis", version, about)]

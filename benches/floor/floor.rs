@@ -13,6 +13,10 @@ use pingora::prelude::*;
 use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 
+/// The same allocator as portcullis, so the ratio compares our code, not allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Floor {
     backend: SocketAddr,
 }

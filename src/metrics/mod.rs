@@ -13,6 +13,17 @@ pub static API_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
         .unwrap_or_else(|e| panic!("metric registration: {e}"))
 });
 
+/// Status class labels, indexed by `status / 100 - 1` (index 5: no response).
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Index into [`STATUS_CLASSES`] for a status code (0 = none written).
+pub fn status_class(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
 /// Data plane requests by proxy host and status class.
 pub static PROXY_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!("portcullis_requests_total", "Data plane requests", &["host", "status_class"])

@@ -11,11 +11,10 @@ use super::Ctx;
 /// ones ourselves, and identity headers come only from our auth.
 const FORGEABLE: [&str; 6] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
 
-fn client_ip(session: &Session) -> Option<String> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string())
-}
-
 /// Rewrites `req` (a copy of the downstream request) for the chosen upstream.
+/// The common path allocates little: inbound forgeable headers are looked
+/// for before anything is collected, constant values are static, and the
+/// client address is rendered once for both headers that carry it.
 pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     let Some(u) = &ctx.upstream else { return Ok(()) };
     if !u.base_path.is_empty() || req.uri.authority().is_some() {
@@ -24,29 +23,32 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         let uri = joined.parse::<http::Uri>().or_err(InvalidHTTPHeader, "joined upstream path")?;
         req.set_uri(uri);
     }
-    let prefix = ctx.entry.as_ref().map(|e| e.proxy.auth_header_prefix.to_ascii_lowercase());
-    let strip: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| {
-            let n = k.as_str();
-            FORGEABLE.contains(&n) || n.starts_with("x-auth-") || prefix.as_deref().is_some_and(|p| n.starts_with(p))
-        })
-        .cloned()
-        .collect();
-    for k in strip {
-        req.remove_header(&k);
+    let prefix = ctx.entry.as_ref().map_or("x-auth-", |e| e.auth_prefix_lower.as_str());
+    let forgeable = |n: &str| FORGEABLE.contains(&n) || n.starts_with("x-auth-") || n.starts_with(prefix);
+    if req.headers.keys().any(|k| forgeable(k.as_str())) {
+        let strip: Vec<http::HeaderName> = req.headers.keys().filter(|k| forgeable(k.as_str())).cloned().collect();
+        for k in strip {
+            req.remove_header(&k);
+        }
     }
+    let inbound_host = session.req_header().headers.get(http::header::HOST).cloned();
     let preserve = ctx.entry.as_ref().is_some_and(|e| e.proxy.preserve_host_header);
-    let host = if preserve && !ctx.raw_host.is_empty() { ctx.raw_host.clone() } else { u.authority.clone() };
-    req.insert_header(http::header::HOST, host)?;
-    if let Some(ip) = client_ip(session) {
-        req.insert_header("X-Forwarded-For", ip.clone())?;
-        req.insert_header("X-Real-IP", ip)?;
+    match (&inbound_host, preserve) {
+        (Some(_), true) => {}
+        (None, true) if !ctx.raw_host.is_empty() => req.insert_header(http::header::HOST, ctx.raw_host.as_str())?,
+        _ => req.insert_header(http::header::HOST, u.authority.as_str())?,
     }
-    req.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
-    if !ctx.raw_host.is_empty() {
-        req.insert_header("X-Forwarded-Host", ctx.raw_host.clone())?;
+    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+        let v = http::HeaderValue::from_str(&ip.ip().to_string()).or_err(InvalidHTTPHeader, "client address")?;
+        req.insert_header("X-Forwarded-For", v.clone())?;
+        req.insert_header("X-Real-IP", v)?;
+    }
+    let proto = http::HeaderValue::from_static(if ctx.tls { "https" } else { "http" });
+    req.insert_header("X-Forwarded-Proto", proto)?;
+    match inbound_host {
+        Some(h) => req.insert_header("X-Forwarded-Host", h)?,
+        None if !ctx.raw_host.is_empty() => req.insert_header("X-Forwarded-Host", ctx.raw_host.as_str())?,
+        None => {}
     }
     if let Some(e) = &ctx.entry {
         let p = &e.proxy;

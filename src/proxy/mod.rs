@@ -122,8 +122,8 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_response_filter(&self, _session: &mut Session, _resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        if let Some(t) = ctx.upstream_sent {
-            metrics::UPSTREAM_SECONDS.with_label_values(&[&ctx.host]).observe(t.elapsed().as_secs_f64());
+        if let (Some(t), Some(e)) = (ctx.upstream_sent, &ctx.entry) {
+            e.upstream_seconds.observe(t.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -154,6 +154,11 @@ impl ProxyHttp for Edge {
         Ok(None)
     }
 
+    /// Clients that hang up mid-request are routine, not errors worth a log line each.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        e.esource() == &ErrorSource::Downstream && matches!(e.etype(), ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout)
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         if let Some(doc) = ctx.metadata_fallback.take() {
             if session.response_written().is_none() {
@@ -169,16 +174,11 @@ impl ProxyHttp for Edge {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         metrics::ACTIVE_REQUESTS.dec();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            500..=599 => "5xx",
-            _ => "none",
-        };
-        let host = if ctx.entry.is_some() { ctx.host.as_str() } else { "unknown" };
-        metrics::PROXY_REQUESTS.with_label_values(&[host, class]).inc();
+        let class = metrics::status_class(status);
+        match &ctx.entry {
+            Some(e) => e.requests_by_class[class].inc(),
+            None => metrics::PROXY_REQUESTS.with_label_values(&["unknown", metrics::STATUS_CLASSES[class]]).inc(),
+        }
         if let Some(e) = e {
             tracing::debug!(host = %ctx.host, status, error = %e, "request ended with an error");
         }

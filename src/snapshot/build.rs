@@ -147,6 +147,9 @@ pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>, c
             routes: compiled.iter().filter(|r| applies(&r.route, &p)).cloned().collect(),
             request_headers: parse_headers(&p.custom_headers),
             response_headers: parse_headers(&p.custom_response_headers),
+            auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
+            requests_by_class: crate::metrics::STATUS_CLASSES.map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),
+            upstream_seconds: crate::metrics::UPSTREAM_SECONDS.with_label_values(&[p.hostname.as_str()]),
             proxy: p,
         };
         entries.insert(entry.proxy.hostname.clone(), Arc::new(entry));

@@ -77,6 +77,12 @@ pub struct ProxyEntry {
     pub request_headers: Vec<(HeaderName, HeaderValue)>,
     /// `custom_response_headers`, parsed.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `auth_header_prefix`, lowercased (inbound identity headers to strip).
+    pub auth_prefix_lower: String,
+    /// Request counters by status class (1xx..5xx, none), resolved once.
+    pub requests_by_class: [prometheus::IntCounter; 6],
+    /// Upstream response time histogram for this host.
+    pub upstream_seconds: prometheus::Histogram,
 }
 
 impl ProxyEntry {
