@@ -60,8 +60,9 @@ impl Caller {
         self.scope == TokenScope::Admin
     }
     /// True when this caller may see an object owned by `owner_hash`.
+    /// Read-only OAuth callers (`user` scope) see every object but change none.
     pub fn owns(&self, owner_hash: &str) -> bool {
-        self.is_admin() || constant_time_eq(&self.hash, owner_hash)
+        self.is_admin() || self.read_only || constant_time_eq(&self.hash, owner_hash)
     }
 }
 
@@ -189,14 +190,14 @@ impl Manager {
             return Err(ManageError::Unauthorized("the token's audience is not this server".into()));
         }
         let scopes: Vec<&str> = c.scope.split_whitespace().collect();
-        let read_only = if scopes.contains(&"admin") {
-            false
+        let (scope, read_only) = if scopes.contains(&"admin") {
+            (TokenScope::Admin, false)
         } else if scopes.contains(&"user") {
-            true
+            (TokenScope::User, true)
         } else {
             return Err(ManageError::Forbidden("the token needs the admin or user scope".into()));
         };
-        Ok(Caller { name: c.preferred_username, hash: format!("oauth:{}", c.sub), scope: TokenScope::Admin, email: c.email, read_only })
+        Ok(Caller { name: c.preferred_username, hash: format!("oauth:{}", c.sub), scope, email: c.email, read_only })
     }
 }
 

@@ -74,13 +74,14 @@ impl OAuth {
             Err(e) => return e.into_response(),
         };
         let state = p.get("state").ok().flatten().map(String::from);
-        match self.start_login(&p, &client, &redirect_uri, state.clone()).await {
+        let given = matches!(p.get("redirect_uri"), Ok(Some(_)));
+        match self.start_login(&p, &client, &redirect_uri, given, state.clone()).await {
             Ok(location) => Redirect::to(&location).into_response(),
             Err(e) => redirect_error(&redirect_uri, state.as_deref(), self.issuer(), &e),
         }
     }
 
-    async fn start_login(&self, p: &Params, client: &super::model::Client, redirect_uri: &str, state: Option<String>) -> OAuthResult<String> {
+    async fn start_login(&self, p: &Params, client: &super::model::Client, redirect_uri: &str, redirect_uri_given: bool, state: Option<String>) -> OAuthResult<String> {
         if p.get("response_type")? != Some("code") {
             return Err(OAuthError { code: "unsupported_response_type", ..OAuthError::invalid_request("only response_type=code is supported") });
         }
@@ -104,6 +105,7 @@ impl OAuth {
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.to_string(),
             state,
+            redirect_uri_given,
             code_challenge: challenge.to_string(),
             scope,
             resources,
@@ -194,6 +196,7 @@ impl OAuth {
         let grant = CodeGrant {
             client_id: s.client_id.clone(),
             redirect_uri: s.redirect_uri.clone(),
+            redirect_uri_given: s.redirect_uri_given,
             code_challenge: s.code_challenge.clone(),
             scope,
             resources: s.resources.clone(),
@@ -220,7 +223,11 @@ impl OAuth {
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }
-        if redirect_uri != Some(g.redirect_uri.as_str()) {
+        let redirect_ok = match redirect_uri {
+            Some(r) => r == g.redirect_uri,
+            None => !g.redirect_uri_given,
+        };
+        if !redirect_ok {
             return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
         }
         let verifier = verifier.ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;

@@ -92,6 +92,7 @@ impl OAuth {
             client_id: g.client_id,
             redirect_uri: String::new(),
             state: None,
+            redirect_uri_given: true,
             code_challenge: String::new(),
             scope: g.scope,
             resources: g.resources,

@@ -1,6 +1,7 @@
-//! The signing key ring: previous, current and next RSA keys, kept sealed in
-//! the store. Tokens are signed with `current`; JWKS publishes all three so a
-//! rotation (next → current) never fails a validation.
+//! The signing key ring: current and next RSA keys plus the keys retired less
+//! than a token lifetime ago, kept sealed in the store. Tokens are signed with
+//! `current`; JWKS publishes them all, so a rotation (next → current) never
+//! fails a validation and no unexpired token loses its key.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -23,9 +24,16 @@ struct StoredKey {
     pem_sealed: String,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+struct RetiredKey {
+    key: StoredKey,
+    retired_at: i64,
+}
+
 #[derive(Clone, Serialize, Deserialize, Default)]
 struct StoredRing {
-    previous: Option<StoredKey>,
+    #[serde(default)]
+    retired: Vec<RetiredKey>,
     current: Option<StoredKey>,
     next: Option<StoredKey>,
 }
@@ -115,8 +123,11 @@ async fn read(store: &dyn Store) -> Result<Option<StoredRing>, OAuthError> {
 fn load(sealer: &Sealer, ring: &StoredRing) -> Result<KeyRing, OAuthError> {
     let current = load_key(sealer, ring.current.as_ref().ok_or_else(|| internal("no current key"))?)?;
     let mut all = vec![current.clone()];
-    for k in [&ring.next, &ring.previous].into_iter().flatten() {
+    if let Some(k) = &ring.next {
         all.push(load_key(sealer, k)?);
+    }
+    for r in &ring.retired {
+        all.push(load_key(sealer, &r.key)?);
     }
     Ok(KeyRing { current, all })
 }
@@ -126,17 +137,23 @@ pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) ->
     if let Some(r) = read(store).await? {
         return load(sealer, &r);
     }
-    let fresh = StoredRing { previous: None, current: Some(new_key(sealer, seed_pem)?), next: Some(new_key(sealer, None)?) };
+    let fresh = StoredRing { retired: Vec::new(), current: Some(new_key(sealer, seed_pem)?), next: Some(new_key(sealer, None)?) };
     let _ = store.set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?).await?;
     let stored = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
     load(sealer, &stored)
 }
 
-/// Rotates: next becomes current, current becomes previous, a new next is made.
-pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) -> Result<KeyRing, OAuthError> {
+/// Rotates: next becomes current, current is retired (kept while tokens it
+/// signed may live, `keep_secs`), a new next is made.
+pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
     ring(store, sealer, seed_pem).await?;
     let old = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
-    let rotated = StoredRing { previous: old.current.clone(), current: old.next.clone(), next: Some(new_key(sealer, None)?) };
+    let now = chrono::Utc::now().timestamp();
+    let mut retired: Vec<RetiredKey> = old.retired.into_iter().filter(|r| now - r.retired_at <= keep_secs).collect();
+    if let Some(k) = old.current {
+        retired.push(RetiredKey { key: k, retired_at: now });
+    }
+    let rotated = StoredRing { retired, current: old.next.clone(), next: Some(new_key(sealer, None)?) };
     store.set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?).await?;
     store.publish(EventKind::Keys, "ring", "rotate").await?;
     load(sealer, &rotated)

@@ -83,7 +83,8 @@ impl OAuth {
 
     /// Rotates the signing keys (admin operation).
     pub async fn rotate_keys(&self) -> OAuthResult<keys::KeyRing> {
-        let ring = keys::rotate(self.store.as_ref(), &self.sealer, self.config.oauth.jwt_private_key_pem.as_deref()).await?;
+        let keep = i64::try_from(self.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800) + 120;
+        let ring = keys::rotate(self.store.as_ref(), &self.sealer, self.config.oauth.jwt_private_key_pem.as_deref(), keep).await?;
         self.ring.store(None);
         Ok(ring)
     }

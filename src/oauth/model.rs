@@ -62,6 +62,9 @@ pub struct LoginSession {
     pub redirect_uri: String,
     /// Client's state.
     pub state: Option<String>,
+    /// The authorization request named `redirect_uri`.
+    #[serde(default = "yes")]
+    pub redirect_uri_given: bool,
     /// PKCE S256 challenge.
     pub code_challenge: String,
     /// Scopes requested (empty = all the user may have).
@@ -86,6 +89,9 @@ pub struct CodeGrant {
     pub client_id: String,
     /// Redirect URI it was sent to.
     pub redirect_uri: String,
+    /// The authorization request named `redirect_uri` (then the token request must too).
+    #[serde(default = "yes")]
+    pub redirect_uri_given: bool,
     /// PKCE challenge.
     pub code_challenge: String,
     /// Granted scopes.
@@ -167,6 +173,10 @@ pub struct DeviceGrant {
     /// Last poll (unix ms), for `slow_down`.
     #[serde(default)]
     pub last_poll_ms: i64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Unix time now.

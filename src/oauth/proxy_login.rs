@@ -70,6 +70,7 @@ impl OAuth {
             client_id: PROXY_CLIENT_ID.into(),
             redirect_uri,
             state: Some(state),
+            redirect_uri_given: true,
             code_challenge: s256(&verifier),
             scope: vec![],
             resources: vec![resource.trim_end_matches('/').to_string()],

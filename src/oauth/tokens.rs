@@ -224,16 +224,6 @@ impl OAuth {
             self.revoke_family(&g.family).await?;
             return Err(OAuthError::invalid_grant("refresh token reuse detected; every token of this grant is revoked"));
         }
-        if !self.store.kv_set_nx(&format!("oauth:refresh_lock:{hash}"), "1", 30).await? {
-            for _ in 0..40 {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                if let Some(sealed) = self.refresh_record(refresh).await?.and_then(|r| r.rotated_response) {
-                    let body = self.sealer.open(&sealed).map_err(|e| OAuthError::server(e.to_string()))?;
-                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
-                }
-            }
-            return Err(OAuthError::invalid_grant("refresh token is being used concurrently"));
-        }
         let scope = match scope {
             None => g.scope.clone(),
             Some(s) if s.iter().all(|x| g.scope.contains(x)) => s,
@@ -246,7 +236,23 @@ impl OAuth {
         } else {
             return Err(OAuthError::invalid_target("a refresh may only narrow the granted resources"));
         };
-        let body = self.mint(client_id, &g.user, &scope, &aud, &g.family).await?;
+        if !self.store.kv_set_nx(&format!("oauth:refresh_lock:{hash}"), "1", 30).await? {
+            for _ in 0..40 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if let Some(sealed) = self.refresh_record(refresh).await?.and_then(|r| r.rotated_response) {
+                    let body = self.sealer.open(&sealed).map_err(|e| OAuthError::server(e.to_string()))?;
+                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
+                }
+            }
+            return Err(OAuthError::invalid_grant("refresh token is being used concurrently"));
+        }
+        let body = match self.mint(client_id, &g.user, &scope, &aud, &g.family).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.store.kv_del(&format!("oauth:refresh_lock:{hash}")).await?;
+                return Err(e);
+            }
+        };
         let mut used = g.clone();
         used.rotated_at = Some(now());
         used.rotated_response = Some(self.sealer.seal(&body.to_string()).map_err(|e| OAuthError::server(e.to_string()))?);

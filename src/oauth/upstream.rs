@@ -181,6 +181,27 @@ impl OAuth {
             return Err(upstream_err("id token", "nonce mismatch"));
         }
         let sub = claims["sub"].as_str().ok_or_else(|| upstream_err("id token", "no sub"))?.to_string();
+        let mut claims = claims;
+        // Providers return scope claims (email, profile) from UserInfo rather than the ID token.
+        if let (Some(ep), Some(at)) = (doc["userinfo_endpoint"].as_str(), tok["access_token"].as_str()) {
+            match self.http.get(ep).bearer_auth(at).header("Accept", "application/json").send().await {
+                Ok(r) if r.status().is_success() => {
+                    if let Ok(Value::Object(info)) = r.json::<Value>().await {
+                        if info.get("sub").and_then(Value::as_str) == Some(sub.as_str()) {
+                            for (k, v) in info {
+                                if claims.get(&k).is_none_or(Value::is_null) {
+                                    claims[k.as_str()] = v;
+                                }
+                            }
+                        } else {
+                            tracing::warn!("UserInfo subject differs from the ID token's; ignoring it");
+                        }
+                    }
+                }
+                Ok(r) => tracing::warn!(status = %r.status(), "UserInfo request refused"),
+                Err(e) => tracing::warn!(error = %e, "UserInfo request failed"),
+            }
+        }
         let username = claims[o.username_claim.as_str()].as_str().map_or_else(|| sub.clone(), String::from);
         let groups = claims["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
         Ok(User { id: format!("oidc:{sub}"), username, email: claims["email"].as_str().map(String::from), groups })

@@ -188,10 +188,6 @@ def test_code_verifier_shorter_than_43_is_refused(flows, server):
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: when /authorize omits redirect_uri (allowed: the client has one registered URI), "
-                   "the token request without redirect_uri is refused with invalid_grant 'redirect_uri does not match the "
-                   "authorization request'; RFC 6749 §4.1.3 / OAuth 2.1 §4.1.3 require it at /token only if it was in the "
-                   "authorization request (src/oauth/authorize.rs redeem_code compares against the resolved URI)")
 def test_redirect_uri_omitted_in_both_requests(flows, server):
     reg = flows.register()
     verifier, ch = pkce_pair()

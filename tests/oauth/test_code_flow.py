@@ -92,9 +92,6 @@ def test_full_code_pkce_resource_flow_with_oidc_provider(flows, server, idp):
     assert i["active"] is True and i["client_id"] == reg["client_id"] and i["aud"] == [MCP_RESOURCE]
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: the OIDC login reads email (and preferred_username) only from the ID token and never "
-                   "calls the provider's UserInfo endpoint, so with oidc-provider's default (conformIdTokenClaims) the email "
-                   "is lost: no email claim in the access token, empty X-Auth-Email")
 def test_oidc_email_claim_reaches_the_token(flows):
     """oidc-provider (like most OPs) returns scope-requested claims such as
     email from the UserInfo endpoint, not in the ID token (OIDC Core §5.4)."""

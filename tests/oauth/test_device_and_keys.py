@@ -164,10 +164,6 @@ def test_key_rotation_keeps_old_tokens_valid(flows, server):
     assert flows.introspect(t2).json()["active"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a second rotation (POST /api/v1/oauth/keys/rotate) within the access token lifetime "
-                   "drops the key of still-unexpired tokens (the ring keeps only previous/current/next), so they fail /verify "
-                   "with 401 before their exp; expected: retired keys kept until the tokens they signed expire (or the second "
-                   "rotation refused while they live)")
 def test_second_rotation_keeps_unexpired_tokens_valid(spare_server):
     s = spare_server
     t1 = s.admin("POST", "/api/v1/oauth/test-token", json={"username": "u", "scope": "user"})

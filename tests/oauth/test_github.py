@@ -137,9 +137,6 @@ def test_per_proxy_github_app_allowlist_and_scopes(gh_flows, gh_server, github):
     assert res.params["error"] == "access_denied" and res.params["iss"] == gh_server.issuer
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: an OAuth access token with only the `user` scope becomes Caller{scope: Admin, read_only: true} "
-                   "(src/manage/mod.rs authenticate_oauth), so require_admin() passes for every GET: GET /api/v1/tokens/{name}/reveal "
-                   "returns the plaintext of an admin API token (200), which then writes (201) — user → admin escalation")
 def test_user_scope_token_cannot_reveal_api_tokens(gh_flows, gh_server):
     r = gh_server.admin("POST", "/api/v1/tokens", json={"name": "ops-secret", "scope": "admin"})
     assert r.status_code in (200, 201), r.text
@@ -150,9 +147,6 @@ def test_user_scope_token_cannot_reveal_api_tokens(gh_flows, gh_server):
     assert r.status_code == 403, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: the OAuth admin API is documented as admin tokens only (src/admin/oauth_admin.rs), "
-                   "but a `user`-scope OAuth access token reads GET /api/v1/oauth/tokens (every user's tokens) and "
-                   "/api/v1/oauth/clients with 200, because require_admin() sees scope Admin for read-only OAuth callers")
 def test_user_scope_token_cannot_read_the_oauth_admin_api(gh_flows, gh_server):
     tok = gh_flows.tokens(gh_flows.register(), login="carol", resource=None)
     h = {"Authorization": f"Bearer {tok['access_token']}"}

@@ -114,9 +114,6 @@ def test_refresh_cannot_widen_scope_or_resource(flows, server):
     assert r.status_code == 200 and r.json()["scope"] == "mcp"
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a refresh refused with invalid_scope/invalid_target (src/oauth/tokens.rs refresh) returns "
-                   "after taking oauth:refresh_lock:{hash} (30 s TTL) without releasing it, so the next, valid refresh with the same "
-                   "refresh token waits 2 s and fails with invalid_grant 'refresh token is being used concurrently' for 30 s")
 def test_refused_refresh_leaves_the_refresh_token_usable(flows, server):
     reg = flows.register()
     tok = flows.tokens(reg, login="dave", scope="mcp")
