@@ -123,31 +123,34 @@ impl RedisStore {
         self.raw(key).await?.map(|r| decode(key, &r)).transpose()
     }
 
+    /// Every key matching `pattern`.
+    async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn();
+        let mut found = Vec::new();
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(pattern).await.map_err(unavailable)?;
+        while let Some(k) = iter.next_item().await {
+            found.push(k.map_err(unavailable)?);
+        }
+        Ok(found)
+    }
+
+    /// Values of `keys` (missing ones skipped), fetched in chunks.
+    async fn values(&self, keys: &[String]) -> StoreResult<Vec<(String, String)>> {
+        let mut conn = self.conn();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            out.extend(chunk.iter().zip(vals).filter_map(|(k, v)| Some((k.clone(), v?))));
+        }
+        Ok(out)
+    }
+
     /// Every record of a family (`proxy`, `route`, ...): keys `prefix:{id}` whose id has no ':'.
     async fn list_family<T: DeserializeOwned>(&self, prefix: &str) -> StoreResult<Vec<T>> {
         let (pattern, skip) = keys::family(prefix);
-        let mut conn = self.conn();
-        let mut found: Vec<String> = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
-            while let Some(k) = iter.next_item().await {
-                let k = k.map_err(unavailable)?;
-                if !k[skip..].contains(':') {
-                    found.push(k);
-                }
-            }
-        }
+        let mut found: Vec<String> = self.scan_keys(&pattern).await?.into_iter().filter(|k| !k[skip..].contains(':')).collect();
         found.sort();
-        let mut out = Vec::with_capacity(found.len());
-        for chunk in found.chunks(500) {
-            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
-            for (k, v) in chunk.iter().zip(vals) {
-                if let Some(v) = v {
-                    out.push(decode(k, &v)?);
-                }
-            }
-        }
-        Ok(out)
+        self.values(&found).await?.iter().map(|(k, v)| decode(k, v)).collect()
     }
 
     /// Runs `build` (which reads current state and returns the write) until
@@ -438,25 +441,8 @@ impl Store for RedisStore {
     }
 
     async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>> {
-        let (pattern, _) = keys::family("service:url");
-        let mut conn = self.conn();
-        let mut names = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
-            while let Some(k) = iter.next_item().await {
-                names.push(k.map_err(unavailable)?);
-            }
-        }
-        let mut out = HashMap::new();
-        for chunk in names.chunks(500) {
-            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
-            for (k, v) in chunk.iter().zip(vals) {
-                if let (Some(v), Some(n)) = (v, k.strip_prefix("service:url:")) {
-                    out.insert(n.to_string(), v);
-                }
-            }
-        }
-        Ok(out)
+        let prefix = keys::service_url("");
+        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect())
     }
 
     async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()> {
@@ -497,25 +483,8 @@ impl Store for RedisStore {
     }
 
     async fn list_challenges(&self) -> StoreResult<HashMap<String, String>> {
-        let (pattern, skip) = keys::family("acme:challenge");
-        let mut conn = self.conn();
-        let mut found = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await.map_err(unavailable)?;
-            while let Some(k) = iter.next_item().await {
-                found.push(k.map_err(unavailable)?);
-            }
-        }
-        let mut out = HashMap::new();
-        for chunk in found.chunks(500) {
-            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
-            for (k, v) in chunk.iter().zip(vals) {
-                if let Some(v) = v {
-                    out.insert(k[skip..].to_string(), v);
-                }
-            }
-        }
-        Ok(out)
+        let prefix = keys::acme_challenge("");
+        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect())
     }
 
     async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>> {
@@ -601,20 +570,8 @@ impl Store for RedisStore {
     }
 
     async fn kv_scan(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
-        let mut conn = self.conn();
-        let mut found = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}*")).await.map_err(unavailable)?;
-            while let Some(k) = iter.next_item().await {
-                found.push(k.map_err(unavailable)?);
-            }
-        }
-        let mut out = Vec::with_capacity(found.len());
-        for chunk in found.chunks(500) {
-            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
-            out.extend(chunk.iter().zip(vals).filter_map(|(k, v)| Some((k.clone(), v?))));
-        }
-        Ok(out)
+        let found = self.scan_keys(&format!("{prefix}*")).await?;
+        self.values(&found).await
     }
 
     async fn kv_sadd(&self, key: &str, member: &str, ttl_secs: u64) -> StoreResult<()> {
