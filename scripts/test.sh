@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble python3 python3-venv
+ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
 

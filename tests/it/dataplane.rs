@@ -440,3 +440,44 @@ async fn upstream_tls_is_verified_unless_the_proxy_opts_out() {
     assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]), "second hop was TLS");
     assert_eq!(get(&p, "strict.test", "/").await.0, 502, "self-signed upstream rejected by default");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_in_front_speaks_proxy_protocol_v1_and_v2() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "lb.test", "target_url": a.url()})).await;
+    wait_backend(&p, "lb.test", "/", "A").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (crate::harness::free_port(), crate::harness::free_port());
+    let cfg = format!(
+        "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend f1\n  bind 127.0.0.1:{v1}\n  default_backend b1\nfrontend f2\n  bind 127.0.0.1:{v2}\n  default_backend b2\n\
+         backend b1\n  server s1 127.0.0.1:{pp} send-proxy\nbackend b2\n  server s2 127.0.0.1:{pp} send-proxy-v2\n",
+        pp = p.pp_port
+    );
+    std::fs::write(dir.path().join("haproxy.cfg"), cfg).unwrap();
+    let mut hap = std::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(dir.path().join("haproxy.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy must be installed (just test installs it)");
+    for port in [v1, v2] {
+        let url = format!("http://127.0.0.1:{port}/through-lb");
+        let got = eventually(Duration::from_secs(5), || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::Client::new().get(url).header("Host", "lb.test").send().await.ok()?;
+                let v: Value = r.json().await.ok()?;
+                (v["backend"] == "A").then_some(v)
+            }
+        })
+        .await;
+        let v = got.unwrap_or_else(|| panic!("no answer through haproxy on {port}"));
+        assert_eq!(v["headers"]["x-forwarded-for"], json!(["127.0.0.1"]), "the client address from the PROXY header");
+    }
+    let _ = hap.kill();
+    let _ = hap.wait();
+}
