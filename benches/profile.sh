@@ -12,7 +12,8 @@
 #     with curl over one keep-alive connection, prints instructions per request
 #     and the top functions by self and inclusive instruction count.
 #
-# Env: PROFILE_TARGET=portcullis|floor|nginx (portcullis; nginx = the reverse proxy (b), perf only), PROFILE_SECONDS (8),
+# Env: PROFILE_TARGET=portcullis|portcullis-auth|floor|nginx (portcullis; portcullis-auth = run.sh's (e):
+#      bench-51.test with auth on and a bearer token; nginx = the reverse proxy (b), perf only), PROFILE_SECONDS (8),
 #      PROFILE_CONNECTIONS (50), PROFILE_TOP (30), PROFILE_TOOL=perf|callgrind,
 #      PROFILE_REQUESTS (callgrind only, 2000), BENCH_NO_BUILD=1, BENCH_KEEP=1.
 set -euo pipefail
@@ -68,6 +69,15 @@ case $TARGET in
         PID=$PORTCULLIS_PID
         URL="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
         ;;
+    portcullis-auth)
+        PORTCULLIS_WRAPPER=$wrapper start_portcullis
+        populate_portcullis
+        enable_proxy_auth "$BENCH_AUTH_HOST"
+        TOKEN=$(mint_token "$BENCH_AUTH_HOST")
+        BENCH_HOST=$BENCH_AUTH_HOST
+        PID=$PORTCULLIS_PID
+        URL="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
+        ;;
     floor)
         FLOOR_PORT=$(free_port)
         # shellcheck disable=SC2086
@@ -82,9 +92,12 @@ case $TARGET in
         PID=$(cat /proc/"$NGINX_PROXY_PID"/task/*/children | awk '{print $1}')
         URL="http://127.0.0.1:$NGINX_PROXY_PORT$BENCH_PATH"
         ;;
-    *) die "PROFILE_TARGET must be portcullis, floor or nginx (the reverse proxy)" ;;
+    *) die "PROFILE_TARGET must be portcullis, portcullis-auth, floor or nginx (the reverse proxy)" ;;
 esac
-check_1k "$URL" "$BENCH_HOST"
+# Request headers for wrk and curl: Host, plus the bearer token for portcullis-auth.
+HDRS=(-H "Host: $BENCH_HOST")
+[[ -z ${TOKEN:-} ]] || HDRS+=(-H "Authorization: Bearer $TOKEN")
+check_1k "$URL" "$BENCH_HOST" "${TOKEN:-}"
 
 # Waits (bounded) until the proxy process stops using CPU, e.g. until the snapshot
 # rebuilds triggered by populating have drained (slow under valgrind).
@@ -114,7 +127,7 @@ syscall_census() {
     local ppid=$!
     BENCH_PIDS+=("$ppid")
     sleep 0.5
-    wrk -t1 -c"$CONNS" -d"${SECS}s" -H "Host: $BENCH_HOST" "$URL" >"$WORK/wrk-syscalls.txt"
+    wrk -t1 -c"$CONNS" -d"${SECS}s" "${HDRS[@]}" "$URL" >"$WORK/wrk-syscalls.txt"
     wait "$ppid" || true
     local n
     n=$(awk '/requests in/ {print $1}' "$WORK/wrk-syscalls.txt")
@@ -126,13 +139,13 @@ syscall_census() {
 }
 
 if [[ $TOOL == perf ]]; then
-    wrk -t1 -c"$CONNS" -d1s -H "Host: $BENCH_HOST" "$URL" >/dev/null
+    wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
     log "recording: perf record -e cpu-clock -F 499 --call-graph dwarf,32768 -p $PID, under wrk -t1 -c$CONNS -d${SECS}s"
     perf record -q -e cpu-clock -F 499 --call-graph dwarf,32768 -p "$PID" -o "$WORK/perf.data" -- sleep $((SECS + 1)) 2>"$WORK/logs/perf-record.log" &
     PERF_PID=$!
     BENCH_PIDS+=("$PERF_PID")
     sleep 0.5
-    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Host: $BENCH_HOST" "$URL" >"$WORK/wrk.txt"
+    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${HDRS[@]}" "$URL" >"$WORK/wrk.txt"
     wait "$PERF_PID" || true
     requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt")
@@ -171,7 +184,7 @@ else
     callgrind_control --zero "$PID" >/dev/null
     urls=()
     for ((i = 0; i < REQS; i++)); do urls+=("$URL"); done
-    curl -s --max-time 600 -H "Host: $BENCH_HOST" "${urls[@]}" >/dev/null
+    curl -s --max-time 600 "${HDRS[@]}" "${urls[@]}" >/dev/null
     callgrind_control --dump=after-requests "$PID" >/dev/null
     sleep 1
     out=$(ls -t "$WORK"/callgrind.out.* | head -1)

