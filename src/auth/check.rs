@@ -137,25 +137,40 @@ fn canonical(s: &str) -> String {
     s.trim_end_matches('/').to_ascii_lowercase()
 }
 
-/// Audiences this proxy accepts: its resource URI (public and as addressed), its root, and the allowed list.
-fn audiences(p: &Proxy, req: &RequestInfo<'_>) -> HashSet<String> {
-    let ep = p.resource_endpoint.as_deref().unwrap_or("");
-    let mut set: HashSet<String> = [
-        format!("https://{}{ep}", p.hostname),
-        format!("https://{}", p.hostname),
-        format!("{}://{}{ep}", scheme(req.tls), req.raw_host),
-        format!("{}://{}", scheme(req.tls), req.raw_host),
-    ]
-    .iter()
-    .map(|s| canonical(s))
-    .collect();
-    if let Some(extra) = &p.auth_allowed_audiences {
-        set.extend(extra.iter().map(|s| canonical(s)));
+/// `aud` names `host` (+ optional `path`) under `scheme`, ignoring case and a trailing slash.
+fn names_origin(aud: &str, scheme: &str, host: &str, path: &str) -> bool {
+    let aud = aud.strip_suffix('/').unwrap_or(aud);
+    let scheme_ok = aud.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && aud.get(scheme.len()..scheme.len() + 3) == Some("://");
+    if !scheme_ok {
+        return false;
     }
-    set
+    let rest = aud.get(scheme.len() + 3..).unwrap_or("");
+    match (rest.get(..host.len()), rest.get(host.len()..)) {
+        (Some(h), Some(tail)) if h.eq_ignore_ascii_case(host) => tail.is_empty() || tail.eq_ignore_ascii_case(path.trim_end_matches('/')),
+        _ => false,
+    }
 }
 
-fn verify(keys: &AuthKeys, token: &str) -> Result<AccessClaims, Option<String>> {
+/// True when `aud` is this proxy's resource URI (public or as addressed), its root, or an allowed audience.
+fn audience_ok(p: &Proxy, req: &RequestInfo<'_>, aud: &str) -> bool {
+    let ep = p.resource_endpoint.as_deref().unwrap_or("");
+    names_origin(aud, "https", &p.hostname, ep)
+        || names_origin(aud, scheme(req.tls), req.raw_host, ep)
+        || p.auth_allowed_audiences.as_ref().is_some_and(|l| l.iter().any(|a| canonical(a) == canonical(aud)))
+}
+
+fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, Option<String>> {
+    if let Some(c) = keys.cached(token) {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(30);
+        if c.exp + leeway < now {
+            return Err(Some("token rejected: ExpiredSignature".into()));
+        }
+        if keys.revoked.contains(&c.jti) {
+            return Err(Some("token revoked".into()));
+        }
+        return Ok(c);
+    }
     let header = jsonwebtoken::decode_header(token).map_err(|_| Some("malformed token".to_string()))?;
     let kid = header.kid.ok_or_else(|| Some("token has no kid".to_string()))?;
     let key = keys.keys.get(&kid).ok_or(None)?;
@@ -169,6 +184,8 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<AccessClaims, Option<String>> 
     if keys.revoked.contains(&c.jti) {
         return Err(Some("token revoked".into()));
     }
+    let c = std::sync::Arc::new(c);
+    keys.remember(token, c.clone());
     Ok(c)
 }
 
@@ -214,8 +231,7 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             }
         }
     };
-    let accepted = audiences(p, req);
-    if !claims.aud.iter().any(|a| accepted.contains(&canonical(a))) {
+    if !claims.aud.iter().any(|a| audience_ok(p, req, a)) {
         return if passthrough { Outcome::Allow(None) } else { Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource"))) };
     }
     let identity = Identity { sub: claims.sub.clone(), username: claims.preferred_username.clone(), email: claims.email.clone(), scope: claims.scope.clone() };
@@ -263,5 +279,15 @@ mod tests {
         assert!(email_allowed(&l, Some("bob@other.org")));
         assert!(!email_allowed(&l, Some("eve@example.com.evil")));
         assert!(!email_allowed(&l, None));
+    }
+
+    #[test]
+    fn origins() {
+        assert!(names_origin("https://API.test/mcp/", "https", "api.test", "/mcp"));
+        assert!(names_origin("https://api.test", "https", "api.test", "/mcp"));
+        assert!(!names_origin("https://api.test.evil/mcp", "https", "api.test", "/mcp"));
+        assert!(!names_origin("http://api.test/mcp", "https", "api.test", "/mcp"));
+        assert!(!names_origin("https://api.test/other", "https", "api.test", "/mcp"));
+        assert!(names_origin("http://127.0.0.1:8080/mcp", "http", "127.0.0.1:8080", "/mcp"));
     }
 }

@@ -13,11 +13,15 @@ use std::collections::{HashMap, HashSet};
 use jsonwebtoken::DecodingKey;
 
 use crate::config::OAuthConfig;
+use crate::oauth::tokens::AccessClaims;
 use crate::secrets::Sealer;
 use crate::store::{Store, StoreError};
 
+/// Most verified tokens remembered per snapshot before the cache starts over.
+const VERIFIED_CACHE_MAX: usize = 10_000;
+
 /// Verification material in the snapshot.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct AuthKeys {
     /// Our issuer.
     pub issuer: String,
@@ -27,6 +31,27 @@ pub struct AuthKeys {
     pub revoked: HashSet<String>,
     /// Global login allowlist (`OAUTH_ALLOWED_GITHUB_USERS`).
     pub allowed_users: Option<Vec<String>>,
+    /// Tokens whose signature this snapshot already checked. It dies with the
+    /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
+    /// expiry and revocation are still checked on every hit.
+    verified: std::sync::Mutex<HashMap<String, std::sync::Arc<AccessClaims>>>,
+}
+
+impl AuthKeys {
+    /// A token verified earlier under this snapshot's keys.
+    pub fn cached(&self, token: &str) -> Option<std::sync::Arc<AccessClaims>> {
+        self.verified.lock().ok()?.get(token).cloned()
+    }
+
+    /// Remembers a verified token.
+    pub fn remember(&self, token: &str, claims: std::sync::Arc<AccessClaims>) {
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(token.to_string(), claims);
+        }
+    }
 }
 
 impl AuthKeys {
@@ -44,6 +69,7 @@ impl AuthKeys {
             keys,
             revoked: store.list_revocations().await?.into_iter().collect(),
             allowed_users: oauth.allowed_users.clone(),
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 }

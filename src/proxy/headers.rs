@@ -56,7 +56,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
             if !p.auth_pass_token {
                 req.remove_header(&http::header::AUTHORIZATION);
             }
-            strip_cookie(req, &p.auth_cookie_name)?;
+            if req.headers.contains_key(http::header::COOKIE) {
+                strip_cookie(req, &p.auth_cookie_name)?;
+            }
         }
         if let (Some(id), true) = (&ctx.identity, p.auth_pass_headers) {
             let pre = &p.auth_header_prefix;
