@@ -34,13 +34,25 @@ pub struct AuthKeys {
     /// Tokens whose signature this snapshot already checked. It dies with the
     /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
     /// expiry and revocation are still checked on every hit.
-    verified: std::sync::Mutex<HashMap<String, std::sync::Arc<AccessClaims>>>,
+    verified: std::sync::Mutex<HashMap<String, (String, std::sync::Arc<AccessClaims>)>>,
+}
+
+/// The cache key: the token's last 43 characters (part of its signature), so
+/// hashing stays cheap for long JWTs; a hit is confirmed against the whole token.
+fn cache_key(token: &str) -> &str {
+    let mut start = token.len().saturating_sub(43);
+    while !token.is_char_boundary(start) {
+        start += 1;
+    }
+    &token[start..]
 }
 
 impl AuthKeys {
     /// A token verified earlier under this snapshot's keys.
     pub fn cached(&self, token: &str) -> Option<std::sync::Arc<AccessClaims>> {
-        self.verified.lock().ok()?.get(token).cloned()
+        let m = self.verified.lock().ok()?;
+        let (full, claims) = m.get(cache_key(token))?;
+        (full == token).then(|| claims.clone())
     }
 
     /// Remembers a verified token.
@@ -49,7 +61,7 @@ impl AuthKeys {
             if m.len() >= VERIFIED_CACHE_MAX {
                 m.clear();
             }
-            m.insert(token.to_string(), claims);
+            m.insert(cache_key(token).to_string(), (token.to_string(), claims));
         }
     }
 }

@@ -61,15 +61,26 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
             }
         }
         if let (Some(id), true) = (&ctx.identity, p.auth_pass_headers) {
-            let pre = &p.auth_header_prefix;
-            for (name, value) in [("User-Id", &id.sub), ("User", &id.username), ("Email", id.email.as_ref().unwrap_or(&String::new())), ("Scopes", &id.scope)] {
-                if let Ok(v) = http::HeaderValue::from_str(value) {
-                    req.insert_header(format!("{pre}{name}"), v)?;
-                }
-            }
+            identity_headers(req, &p.auth_header_prefix, id)?;
         }
         for (k, v) in &e.request_headers {
             req.insert_header(k.clone(), v.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the identity headers; the default prefix uses static names (no allocation).
+fn identity_headers(req: &mut RequestHeader, prefix: &str, id: &crate::auth::Identity) -> Result<()> {
+    let values = [Some(id.sub.as_str()), Some(id.username.as_str()), id.email.as_deref().filter(|e| !e.is_empty()), Some(id.scope.as_str())];
+    const DEFAULT: [&str; 4] = ["X-Auth-User-Id", "X-Auth-User", "X-Auth-Email", "X-Auth-Scopes"];
+    const SUFFIX: [&str; 4] = ["User-Id", "User", "Email", "Scopes"];
+    for ((value, default), suffix) in values.into_iter().zip(DEFAULT).zip(SUFFIX) {
+        let Some(Ok(v)) = value.map(http::HeaderValue::from_str) else { continue };
+        if prefix == "X-Auth-" {
+            req.insert_header(default, v)?;
+        } else {
+            req.insert_header(format!("{prefix}{suffix}"), v)?;
         }
     }
     Ok(())
