@@ -26,7 +26,7 @@ enum Command {
     /// Run the data plane and the control plane.
     Serve,
     #[command(flatten)]
-    Client(Resource),
+    Client(Box<Resource>),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +51,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Client(r) => portcullis::cli::run(args.opts, r),
+        Command::Client(r) => portcullis::cli::run(args.opts, *r),
     }
 }
