@@ -287,3 +287,64 @@ async fn redirect_mode_logs_browsers_in_and_sets_a_session_cookie() {
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("access_denied"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_mode_over_https_sets_a_host_prefixed_secure_cookie() {
+    use crate::harness::github::GithubFixture;
+    let redis = Redis::start();
+    let gh = GithubFixture::start().await;
+    let env = gh.env();
+    let api_port = crate::harness::free_port().to_string();
+    let issuer = format!("http://127.0.0.1:{api_port}");
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("API_PORT", &api_port));
+    extra.push(("OAUTH_ISSUER", &issuer));
+    let p = Portcullis::start_with(&redis, &extra).await;
+    let b = backend::start("B").await;
+    proxy(&p, json!({"hostname": "secure.test", "target_url": b.url(), "enable_http": false, "auth_enabled": true, "auth_mode": "redirect"})).await;
+    gh.next_user("erin", Some("erin@example.com"));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .resolve("secure.test", format!("127.0.0.1:{}", p.https_port).parse().unwrap())
+        .build()
+        .unwrap();
+    let start = format!("https://secure.test:{}/app?y=2", p.https_port);
+    let ready = eventually(Duration::from_secs(5), || {
+        let (client, start) = (client.clone(), start.clone());
+        async move { (client.get(&start).header("Accept", "text/html").send().await.ok()?.status() == 302).then_some(()) }
+    })
+    .await;
+    assert!(ready.is_some());
+    let (mut url, mut cookie, mut set_cookie) = (start.clone(), None::<String>, None::<String>);
+    let mut last = None;
+    for _ in 0..10 {
+        let mut rb = client.get(&url).header("Accept", "text/html");
+        if let (Some(c), true) = (&cookie, url.starts_with("https://secure.test")) {
+            rb = rb.header("Cookie", c.clone());
+        }
+        let r = rb.send().await.unwrap();
+        if let Some(sc) = r.headers().get("set-cookie") {
+            let sc = sc.to_str().unwrap().to_string();
+            cookie = sc.split(';').next().map(String::from);
+            set_cookie = Some(sc);
+        }
+        if !r.status().is_redirection() {
+            last = Some((r.status().as_u16(), r.text().await.unwrap()));
+            break;
+        }
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        url = if loc.starts_with('/') { format!("https://secure.test:{}{loc}", p.https_port) } else { loc };
+    }
+    let (s, body) = last.expect("the login finished");
+    assert_eq!(s, 200, "{body}");
+    let sc = set_cookie.expect("a session cookie was set");
+    for attr in ["__Host-unified_auth_token=", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(sc.contains(attr), "missing {attr} in {sc}");
+    }
+    assert!(!sc.contains("Domain="), "__Host- cookies carry no Domain: {sc}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["uri"], "/app?y=2");
+    assert_eq!(v["headers"]["x-auth-user"], json!(["erin"]));
+    assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]));
+}
