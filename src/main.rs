@@ -42,7 +42,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_filter)).init();
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_filter))
+                .init();
             match portcullis::server::serve(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

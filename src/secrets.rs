@@ -41,8 +41,15 @@ impl Sealer {
     pub fn seal(&self, plain: &str) -> Result<String, SealError> {
         let nonce: [u8; 12] = rand::random();
         let mut tag = [0u8; 16];
-        let ct = encrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(&nonce), b"portcullis", plain.as_bytes(), &mut tag)
-            .map_err(|e| SealError(e.to_string()))?;
+        let ct = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.key,
+            Some(&nonce),
+            b"portcullis",
+            plain.as_bytes(),
+            &mut tag,
+        )
+        .map_err(|e| SealError(e.to_string()))?;
         let mut out = Vec::with_capacity(12 + ct.len() + 16);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -52,7 +59,9 @@ impl Sealer {
 
     /// Reverses [`Sealer::seal`].
     pub fn open(&self, sealed: &str) -> Result<String, SealError> {
-        let body = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(|| SealError("unknown format".into()))?;
+        let body = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or_else(|| SealError("unknown format".into()))?;
         let raw = STANDARD.decode(body).map_err(|e| SealError(e.to_string()))?;
         if raw.len() < 28 {
             return Err(SealError("too short".into()));

@@ -39,7 +39,10 @@ fn redacted(url: &str) -> String {
 
 /// Fails with a one-line reason if a port cannot be bound.
 fn preflight(cfg: &Config) -> anyhow::Result<()> {
-    let mut ports = vec![("HTTP_PORT", SocketAddr::new(cfg.server_host, cfg.http_port)), ("HTTPS_PORT", SocketAddr::new(cfg.server_host, cfg.https_port))];
+    let mut ports = vec![
+        ("HTTP_PORT", SocketAddr::new(cfg.server_host, cfg.http_port)),
+        ("HTTPS_PORT", SocketAddr::new(cfg.server_host, cfg.https_port)),
+    ];
     if cfg.proxy_protocol_port != 0 {
         ports.push(("PROXY_PROTOCOL_PORT", SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port)));
     }
@@ -63,7 +66,11 @@ async fn connect(cfg: &Config) -> anyhow::Result<RedisStore> {
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                anyhow::bail!("cannot reach Redis at {} after {}s: {e}", redacted(&cfg.redis_url), cfg.redis_startup_timeout.as_secs())
+                anyhow::bail!(
+                    "cannot reach Redis at {} after {}s: {e}",
+                    redacted(&cfg.redis_url),
+                    cfg.redis_startup_timeout.as_secs()
+                )
             }
         }
     }
@@ -84,7 +91,11 @@ async fn ensure_localhost_proxy(store: &dyn Store, cfg: &Config) -> anyhow::Resu
     }))?;
     p.validate()?;
     p.owner_token_hash = cfg.admin_token.as_deref().map(token_hash).unwrap_or_else(|| "system".into());
-    p.created_by = if cfg.admin_token.is_some() { BOOTSTRAP_ADMIN.into() } else { "system".into() };
+    p.created_by = if cfg.admin_token.is_some() {
+        BOOTSTRAP_ADMIN.into()
+    } else {
+        "system".into()
+    };
     p.created_at = now_rfc3339();
     match store.create_proxy(&p).await {
         Ok(()) => tracing::info!(target = %p.target_url, "created the default localhost proxy"),
@@ -104,7 +115,10 @@ const OAUTH_ROUTES: [(&str, &str); 10] = [
     ("oauth-introspect", "^/introspect$"),
     ("oauth-register", "^/register(/[^/]+)?$"),
     ("oauth-jwks", "^/jwks$"),
-    ("oauth-metadata", "^/\\.well-known/(oauth-authorization-server|openid-configuration)(/.*)?$"),
+    (
+        "oauth-metadata",
+        "^/\\.well-known/(oauth-authorization-server|openid-configuration)(/.*)?$",
+    ),
     ("oauth-device", "^/device(/code|/token)?$"),
 ];
 
@@ -153,7 +167,10 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     crate::metrics::init();
     preflight(&cfg)?;
     let sealer = Sealer::new(cfg.secret_key);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start-up runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start-up runtime")?;
     let (fallback, snapshot) = rt.block_on(async {
         let store = connect(&cfg).await?;
         ensure_localhost_proxy(&store, &cfg).await?;
@@ -177,7 +194,15 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     server.bootstrap();
     let pconf = server.configuration.clone();
 
-    let mut edge = http_proxy_service_with_name(&pconf, Edge { handle: handle.clone(), config: cfg.clone(), wake: wake.clone() }, "portcullis data plane");
+    let mut edge = http_proxy_service_with_name(
+        &pconf,
+        Edge {
+            handle: handle.clone(),
+            config: cfg.clone(),
+            wake: wake.clone(),
+        },
+        "portcullis data plane",
+    );
     edge.add_tcp(&SocketAddr::new(cfg.server_host, cfg.http_port).to_string());
     let mut tls = TlsSettings::with_callbacks(Box::new(SniSelector { handle: handle.clone() })).context("TLS settings")?;
     tls.enable_h2();
@@ -185,16 +210,39 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     server.add_service(edge);
 
     if cfg.proxy_protocol_port != 0 {
-        let app = ProxyProtocolApp { inner: Arc::new(http_proxy(&pconf, Edge { handle: handle.clone(), config: cfg.clone(), wake: wake.clone() })) };
+        let app = ProxyProtocolApp {
+            inner: Arc::new(http_proxy(
+                &pconf,
+                Edge {
+                    handle: handle.clone(),
+                    config: cfg.clone(),
+                    wake: wake.clone(),
+                },
+            )),
+        };
         let mut pp = Service::new("portcullis PROXY protocol".into(), app);
         pp.add_tcp(&SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port).to_string());
         server.add_service(pp);
     }
 
-    server.add_service(background_service("snapshot sync", SyncService { config: cfg.clone(), handle, fallback, wake }));
+    server.add_service(background_service(
+        "snapshot sync",
+        SyncService {
+            config: cfg.clone(),
+            handle,
+            fallback,
+            wake,
+        },
+    ));
     let mut control = background_service("control plane", ControlPlane { config: cfg.clone() });
     control.threads = Some(2);
     server.add_service(control);
-    tracing::info!(http = cfg.http_port, https = cfg.https_port, proxy_protocol = cfg.proxy_protocol_port, api = cfg.api_port, "portcullis starting");
+    tracing::info!(
+        http = cfg.http_port,
+        https = cfg.https_port,
+        proxy_protocol = cfg.proxy_protocol_port,
+        api = cfg.api_port,
+        "portcullis starting"
+    );
     server.run_forever()
 }

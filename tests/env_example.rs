@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())).flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
@@ -56,7 +59,10 @@ fn variables_read(src: &Path) -> Vec<(String, String)> {
 /// The names assigned in an env file (`NAME=`, `# NAME=`, `export NAME=`).
 fn documented(env_file: &str) -> BTreeSet<String> {
     let assignment = Regex::new(r"^\s*#?\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=").unwrap();
-    env_file.lines().filter_map(|l| assignment.captures(l).map(|c| c[1].to_string())).collect()
+    env_file
+        .lines()
+        .filter_map(|l| assignment.captures(l).map(|c| c[1].to_string()))
+        .collect()
 }
 
 #[test]
@@ -68,8 +74,17 @@ fn every_variable_read_is_in_env_example() {
 
     // Guard against the scan silently finding nothing (a renamed reader, a moved file).
     let names: BTreeSet<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in ["REDIS_URL", "OAUTH_ISSUER", "ACME_DIRECTORY_URL", "OAUTH_ACCESS_TOKEN_LIFETIME", "OAUTH_ALLOWED_GITHUB_USERS"] {
-        assert!(names.contains(expected), "the scan no longer finds {expected}; update tests/env_example.rs");
+    for expected in [
+        "REDIS_URL",
+        "OAUTH_ISSUER",
+        "ACME_DIRECTORY_URL",
+        "OAUTH_ACCESS_TOKEN_LIFETIME",
+        "OAUTH_ALLOWED_GITHUB_USERS",
+    ] {
+        assert!(
+            names.contains(expected),
+            "the scan no longer finds {expected}; update tests/env_example.rs"
+        );
     }
 
     let mut missing = std::collections::BTreeMap::new();
@@ -77,7 +92,11 @@ fn every_variable_read_is_in_env_example() {
         missing.entry(name.as_str()).or_insert(at.as_str());
     }
     let missing: Vec<String> = missing.iter().map(|(n, at)| format!("{n} (read at {at})")).collect();
-    assert!(missing.is_empty(), "add these variables to .env.example with their default and a one-line comment:\n  {}", missing.join("\n  "));
+    assert!(
+        missing.is_empty(),
+        "add these variables to .env.example with their default and a one-line comment:\n  {}",
+        missing.join("\n  ")
+    );
 }
 
 #[test]
@@ -94,7 +113,11 @@ fn the_scan_recognizes_the_reader_shapes() {
            let m = "NOT_READ";"#,
     )
     .unwrap();
-    std::fs::write(src.join("other").join("x.rs"), r#"raw("F_VAR"); const G_VAR: &str = "G_VAR"; x.parse("lower_case");"#).unwrap();
+    std::fs::write(
+        src.join("other").join("x.rs"),
+        r#"raw("F_VAR"); const G_VAR: &str = "G_VAR"; x.parse("lower_case");"#,
+    )
+    .unwrap();
     let mut names: Vec<String> = variables_read(&src).into_iter().map(|(n, _)| n).collect();
     names.sort();
     assert_eq!(names, ["A_VAR", "B_VAR", "C_VAR", "D_VAR", "F_VAR", "OAUTH_X_ISSUER"]);

@@ -92,13 +92,19 @@ pub fn validate_domains(field: &str, domains: &[String]) -> Result<Vec<String>, 
         return Err(ValidationError::new(field, "at least one domain is required"));
     }
     if domains.len() > MAX_DOMAINS {
-        return Err(ValidationError::new(field, format!("at most {MAX_DOMAINS} domains per certificate (got {})", domains.len())));
+        return Err(ValidationError::new(
+            field,
+            format!("at most {MAX_DOMAINS} domains per certificate (got {})", domains.len()),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(domains.len());
     for d in domains {
         let d = d.trim().to_ascii_lowercase();
         if d.starts_with("*.") {
-            return Err(ValidationError::new(field, format!("{d}: HTTP-01 cannot issue wildcard certificates (that needs DNS-01)")));
+            return Err(ValidationError::new(
+                field,
+                format!("{d}: HTTP-01 cannot issue wildcard certificates (that needs DNS-01)"),
+            ));
         }
         if !valid_hostname(&d) || !d.contains('.') && d != "localhost" {
             return Err(ValidationError::new(field, format!("{d:?} is not a valid domain name")));
@@ -129,8 +135,17 @@ impl Acme {
     /// An engine with `CERT_GEN_MAX_WORKERS` concurrent orders.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, sealer: Sealer) -> Self {
         let workers = Arc::new(Semaphore::new(config.acme.max_workers));
-        let http_client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default();
-        Self { store, config, sealer, workers, http_client }
+        let http_client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            config,
+            sealer,
+            workers,
+            http_client,
+        }
     }
 
     /// Records a status change.
@@ -149,14 +164,22 @@ impl Acme {
             self.order_budget().as_secs() * u64::from(ORDER_ATTEMPTS) + 600
         };
         let ttl = Some(ttl);
-        if let Err(e) = self.store.put_cert_status(&req.cert_name, &serde_json::to_string(&s).unwrap_or_default(), ttl).await {
+        if let Err(e) = self
+            .store
+            .put_cert_status(&req.cert_name, &serde_json::to_string(&s).unwrap_or_default(), ttl)
+            .await
+        {
             tracing::warn!(cert = %req.cert_name, error = %e, "cannot record certificate status");
         }
     }
 
     /// The current status of `name`'s generation, if any is retained.
     pub async fn status(&self, name: &str) -> Result<Option<CertStatus>, crate::store::StoreError> {
-        Ok(self.store.get_cert_status(name).await?.and_then(|raw| serde_json::from_str(&raw).ok()))
+        Ok(self
+            .store
+            .get_cert_status(name)
+            .await?
+            .and_then(|raw| serde_json::from_str(&raw).ok()))
     }
 
     /// Validates and starts an order in the background; returns at once.

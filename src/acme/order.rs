@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus,
-    RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 use sha2::{Digest, Sha256};
 
@@ -45,8 +44,10 @@ const TRANSIENT_ATTEMPTS: u32 = 3;
 fn is_transient(e: &instant_acme::Error) -> bool {
     match e {
         instant_acme::Error::Api(p) => {
-            matches!(p.r#type.as_deref(), Some("urn:ietf:params:acme:error:badNonce" | "urn:ietf:params:acme:error:rateLimited"))
-                || p.status.is_some_and(|s| s >= 500)
+            matches!(
+                p.r#type.as_deref(),
+                Some("urn:ietf:params:acme:error:badNonce" | "urn:ietf:params:acme:error:rateLimited")
+            ) || p.status.is_some_and(|s| s >= 500)
         }
         instant_acme::Error::Hyper(_) | instant_acme::Error::Other(_) => true,
         _ => false,
@@ -76,7 +77,11 @@ async fn account(acme: &Acme, directory: &str, email: Option<&str>) -> Result<Ac
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
     let mut last = None;
     for attempt in 0..TRANSIENT_ATTEMPTS {
-        let new = NewAccount { contact: &contacts, terms_of_service_agreed: true, only_return_existing: false };
+        let new = NewAccount {
+            contact: &contacts,
+            terms_of_service_agreed: true,
+            only_return_existing: false,
+        };
         match builder(acme)?.create(&new, directory.to_string(), None).await {
             Ok((account, creds)) => {
                 let json = serde_json::to_string(&creds).map_err(|e| OrderError::Other(e.to_string()))?;
@@ -159,7 +164,11 @@ impl Acme {
 
 /// Runs the order; returns the new certificate's serial.
 pub async fn issue(acme: &Acme, req: &IssueRequest) -> Result<String, OrderError> {
-    let directory = if req.staging { acme.config.acme.staging_url.clone() } else { acme.config.acme.directory_url.clone() };
+    let directory = if req.staging {
+        acme.config.acme.staging_url.clone()
+    } else {
+        acme.config.acme.directory_url.clone()
+    };
     let account = account(acme, &directory, req.email.as_deref()).await?;
     let ids: Vec<Identifier> = req.domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
     let mut order = new_order(&account, &ids).await?;
@@ -173,7 +182,13 @@ pub async fn issue(acme: &Acme, req: &IssueRequest) -> Result<String, OrderError
     result
 }
 
-async fn finish(acme: &Acme, req: &IssueRequest, directory: &str, order: &mut Order, tokens: &mut Vec<String>) -> Result<String, OrderError> {
+async fn finish(
+    acme: &Acme,
+    req: &IssueRequest,
+    directory: &str,
+    order: &mut Order,
+    tokens: &mut Vec<String>,
+) -> Result<String, OrderError> {
     {
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
@@ -183,7 +198,9 @@ async fn finish(acme: &Acme, req: &IssueRequest, directory: &str, order: &mut Or
                 AuthorizationStatus::Valid => continue,
                 other => return Err(OrderError::Other(format!("authorization is {other:?}"))),
             }
-            let mut ch = a.challenge(ChallengeType::Http01).ok_or_else(|| OrderError::Other("the CA offered no http-01 challenge".into()))?;
+            let mut ch = a
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| OrderError::Other("the CA offered no http-01 challenge".into()))?;
             let key_auth = ch.key_authorization().as_str().to_string();
             let token = ch.token.clone();
             if !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
@@ -219,7 +236,10 @@ async fn finish(acme: &Acme, req: &IssueRequest, directory: &str, order: &mut Or
         issuer: info.issuer,
         fingerprint_sha256: info.fingerprint_sha256,
         fullchain_pem: info.fullchain_pem,
-        private_key_encrypted: acme.sealer.seal(&info.private_key_pem).map_err(|e| OrderError::Other(e.to_string()))?,
+        private_key_encrypted: acme
+            .sealer
+            .seal(&info.private_key_pem)
+            .map_err(|e| OrderError::Other(e.to_string()))?,
         owner_token_hash: req.owner_token_hash.clone(),
         created_by: req.created_by.clone(),
         created_at: now_rfc3339(),

@@ -9,14 +9,19 @@ use crate::model::Certificate;
 
 /// True when `cert` expires within `threshold_days`.
 pub fn due(cert: &Certificate, threshold_days: i64, now: DateTime<Utc>) -> bool {
-    DateTime::parse_from_rfc3339(&cert.expires_at).map_or(true, |exp| exp.with_timezone(&Utc) - now < chrono::Duration::days(threshold_days))
+    DateTime::parse_from_rfc3339(&cert.expires_at)
+        .map_or(true, |exp| exp.with_timezone(&Utc) - now < chrono::Duration::days(threshold_days))
 }
 
 impl Acme {
     /// Re-orders a stored certificate with the same names, contact and directory.
     pub async fn renew(&self, cert: &Certificate, production: bool) -> Result<(), StartError> {
         let staging = !production && cert.acme_directory_url.as_deref() == Some(self.config.acme.staging_url.as_str());
-        let key_type = if cert.fullchain_pem.is_empty() { KeyType::Rsa } else { key_type_of(cert) };
+        let key_type = if cert.fullchain_pem.is_empty() {
+            KeyType::Rsa
+        } else {
+            key_type_of(cert)
+        };
         self.start(IssueRequest {
             cert_name: cert.cert_name.clone(),
             domains: cert.domains.clone(),
@@ -40,7 +45,10 @@ impl Acme {
             }
         };
         let now = Utc::now();
-        for c in certs.iter().filter(|c| c.source == "acme" && due(c, self.config.acme.renewal_threshold_days, now)) {
+        for c in certs
+            .iter()
+            .filter(|c| c.source == "acme" && due(c, self.config.acme.renewal_threshold_days, now))
+        {
             match self.renew(c, false).await {
                 Ok(()) => tracing::info!(cert = %c.cert_name, expires_at = %c.expires_at, "renewal started"),
                 Err(StartError::Busy(_)) => tracing::debug!(cert = %c.cert_name, "renewal already running elsewhere"),

@@ -19,7 +19,12 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 }
 
@@ -38,11 +43,19 @@ impl From<ManageError> for ApiError {
             },
             ManageError::Store(m) => {
                 tracing::error!(error = %m, "store failure in admin API");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable, try again")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable, try again",
+                )
             }
             ManageError::Seal(e) => {
                 tracing::error!(error = %e, "cannot open a sealed secret");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "a stored secret cannot be decrypted")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "a stored secret cannot be decrypted",
+                )
             }
         }
     }
@@ -56,7 +69,8 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -2,15 +2,15 @@
 //! `/health` and `/metrics`. Handlers only extract, call `manage`, and shape.
 
 mod certs;
+pub mod error;
 mod oauth;
 mod oauth_admin;
-pub mod error;
 mod proxies;
 mod resources;
 mod routes;
+pub mod service;
 mod services;
 mod tokens;
-pub mod service;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,7 +52,9 @@ impl FromRequestParts<Arc<AppState>> for Authed {
         });
         let caller = state.manager.authenticate(bearer).await?;
         if caller.read_only && !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
-            return Err(crate::manage::ManageError::Forbidden("this token may only read (scope user); writes need the admin scope".into()).into());
+            return Err(
+                crate::manage::ManageError::Forbidden("this token may only read (scope user); writes need the admin scope".into()).into(),
+            );
         }
         Ok(Authed(caller))
     }
@@ -71,7 +73,11 @@ impl<S: Send + Sync> FromRequest<S> for ApiJson {
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
         if !v.is_object() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the body must be a JSON object",
+            ));
         }
         Ok(ApiJson(v))
     }
@@ -93,7 +99,11 @@ impl<S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty {
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
         if !v.is_object() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the body must be a JSON object",
+            ));
         }
         Ok(Self(v))
     }
@@ -108,7 +118,11 @@ fn both(router: Router<Arc<AppState>>, path: &str, mr: MethodRouter<Arc<AppState
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let uptime = state.started.elapsed().as_secs();
     match state.manager.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "healthy", "redis": "ok", "uptime_seconds": uptime}))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "healthy", "redis": "ok", "uptime_seconds": uptime})),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unhealthy", "redis": "unreachable", "message": e.to_string(), "uptime_seconds": uptime})),
@@ -127,9 +141,14 @@ async fn not_found() -> ApiError {
 
 async fn count_requests(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let resp = next.run(req).await;
-    metrics::API_REQUESTS.with_label_values(&[&method, &route, resp.status().as_str()]).inc();
+    metrics::API_REQUESTS
+        .with_label_values(&[&method, &route, resp.status().as_str()])
+        .inc();
     resp
 }
 

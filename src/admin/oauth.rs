@@ -22,7 +22,12 @@ fn q(raw: &Option<String>) -> Vec<u8> {
 /// The client address: the data plane's `X-Forwarded-For` when the peer is loopback.
 fn source(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if peer.ip().is_loopback() {
-        if let Some(ip) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok()) {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
             return ip;
         }
     }
@@ -33,7 +38,8 @@ fn json_or_error(r: Result<serde_json::Value, OAuthError>, status: StatusCode) -
     match r {
         Ok(v) => {
             let mut resp = (status, Json(v)).into_response();
-            resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             resp
         }
         Err(e) => e.into_response(),
@@ -79,7 +85,10 @@ async fn register(State(s): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo
         Ok(v) => v,
         Err(e) => return OAuthError::invalid_client_metadata(format!("malformed JSON: {e}")).into_response(),
     };
-    json_or_error(s.manager.oauth.register(meta, Some(source(peer, &headers))).await, StatusCode::CREATED)
+    json_or_error(
+        s.manager.oauth.register(meta, Some(source(peer, &headers))).await,
+        StatusCode::CREATED,
+    )
 }
 async fn registration_read(State(s): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     json_or_error(s.manager.oauth.registration_read(&id, bearer(&headers)).await, StatusCode::OK)
@@ -89,7 +98,10 @@ async fn registration_update(State(s): State<Arc<AppState>>, Path(id): Path<Stri
         Ok(v) => v,
         Err(e) => return OAuthError::invalid_client_metadata(format!("malformed JSON: {e}")).into_response(),
     };
-    json_or_error(s.manager.oauth.registration_update(&id, bearer(&headers), meta).await, StatusCode::OK)
+    json_or_error(
+        s.manager.oauth.registration_update(&id, bearer(&headers), meta).await,
+        StatusCode::OK,
+    )
 }
 async fn registration_delete(State(s): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     match s.manager.oauth.registration_delete(&id, bearer(&headers)).await {
@@ -127,7 +139,10 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/revoke", post(revoke))
         .route("/verify", get(verify).post(verify))
         .route("/register", post(register))
-        .route("/register/{client_id}", get(registration_read).put(registration_update).delete(registration_delete))
+        .route(
+            "/register/{client_id}",
+            get(registration_read).put(registration_update).delete(registration_delete),
+        )
         .route("/device/code", post(device_code))
         .route("/device/token", post(token))
         .route("/device", get(device_page))

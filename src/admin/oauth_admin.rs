@@ -27,9 +27,11 @@ async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
         .await
         .map_err(oauth_err)?
         .into_iter()
-        .map(|c| json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
+        .map(|c| {
+            json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
             "grant_types": c.grant_types, "token_endpoint_auth_method": c.token_endpoint_auth_method, "scope": c.scope,
-            "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source}))
+            "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source})
+        })
         .collect();
     reply(StatusCode::OK, list)
 }
@@ -37,10 +39,16 @@ async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
 async fn client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
     require_admin(&c)?;
     let list = s.manager.oauth.list_clients().await.map_err(oauth_err)?;
-    let found = list.into_iter().find(|x| x.client_id == id).ok_or_else(|| ManageError::NotFound(format!("client {id}")))?;
-    reply(StatusCode::OK, json!({"client_id": found.client_id, "client_name": found.client_name, "redirect_uris": found.redirect_uris,
+    let found = list
+        .into_iter()
+        .find(|x| x.client_id == id)
+        .ok_or_else(|| ManageError::NotFound(format!("client {id}")))?;
+    reply(
+        StatusCode::OK,
+        json!({"client_id": found.client_id, "client_name": found.client_name, "redirect_uris": found.redirect_uris,
         "grant_types": found.grant_types, "token_endpoint_auth_method": found.token_endpoint_auth_method, "scope": found.scope,
-        "client_id_issued_at": found.client_id_issued_at, "client_secret_expires_at": found.client_secret_expires_at, "source": found.source}))
+        "client_id_issued_at": found.client_id_issued_at, "client_secret_expires_at": found.client_secret_expires_at, "source": found.source}),
+    )
 }
 
 async fn delete_client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
@@ -54,7 +62,10 @@ async fn delete_client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(i
 async fn client_tokens(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
     require_admin(&c)?;
     let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
-    reply(StatusCode::OK, all.into_iter().filter(|t| t["client_id"] == id.as_str()).collect::<Vec<_>>())
+    reply(
+        StatusCode::OK,
+        all.into_iter().filter(|t| t["client_id"] == id.as_str()).collect::<Vec<_>>(),
+    )
 }
 
 async fn tokens(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
@@ -66,21 +77,34 @@ async fn tokens(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult
         let n = by_client.get(&k).and_then(Value::as_u64).unwrap_or(0) + 1;
         by_client.insert(k, json!(n));
     }
-    reply(StatusCode::OK, json!({"active_access_tokens": all.len(), "by_client": by_client, "tokens": all}))
+    reply(
+        StatusCode::OK,
+        json!({"active_access_tokens": all.len(), "by_client": by_client, "tokens": all}),
+    )
 }
 
 async fn token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
     require_admin(&c)?;
     let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
-    let t = all.into_iter().find(|t| t["jti"] == jti.as_str()).ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
+    let t = all
+        .into_iter()
+        .find(|t| t["jti"] == jti.as_str())
+        .ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
     reply(StatusCode::OK, t)
 }
 
 async fn revoke_token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
     require_admin(&c)?;
     let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
-    let t = all.into_iter().find(|t| t["jti"] == jti.as_str()).ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
-    s.manager.oauth.revoke_jti(&jti, t["exp"].as_i64().unwrap_or(0)).await.map_err(oauth_err)?;
+    let t = all
+        .into_iter()
+        .find(|t| t["jti"] == jti.as_str())
+        .ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
+    s.manager
+        .oauth
+        .revoke_jti(&jti, t["exp"].as_i64().unwrap_or(0))
+        .await
+        .map_err(oauth_err)?;
     reply(StatusCode::OK, json!({"status": "revoked", "jti": jti}))
 }
 
@@ -90,7 +114,9 @@ async fn sessions(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResu
     let mut families: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
     for t in all {
         let f = t["family"].as_str().unwrap_or("").to_string();
-        families.entry(f.clone()).or_insert_with(|| json!({"session_id": f, "client_id": t["client_id"], "username": t["username"], "sub": t["sub"], "tokens": 0}));
+        families.entry(f.clone()).or_insert_with(
+            || json!({"session_id": f, "client_id": t["client_id"], "username": t["username"], "sub": t["sub"], "tokens": 0}),
+        );
         if let Some(e) = families.get_mut(&f) {
             e["tokens"] = json!(e["tokens"].as_u64().unwrap_or(0) + 1);
         }
@@ -107,7 +133,10 @@ async fn delete_session(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(
 async fn rotate(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
     require_admin(&c)?;
     let ring = s.manager.oauth.rotate_keys().await.map_err(oauth_err)?;
-    reply(StatusCode::OK, json!({"status": "rotated", "current_kid": ring.current.kid, "jwks": ring.jwks()}))
+    reply(
+        StatusCode::OK,
+        json!({"status": "rotated", "current_kid": ring.current.kid, "jwks": ring.jwks()}),
+    )
 }
 
 async fn metrics(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
@@ -115,7 +144,10 @@ async fn metrics(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
     let o = &s.manager.oauth;
     let tokens = o.list_access_tokens().await.map_err(oauth_err)?.len();
     let clients = o.list_clients().await.map_err(oauth_err)?.len();
-    reply(StatusCode::OK, json!({"active_access_tokens": tokens, "registered_clients": clients}))
+    reply(
+        StatusCode::OK,
+        json!({"active_access_tokens": tokens, "registered_clients": clients}),
+    )
 }
 
 async fn health(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
@@ -123,15 +155,25 @@ async fn health(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult
     let o = &s.manager.oauth;
     let keys = o.keys().await.map(|r| r.current.kid).map_err(oauth_err)?;
     let provider = format!("{:?}", s.manager.config.oauth.login_provider).to_ascii_lowercase();
-    reply(StatusCode::OK, json!({"status": "healthy", "issuer": o.issuer(), "login_provider": provider, "signing_kid": keys}))
+    reply(
+        StatusCode::OK,
+        json!({"status": "healthy", "issuer": o.issuer(), "login_provider": provider, "signing_kid": keys}),
+    )
 }
 
 /// Mints an access token through the real signing code (admin only), for
 /// integration tests and for service accounts.
 async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::ApiJson(b): super::ApiJson) -> JsonResult {
     require_admin(&c)?;
-    let str_list = |k: &str| -> Vec<String> { b[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
-    let username = b["username"].as_str().ok_or_else(|| ManageError::Invalid(crate::model::ValidationError::new("username", "required")))?.to_string();
+    let str_list = |k: &str| -> Vec<String> {
+        b[k].as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let username = b["username"]
+        .as_str()
+        .ok_or_else(|| ManageError::Invalid(crate::model::ValidationError::new("username", "required")))?
+        .to_string();
     let user = crate::oauth::model::User {
         id: b["sub"].as_str().map_or_else(|| format!("test:{username}"), String::from),
         username,
@@ -139,11 +181,21 @@ async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::Ap
         groups: str_list("groups"),
     };
     let scope: Vec<String> = b["scope"].as_str().unwrap_or("").split_whitespace().map(String::from).collect();
-    let ttl = b["expires_in"].as_i64().unwrap_or_else(|| i64::try_from(s.manager.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800));
+    let ttl = b["expires_in"]
+        .as_i64()
+        .unwrap_or_else(|| i64::try_from(s.manager.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800));
     let family = crate::oauth::random_token(16);
     let client = b["client_id"].as_str().unwrap_or("portcullis-admin");
-    let (jwt, claims) = s.manager.oauth.sign_access_ttl(client, &user, &scope, &str_list("aud"), &family, ttl).await.map_err(oauth_err)?;
-    reply(StatusCode::CREATED, json!({"access_token": jwt, "token_type": "Bearer", "jti": claims.jti, "exp": claims.exp, "aud": claims.aud}))
+    let (jwt, claims) = s
+        .manager
+        .oauth
+        .sign_access_ttl(client, &user, &scope, &str_list("aud"), &family, ttl)
+        .await
+        .map_err(oauth_err)?;
+    reply(
+        StatusCode::CREATED,
+        json!({"access_token": jwt, "token_type": "Bearer", "jti": claims.jti, "exp": claims.exp, "aud": claims.aud}),
+    )
 }
 
 async fn proxies(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
@@ -153,8 +205,10 @@ async fn proxies(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
         .list_proxies(&c)
         .await?
         .into_iter()
-        .map(|p| json!({"hostname": p.hostname, "auth_enabled": p.auth_enabled, "auth_mode": p.auth_mode, "auth_proxy": p.auth_proxy,
-            "auth_required_users": p.auth_required_users, "resource_endpoint": p.resource_endpoint, "github_client_id": p.github_client_id}))
+        .map(|p| {
+            json!({"hostname": p.hostname, "auth_enabled": p.auth_enabled, "auth_mode": p.auth_mode, "auth_proxy": p.auth_proxy,
+            "auth_required_users": p.auth_required_users, "resource_endpoint": p.resource_endpoint, "github_client_id": p.github_client_id})
+        })
         .collect();
     reply(StatusCode::OK, list)
 }
@@ -167,7 +221,14 @@ async fn proxy_sessions(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(
     let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
     let mine: Vec<Value> = all
         .into_iter()
-        .filter(|t| t["aud"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| x.trim_end_matches('/') == resource.trim_end_matches('/')))))
+        .filter(|t| {
+            t["aud"].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x.as_str()
+                        .is_some_and(|x| x.trim_end_matches('/') == resource.trim_end_matches('/'))
+                })
+            })
+        })
         .collect();
     reply(StatusCode::OK, mine)
 }

@@ -27,7 +27,12 @@ async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path
     reply(StatusCode::OK, json!({"status": "deleted", "hostname": h.to_ascii_lowercase()}))
 }
 
-async fn cert_generate(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>, ApiJsonOrEmpty(b): ApiJsonOrEmpty) -> JsonResult {
+async fn cert_generate(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(h): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty,
+) -> JsonResult {
     reply(StatusCode::ACCEPTED, s.manager.proxy_cert_generate(&c, &h, b).await?)
 }
 async fn cert_attach(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>, ApiJson(b): ApiJson) -> JsonResult {
@@ -36,7 +41,8 @@ async fn cert_attach(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h):
 
 /// Adds the proxy endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/proxy/targets/", get(list).post(create)).route("/api/v1/proxy/targets/{hostname}", get(show).put(update).delete(delete))
+    both(r, "/api/v1/proxy/targets/", get(list).post(create))
+        .route("/api/v1/proxy/targets/{hostname}", get(show).put(update).delete(delete))
         .route("/api/v1/proxy/targets/{hostname}/cert/generate", axum::routing::post(cert_generate))
         .route("/api/v1/proxy/targets/{hostname}/cert/attach", axum::routing::post(cert_attach))
 }

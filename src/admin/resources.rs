@@ -10,7 +10,12 @@ use serde_json::json;
 
 use super::{both, reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, JsonResult};
 
-async fn auth_set(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>, ApiJsonOrEmpty(b): ApiJsonOrEmpty) -> JsonResult {
+async fn auth_set(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(h): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty,
+) -> JsonResult {
     reply(StatusCode::OK, s.manager.set_proxy_auth(&c, &h, b).await?)
 }
 async fn auth_get(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>) -> JsonResult {
@@ -19,7 +24,12 @@ async fn auth_get(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Pa
 async fn auth_clear(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>) -> JsonResult {
     reply(StatusCode::OK, s.manager.clear_proxy_auth(&c, &h).await?)
 }
-async fn mcp_set(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>, ApiJsonOrEmpty(b): ApiJsonOrEmpty) -> JsonResult {
+async fn mcp_set(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(h): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty,
+) -> JsonResult {
     reply(StatusCode::OK, s.manager.set_proxy_resource(&c, &h, b).await?)
 }
 async fn mcp_get(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>) -> JsonResult {
@@ -57,6 +67,12 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/api/v1/resources/auto-register", post(res_auto))
         .route("/api/v1/resources/{uri}", get(res_get).put(res_update).delete(res_delete))
         .route("/api/v1/resources/{uri}/validate-token", post(res_validate))
-        .route("/api/v1/proxy/targets/{hostname}/auth", get(auth_get).post(auth_set).put(auth_set).delete(auth_clear))
-        .route("/api/v1/proxy/targets/{hostname}/mcp", get(mcp_get).post(mcp_set).put(mcp_set).delete(mcp_clear))
+        .route(
+            "/api/v1/proxy/targets/{hostname}/auth",
+            get(auth_get).post(auth_set).put(auth_set).delete(auth_clear),
+        )
+        .route(
+            "/api/v1/proxy/targets/{hostname}/mcp",
+            get(mcp_get).post(mcp_set).put(mcp_set).delete(mcp_clear),
+        )
 }

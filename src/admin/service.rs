@@ -44,13 +44,17 @@ impl BackgroundService for ControlPlane {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         };
-        let state = Arc::new(AppState { manager: Manager::new(Arc::new(store), self.config.clone()), started: Instant::now() });
+        let state = Arc::new(AppState {
+            manager: Manager::new(Arc::new(store), self.config.clone()),
+            started: Instant::now(),
+        });
         tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));
         tracing::info!(%addr, "control plane listening");
         let mut stop = shutdown.clone();
-        let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
+        let served =
+            axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            });
         if let Err(e) = served.await {
             tracing::error!(error = %e, "control plane stopped");
         }

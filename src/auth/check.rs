@@ -61,7 +61,12 @@ fn scheme(tls: bool) -> &'static str {
 
 /// The URL of this proxy's protected resource metadata.
 pub fn metadata_url(p: &Proxy, req: &RequestInfo<'_>) -> String {
-    format!("{}://{}/.well-known/oauth-protected-resource{}", scheme(req.tls), req.raw_host, p.resource_endpoint.as_deref().unwrap_or(""))
+    format!(
+        "{}://{}/.well-known/oauth-protected-resource{}",
+        scheme(req.tls),
+        req.raw_host,
+        p.resource_endpoint.as_deref().unwrap_or("")
+    )
 }
 
 /// Paths that never need a token.
@@ -71,7 +76,9 @@ fn always_public(p: &Proxy, route: Option<&CompiledRoute>, req: &RequestInfo<'_>
         || req.path == "/health"
         || req.path.starts_with("/_portcullis/")
         || route.is_some_and(|r| r.route.route_id.starts_with("oauth-"))
-        || p.auth_excluded_paths.as_ref().is_some_and(|ex| ex.iter().any(|e| req.path.starts_with(e.as_str())))
+        || p.auth_excluded_paths
+            .as_ref()
+            .is_some_and(|ex| ex.iter().any(|e| req.path.starts_with(e.as_str())))
 }
 
 /// The token from `Authorization: Bearer` or the proxy's session cookie.
@@ -115,7 +122,11 @@ fn insufficient_scope(p: &Proxy, req: &RequestInfo<'_>, needed: &[String]) -> Re
     );
     Reply::json(
         403,
-        vec![("WWW-Authenticate", www), ("Access-Control-Allow-Origin", "*".into()), ("Access-Control-Expose-Headers", "WWW-Authenticate".into())],
+        vec![
+            ("WWW-Authenticate", www),
+            ("Access-Control-Allow-Origin", "*".into()),
+            ("Access-Control-Expose-Headers", "WWW-Authenticate".into()),
+        ],
         json!({"error": "insufficient_scope", "message": format!("this resource needs scope {}", needed.join(" "))}).to_string(),
     )
 }
@@ -125,7 +136,12 @@ fn forbidden(msg: &str) -> Reply {
 }
 
 fn wants_html(session: &Session) -> bool {
-    session.req_header().headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+    session
+        .req_header()
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn login_redirect(req: &RequestInfo<'_>) -> Reply {
@@ -140,7 +156,8 @@ fn canonical(s: &str) -> String {
 /// `aud` names `host` (+ optional `path`) under `scheme`, ignoring case and a trailing slash.
 fn names_origin(aud: &str, scheme: &str, host: &str, path: &str) -> bool {
     let aud = aud.strip_suffix('/').unwrap_or(aud);
-    let scheme_ok = aud.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && aud.get(scheme.len()..scheme.len() + 3) == Some("://");
+    let scheme_ok =
+        aud.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && aud.get(scheme.len()..scheme.len() + 3) == Some("://");
     if !scheme_ok {
         return false;
     }
@@ -156,7 +173,9 @@ fn audience_ok(p: &Proxy, req: &RequestInfo<'_>, aud: &str) -> bool {
     let ep = p.resource_endpoint.as_deref().unwrap_or("");
     names_origin(aud, "https", &p.hostname, ep)
         || names_origin(aud, scheme(req.tls), req.raw_host, ep)
-        || p.auth_allowed_audiences.as_ref().is_some_and(|l| l.iter().any(|a| canonical(a) == canonical(aud)))
+        || p.auth_allowed_audiences
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|a| canonical(a) == canonical(aud)))
 }
 
 fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, Option<String>> {
@@ -180,7 +199,9 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, 
     v.validate_nbf = true;
     v.leeway = LEEWAY_SECS;
     v.set_required_spec_claims(&["exp", "iss", "sub"]);
-    let c = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| Some(format!("token rejected: {e}")))?.claims;
+    let c = jsonwebtoken::decode::<AccessClaims>(token, key, &v)
+        .map_err(|e| Some(format!("token rejected: {e}")))?
+        .claims;
     if keys.revoked.contains(&c.jti) {
         return Err(Some("token revoked".into()));
     }
@@ -190,7 +211,9 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, 
 }
 
 fn email_allowed(list: &[String], email: Option<&str>) -> bool {
-    let Some(e) = email.map(str::to_ascii_lowercase) else { return false };
+    let Some(e) = email.map(str::to_ascii_lowercase) else {
+        return false;
+    };
     list.iter().any(|pat| {
         let pat = pat.to_ascii_lowercase();
         pat == "*" || pat == e || pat.strip_prefix("*@").is_some_and(|d| e.ends_with(&format!("@{d}")))
@@ -232,9 +255,18 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
         }
     };
     if !claims.aud.iter().any(|a| audience_ok(p, req, a)) {
-        return if passthrough { Outcome::Allow(None) } else { Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource"))) };
+        return if passthrough {
+            Outcome::Allow(None)
+        } else {
+            Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource")))
+        };
     }
-    let identity = Identity { sub: claims.sub.clone(), username: claims.preferred_username.clone(), email: claims.email.clone(), scope: claims.scope.clone() };
+    let identity = Identity {
+        sub: claims.sub.clone(),
+        username: claims.preferred_username.clone(),
+        email: claims.email.clone(),
+        scope: claims.scope.clone(),
+    };
     if passthrough {
         return Outcome::Allow(Some(identity));
     }

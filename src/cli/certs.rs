@@ -157,7 +157,10 @@ fn status_line(v: &Value) -> String {
 pub fn settled(name: &str, v: &Value) -> Option<CliResult> {
     match v.get("status").and_then(Value::as_str) {
         Some("issued") => Some(Ok(())),
-        Some("failed") => Some(Err(CliError::CertFailed { name: name.to_string(), reason: field(v, "message") })),
+        Some("failed") => Some(Err(CliError::CertFailed {
+            name: name.to_string(),
+            reason: field(v, "message"),
+        })),
         _ => None,
     }
 }
@@ -218,7 +221,10 @@ fn finish(json_out: bool, (record, outcome): (Option<Value>, CliResult)) -> CliR
 }
 
 fn read(path: &str) -> CliResult<String> {
-    std::fs::read_to_string(path).map_err(|e| CliError::File { path: path.to_string(), reason: e.to_string() })
+    std::fs::read_to_string(path).map_err(|e| CliError::File {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn list_table(v: &Value) -> String {
@@ -228,8 +234,14 @@ fn list_table(v: &Value) -> String {
     let source = |c: &Value| field(c, "source");
     let expires = |c: &Value| field(c, "expires_at");
     let issuer = |c: &Value| field(c, "issuer");
-    let cols: [Column<'_>; 6] =
-        [("NAME", &name), ("DOMAINS", &domains), ("STATUS", &status), ("SOURCE", &source), ("EXPIRES_AT", &expires), ("ISSUER", &issuer)];
+    let cols: [Column<'_>; 6] = [
+        ("NAME", &name),
+        ("DOMAINS", &domains),
+        ("STATUS", &status),
+        ("SOURCE", &source),
+        ("EXPIRES_AT", &expires),
+        ("ISSUER", &issuer),
+    ];
     table(v, &cols, "no certificates")
 }
 
@@ -237,13 +249,29 @@ fn list_table(v: &Value) -> String {
 pub async fn run(api: &Api, json_out: bool, verb: CertVerb) -> CliResult {
     let (v, text) = match verb {
         CertVerb::Create { name, domain, issue, wait } => {
-            let v = api.post(&[CERTS, ""], &issue_body(&name, std::slice::from_ref(&domain), false, &issue)).await?;
-            let what = format!("requested certificate {name} for {domain}{}", if issue.staging { " (staging)" } else { "" });
+            let v = api
+                .post(&[CERTS, ""], &issue_body(&name, std::slice::from_ref(&domain), false, &issue))
+                .await?;
+            let what = format!(
+                "requested certificate {name} for {domain}{}",
+                if issue.staging { " (staging)" } else { "" }
+            );
             return started(api, json_out, v, what, wait).await;
         }
-        CertVerb::CreateMulti { name, domains, issue, wait } => {
-            let v = api.post(&[CERTS, "multi-domain"], &issue_body(&name, &domains, true, &issue)).await?;
-            let what = format!("requested certificate {name} for {}{}", domains.join(","), if issue.staging { " (staging)" } else { "" });
+        CertVerb::CreateMulti {
+            name,
+            domains,
+            issue,
+            wait,
+        } => {
+            let v = api
+                .post(&[CERTS, "multi-domain"], &issue_body(&name, &domains, true, &issue))
+                .await?;
+            let what = format!(
+                "requested certificate {name} for {}{}",
+                domains.join(","),
+                if issue.staging { " (staging)" } else { "" }
+            );
             return started(api, json_out, v, what, wait).await;
         }
         CertVerb::Status { name, wait } => {
@@ -260,7 +288,14 @@ pub async fn run(api: &Api, json_out: bool, verb: CertVerb) -> CliResult {
         }
         CertVerb::ToProduction { name, wait } => {
             let v = api.post(&[CERTS, &name, "to-production"], &json!({})).await?;
-            return started(api, json_out, v, format!("re-issuing certificate {name} from the production directory"), wait).await;
+            return started(
+                api,
+                json_out,
+                v,
+                format!("re-issuing certificate {name} from the production directory"),
+                wait,
+            )
+            .await;
         }
         CertVerb::List => {
             let v = api.get(&[CERTS, ""]).await?;
@@ -269,7 +304,11 @@ pub async fn run(api: &Api, json_out: bool, verb: CertVerb) -> CliResult {
         }
         CertVerb::Show { name, pem } => {
             let v = api.get(&[CERTS, &name]).await?;
-            let t = if pem { field(&v, "fullchain_pem") } else { fields(&v, &["fullchain_pem", "owner_token_hash"]) };
+            let t = if pem {
+                field(&v, "fullchain_pem")
+            } else {
+                fields(&v, &["fullchain_pem", "owner_token_hash"])
+            };
             (v, t)
         }
         CertVerb::Upload { name, cert, key, email } => {
@@ -280,7 +319,12 @@ pub async fn run(api: &Api, json_out: bool, verb: CertVerb) -> CliResult {
                 "email": email,
             });
             let v = api.post(&[CERTS, "upload"], &body).await?;
-            let t = format!("uploaded certificate {} for {} (expires {})\n", field(&v, "cert_name"), field(&v, "domains"), field(&v, "expires_at"));
+            let t = format!(
+                "uploaded certificate {} for {} (expires {})\n",
+                field(&v, "cert_name"),
+                field(&v, "domains"),
+                field(&v, "expires_at")
+            );
             (v, t)
         }
         CertVerb::Delete { name } => {
@@ -304,14 +348,32 @@ mod tests {
     #[test]
     fn issue_bodies_send_only_what_was_given() {
         let plain = IssueOpts::default();
-        assert_eq!(issue_body("app", &["app.example.com".into()], false, &plain), json!({"cert_name": "app", "domain": "app.example.com"}));
-        let full = IssueOpts { email: Some("ops@example.com".into()), staging: true, key_type: Some(KeyTypeArg::Ecdsa) };
         assert_eq!(
-            issue_body("multi", &["a.example.com".into(), " b.example.com".into(), String::new()], true, &full),
+            issue_body("app", &["app.example.com".into()], false, &plain),
+            json!({"cert_name": "app", "domain": "app.example.com"})
+        );
+        let full = IssueOpts {
+            email: Some("ops@example.com".into()),
+            staging: true,
+            key_type: Some(KeyTypeArg::Ecdsa),
+        };
+        assert_eq!(
+            issue_body(
+                "multi",
+                &["a.example.com".into(), " b.example.com".into(), String::new()],
+                true,
+                &full
+            ),
             json!({"cert_name": "multi", "domains": ["a.example.com", "b.example.com"], "email": "ops@example.com", "staging": true, "key_type": "ecdsa"})
         );
-        let blank_email = IssueOpts { email: Some(" ".into()), ..Default::default() };
-        assert_eq!(issue_body("x", &["x.io".into()], false, &blank_email), json!({"cert_name": "x", "domain": "x.io"}));
+        let blank_email = IssueOpts {
+            email: Some(" ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            issue_body("x", &["x.io".into()], false, &blank_email),
+            json!({"cert_name": "x", "domain": "x.io"})
+        );
     }
 
     #[test]
@@ -319,7 +381,10 @@ mod tests {
         assert!(settled("a", &json!({"status": "pending"})).is_none());
         assert!(settled("a", &json!({"status": "validating"})).is_none());
         assert!(matches!(settled("a", &json!({"status": "issued"})), Some(Ok(()))));
-        let failed = settled("a", &json!({"status": "failed", "message": "urn:ietf:params:acme:error:connection: refused"}));
+        let failed = settled(
+            "a",
+            &json!({"status": "failed", "message": "urn:ietf:params:acme:error:connection: refused"}),
+        );
         assert!(matches!(failed, Some(Err(CliError::CertFailed { reason, .. })) if reason.contains("connection: refused")));
     }
 }

@@ -97,7 +97,9 @@ pub fn path_from(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
     if let Some(p) = var(CREDENTIALS_VAR) {
         return Some(PathBuf::from(p));
     }
-    let config = var("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| var("HOME").map(|h| Path::new(&h).join(".config")))?;
+    let config = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".config")))?;
     Some(config.join("portcullis").join("credentials.json"))
 }
 
@@ -110,13 +112,21 @@ pub fn default_path() -> CliResult<PathBuf> {
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> CliError {
-    CliError::Credentials { path: path.display().to_string(), reason: reason.to_string() }
+    CliError::Credentials {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Reads the credentials; `None` when the file does not exist.
 pub fn load(path: &Path) -> CliResult<Option<Credentials>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| file_error(path, format!("not valid credentials ({e}); run `portcullis logout` and log in again"))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            file_error(
+                path,
+                format!("not valid credentials ({e}); run `portcullis logout` and log in again"),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(file_error(path, e)),
     }
@@ -134,7 +144,10 @@ pub fn save(path: &Path, creds: &Credentials) -> CliResult {
     builder.create(dir).map_err(|e| file_error(dir, e))?;
 
     let body = serde_json::to_vec_pretty(creds).map_err(|e| file_error(path, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "credentials.json".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "credentials.json".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -215,7 +228,12 @@ mod tests {
 
     fn jwt(claims: &Value) -> String {
         let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        format!("{}.{}.{}", b64(br#"{"alg":"RS256","kid":"k1"}"#), b64(claims.to_string().as_bytes()), b64(b"sig"))
+        format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"RS256","kid":"k1"}"#),
+            b64(claims.to_string().as_bytes()),
+            b64(b"sig")
+        )
     }
 
     fn sample() -> Credentials {
@@ -231,10 +249,21 @@ mod tests {
 
     #[test]
     fn the_path_follows_the_environment() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string());
-        assert_eq!(path_from(env(&[(CREDENTIALS_VAR, "/x/c.json"), ("HOME", "/h")])), Some(PathBuf::from("/x/c.json")));
-        assert_eq!(path_from(env(&[("XDG_CONFIG_HOME", "/cfg"), ("HOME", "/h")])), Some(PathBuf::from("/cfg/portcullis/credentials.json")));
-        assert_eq!(path_from(env(&[(CREDENTIALS_VAR, " "), ("XDG_CONFIG_HOME", ""), ("HOME", "/h")])), Some(PathBuf::from("/h/.config/portcullis/credentials.json")));
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string())
+        };
+        assert_eq!(
+            path_from(env(&[(CREDENTIALS_VAR, "/x/c.json"), ("HOME", "/h")])),
+            Some(PathBuf::from("/x/c.json"))
+        );
+        assert_eq!(
+            path_from(env(&[("XDG_CONFIG_HOME", "/cfg"), ("HOME", "/h")])),
+            Some(PathBuf::from("/cfg/portcullis/credentials.json"))
+        );
+        assert_eq!(
+            path_from(env(&[(CREDENTIALS_VAR, " "), ("XDG_CONFIG_HOME", ""), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.config/portcullis/credentials.json"))
+        );
         assert_eq!(path_from(env(&[])), None);
     }
 
@@ -249,7 +278,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
         }
         // Replacing keeps 0600 and leaves no temporary file behind.
         let mut next = sample();
@@ -282,14 +314,28 @@ mod tests {
 
     #[test]
     fn responses_become_credentials() {
-        let r = TokenResponse { access_token: "t".into(), expires_in: Some(1800), refresh_token: None, scope: Some("admin".into()) };
+        let r = TokenResponse {
+            access_token: "t".into(),
+            expires_in: Some(1800),
+            refresh_token: None,
+            scope: Some("admin".into()),
+        };
         let c = Credentials::from_response("https://auth.example.com/", CLI_CLIENT_ID, r, 100, Some("old".into()));
         assert_eq!(c.issuer, "https://auth.example.com");
         assert_eq!(c.expires_at, 1900);
-        assert_eq!(c.refresh_token.as_deref(), Some("old"), "a response without a refresh token keeps the old one");
+        assert_eq!(
+            c.refresh_token.as_deref(),
+            Some("old"),
+            "a response without a refresh token keeps the old one"
+        );
 
         let token = jwt(&json!({"sub": "u1", "exp": 5_000}));
-        let r = TokenResponse { access_token: token, expires_in: None, refresh_token: Some("new".into()), scope: None };
+        let r = TokenResponse {
+            access_token: token,
+            expires_in: None,
+            refresh_token: Some("new".into()),
+            scope: None,
+        };
         let c = Credentials::from_response("http://127.0.0.1:9000", CLI_CLIENT_ID, r, 100, Some("old".into()));
         assert_eq!(c.expires_at, 5_000, "falls back to the JWT's exp");
         assert_eq!(c.refresh_token.as_deref(), Some("new"));

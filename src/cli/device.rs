@@ -196,14 +196,29 @@ mod tests {
 
     #[test]
     fn token_endpoint_answers_are_classified() {
-        let ok = classify(200, r#"{"access_token":"a","token_type":"Bearer","expires_in":1800,"refresh_token":"r","scope":"admin"}"#);
+        let ok = classify(
+            200,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":1800,"refresh_token":"r","scope":"admin"}"#,
+        );
         assert!(matches!(ok, PollAnswer::Tokens(t) if t.refresh_token.as_deref() == Some("r") && t.expires_in == Some(1800)));
-        assert_eq!(classify(400, r#"{"error":"authorization_pending","error_description":"waiting"}"#), PollAnswer::Pending);
+        assert_eq!(
+            classify(400, r#"{"error":"authorization_pending","error_description":"waiting"}"#),
+            PollAnswer::Pending
+        );
         assert_eq!(classify(400, r#"{"error":"slow_down"}"#), PollAnswer::SlowDown);
         assert_eq!(classify(400, r#"{"error":"expired_token"}"#), PollAnswer::Expired);
-        assert_eq!(classify(400, r#"{"error":"access_denied","error_description":"not on the list"}"#), PollAnswer::Denied("not on the list".into()));
-        assert_eq!(classify(400, r#"{"error":"invalid_grant","error_description":"used"}"#), PollAnswer::Error("invalid_grant: used".into()));
-        assert_eq!(classify(401, r#"{"error":"invalid_client"}"#), PollAnswer::Error("invalid_client".into()));
+        assert_eq!(
+            classify(400, r#"{"error":"access_denied","error_description":"not on the list"}"#),
+            PollAnswer::Denied("not on the list".into())
+        );
+        assert_eq!(
+            classify(400, r#"{"error":"invalid_grant","error_description":"used"}"#),
+            PollAnswer::Error("invalid_grant: used".into())
+        );
+        assert_eq!(
+            classify(401, r#"{"error":"invalid_client"}"#),
+            PollAnswer::Error("invalid_client".into())
+        );
         assert_eq!(classify(502, "Bad Gateway"), PollAnswer::Transient("HTTP 502: Bad Gateway".into()));
         assert_eq!(classify(429, r#"{"error":"slow"}"#), PollAnswer::Transient("slow".into()));
         assert_eq!(classify(404, ""), PollAnswer::Error("HTTP 404 with an empty body".into()));
@@ -231,7 +246,10 @@ mod tests {
     #[test]
     fn terminal_answers_stop_polling() {
         let mut p = Poller::new(&auth(Some(5), 600));
-        let t = TokenResponse { access_token: "a".into(), ..Default::default() };
+        let t = TokenResponse {
+            access_token: "a".into(),
+            ..Default::default()
+        };
         assert_eq!(p.step(PollAnswer::Tokens(t.clone()), S(5)), Step::Done(t));
         assert!(matches!(p.step(PollAnswer::Expired, S(5)), Step::Fail(r) if r.contains("expired")));
         assert!(matches!(p.step(PollAnswer::Denied("no".into()), S(5)), Step::Fail(r) if r == "access denied: no"));
@@ -252,7 +270,11 @@ mod tests {
         assert_eq!(p.step(PollAnswer::Transient("refused".into()), S(15)), Step::Wait(S(20)));
         assert_eq!(p.step(PollAnswer::Transient("refused".into()), S(35)), Step::Wait(S(40)));
         assert_eq!(p.step(PollAnswer::Transient("refused".into()), S(75)), Step::Wait(S(60)), "capped");
-        assert_eq!(p.step(PollAnswer::Pending, S(135)), Step::Wait(S(5)), "an answer resets the back-off");
+        assert_eq!(
+            p.step(PollAnswer::Pending, S(135)),
+            Step::Wait(S(5)),
+            "an answer resets the back-off"
+        );
         let mut p = Poller::new(&auth(Some(5), 20));
         assert!(matches!(p.step(PollAnswer::Transient("refused".into()), S(12)), Step::Fail(r) if r.contains("last error: refused")));
     }

@@ -19,7 +19,10 @@ pub struct Api {
 /// Parses a base URL (`--api-url`, an OAuth issuer): absolute `http://` or
 /// `https://` (the admin API listens on plain HTTP, but may sit behind TLS).
 pub fn parse_base(raw: &str) -> CliResult<Url> {
-    let bad = |reason: &str| CliError::BadUrl { url: raw.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| CliError::BadUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
     let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("expected an http:// or https:// URL"));
@@ -56,12 +59,28 @@ pub fn api_error(status: u16, body: &str) -> CliError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_string);
     match (field("message"), field("error")) {
-        (Some(message), code) => CliError::Api { status, code: code.unwrap_or_default(), message },
-        (None, Some(code)) => CliError::Api { status, message: code.clone(), code },
+        (Some(message), code) => CliError::Api {
+            status,
+            code: code.unwrap_or_default(),
+            message,
+        },
+        (None, Some(code)) => CliError::Api {
+            status,
+            message: code.clone(),
+            code,
+        },
         (None, None) => {
             let text: String = body.trim().chars().take(200).collect();
-            let message = if text.is_empty() { format!("HTTP {status} with an empty body") } else { format!("HTTP {status}: {text}") };
-            CliError::Api { status, code: String::new(), message }
+            let message = if text.is_empty() {
+                format!("HTTP {status} with an empty body")
+            } else {
+                format!("HTTP {status}: {text}")
+            };
+            CliError::Api {
+                status,
+                code: String::new(),
+                message,
+            }
         }
     }
 }
@@ -92,12 +111,20 @@ impl Api {
     pub fn new(api_url: &str, token: &str) -> CliResult<Self> {
         let token = Some(token.trim()).filter(|t| !t.is_empty()).ok_or(CliError::MissingToken)?;
         let base = parse_base(api_url)?;
-        Ok(Self { base, token: token.to_string(), http: client()? })
+        Ok(Self {
+            base,
+            token: token.to_string(),
+            http: client()?,
+        })
     }
 
     /// The same API, called with another bearer token.
     pub fn as_token(&self, token: &str) -> Self {
-        Self { base: self.base.clone(), token: token.to_string(), http: self.http.clone() }
+        Self {
+            base: self.base.clone(),
+            token: token.to_string(),
+            http: self.http.clone(),
+        }
     }
 
     async fn send(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Response> {
@@ -162,8 +189,14 @@ mod tests {
     #[test]
     fn endpoints_append_encoded_segments() {
         let base = parse_base("http://127.0.0.1:9000").unwrap();
-        assert_eq!(endpoint(&base, &["api", "v1", "tokens", ""]).as_str(), "http://127.0.0.1:9000/api/v1/tokens/");
-        assert_eq!(endpoint(&base, &["api", "v1", "routes", "a/b c"]).as_str(), "http://127.0.0.1:9000/api/v1/routes/a%2Fb%20c");
+        assert_eq!(
+            endpoint(&base, &["api", "v1", "tokens", ""]).as_str(),
+            "http://127.0.0.1:9000/api/v1/tokens/"
+        );
+        assert_eq!(
+            endpoint(&base, &["api", "v1", "routes", "a/b c"]).as_str(),
+            "http://127.0.0.1:9000/api/v1/routes/a%2Fb%20c"
+        );
         let prefixed = parse_base("http://h:1/admin/").unwrap();
         assert_eq!(endpoint(&prefixed, &["api", "v1"]).as_str(), "http://h:1/admin/api/v1");
     }

@@ -34,7 +34,12 @@ pub struct LoginArgs {
 
 /// The issuer to log in at: `--issuer`/`OAUTH_ISSUER`, else the admin API URL.
 pub fn issuer_of(explicit: Option<&str>, api_url: &str) -> String {
-    explicit.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(api_url.trim()).trim_end_matches('/').to_string()
+    explicit
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(api_url.trim())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 async fn post_form(base: &Url, path: &[&str], form: &[(&str, &str)]) -> Result<(u16, String), String> {
@@ -54,10 +59,12 @@ async fn post_form(base: &Url, path: &[&str], form: &[(&str, &str)]) -> Result<(
 async fn start_device(issuer: &Url, args: &LoginArgs) -> CliResult<DeviceAuthorization> {
     let mut form = vec![("client_id", CLI_CLIENT_ID), ("scope", args.scope.as_str())];
     form.extend(args.resources.iter().map(|r| ("resource", r.as_str())));
-    let (status, body) = post_form(issuer, &["device", "code"], &form).await.map_err(|reason| CliError::IssuerUnreachable {
-        url: issuer.as_str().trim_end_matches('/').to_string(),
-        reason,
-    })?;
+    let (status, body) = post_form(issuer, &["device", "code"], &form)
+        .await
+        .map_err(|reason| CliError::IssuerUnreachable {
+            url: issuer.as_str().trim_end_matches('/').to_string(),
+            reason,
+        })?;
     if !(200..300).contains(&status) {
         let reason = match device::oauth_error(&body) {
             Some((code, desc)) => device::describe(&code, desc.as_deref()),
@@ -76,7 +83,10 @@ fn instructions(a: &DeviceAuthorization) -> String {
     if let Some(c) = &a.verification_uri_complete {
         s.push_str(&format!("(or open {c} , which has the code filled in)\n\n"));
     }
-    s.push_str(&format!("Waiting for approval (the code expires in {} minutes) ...\n", a.expires_in.div_ceil(60)));
+    s.push_str(&format!(
+        "Waiting for approval (the code expires in {} minutes) ...\n",
+        a.expires_in.div_ceil(60)
+    ));
     s
 }
 
@@ -92,7 +102,11 @@ pub async fn login(opts: &ClientOpts, args: LoginArgs) -> CliResult {
     let mut wait = poller.interval();
     let tokens = loop {
         tokio::time::sleep(wait).await;
-        let form = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", auth.device_code.as_str()), ("client_id", CLI_CLIENT_ID)];
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", auth.device_code.as_str()),
+            ("client_id", CLI_CLIENT_ID),
+        ];
         let answer = match post_form(&issuer, &["token"], &form).await {
             Ok((status, body)) => device::classify(status, &body),
             Err(reason) => PollAnswer::Transient(reason),
@@ -106,7 +120,11 @@ pub async fn login(opts: &ClientOpts, args: LoginArgs) -> CliResult {
     let creds = Credentials::from_response(&issuer_text, CLI_CLIENT_ID, tokens, credentials::now(), None);
     credentials::save(&path, &creds)?;
     let claims = credentials::jwt_claims(&creds.access_token).unwrap_or(Value::Null);
-    let who = ["preferred_username", "sub"].iter().find_map(|k| claims.get(*k).and_then(Value::as_str)).unwrap_or("?").to_string();
+    let who = ["preferred_username", "sub"]
+        .iter()
+        .find_map(|k| claims.get(*k).and_then(Value::as_str))
+        .unwrap_or("?")
+        .to_string();
     if opts.json {
         print_json(&json!({
             "status": "logged_in",
@@ -147,7 +165,10 @@ pub fn whoami(opts: &ClientOpts) -> CliResult {
         path: path.display().to_string(),
         reason: "not logged in; run `portcullis login`".into(),
     })?;
-    let claims = credentials::jwt_claims(&creds.access_token).map_err(|reason| CliError::Credentials { path: path.display().to_string(), reason })?;
+    let claims = credentials::jwt_claims(&creds.access_token).map_err(|reason| CliError::Credentials {
+        path: path.display().to_string(),
+        reason,
+    })?;
     let now = credentials::now();
     let overridden = opts.token.as_deref().is_some_and(|t| !t.trim().is_empty());
     if opts.json {
@@ -168,7 +189,12 @@ pub fn whoami(opts: &ClientOpts) -> CliResult {
 
 /// The `whoami` report for people.
 pub fn whoami_text(claims: &Value, creds: &Credentials, path: &str, now: i64, overridden: bool) -> String {
-    let time = |k: &str| claims.get(k).and_then(Value::as_i64).map(|t| format!("{} ({})", credentials::rfc3339(t), credentials::relative(t, now)));
+    let time = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_i64)
+            .map(|t| format!("{} ({})", credentials::rfc3339(t), credentials::relative(t, now)))
+    };
     let mut rows: Vec<(String, String)> = Vec::new();
     for k in ["preferred_username", "email", "sub", "scope", "groups", "aud", "iss", "azp", "jti"] {
         if let Some(v) = claims.get(k) {
@@ -188,7 +214,11 @@ pub fn whoami_text(claims: &Value, creds: &Credentials, path: &str, now: i64, ov
         }
     }
     let status = if creds.is_expired(now) {
-        if creds.refresh_token.is_some() { "expired (refreshed on the next command)" } else { "expired; run `portcullis login`" }
+        if creds.refresh_token.is_some() {
+            "expired (refreshed on the next command)"
+        } else {
+            "expired; run `portcullis login`"
+        }
     } else {
         "valid"
     };
@@ -210,21 +240,35 @@ async fn refresh(path: &std::path::Path, creds: &Credentials) -> CliResult<Crede
         .as_deref()
         .ok_or_else(|| CliError::LoginExpired("your login has expired and has no refresh token".into()))?;
     let issuer = parse_base(&creds.issuer)?;
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", creds.client_id.as_str())];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", creds.client_id.as_str()),
+    ];
     let (status, body) = post_form(&issuer, &["token"], &form)
         .await
-        .map_err(|reason| CliError::IssuerUnreachable { url: creds.issuer.clone(), reason: format!("refreshing the login: {reason}") })?;
+        .map_err(|reason| CliError::IssuerUnreachable {
+            url: creds.issuer.clone(),
+            reason: format!("refreshing the login: {reason}"),
+        })?;
     if !(200..300).contains(&status) {
         return Err(match device::oauth_error(&body) {
-            Some((code, desc)) if status == 400 || status == 401 => {
-                CliError::LoginExpired(format!("the login could not be refreshed ({})", device::describe(&code, desc.as_deref())))
-            }
+            Some((code, desc)) if status == 400 || status == 401 => CliError::LoginExpired(format!(
+                "the login could not be refreshed ({})",
+                device::describe(&code, desc.as_deref())
+            )),
             Some((code, desc)) => CliError::Login(format!("refreshing the login: {}", device::describe(&code, desc.as_deref()))),
             None => CliError::Login(format!("refreshing the login: {}", device::raw_body(status, &body))),
         });
     }
     let tokens: TokenResponse = serde_json::from_str(&body).map_err(|e| CliError::Login(format!("unexpected refresh response ({e})")))?;
-    let next = Credentials::from_response(&creds.issuer, &creds.client_id, tokens, credentials::now(), creds.refresh_token.clone());
+    let next = Credentials::from_response(
+        &creds.issuer,
+        &creds.client_id,
+        tokens,
+        credentials::now(),
+        creds.refresh_token.clone(),
+    );
     credentials::save(path, &next)?;
     Ok(next)
 }
@@ -258,7 +302,10 @@ mod tests {
 
     #[test]
     fn the_issuer_defaults_to_the_api_url() {
-        assert_eq!(issuer_of(Some("https://auth.example.com/"), "http://127.0.0.1:9000"), "https://auth.example.com");
+        assert_eq!(
+            issuer_of(Some("https://auth.example.com/"), "http://127.0.0.1:9000"),
+            "https://auth.example.com"
+        );
         assert_eq!(issuer_of(Some("  "), "http://127.0.0.1:9000/"), "http://127.0.0.1:9000");
         assert_eq!(issuer_of(None, "http://127.0.0.1:9000"), "http://127.0.0.1:9000");
     }

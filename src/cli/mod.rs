@@ -140,12 +140,26 @@ mod tests {
     #[test]
     fn verbs_parse_with_repeatable_and_global_options() {
         let cli = Cli::try_parse_from([
-            "portcullis", "proxy", "create", "a.example.com", "http://127.0.0.1:8080", "--header", "X-A=1", "--header", "X-B=2",
-            "--set", "auth_enabled=true", "--json", "--token", "t",
+            "portcullis",
+            "proxy",
+            "create",
+            "a.example.com",
+            "http://127.0.0.1:8080",
+            "--header",
+            "X-A=1",
+            "--header",
+            "X-B=2",
+            "--set",
+            "auth_enabled=true",
+            "--json",
+            "--token",
+            "t",
         ])
         .unwrap();
         assert!(cli.opts.json);
-        let Resource::Proxy(ProxyVerb::Create(c)) = cli.resource else { panic!("wrong verb") };
+        let Resource::Proxy(ProxyVerb::Create(c)) = cli.resource else {
+            panic!("wrong verb")
+        };
         assert_eq!(c.headers.len(), 2);
         assert_eq!(c.sets, vec![("auth_enabled".to_string(), serde_json::json!(true))]);
 
@@ -154,9 +168,22 @@ mod tests {
         let none = Cli::try_parse_from(["portcullis", "proxy", "update", "a.example.com"]);
         assert!(none.is_err(), "update needs at least one --set");
 
-        let r = Cli::try_parse_from(["portcullis", "route", "create", "/api/", "port", "8080", "--methods", "GET,POST", "--proxies", "a.com,b.com"])
-            .unwrap();
-        let Resource::Route(RouteVerb::Create(c)) = r.resource else { panic!("wrong verb") };
+        let r = Cli::try_parse_from([
+            "portcullis",
+            "route",
+            "create",
+            "/api/",
+            "port",
+            "8080",
+            "--methods",
+            "GET,POST",
+            "--proxies",
+            "a.com,b.com",
+        ])
+        .unwrap();
+        let Resource::Route(RouteVerb::Create(c)) = r.resource else {
+            panic!("wrong verb")
+        };
         assert_eq!(c.methods, vec!["GET", "POST"]);
         assert_eq!(c.body()["scope"], "proxy");
     }
@@ -167,8 +194,21 @@ mod tests {
 
     #[test]
     fn certificate_verbs_parse() {
-        let Ok(Resource::Cert(CertVerb::CreateMulti { name, domains, issue, wait })) =
-            parse(&["cert", "create-multi", "multi", "a.example.com,b.example.com", "--staging", "--key-type", "ecdsa", "--wait"])
+        let Ok(Resource::Cert(CertVerb::CreateMulti {
+            name,
+            domains,
+            issue,
+            wait,
+        })) = parse(&[
+            "cert",
+            "create-multi",
+            "multi",
+            "a.example.com,b.example.com",
+            "--staging",
+            "--key-type",
+            "ecdsa",
+            "--wait",
+        ])
         else {
             panic!("wrong verb")
         };
@@ -181,7 +221,10 @@ mod tests {
             panic!("wrong verb")
         };
         assert_eq!((wait.wait, wait.timeout), (true, 60));
-        assert!(parse(&["cert", "status", "app", "--timeout", "60"]).is_err(), "--timeout needs --wait");
+        assert!(
+            parse(&["cert", "status", "app", "--timeout", "60"]).is_err(),
+            "--timeout needs --wait"
+        );
         assert!(parse(&["cert", "create", "app", "app.example.com", "--key-type", "dsa"]).is_err());
         assert!(parse(&["proxy", "cert-attach", "a.example.com", "wild"]).is_ok());
         assert!(parse(&["proxy", "cert-generate", "a.example.com", "--staging", "--wait"]).is_ok());
@@ -189,42 +232,88 @@ mod tests {
 
     #[test]
     fn auth_and_resource_verbs_parse() {
-        let Ok(Resource::Proxy(ProxyVerb::AuthEnable(a))) =
-            parse(&["proxy", "auth-enable", "api.example.com", "auth.example.com", "redirect", "--scopes", "mcp:read,mcp:write"])
-        else {
+        let Ok(Resource::Proxy(ProxyVerb::AuthEnable(a))) = parse(&[
+            "proxy",
+            "auth-enable",
+            "api.example.com",
+            "auth.example.com",
+            "redirect",
+            "--scopes",
+            "mcp:read,mcp:write",
+        ]) else {
             panic!("wrong verb")
         };
         assert_eq!(a.body()["auth_allowed_scopes"], serde_json::json!(["mcp:read", "mcp:write"]));
         assert!(parse(&["proxy", "auth-enable", "h", "auth.h", "sideways"]).is_err());
 
-        let Ok(Resource::Proxy(ProxyVerb::AuthConfig(c))) = parse(&["proxy", "auth-config", "h", "--users", "", "--emails", "*@example.com"]) else {
-            panic!("wrong verb")
-        };
-        assert_eq!(serde_json::Value::Object(c.patch()), serde_json::json!({"auth_required_users": null, "auth_required_emails": ["*@example.com"]}));
-        assert!(parse(&["proxy", "auth-config", "h"]).is_err(), "auth-config needs at least one change");
-
-        let Ok(Resource::Proxy(ProxyVerb::ResourceSet(r))) =
-            parse(&["proxy", "resource-set", "h", "--stateful", "--override-backend=false", "--server-info", r#"{"name":"t"}"#])
+        let Ok(Resource::Proxy(ProxyVerb::AuthConfig(c))) =
+            parse(&["proxy", "auth-config", "h", "--users", "", "--emails", "*@example.com"])
         else {
             panic!("wrong verb")
         };
-        assert_eq!(r.body(), serde_json::json!({"endpoint": "/mcp", "stateful": true, "override_backend": false, "server_info": {"name": "t"}}));
+        assert_eq!(
+            serde_json::Value::Object(c.patch()),
+            serde_json::json!({"auth_required_users": null, "auth_required_emails": ["*@example.com"]})
+        );
+        assert!(
+            parse(&["proxy", "auth-config", "h"]).is_err(),
+            "auth-config needs at least one change"
+        );
+
+        let Ok(Resource::Proxy(ProxyVerb::ResourceSet(r))) = parse(&[
+            "proxy",
+            "resource-set",
+            "h",
+            "--stateful",
+            "--override-backend=false",
+            "--server-info",
+            r#"{"name":"t"}"#,
+        ]) else {
+            panic!("wrong verb")
+        };
+        assert_eq!(
+            r.body(),
+            serde_json::json!({"endpoint": "/mcp", "stateful": true, "override_backend": false, "server_info": {"name": "t"}})
+        );
         assert!(parse(&["proxy", "resource-set", "h", "--custom-metadata", "[1]"]).is_err());
 
-        let cli = Cli::try_parse_from(["portcullis", "--token", "admin-token", "resource", "validate-token", "https://m.io/mcp", "a.b.c"]).unwrap();
-        assert_eq!(cli.opts.token.as_deref(), Some("admin-token"), "the checked token is not the caller's token");
-        let Resource::Resource(ResourceVerb::ValidateToken { access_token, .. }) = cli.resource else { panic!("wrong verb") };
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "--token",
+            "admin-token",
+            "resource",
+            "validate-token",
+            "https://m.io/mcp",
+            "a.b.c",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.opts.token.as_deref(),
+            Some("admin-token"),
+            "the checked token is not the caller's token"
+        );
+        let Resource::Resource(ResourceVerb::ValidateToken { access_token, .. }) = cli.resource else {
+            panic!("wrong verb")
+        };
         assert_eq!(access_token, "a.b.c");
         assert!(parse(&["resource", "update", "https://m.io/mcp"]).is_err(), "update needs --set");
     }
 
     #[test]
     fn login_and_oauth_verbs_parse() {
-        let Ok(Resource::Login(l)) = parse(&["login", "--issuer", "https://auth.example.com", "--scope", "user"]) else { panic!("wrong verb") };
+        let Ok(Resource::Login(l)) = parse(&["login", "--issuer", "https://auth.example.com", "--scope", "user"]) else {
+            panic!("wrong verb")
+        };
         assert_eq!((l.issuer.as_deref(), l.scope.as_str()), (Some("https://auth.example.com"), "user"));
         assert!(matches!(parse(&["whoami"]), Ok(Resource::Whoami)));
         assert!(matches!(parse(&["logout"]), Ok(Resource::Logout)));
-        assert!(matches!(parse(&["oauth", "revoke-token", "j1"]), Ok(Resource::Oauth(OAuthVerb::RevokeToken { .. }))));
-        assert!(matches!(parse(&["oauth", "rotate-keys"]), Ok(Resource::Oauth(OAuthVerb::RotateKeys))));
+        assert!(matches!(
+            parse(&["oauth", "revoke-token", "j1"]),
+            Ok(Resource::Oauth(OAuthVerb::RevokeToken { .. }))
+        ));
+        assert!(matches!(
+            parse(&["oauth", "rotate-keys"]),
+            Ok(Resource::Oauth(OAuthVerb::RotateKeys))
+        ));
     }
 }

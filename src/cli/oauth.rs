@@ -64,8 +64,14 @@ fn clients_table(v: &Value) -> String {
     let grants = |c: &Value| field(c, "grant_types");
     let auth = |c: &Value| field(c, "token_endpoint_auth_method");
     let redirects = |c: &Value| field(c, "redirect_uris");
-    let cols: [Column<'_>; 6] =
-        [("CLIENT_ID", &id), ("NAME", &name), ("SOURCE", &source), ("GRANTS", &grants), ("AUTH", &auth), ("REDIRECT_URIS", &redirects)];
+    let cols: [Column<'_>; 6] = [
+        ("CLIENT_ID", &id),
+        ("NAME", &name),
+        ("SOURCE", &source),
+        ("GRANTS", &grants),
+        ("AUTH", &auth),
+        ("REDIRECT_URIS", &redirects),
+    ];
     table(v, &cols, "no clients")
 }
 
@@ -75,8 +81,19 @@ fn tokens_table(list: &Value) -> String {
     let user = |t: &Value| field(t, "username");
     let scope = |t: &Value| field(t, "scope");
     let aud = |t: &Value| field(t, "aud");
-    let exp = |t: &Value| t.get("exp").and_then(Value::as_i64).map_or_else(|| field(t, "exp"), super::credentials::rfc3339);
-    let cols: [Column<'_>; 6] = [("JTI", &jti), ("CLIENT_ID", &client), ("USER", &user), ("SCOPE", &scope), ("AUDIENCE", &aud), ("EXPIRES", &exp)];
+    let exp = |t: &Value| {
+        t.get("exp")
+            .and_then(Value::as_i64)
+            .map_or_else(|| field(t, "exp"), super::credentials::rfc3339)
+    };
+    let cols: [Column<'_>; 6] = [
+        ("JTI", &jti),
+        ("CLIENT_ID", &client),
+        ("USER", &user),
+        ("SCOPE", &scope),
+        ("AUDIENCE", &aud),
+        ("EXPIRES", &exp),
+    ];
     table(list, &cols, "no active tokens")
 }
 
@@ -100,7 +117,13 @@ fn sessions_table(v: &Value) -> String {
     let user = |s: &Value| field(s, "username");
     let sub = |s: &Value| field(s, "sub");
     let n = |s: &Value| field(s, "tokens");
-    let cols: [Column<'_>; 5] = [("SESSION_ID", &id), ("CLIENT_ID", &client), ("USER", &user), ("SUB", &sub), ("TOKENS", &n)];
+    let cols: [Column<'_>; 5] = [
+        ("SESSION_ID", &id),
+        ("CLIENT_ID", &client),
+        ("USER", &user),
+        ("SUB", &sub),
+        ("TOKENS", &n),
+    ];
     table(v, &cols, "no sessions")
 }
 
@@ -151,7 +174,10 @@ pub async fn run(api: &Api, json_out: bool, verb: OAuthVerb) -> CliResult {
         }
         OAuthVerb::RotateKeys => {
             let v = api.post(&[OAUTH, "keys", "rotate"], &serde_json::json!({})).await?;
-            let t = format!("rotated the signing key; tokens are now signed with kid {}\n", field(&v, "current_kid"));
+            let t = format!(
+                "rotated the signing key; tokens are now signed with kid {}\n",
+                field(&v, "current_kid")
+            );
             (v, t)
         }
         OAuthVerb::Metrics => {
@@ -183,8 +209,14 @@ mod tests {
         let v = json!({"active_access_tokens": 1, "by_client": {"portcullis-cli": 1},
             "tokens": [{"jti": "j1", "client_id": "portcullis-cli", "username": "alice", "scope": "admin", "aud": ["http://127.0.0.1:9000"], "exp": 0}]});
         let out = tokens_report(&v);
-        assert!(out.contains("j1   portcullis-cli  alice  admin  http://127.0.0.1:9000  1970-01-01T00:00:00Z"), "{out}");
+        assert!(
+            out.contains("j1   portcullis-cli  alice  admin  http://127.0.0.1:9000  1970-01-01T00:00:00Z"),
+            "{out}"
+        );
         assert!(out.contains("active access tokens: 1\n  portcullis-cli: 1\n"), "{out}");
-        assert_eq!(tokens_report(&json!({"active_access_tokens": 0, "by_client": {}, "tokens": []})), "no active tokens\n\nactive access tokens: 0\n");
+        assert_eq!(
+            tokens_report(&json!({"active_access_tokens": 0, "by_client": {}, "tokens": []})),
+            "no active tokens\n\nactive access tokens: 0\n"
+        );
     }
 }

@@ -113,6 +113,9 @@ mod tests {
         let admin = |v: &Value| flag(v, "admin");
         let cols: [Column<'_>; 2] = [("NAME", &name), ("ADMIN", &admin)];
         assert_eq!(table(&json!([]), &cols, "no tokens"), "no tokens\n");
-        assert_eq!(table(&json!([{"name": "ci", "admin": true}]), &cols, ""), "NAME  ADMIN\nci    yes\n");
+        assert_eq!(
+            table(&json!([{"name": "ci", "admin": true}]), &cols, ""),
+            "NAME  ADMIN\nci    yes\n"
+        );
     }
 }

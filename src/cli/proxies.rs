@@ -172,7 +172,13 @@ fn list_table(v: &Value) -> String {
     let http = |p: &Value| flag(p, "enable_http");
     let https = |p: &Value| flag(p, "enable_https");
     let cert = |p: &Value| field(p, "cert_name");
-    let auth = |p: &Value| if p.get("auth_enabled").and_then(Value::as_bool) == Some(true) { field(p, "auth_mode") } else { "off".into() };
+    let auth = |p: &Value| {
+        if p.get("auth_enabled").and_then(Value::as_bool) == Some(true) {
+            field(p, "auth_mode")
+        } else {
+            "off".into()
+        }
+    };
     let owner = |p: &Value| field(p, "created_by");
     let cols: [Column<'_>; 8] = [
         ("HOSTNAME", &host),
@@ -233,7 +239,12 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
             let t = format!("deleted proxy {}\n", field(&v, "hostname"));
             (v, t)
         }
-        ProxyVerb::CertGenerate { hostname, staging, email, wait } => {
+        ProxyVerb::CertGenerate {
+            hostname,
+            staging,
+            email,
+            wait,
+        } => {
             let mut body = Map::new();
             if staging {
                 body.insert("staging".into(), json!(true));
@@ -241,9 +252,14 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
             if let Some(e) = email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
                 body.insert("email".into(), json!(e));
             }
-            let v = api.post(&[PROXY, TARGETS, &hostname, "cert", "generate"], &Value::Object(body)).await?;
+            let v = api
+                .post(&[PROXY, TARGETS, &hostname, "cert", "generate"], &Value::Object(body))
+                .await?;
             let name = field(&v, "cert_name");
-            let what = format!("requested certificate {name} for proxy {hostname}{}; it is attached when issued", if staging { " (staging)" } else { "" });
+            let what = format!(
+                "requested certificate {name} for proxy {hostname}{}; it is attached when issued",
+                if staging { " (staging)" } else { "" }
+            );
             if !wait.wait {
                 return finish_started(json_out, &v, &what, &name);
             }
@@ -257,13 +273,25 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
             (record, t)
         }
         ProxyVerb::CertAttach { hostname, cert_name } => {
-            let v = api.post(&[PROXY, TARGETS, &hostname, "cert", "attach"], &json!({ "cert_name": cert_name })).await?;
-            let t = format!("proxy {} now serves certificate {}\n", field(&v, "hostname"), field(&v, "cert_name"));
+            let v = api
+                .post(&[PROXY, TARGETS, &hostname, "cert", "attach"], &json!({ "cert_name": cert_name }))
+                .await?;
+            let t = format!(
+                "proxy {} now serves certificate {}\n",
+                field(&v, "hostname"),
+                field(&v, "cert_name")
+            );
             (v, t)
         }
         ProxyVerb::AuthEnable(a) => {
             let v = api.post(&[PROXY, TARGETS, &a.hostname, AUTH], &a.body()).await?;
-            let t = format!("enabled auth ({}) on {} via {}\n{}", a.body()["auth_mode"].as_str().unwrap_or(""), a.hostname, a.auth_proxy, fields(&v, &[]));
+            let t = format!(
+                "enabled auth ({}) on {} via {}\n{}",
+                a.body()["auth_mode"].as_str().unwrap_or(""),
+                a.hostname,
+                a.auth_proxy,
+                fields(&v, &[])
+            );
             (v, t)
         }
         ProxyVerb::AuthDisable { hostname } => {
@@ -310,8 +338,15 @@ mod tests {
 
     #[test]
     fn create_body_sends_only_what_flags_change() {
-        let plain = CreateProxy { hostname: "a.example.com".into(), target_url: "http://127.0.0.1:8080".into(), ..Default::default() };
-        assert_eq!(plain.body(), json!({"hostname": "a.example.com", "target_url": "http://127.0.0.1:8080"}));
+        let plain = CreateProxy {
+            hostname: "a.example.com".into(),
+            target_url: "http://127.0.0.1:8080".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            plain.body(),
+            json!({"hostname": "a.example.com", "target_url": "http://127.0.0.1:8080"})
+        );
 
         let full = CreateProxy {
             hostname: "a.example.com".into(),

@@ -218,8 +218,17 @@ mod tests {
 
     #[test]
     fn auth_enable_body() {
-        let a = AuthEnable { hostname: "api.example.com".into(), auth_proxy: "auth.example.com".into(), mode: AuthModeArg::Forward, scopes: None, audiences: None };
-        assert_eq!(a.body(), json!({"auth_enabled": true, "auth_proxy": "auth.example.com", "auth_mode": "forward"}));
+        let a = AuthEnable {
+            hostname: "api.example.com".into(),
+            auth_proxy: "auth.example.com".into(),
+            mode: AuthModeArg::Forward,
+            scopes: None,
+            audiences: None,
+        };
+        assert_eq!(
+            a.body(),
+            json!({"auth_enabled": true, "auth_proxy": "auth.example.com", "auth_mode": "forward"})
+        );
         let a = AuthEnable {
             mode: AuthModeArg::Redirect,
             scopes: Some(json!(["mcp:read", "mcp:write"])),

@@ -102,7 +102,12 @@ fn auto_registered(v: &Value) -> String {
     let items = v.get("resources").or_else(|| v.get("registered")).unwrap_or(v);
     match items.as_array() {
         Some(list) if list.is_empty() => "nothing new to register (no proxy with resource settings lacks a registry entry)\n".into(),
-        Some(list) => format!("registered {} resource{}\n{}", list.len(), if list.len() == 1 { "" } else { "s" }, list_table(items)),
+        Some(list) => format!(
+            "registered {} resource{}\n{}",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" },
+            list_table(items)
+        ),
         None => fields(v, &[]),
     }
 }
@@ -121,8 +126,19 @@ pub async fn run(api: &Api, json_out: bool, verb: ResourceVerb) -> CliResult {
             let t = fields(&v, &[]);
             (v, t)
         }
-        ResourceVerb::Register { uri, proxy, name, scopes, metadata_url } => {
-            let v = api.post(&[RESOURCES, ""], &register_body(&uri, &proxy, &name, scopes.as_ref(), metadata_url.as_deref())).await?;
+        ResourceVerb::Register {
+            uri,
+            proxy,
+            name,
+            scopes,
+            metadata_url,
+        } => {
+            let v = api
+                .post(
+                    &[RESOURCES, ""],
+                    &register_body(&uri, &proxy, &name, scopes.as_ref(), metadata_url.as_deref()),
+                )
+                .await?;
             let t = format!("registered resource {} (proxy {})\n", field(&v, "uri"), field(&v, "proxy_target"));
             (v, t)
         }
@@ -137,7 +153,9 @@ pub async fn run(api: &Api, json_out: bool, verb: ResourceVerb) -> CliResult {
             (v, format!("deleted resource {uri}\n"))
         }
         ResourceVerb::ValidateToken { uri, access_token } => {
-            let v = api.post(&[RESOURCES, &uri, "validate-token"], &json!({ "token": access_token })).await?;
+            let v = api
+                .post(&[RESOURCES, &uri, "validate-token"], &json!({ "token": access_token }))
+                .await?;
             let t = validation(&v);
             (v, t)
         }
@@ -153,7 +171,10 @@ pub async fn run(api: &Api, json_out: bool, verb: ResourceVerb) -> CliResult {
         emit(&text);
     }
     if check && v.get("valid").and_then(Value::as_bool) == Some(false) {
-        return Err(CliError::CheckFailed(format!("the token is not valid for this resource: {}", field(&v, "reason"))));
+        return Err(CliError::CheckFailed(format!(
+            "the token is not valid for this resource: {}",
+            field(&v, "reason")
+        )));
     }
     Ok(())
 }
@@ -170,7 +191,13 @@ mod tests {
             json!({"uri": "https://mcp.example.com/mcp", "name": "Tools", "proxy_target": "mcp.example.com"})
         );
         assert_eq!(
-            register_body("https://m.io", "m.io", "M", Some(&json!(["mcp:read"])), Some("https://m.io/.well-known/oauth-protected-resource")),
+            register_body(
+                "https://m.io",
+                "m.io",
+                "M",
+                Some(&json!(["mcp:read"])),
+                Some("https://m.io/.well-known/oauth-protected-resource")
+            ),
             json!({"uri": "https://m.io", "name": "M", "proxy_target": "m.io", "scopes": ["mcp:read"],
                    "metadata_url": "https://m.io/.well-known/oauth-protected-resource"})
         );
@@ -179,8 +206,14 @@ mod tests {
     #[test]
     fn a_uri_is_one_path_segment() {
         let base = parse_base("http://127.0.0.1:9000").unwrap();
-        let url = endpoint(&base, &["api", "v1", RESOURCES, "https://mcp.example.com/mcp?x=1#f", "validate-token"]);
-        assert_eq!(url.as_str(), "http://127.0.0.1:9000/api/v1/resources/https:%2F%2Fmcp.example.com%2Fmcp%3Fx=1%23f/validate-token");
+        let url = endpoint(
+            &base,
+            &["api", "v1", RESOURCES, "https://mcp.example.com/mcp?x=1#f", "validate-token"],
+        );
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9000/api/v1/resources/https:%2F%2Fmcp.example.com%2Fmcp%3Fx=1%23f/validate-token"
+        );
         assert_eq!(url.path_segments().unwrap().count(), 5);
     }
 

@@ -193,7 +193,12 @@ pub async fn run(api: &Api, json_out: bool, verb: RouteVerb) -> CliResult {
     let (v, text) = match verb {
         RouteVerb::Create(c) => {
             let v = api.post(&[ROUTES, ""], &c.body()).await?;
-            let t = format!("created route {}: {} -> {}\n", field(&v, "route_id"), field(&v, "path_pattern"), target(&v));
+            let t = format!(
+                "created route {}: {} -> {}\n",
+                field(&v, "route_id"),
+                field(&v, "path_pattern"),
+                target(&v)
+            );
             (v, t)
         }
         RouteVerb::List => {
@@ -235,7 +240,12 @@ mod tests {
     use super::*;
 
     fn create(path: &str, t: TargetArg, value: &str) -> CreateRoute {
-        CreateRoute { path: path.into(), target_type: t, target_value: value.into(), ..Default::default() }
+        CreateRoute {
+            path: path.into(),
+            target_type: t,
+            target_value: value.into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub enum ServiceVerb {
 pub async fn run(api: &Api, json_out: bool, verb: ServiceVerb) -> CliResult {
     let (v, text) = match verb {
         ServiceVerb::Register { name, url } => {
-            let v = api.post(&[SERVICES, EXTERNAL], &json!({ "service_name": name, "target_url": url })).await?;
+            let v = api
+                .post(&[SERVICES, EXTERNAL], &json!({ "service_name": name, "target_url": url }))
+                .await?;
             let t = format!("registered service {} -> {}\n", field(&v, "service_name"), field(&v, "target_url"));
             (v, t)
         }

@@ -129,7 +129,13 @@ fn list_table(v: &Value) -> String {
     let email = |t: &Value| field(t, "cert_email");
     let by = |t: &Value| field(t, "created_by");
     let at = |t: &Value| field(t, "created_at");
-    let cols: [Column<'_>; 5] = [("NAME", &name), ("SCOPE", &scope), ("EMAIL", &email), ("CREATED_BY", &by), ("CREATED_AT", &at)];
+    let cols: [Column<'_>; 5] = [
+        ("NAME", &name),
+        ("SCOPE", &scope),
+        ("EMAIL", &email),
+        ("CREATED_BY", &by),
+        ("CREATED_AT", &at),
+    ];
     table(v, &cols, "no tokens")
 }
 
@@ -137,10 +143,12 @@ fn list_table(v: &Value) -> String {
 pub async fn run(api: &Api, json_out: bool, verb: TokenVerb) -> CliResult {
     let v = match &verb {
         TokenVerb::Generate { name, email, scope } => {
-            api.post(&[TOKENS, "generate"], &new_token_body(name, email.as_deref(), *scope, None)).await?
+            api.post(&[TOKENS, "generate"], &new_token_body(name, email.as_deref(), *scope, None))
+                .await?
         }
         TokenVerb::Create { name, email, scope, value } => {
-            api.post(&[TOKENS, ""], &new_token_body(name, email.as_deref(), *scope, value.as_deref())).await?
+            api.post(&[TOKENS, ""], &new_token_body(name, email.as_deref(), *scope, value.as_deref()))
+                .await?
         }
         TokenVerb::List => api.get(&[TOKENS, ""]).await?,
         TokenVerb::Show { name } => api.get(&[TOKENS, name]).await?,
@@ -167,7 +175,11 @@ pub async fn run(api: &Api, json_out: bool, verb: TokenVerb) -> CliResult {
         TokenVerb::Show { .. } | TokenVerb::Info => fields(&v, &[]),
         TokenVerb::Reveal { .. } => fields(&v, &["hash"]),
         TokenVerb::Delete { .. } => deleted(&v),
-        TokenVerb::Email { .. } => format!("updated the certificate e-mail of token {} to {}\n", field(&v, "name"), field(&v, "cert_email")),
+        TokenVerb::Email { .. } => format!(
+            "updated the certificate e-mail of token {} to {}\n",
+            field(&v, "name"),
+            field(&v, "cert_email")
+        ),
     });
     Ok(())
 }

@@ -170,22 +170,38 @@ pub struct AcmeConfig {
 fn acme_config() -> Result<AcmeConfig, ConfigError> {
     let url = |var: &'static str, default: &str| -> Result<String, ConfigError> {
         let v = raw(var).unwrap_or_else(|| default.to_string());
-        crate::model::validate_http_url(var, &v).map_err(|e| ConfigError { var, value: v.clone(), reason: e.message })?;
+        crate::model::validate_http_url(var, &v).map_err(|e| ConfigError {
+            var,
+            value: v.clone(),
+            reason: e.message,
+        })?;
         Ok(v)
     };
     let ca_bundle = raw(vars::ACME_CA_BUNDLE).map(std::path::PathBuf::from);
     if let Some(p) = &ca_bundle {
         if !p.is_file() {
-            return Err(ConfigError { var: vars::ACME_CA_BUNDLE, value: p.display().to_string(), reason: "file does not exist".into() });
+            return Err(ConfigError {
+                var: vars::ACME_CA_BUNDLE,
+                value: p.display().to_string(),
+                reason: "file does not exist".into(),
+            });
         }
     }
     let rsa_key_size: u32 = parse(vars::RSA_KEY_SIZE, 2048, "2048, 3072 or 4096")?;
     if ![2048, 3072, 4096].contains(&rsa_key_size) {
-        return Err(ConfigError { var: vars::RSA_KEY_SIZE, value: rsa_key_size.to_string(), reason: "expected 2048, 3072 or 4096".into() });
+        return Err(ConfigError {
+            var: vars::RSA_KEY_SIZE,
+            value: rsa_key_size.to_string(),
+            reason: "expected 2048, 3072 or 4096".into(),
+        });
     }
     let max_workers: usize = parse(vars::CERT_GEN_MAX_WORKERS, 5, "a worker count")?;
     if max_workers == 0 {
-        return Err(ConfigError { var: vars::CERT_GEN_MAX_WORKERS, value: "0".into(), reason: "must be at least 1".into() });
+        return Err(ConfigError {
+            var: vars::CERT_GEN_MAX_WORKERS,
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
     }
     Ok(AcmeConfig {
         directory_url: url(vars::ACME_DIRECTORY_URL, "https://acme-v02.api.letsencrypt.org/directory")?,
@@ -221,7 +237,11 @@ fn parse<T: std::str::FromStr>(var: &'static str, default: T, what: &str) -> Res
 fn port(var: &'static str, default: u16, allow_zero: bool) -> Result<u16, ConfigError> {
     let p: u16 = parse(var, default, "a port number 1-65535")?;
     if p == 0 && !allow_zero {
-        return Err(ConfigError { var, value: "0".into(), reason: "expected a port number 1-65535".into() });
+        return Err(ConfigError {
+            var,
+            value: "0".into(),
+            reason: "expected a port number 1-65535".into(),
+        });
     }
     Ok(p)
 }
@@ -229,7 +249,11 @@ fn port(var: &'static str, default: u16, allow_zero: bool) -> Result<u16, Config
 fn seconds(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
     let s: u64 = parse(var, default, "a whole number of seconds")?;
     if s == 0 {
-        return Err(ConfigError { var, value: "0".into(), reason: "must be at least 1 second".into() });
+        return Err(ConfigError {
+            var,
+            value: "0".into(),
+            reason: "must be at least 1 second".into(),
+        });
     }
     Ok(Duration::from_secs(s))
 }
@@ -263,7 +287,11 @@ fn redis_url() -> Result<String, ConfigError> {
         reason: format!("not a URL ({e})"),
     })?;
     if url.scheme() != "redis" && url.scheme() != "rediss" {
-        return Err(ConfigError { var: vars::REDIS_URL, value: base, reason: "scheme must be redis:// or rediss://".into() });
+        return Err(ConfigError {
+            var: vars::REDIS_URL,
+            value: base,
+            reason: "scheme must be redis:// or rediss://".into(),
+        });
     }
     if url.password().is_none() {
         if let Some(pw) = raw(vars::REDIS_PASSWORD) {
@@ -282,7 +310,11 @@ fn secret_key(admin_token: Option<&str>) -> Result<[u8; 32], ConfigError> {
     use sha2::{Digest, Sha256};
     let material = match (raw(vars::SECRET_KEY), admin_token) {
         (Some(k), _) if k.len() < 16 => {
-            return Err(ConfigError { var: vars::SECRET_KEY, value: "<hidden>".into(), reason: "must be at least 16 characters".into() })
+            return Err(ConfigError {
+                var: vars::SECRET_KEY,
+                value: "<hidden>".into(),
+                reason: "must be at least 16 characters".into(),
+            })
         }
         (Some(k), _) => k,
         (None, Some(t)) => format!("portcullis-secret-from-admin-token:{t}"),
@@ -304,7 +336,11 @@ impl Config {
         let admin_token = raw(vars::ADMIN_TOKEN);
         if let Some(t) = &admin_token {
             if t.len() < 16 {
-                return Err(ConfigError { var: vars::ADMIN_TOKEN, value: "<hidden>".into(), reason: "must be at least 16 characters".into() });
+                return Err(ConfigError {
+                    var: vars::ADMIN_TOKEN,
+                    value: "<hidden>".into(),
+                    reason: "must be at least 16 characters".into(),
+                });
             }
         }
         let threads_default = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -347,21 +383,37 @@ impl Config {
                 continue;
             }
             if let Some((other, _)) = ports[..i].iter().find(|(_, q)| q == p) {
-                return Err(ConfigError { var, value: p.to_string(), reason: format!("same port as {other}") });
+                return Err(ConfigError {
+                    var,
+                    value: p.to_string(),
+                    reason: format!("same port as {other}"),
+                });
             }
         }
         if !crate::model::valid_hostname(&self.self_signed_cn) {
-            return Err(ConfigError { var: vars::SELF_SIGNED_CN, value: self.self_signed_cn.clone(), reason: "not a hostname".into() });
+            return Err(ConfigError {
+                var: vars::SELF_SIGNED_CN,
+                value: self.self_signed_cn.clone(),
+                reason: "not a hostname".into(),
+            });
         }
         if self.proxy_threads == 0 {
-            return Err(ConfigError { var: vars::PROXY_THREADS, value: "0".into(), reason: "must be at least 1".into() });
+            return Err(ConfigError {
+                var: vars::PROXY_THREADS,
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
 
     /// URL at which this instance's control plane is reachable from the data plane.
     pub fn api_base_url(&self) -> String {
-        let host = if self.api_host.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { self.api_host };
+        let host = if self.api_host.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.api_host
+        };
         match host {
             IpAddr::V6(h) => format!("http://[{h}]:{}", self.api_port),
             IpAddr::V4(h) => format!("http://{h}:{}", self.api_port),

@@ -100,7 +100,11 @@ fn list(var: &'static str) -> Option<UserList> {
 
 fn url_var(var: &'static str, default: &str) -> Result<String, ConfigError> {
     let v = raw(var).unwrap_or_else(|| default.to_string());
-    crate::model::validate_http_url(var, &v).map_err(|e| ConfigError { var, value: v.clone(), reason: e.message })?;
+    crate::model::validate_http_url(var, &v).map_err(|e| ConfigError {
+        var,
+        value: v.clone(),
+        reason: e.message,
+    })?;
     Ok(v.trim_end_matches('/').to_string())
 }
 
@@ -113,22 +117,38 @@ pub fn is_loopback_host(host: &str) -> bool {
 pub fn oauth_config(base_domain: &str) -> Result<OAuthConfig, ConfigError> {
     const V_ISSUER: &str = "OAUTH_ISSUER";
     let issuer = url_var(V_ISSUER, &format!("https://auth.{base_domain}"))?;
-    let parsed = url::Url::parse(&issuer).map_err(|e| ConfigError { var: V_ISSUER, value: issuer.clone(), reason: e.to_string() })?;
+    let parsed = url::Url::parse(&issuer).map_err(|e| ConfigError {
+        var: V_ISSUER,
+        value: issuer.clone(),
+        reason: e.to_string(),
+    })?;
     if parsed.scheme() == "http" && !is_loopback_host(parsed.host_str().unwrap_or("")) {
-        return Err(ConfigError { var: V_ISSUER, value: issuer, reason: "must be https (plain http only for loopback)".into() });
+        return Err(ConfigError {
+            var: V_ISSUER,
+            value: issuer,
+            reason: "must be https (plain http only for loopback)".into(),
+        });
     }
     let jwt_private_key_pem = match raw("OAUTH_JWT_PRIVATE_KEY_B64") {
         None => None,
         Some(b64) => {
             use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| ConfigError {
-                var: "OAUTH_JWT_PRIVATE_KEY_B64",
-                value: "<hidden>".into(),
-                reason: "not base64".into(),
-            })?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| ConfigError {
+                    var: "OAUTH_JWT_PRIVATE_KEY_B64",
+                    value: "<hidden>".into(),
+                    reason: "not base64".into(),
+                })?;
             let pem = String::from_utf8(bytes).unwrap_or_default();
-            if openssl::rsa::Rsa::private_key_from_pem(pem.as_bytes()).is_err() && openssl::pkey::PKey::private_key_from_pem(pem.as_bytes()).map_or(true, |k| k.rsa().is_err()) {
-                return Err(ConfigError { var: "OAUTH_JWT_PRIVATE_KEY_B64", value: "<hidden>".into(), reason: "not a base64-encoded RSA private key PEM".into() });
+            if openssl::rsa::Rsa::private_key_from_pem(pem.as_bytes()).is_err()
+                && openssl::pkey::PKey::private_key_from_pem(pem.as_bytes()).map_or(true, |k| k.rsa().is_err())
+            {
+                return Err(ConfigError {
+                    var: "OAUTH_JWT_PRIVATE_KEY_B64",
+                    value: "<hidden>".into(),
+                    reason: "not a base64-encoded RSA private key PEM".into(),
+                });
             }
             Some(pem)
         }
@@ -150,7 +170,13 @@ pub fn oauth_config(base_domain: &str) -> Result<OAuthConfig, ConfigError> {
     let login_provider = match raw("OAUTH_LOGIN_PROVIDER").map(|s| s.to_ascii_lowercase()) {
         Some(p) if p == "github" => LoginProvider::Github,
         Some(p) if p == "oidc" => LoginProvider::Oidc,
-        Some(p) => return Err(ConfigError { var: "OAUTH_LOGIN_PROVIDER", value: p, reason: "expected github or oidc".into() }),
+        Some(p) => {
+            return Err(ConfigError {
+                var: "OAUTH_LOGIN_PROVIDER",
+                value: p,
+                reason: "expected github or oidc".into(),
+            })
+        }
         None if github.client_id.is_some() => LoginProvider::Github,
         None if oidc.issuer.is_some() => LoginProvider::Oidc,
         None => LoginProvider::None,
@@ -158,7 +184,11 @@ pub fn oauth_config(base_domain: &str) -> Result<OAuthConfig, ConfigError> {
     let http_ca_bundle = raw("OAUTH_HTTP_CA_BUNDLE").map(std::path::PathBuf::from);
     if let Some(p) = &http_ca_bundle {
         if !p.is_file() {
-            return Err(ConfigError { var: "OAUTH_HTTP_CA_BUNDLE", value: p.display().to_string(), reason: "file does not exist".into() });
+            return Err(ConfigError {
+                var: "OAUTH_HTTP_CA_BUNDLE",
+                value: p.display().to_string(),
+                reason: "file does not exist".into(),
+            });
         }
     }
     Ok(OAuthConfig {

@@ -66,7 +66,9 @@ impl Manager {
         let domains = match (multi, r.domain, r.domains) {
             (false, Some(d), None) => vec![d],
             (true, None, Some(ds)) => ds,
-            (false, _, _) => return Err(ValidationError::new("domain", "give exactly one \"domain\" (use /multi-domain for several)").into()),
+            (false, _, _) => {
+                return Err(ValidationError::new("domain", "give exactly one \"domain\" (use /multi-domain for several)").into())
+            }
             (true, _, _) => return Err(ValidationError::new("domains", "give a \"domains\" list").into()),
         };
         if !valid_name(&r.cert_name) {
@@ -121,7 +123,10 @@ impl Manager {
             _ => return Err(ManageError::NotFound(format!("certificate {name}"))),
         };
         if cert.source != "acme" {
-            return Err(ManageError::Conflict(format!("certificate {name} was {}ed, not issued by ACME", cert.source.trim_end_matches('e'))));
+            return Err(ManageError::Conflict(format!(
+                "certificate {name} was {}ed, not issued by ACME",
+                cert.source.trim_end_matches('e')
+            )));
         }
         self.acme.renew(&cert, production).await?;
         Ok(accepted(name))

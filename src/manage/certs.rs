@@ -51,7 +51,9 @@ impl Manager {
             fingerprint_sha256: info.fingerprint_sha256,
             fullchain_pem: info.fullchain_pem,
             private_key_encrypted: self.sealer.seal(&info.private_key_pem)?,
-            owner_token_hash: existing.as_ref().map_or_else(|| caller.hash.clone(), |e| e.owner_token_hash.clone()),
+            owner_token_hash: existing
+                .as_ref()
+                .map_or_else(|| caller.hash.clone(), |e| e.owner_token_hash.clone()),
             created_by: caller.name.clone(),
             created_at: now_rfc3339(),
         };

@@ -120,7 +120,11 @@ pub fn from_json<T: DeserializeOwned>(v: Value) -> ManageResult<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let field = if path == "." { unknown_field(&inner).unwrap_or_else(|| "body".into()) } else { path };
+        let field = if path == "." {
+            unknown_field(&inner).unwrap_or_else(|| "body".into())
+        } else {
+            path
+        };
         ManageError::Invalid(ValidationError::new(field, inner))
     })
 }
@@ -153,15 +157,22 @@ impl Manager {
         let sealer = Sealer::new(config.secret_key);
         let acme = crate::acme::Acme::new(store.clone(), config.clone(), sealer.clone());
         let oauth = crate::oauth::OAuth::new(store.clone(), config.clone(), sealer.clone());
-        Self { store, config, sealer, acme, oauth }
+        Self {
+            store,
+            config,
+            sealer,
+            acme,
+            oauth,
+        }
     }
 
     /// Resolves a bearer token to a caller: the bootstrap `ADMIN_TOKEN`
     /// (constant-time compare) or a stored token looked up by hash.
     pub async fn authenticate(&self, bearer: Option<&str>) -> ManageResult<Caller> {
-        let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
-            ManageError::Unauthorized("missing bearer token: send Authorization: Bearer <token>".into())
-        })?;
+        let token = bearer
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ManageError::Unauthorized("missing bearer token: send Authorization: Bearer <token>".into()))?;
         if let Some(admin) = &self.config.admin_token {
             if constant_time_eq(token, admin) {
                 return Ok(Caller {
@@ -178,14 +189,24 @@ impl Manager {
         }
         let hash = token_hash(token);
         match self.store.get_token_by_hash(&hash).await? {
-            Some(t) => Ok(Caller { name: t.name, hash: t.hash, scope: t.scope, email: t.cert_email, read_only: false }),
+            Some(t) => Ok(Caller {
+                name: t.name,
+                hash: t.hash,
+                scope: t.scope,
+                email: t.cert_email,
+                read_only: false,
+            }),
             None => Err(ManageError::Unauthorized("invalid or revoked token".into())),
         }
     }
 
     /// An OAuth access token for this issuer: `admin` scope may write, `user` may read.
     async fn authenticate_oauth(&self, token: &str) -> ManageResult<Caller> {
-        let c = self.oauth.verify_access(token).await.map_err(|e| ManageError::Unauthorized(e.description))?;
+        let c = self
+            .oauth
+            .verify_access(token)
+            .await
+            .map_err(|e| ManageError::Unauthorized(e.description))?;
         if !c.aud.iter().any(|a| a == self.oauth.issuer()) {
             return Err(ManageError::Unauthorized("the token's audience is not this server".into()));
         }
@@ -197,7 +218,13 @@ impl Manager {
         } else {
             return Err(ManageError::Forbidden("the token needs the admin or user scope".into()));
         };
-        Ok(Caller { name: c.preferred_username, hash: format!("oauth:{}", c.sub), scope, email: c.email, read_only })
+        Ok(Caller {
+            name: c.preferred_username,
+            hash: format!("oauth:{}", c.sub),
+            scope,
+            email: c.email,
+            read_only,
+        })
     }
 }
 

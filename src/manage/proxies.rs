@@ -31,7 +31,13 @@ impl Manager {
         p.created_at = now_rfc3339();
         let existing = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
         let auto_issue = p.enable_https && p.cert_name.is_none();
-        if auto_issue && self.store.get_cert(&existing).await?.is_some_and(|c| c.domains.contains(&p.hostname)) {
+        if auto_issue
+            && self
+                .store
+                .get_cert(&existing)
+                .await?
+                .is_some_and(|c| c.domains.contains(&p.hostname))
+        {
             p.cert_name = Some(existing);
         }
         self.store.create_proxy(&p).await?;
@@ -59,7 +65,14 @@ impl Manager {
 
     /// Every proxy the caller may see.
     pub async fn list_proxies(&self, caller: &Caller) -> ManageResult<Vec<Proxy>> {
-        Ok(self.store.list_proxies().await?.into_iter().filter(|p| caller.owns(&p.owner_token_hash)).map(Proxy::public).collect())
+        Ok(self
+            .store
+            .list_proxies()
+            .await?
+            .into_iter()
+            .filter(|p| caller.owns(&p.owner_token_hash))
+            .map(Proxy::public)
+            .collect())
     }
 
     /// One proxy as stored (secrets sealed); 404 when missing or not the caller's.

@@ -10,9 +10,20 @@ use crate::model::{now_rfc3339, Proxy, ValidationError};
 
 /// Proxy fields the `/auth` sub-resource manages.
 const AUTH_FIELDS: [&str; 14] = [
-    "auth_enabled", "auth_proxy", "auth_mode", "auth_required_users", "auth_required_emails", "auth_required_groups",
-    "auth_allowed_scopes", "auth_allowed_audiences", "auth_pass_headers", "auth_pass_token", "auth_cookie_name",
-    "auth_header_prefix", "auth_excluded_paths", "hostname",
+    "auth_enabled",
+    "auth_proxy",
+    "auth_mode",
+    "auth_required_users",
+    "auth_required_emails",
+    "auth_required_groups",
+    "auth_allowed_scopes",
+    "auth_allowed_audiences",
+    "auth_pass_headers",
+    "auth_pass_token",
+    "auth_cookie_name",
+    "auth_header_prefix",
+    "auth_excluded_paths",
+    "hostname",
 ];
 
 /// `/mcp` body names (reference 000) and the proxy fields they set.
@@ -70,7 +81,9 @@ fn resource_key(uri: &str) -> String {
 impl Manager {
     /// Sets a proxy's auth configuration (`auth_enabled` defaults to true).
     pub async fn set_proxy_auth(&self, caller: &Caller, host: &str, body: Value) -> ManageResult<Value> {
-        let Value::Object(mut b) = body else { return Err(ValidationError::new("body", "expected a JSON object").into()) };
+        let Value::Object(mut b) = body else {
+            return Err(ValidationError::new("body", "expected a JSON object").into());
+        };
         if let Some(bad) = b.keys().find(|k| !AUTH_FIELDS.contains(&k.as_str()) || *k == "hostname") {
             return Err(ValidationError::new(bad.clone(), "not an auth setting").into());
         }
@@ -97,10 +110,15 @@ impl Manager {
 
     /// Sets a proxy's protected resource metadata (reference `/mcp` names or `resource_*`).
     pub async fn set_proxy_resource(&self, caller: &Caller, host: &str, body: Value) -> ManageResult<Value> {
-        let Value::Object(b) = body else { return Err(ValidationError::new("body", "expected a JSON object").into()) };
+        let Value::Object(b) = body else {
+            return Err(ValidationError::new("body", "expected a JSON object").into());
+        };
         let mut patch = Map::new();
         for (k, v) in b {
-            let field = MCP_FIELDS.iter().find(|(short, long)| *short == k || *long == k).map(|(_, long)| *long);
+            let field = MCP_FIELDS
+                .iter()
+                .find(|(short, long)| *short == k || *long == k)
+                .map(|(_, long)| *long);
             match field {
                 Some(f) => patch.insert(f.to_string(), v),
                 None => return Err(ValidationError::new(k, "not a resource setting").into()),
@@ -130,7 +148,8 @@ impl Manager {
     }
 
     fn canonical_uri(uri: &str) -> ManageResult<String> {
-        crate::oauth::canonical_resource(uri).ok_or_else(|| ValidationError::new("uri", "must be an absolute https URI (http only for loopback) without fragment").into())
+        crate::oauth::canonical_resource(uri)
+            .ok_or_else(|| ValidationError::new("uri", "must be an absolute https URI (http only for loopback) without fragment").into())
     }
 
     /// Registers a protected resource.
@@ -144,9 +163,20 @@ impl Manager {
         r.created_at = now_rfc3339();
         if r.metadata_url.is_none() {
             let u = url::Url::parse(&r.uri).map_err(|e| ManageError::Invalid(ValidationError::new("uri", e.to_string())))?;
-            r.metadata_url = Some(format!("{}://{}/.well-known/oauth-protected-resource{}", u.scheme(), u.authority(), u.path().trim_end_matches('/')));
+            r.metadata_url = Some(format!(
+                "{}://{}/.well-known/oauth-protected-resource{}",
+                u.scheme(),
+                u.authority(),
+                u.path().trim_end_matches('/')
+            ));
         }
-        self.store.kv_set(&resource_key(&r.uri), &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?, None).await?;
+        self.store
+            .kv_set(
+                &resource_key(&r.uri),
+                &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?,
+                None,
+            )
+            .await?;
         Ok(r)
     }
 
@@ -167,7 +197,12 @@ impl Manager {
     /// One resource.
     pub async fn get_resource(&self, caller: &Caller, uri: &str) -> ManageResult<Resource> {
         let uri = Self::canonical_uri(uri)?;
-        match self.store.kv_get(&resource_key(&uri)).await?.and_then(|raw| serde_json::from_str::<Resource>(&raw).ok()) {
+        match self
+            .store
+            .kv_get(&resource_key(&uri))
+            .await?
+            .and_then(|raw| serde_json::from_str::<Resource>(&raw).ok())
+        {
             Some(r) if caller.owns(&r.owner_token_hash) => Ok(r),
             _ => Err(ManageError::NotFound(format!("resource {uri}"))),
         }
@@ -179,7 +214,13 @@ impl Manager {
         let mut v = serde_json::to_value(&cur).map_err(|e| ManageError::Store(e.to_string()))?;
         super::merge(&mut v, patch, &["uri", "owner_token_hash", "created_at"])?;
         let r: Resource = from_json(v)?;
-        self.store.kv_set(&resource_key(&r.uri), &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?, None).await?;
+        self.store
+            .kv_set(
+                &resource_key(&r.uri),
+                &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?,
+                None,
+            )
+            .await?;
         Ok(r)
     }
 
@@ -193,13 +234,18 @@ impl Manager {
     /// Checks a token against a resource: signature, expiry, revocation, audience.
     pub async fn validate_resource_token(&self, caller: &Caller, uri: &str, body: Value) -> ManageResult<Value> {
         let r = self.get_resource(caller, uri).await?;
-        let token = body.get("token").and_then(Value::as_str).ok_or_else(|| ValidationError::new("token", "required"))?;
+        let token = body
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ValidationError::new("token", "required"))?;
         Ok(match self.oauth.verify_access(token).await {
             Err(e) => json!({"valid": false, "resource": r.uri, "reason": e.description}),
             Ok(c) if !c.aud.iter().any(|a| a.trim_end_matches('/') == r.uri) => {
                 json!({"valid": false, "resource": r.uri, "reason": "the token's audience does not include this resource", "aud": c.aud})
             }
-            Ok(c) => json!({"valid": true, "resource": r.uri, "sub": c.sub, "username": c.preferred_username, "scope": c.scope, "exp": c.exp, "aud": c.aud}),
+            Ok(c) => {
+                json!({"valid": true, "resource": r.uri, "sub": c.sub, "username": c.preferred_username, "scope": c.scope, "exp": c.exp, "aud": c.aud})
+            }
         })
     }
 

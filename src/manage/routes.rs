@@ -28,7 +28,13 @@ impl Manager {
 
     /// Routes the caller may see, highest priority first.
     pub async fn list_routes(&self, caller: &Caller) -> ManageResult<Vec<Route>> {
-        let mut v: Vec<Route> = self.store.list_routes().await?.into_iter().filter(|r| caller.owns(&r.owner_token_hash)).collect();
+        let mut v: Vec<Route> = self
+            .store
+            .list_routes()
+            .await?
+            .into_iter()
+            .filter(|r| caller.owns(&r.owner_token_hash))
+            .collect();
         v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.route_id.cmp(&b.route_id)));
         Ok(v)
     }
@@ -75,9 +81,20 @@ pub fn format_route_table(routes: &[Route]) -> String {
             vec![
                 r.route_id.clone(),
                 r.priority.to_string(),
-                if r.is_regex { format!("~{}", r.path_pattern) } else { r.path_pattern.clone() },
+                if r.is_regex {
+                    format!("~{}", r.path_pattern)
+                } else {
+                    r.path_pattern.clone()
+                },
                 if r.methods.is_empty() { "*".into() } else { r.methods.join(",") },
-                format!("{}:{}", serde_json::to_value(r.target_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), r.target_value),
+                format!(
+                    "{}:{}",
+                    serde_json::to_value(r.target_type)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    r.target_value
+                ),
                 match r.scope {
                     crate::model::RouteScope::Global => "global".into(),
                     crate::model::RouteScope::Proxy => format!("proxy:{}", r.proxy_hostnames.join(",")),

@@ -27,7 +27,8 @@ pub struct NewToken {
 
 fn validate_email(e: &str) -> Result<(), ValidationError> {
     let ok = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
         && !e.chars().any(char::is_whitespace);
     if ok {
         Ok(())
@@ -133,7 +134,9 @@ impl Manager {
         let b: Body = from_json(body)?;
         validate_email(&b.cert_email)?;
         if caller.name == BOOTSTRAP_ADMIN {
-            return Err(ManageError::Conflict("the bootstrap admin's e-mail is ADMIN_EMAIL in the environment".into()));
+            return Err(ManageError::Conflict(
+                "the bootstrap admin's e-mail is ADMIN_EMAIL in the environment".into(),
+            ));
         }
         let mut t = self.visible_token(caller, &caller.name).await?;
         t.cert_email = Some(b.cert_email);

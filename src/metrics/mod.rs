@@ -9,8 +9,12 @@ use prometheus::{
 
 /// Admin API requests by method, matched route and status.
 pub static API_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec!("portcullis_api_requests_total", "Control plane requests", &["method", "route", "status"])
-        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+    register_int_counter_vec!(
+        "portcullis_api_requests_total",
+        "Control plane requests",
+        &["method", "route", "status"]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
 });
 
 /// Status class labels, indexed by `status / 100 - 1` (index 5: no response).
@@ -49,8 +53,12 @@ pub static ACTIVE_REQUESTS: Lazy<IntGauge> = Lazy::new(|| {
 
 /// TLS handshakes by outcome (`ok`, `default_cert`, `failed`).
 pub static TLS_HANDSHAKES: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec!("portcullis_tls_handshakes_total", "TLS certificate selections by outcome", &["outcome"])
-        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+    register_int_counter_vec!(
+        "portcullis_tls_handshakes_total",
+        "TLS certificate selections by outcome",
+        &["outcome"]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
 });
 
 /// Snapshot rebuilds by result.
@@ -61,8 +69,11 @@ pub static SNAPSHOT_REBUILDS: Lazy<IntCounterVec> = Lazy::new(|| {
 
 /// Unix time of the snapshot in use (age = now - this).
 pub static SNAPSHOT_TIMESTAMP: Lazy<IntGauge> = Lazy::new(|| {
-    register_int_gauge!("portcullis_snapshot_built_timestamp_seconds", "Unix time the routing snapshot in use was built")
-        .unwrap_or_else(|e| panic!("metric registration: {e}"))
+    register_int_gauge!(
+        "portcullis_snapshot_built_timestamp_seconds",
+        "Unix time the routing snapshot in use was built"
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
 });
 
 /// Change events received from the store.

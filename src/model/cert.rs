@@ -55,7 +55,10 @@ pub struct Certificate {
 impl Certificate {
     /// The record as the API shows it: without the (encrypted) key.
     pub fn public(&self) -> Self {
-        Self { private_key_encrypted: String::new(), ..self.clone() }
+        Self {
+            private_key_encrypted: String::new(),
+            ..self.clone()
+        }
     }
 }
 
@@ -93,16 +96,26 @@ impl CertInfo {
     pub fn parse(chain_pem: &str, key_pem: &str) -> Result<Self, ValidationError> {
         let chain = X509::stack_from_pem(chain_pem.as_bytes())
             .map_err(|_| ValidationError::new("certificate_pem", "not a PEM certificate chain"))?;
-        let leaf = chain.first().ok_or_else(|| ValidationError::new("certificate_pem", "no certificate found in the PEM"))?;
-        let key: PKey<Private> = PKey::private_key_from_pem(key_pem.as_bytes())
-            .map_err(|_| ValidationError::new("private_key_pem", "not a PEM private key"))?;
-        let pubkey = leaf.public_key().map_err(|_| ValidationError::new("certificate_pem", "unreadable public key"))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| ValidationError::new("certificate_pem", "no certificate found in the PEM"))?;
+        let key: PKey<Private> =
+            PKey::private_key_from_pem(key_pem.as_bytes()).map_err(|_| ValidationError::new("private_key_pem", "not a PEM private key"))?;
+        let pubkey = leaf
+            .public_key()
+            .map_err(|_| ValidationError::new("certificate_pem", "unreadable public key"))?;
         if !pubkey.public_eq(&key) {
-            return Err(ValidationError::new("private_key_pem", "the private key does not match the certificate"));
+            return Err(ValidationError::new(
+                "private_key_pem",
+                "the private key does not match the certificate",
+            ));
         }
         let expires_at = asn1_to_chrono(leaf.not_after())?;
         if expires_at <= chrono::Utc::now() {
-            return Err(ValidationError::new("certificate_pem", format!("the certificate expired at {}", expires_at.to_rfc3339())));
+            return Err(ValidationError::new(
+                "certificate_pem",
+                format!("the certificate expired at {}", expires_at.to_rfc3339()),
+            ));
         }
         let mut domains: Vec<String> = leaf
             .subject_alt_names()
@@ -135,7 +148,9 @@ impl CertInfo {
             .map_err(|_| ValidationError::new("certificate_pem", "cannot fingerprint the certificate"))?;
         let mut fullchain = String::new();
         for c in &chain {
-            let pem = c.to_pem().map_err(|_| ValidationError::new("certificate_pem", "cannot re-encode the chain"))?;
+            let pem = c
+                .to_pem()
+                .map_err(|_| ValidationError::new("certificate_pem", "cannot re-encode the chain"))?;
             fullchain.push_str(&String::from_utf8_lossy(&pem));
         }
         let key_pem = key

@@ -214,7 +214,10 @@ impl Proxy {
     pub fn validate(&mut self) -> Result<(), ValidationError> {
         self.hostname = self.hostname.trim().to_ascii_lowercase();
         if !valid_hostname(&self.hostname) {
-            return Err(ValidationError::new("hostname", format!("{:?} is not a valid hostname", self.hostname)));
+            return Err(ValidationError::new(
+                "hostname",
+                format!("{:?} is not a valid hostname", self.hostname),
+            ));
         }
         validate_http_url("target_url", &self.target_url)?;
         if let Some(c) = &self.cert_name {
@@ -248,7 +251,12 @@ impl Proxy {
         if http::HeaderName::from_bytes(self.auth_header_prefix.as_bytes()).is_err() {
             return Err(ValidationError::new("auth_header_prefix", "must be a valid header name prefix"));
         }
-        if !self.auth_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || self.auth_cookie_name.is_empty() {
+        if !self
+            .auth_cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || self.auth_cookie_name.is_empty()
+        {
             return Err(ValidationError::new("auth_cookie_name", "letters, digits, '-' and '_' only"));
         }
         if let Some(e) = &self.resource_endpoint {
@@ -262,7 +270,10 @@ impl Proxy {
             }
         }
         if !self.enable_http && !self.enable_https {
-            return Err(ValidationError::new("enable_http", "at least one of enable_http and enable_https must be true"));
+            return Err(ValidationError::new(
+                "enable_http",
+                "at least one of enable_http and enable_https must be true",
+            ));
         }
         Ok(())
     }

@@ -101,8 +101,7 @@ impl Route {
             return Err(ValidationError::new("path_pattern", "must not be empty"));
         }
         if self.is_regex {
-            regex::Regex::new(&self.path_pattern)
-                .map_err(|e| ValidationError::new("path_pattern", format!("invalid regex: {e}")))?;
+            regex::Regex::new(&self.path_pattern).map_err(|e| ValidationError::new("path_pattern", format!("invalid regex: {e}")))?;
         } else if !self.path_pattern.starts_with('/') {
             return Err(ValidationError::new("path_pattern", "a path prefix must start with '/'"));
         }
@@ -143,7 +142,10 @@ impl Route {
             return Err(ValidationError::new("proxy_hostnames", format!("{bad:?} is not a valid hostname")));
         }
         if self.scope == RouteScope::Proxy && self.proxy_hostnames.is_empty() {
-            return Err(ValidationError::new("proxy_hostnames", "a proxy-scoped route needs at least one hostname"));
+            return Err(ValidationError::new(
+                "proxy_hostnames",
+                "a proxy-scoped route needs at least one hostname",
+            ));
         }
         if self.route_id.is_empty() {
             self.route_id = generated_id(&self.path_pattern);
@@ -170,7 +172,11 @@ fn generated_id(path: &str) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    let slug = if slug.is_empty() { "root".to_string() } else { slug.chars().take(40).collect() };
+    let slug = if slug.is_empty() {
+        "root".to_string()
+    } else {
+        slug.chars().take(40).collect()
+    };
     format!("{slug}-{:08x}", rand::random::<u32>())
 }
 
@@ -185,7 +191,9 @@ mod tests {
 
     #[test]
     fn generates_ids_and_normalises_methods() {
-        let r = route(serde_json::json!({"path_pattern": "/api/v1/", "target_type": "port", "target_value": "8080", "methods": ["get", "*"]})).unwrap();
+        let r =
+            route(serde_json::json!({"path_pattern": "/api/v1/", "target_type": "port", "target_value": "8080", "methods": ["get", "*"]}))
+                .unwrap();
         assert!(r.route_id.starts_with("api-v1-"));
         assert_eq!(r.methods, vec!["GET"]);
     }
@@ -193,12 +201,30 @@ mod tests {
     #[test]
     fn rejects_bad_input_naming_the_field() {
         let cases = [
-            (serde_json::json!({"path_pattern": "([", "is_regex": true, "target_type": "port", "target_value": "1"}), "path_pattern"),
-            (serde_json::json!({"path_pattern": "/", "target_type": "port", "target_value": "70000"}), "target_value"),
-            (serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "ftp://x"}), "target_value"),
-            (serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "priority": 1001}), "priority"),
-            (serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "scope": "proxy"}), "proxy_hostnames"),
-            (serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "methods": ["FETCH"]}), "methods"),
+            (
+                serde_json::json!({"path_pattern": "([", "is_regex": true, "target_type": "port", "target_value": "1"}),
+                "path_pattern",
+            ),
+            (
+                serde_json::json!({"path_pattern": "/", "target_type": "port", "target_value": "70000"}),
+                "target_value",
+            ),
+            (
+                serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "ftp://x"}),
+                "target_value",
+            ),
+            (
+                serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "priority": 1001}),
+                "priority",
+            ),
+            (
+                serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "scope": "proxy"}),
+                "proxy_hostnames",
+            ),
+            (
+                serde_json::json!({"path_pattern": "/", "target_type": "url", "target_value": "http://x", "methods": ["FETCH"]}),
+                "methods",
+            ),
         ];
         for (v, field) in cases {
             assert_eq!(route(v).unwrap_err().field, field);

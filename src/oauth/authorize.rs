@@ -35,13 +35,20 @@ impl OAuth {
     /// host), at most `MCP_MAX_RESOURCES_PER_TOKEN`.
     pub async fn check_resources(&self, raw: &[String]) -> OAuthResult<Vec<String>> {
         if raw.len() > self.config.oauth.max_resources_per_token {
-            return Err(OAuthError::invalid_target(format!("at most {} resources per token", self.config.oauth.max_resources_per_token)));
+            return Err(OAuthError::invalid_target(format!(
+                "at most {} resources per token",
+                self.config.oauth.max_resources_per_token
+            )));
         }
         let mut out = Vec::new();
         for r in raw {
-            let c = canonical_resource(r).ok_or_else(|| OAuthError::invalid_target(format!("{r} is not an absolute https URI without fragment")))?;
+            let c = canonical_resource(r)
+                .ok_or_else(|| OAuthError::invalid_target(format!("{r} is not an absolute https URI without fragment")))?;
             let known = self.store.kv_get(&format!("resource:{c}")).await?.is_some() || {
-                let host = url::Url::parse(&c).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+                let host = url::Url::parse(&c)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                    .unwrap_or_default();
                 self.store.get_proxy(&host).await?.is_some()
             };
             if !known {
@@ -81,19 +88,35 @@ impl OAuth {
         }
     }
 
-    async fn start_login(&self, p: &Params, client: &super::model::Client, redirect_uri: &str, redirect_uri_given: bool, state: Option<String>) -> OAuthResult<String> {
+    async fn start_login(
+        &self,
+        p: &Params,
+        client: &super::model::Client,
+        redirect_uri: &str,
+        redirect_uri_given: bool,
+        state: Option<String>,
+    ) -> OAuthResult<String> {
         if p.get("response_type")? != Some("code") {
-            return Err(OAuthError { code: "unsupported_response_type", ..OAuthError::invalid_request("only response_type=code is supported") });
+            return Err(OAuthError {
+                code: "unsupported_response_type",
+                ..OAuthError::invalid_request("only response_type=code is supported")
+            });
         }
         if !client.grant_types.iter().any(|g| g == "authorization_code") {
-            return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
+            return Err(OAuthError::unauthorized_client(
+                "this client may not use the authorization code grant",
+            ));
         }
-        let challenge = p.get("code_challenge")?.ok_or_else(|| OAuthError::invalid_request("PKCE is required: code_challenge with method S256"))?;
+        let challenge = p
+            .get("code_challenge")?
+            .ok_or_else(|| OAuthError::invalid_request("PKCE is required: code_challenge with method S256"))?;
         if p.get("code_challenge_method")? != Some("S256") {
             return Err(OAuthError::invalid_request("PKCE code_challenge_method must be S256"));
         }
         if challenge.len() != 43 || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(OAuthError::invalid_request("code_challenge must be a base64url SHA-256 (43 characters)"));
+            return Err(OAuthError::invalid_request(
+                "code_challenge must be a base64url SHA-256 (43 characters)",
+            ));
         }
         let scope = p.scopes()?;
         if let Some(bad) = scope.iter().find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str())) {
@@ -123,7 +146,13 @@ impl OAuth {
         let sid = random_token(24);
         let url = self.upstream_authorize_url(&sid, &session, proxy.as_ref()).await?;
         let json = serde_json::to_string(&session).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store.kv_set(&format!("oauth:state:{sid}"), &json, Some(self.config.oauth.session_timeout.as_secs())).await?;
+        self.store
+            .kv_set(
+                &format!("oauth:state:{sid}"),
+                &json,
+                Some(self.config.oauth.session_timeout.as_secs()),
+            )
+            .await?;
         Ok(url)
     }
 
@@ -204,22 +233,35 @@ impl OAuth {
             family: random_token(16),
         };
         let json = serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store.kv_set(&format!("oauth:code:{}", super::tokens::digest(&code)), &json, Some(CODE_TTL_SECS)).await?;
+        self.store
+            .kv_set(&format!("oauth:code:{}", super::tokens::digest(&code)), &json, Some(CODE_TTL_SECS))
+            .await?;
         Ok(code)
     }
 
     /// Redeems a code at the token endpoint (single use; a replay revokes what it minted).
-    pub async fn redeem_code(&self, client_id: &str, code: &str, redirect_uri: Option<&str>, verifier: Option<&str>, resources: Vec<String>) -> OAuthResult<serde_json::Value> {
+    pub async fn redeem_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        resources: Vec<String>,
+    ) -> OAuthResult<serde_json::Value> {
         let h = super::tokens::digest(code);
         let Some(raw) = self.store.kv_take(&format!("oauth:code:{h}")).await? else {
             if let Some(family) = self.store.kv_get(&format!("oauth:code_used:{h}")).await? {
                 self.revoke_family(&family).await?;
-                return Err(OAuthError::invalid_grant("authorization code was already used; the tokens issued from it are revoked"));
+                return Err(OAuthError::invalid_grant(
+                    "authorization code was already used; the tokens issued from it are revoked",
+                ));
             }
             return Err(OAuthError::invalid_grant("authorization code is invalid or expired"));
         };
         let g: CodeGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store.kv_set(&format!("oauth:code_used:{h}"), &g.family, Some(CODE_TTL_SECS * 2)).await?;
+        self.store
+            .kv_set(&format!("oauth:code_used:{h}"), &g.family, Some(CODE_TTL_SECS * 2))
+            .await?;
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }
@@ -239,7 +281,9 @@ impl OAuth {
         } else {
             let asked = self.check_resources(&resources).await?;
             if !asked.iter().all(|r| g.resources.contains(r)) {
-                return Err(OAuthError::invalid_target("the token request names a resource that was not authorized"));
+                return Err(OAuthError::invalid_target(
+                    "the token request names a resource that was not authorized",
+                ));
             }
             asked
         };

@@ -73,7 +73,11 @@ fn strings(v: Option<&Value>, field: &str) -> OAuthResult<Option<Vec<String>>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_str().map(String::from).ok_or_else(|| OAuthError::invalid_client_metadata(format!("{field} must be a list of strings"))))
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| OAuthError::invalid_client_metadata(format!("{field} must be a list of strings")))
+            })
             .collect::<OAuthResult<Vec<_>>>()
             .map(Some),
         Some(_) => Err(OAuthError::invalid_client_metadata(format!("{field} must be a list of strings"))),
@@ -85,21 +89,32 @@ fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<
     let redirect_uris = strings(meta.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
     let grant_types = strings(meta.get("grant_types"), "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     if let Some(g) = grant_types.iter().find(|g| !GRANTS.contains(&g.as_str())) {
-        return Err(OAuthError::invalid_client_metadata(format!("grant type {g} is not supported (no implicit or password grants)")));
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "grant type {g} is not supported (no implicit or password grants)"
+        )));
     }
     let response_types = strings(meta.get("response_types"), "response_types")?.unwrap_or_else(|| vec!["code".into()]);
     if response_types.iter().any(|r| r != "code") {
         return Err(OAuthError::invalid_client_metadata("only the code response type is supported"));
     }
     if grant_types.iter().any(|g| g == "authorization_code") && redirect_uris.is_empty() {
-        return Err(OAuthError::invalid_redirect_uri("redirect_uris is required for the authorization_code grant"));
+        return Err(OAuthError::invalid_redirect_uri(
+            "redirect_uris is required for the authorization_code grant",
+        ));
     }
     if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
-        return Err(OAuthError::invalid_redirect_uri(format!("{bad} must be https, loopback http or a private-use scheme, without fragment")));
+        return Err(OAuthError::invalid_redirect_uri(format!(
+            "{bad} must be https, loopback http or a private-use scheme, without fragment"
+        )));
     }
-    let method = meta.get("token_endpoint_auth_method").and_then(Value::as_str).unwrap_or(if source == "cimd" { "none" } else { "client_secret_basic" });
+    let method = meta
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        .unwrap_or(if source == "cimd" { "none" } else { "client_secret_basic" });
     if !matches!(method, "none" | "client_secret_basic" | "client_secret_post") || (source == "cimd" && method != "none") {
-        return Err(OAuthError::invalid_client_metadata(format!("token_endpoint_auth_method {method} is not supported")));
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "token_endpoint_auth_method {method} is not supported"
+        )));
     }
     let scope = meta.get("scope").and_then(Value::as_str).map(String::from);
     if let Some(s) = &scope {
@@ -108,8 +123,19 @@ fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<
         }
     }
     let mut extra = meta.clone();
-    for k in ["redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope", "client_id", "client_secret",
-        "client_id_issued_at", "client_secret_expires_at", "registration_access_token", "registration_client_uri"] {
+    for k in [
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "token_endpoint_auth_method",
+        "scope",
+        "client_id",
+        "client_secret",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+        "registration_access_token",
+        "registration_client_uri",
+    ] {
         extra.remove(k);
     }
     Ok(Client {
@@ -131,8 +157,23 @@ fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<
 
 fn is_private(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v) => v.is_private() || v.is_loopback() || v.is_link_local() || v.is_unspecified() || v.is_broadcast() || v.is_multicast() || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1]),
-        IpAddr::V6(v) => v.is_loopback() || v.is_unspecified() || v.is_multicast() || (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80 || v.to_ipv4_mapped().is_some_and(|m| is_private(IpAddr::V4(m))),
+        IpAddr::V4(v) => {
+            v.is_private()
+                || v.is_loopback()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+                || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1])
+        }
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (v.segments()[0] & 0xfe00) == 0xfc00
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+                || v.to_ipv4_mapped().is_some_and(|m| is_private(IpAddr::V4(m)))
+        }
     }
 }
 
@@ -170,13 +211,21 @@ impl OAuth {
     async fn save_client(&self, c: &Client) -> OAuthResult<()> {
         let ttl = (c.client_secret_expires_at > 0).then(|| u64::try_from(c.client_secret_expires_at - now()).unwrap_or(1).max(1));
         let ttl = ttl.or(Some(self.config.oauth.client_lifetime.as_secs()));
-        self.store.kv_set(&client_key(&c.client_id), &serde_json::to_string(c).map_err(|e| OAuthError::server(e.to_string()))?, ttl).await?;
+        self.store
+            .kv_set(
+                &client_key(&c.client_id),
+                &serde_json::to_string(c).map_err(|e| OAuthError::server(e.to_string()))?,
+                ttl,
+            )
+            .await?;
         Ok(())
     }
 
     /// Dynamic client registration.
     pub async fn register(&self, meta: Value, source: Option<IpAddr>) -> OAuthResult<Value> {
-        let Value::Object(meta) = meta else { return Err(OAuthError::invalid_client_metadata("the body must be a JSON object")) };
+        let Value::Object(meta) = meta else {
+            return Err(OAuthError::invalid_client_metadata("the body must be a JSON object"));
+        };
         let who = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         let hour = now() / 3600;
         let n = self.store.kv_incr(&format!("oauth:reg_rate:{who}:{hour}"), 3600).await?;
@@ -221,13 +270,17 @@ impl OAuth {
     /// RFC 7592 update (replaces the metadata; id, secret and token stay).
     pub async fn registration_update(&self, client_id: &str, reg_token: Option<&str>, meta: Value) -> OAuthResult<Value> {
         let old = self.managed_client(client_id, reg_token).await?;
-        let Value::Object(meta) = meta else { return Err(OAuthError::invalid_client_metadata("the body must be a JSON object")) };
+        let Value::Object(meta) = meta else {
+            return Err(OAuthError::invalid_client_metadata("the body must be a JSON object"));
+        };
         if meta.get("client_id").and_then(Value::as_str).is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client_metadata("client_id cannot change"));
         }
         let mut c = client_from_metadata(&meta, "dcr")?;
         if (c.token_endpoint_auth_method == "none") != old.client_secret_hash.is_none() {
-            return Err(OAuthError::invalid_client_metadata("token_endpoint_auth_method cannot switch between public and confidential"));
+            return Err(OAuthError::invalid_client_metadata(
+                "token_endpoint_auth_method cannot switch between public and confidential",
+            ));
         }
         c.client_id = old.client_id.clone();
         c.client_secret_hash = old.client_secret_hash.clone();
@@ -261,7 +314,10 @@ impl OAuth {
 
     /// Authenticates a client at the token, introspection and revocation endpoints.
     pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> OAuthResult<Client> {
-        let c = self.client(client_id).await.map_err(|_| OAuthError::invalid_client("unknown client"))?;
+        let c = self
+            .client(client_id)
+            .await
+            .map_err(|_| OAuthError::invalid_client("unknown client"))?;
         match (&c.client_secret_hash, secret) {
             (None, _) => Ok(c),
             (Some(h), Some(s)) if constant_time_eq(h, &digest(s)) => Ok(c),
@@ -302,9 +358,16 @@ impl OAuth {
         }
         let parsed = url::Url::parse(url).map_err(|_| OAuthError::invalid_client("client_id is not a valid URL"))?;
         if parsed.scheme() != "https" || parsed.fragment().is_some() || parsed.username() != "" || parsed.path() == "/" {
-            return Err(OAuthError::invalid_client("a metadata document client_id must be an https URL with a path"));
+            return Err(OAuthError::invalid_client(
+                "a metadata document client_id must be an https URL with a path",
+            ));
         }
-        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = parsed
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = parsed.port_or_known_default().unwrap_or(443);
         let allowed = self.config.oauth.cimd_allowed_hosts.iter().any(|h| h == &format!("{host}:{port}"));
         let addrs: Vec<SocketAddr> = tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((host.as_str(), port)))
@@ -312,14 +375,24 @@ impl OAuth {
             .map_err(|_| OAuthError::invalid_client("resolving the client_id host timed out"))?
             .map_err(|_| OAuthError::invalid_client("cannot resolve the client_id host"))?
             .collect();
-        let addr = *addrs.first().ok_or_else(|| OAuthError::invalid_client("the client_id host has no address"))?;
+        let addr = *addrs
+            .first()
+            .ok_or_else(|| OAuthError::invalid_client("the client_id host has no address"))?;
         if !allowed && addrs.iter().any(|a| is_private(a.ip())) {
             tracing::warn!(client_id = url, %addr, "refused to fetch a client metadata document from a private address");
-            return Err(OAuthError::invalid_client("the client_id URL points at a private or loopback address"));
+            return Err(OAuthError::invalid_client(
+                "the client_id URL points at a private or loopback address",
+            ));
         }
-        let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(5)).resolve(&host, addr);
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .resolve(&host, addr);
         if let Some(p) = &self.config.oauth.http_ca_bundle {
-            if let Ok(c) = std::fs::read(p).map_err(|e| e.to_string()).and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())) {
+            if let Ok(c) = std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
+            {
                 b = b.add_root_certificate(c);
             }
         }
@@ -331,7 +404,10 @@ impl OAuth {
             .await
             .map_err(|e| OAuthError::invalid_client(format!("cannot fetch the client metadata document: {e}")))?;
         if !resp.status().is_success() {
-            return Err(OAuthError::invalid_client(format!("the client metadata document answered {}", resp.status())));
+            return Err(OAuthError::invalid_client(format!(
+                "the client metadata document answered {}",
+                resp.status()
+            )));
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| OAuthError::invalid_client(e.to_string()))? {
@@ -340,14 +416,23 @@ impl OAuth {
                 return Err(OAuthError::invalid_client("the client metadata document is larger than 64 KiB"));
             }
         }
-        let doc: Value = serde_json::from_slice(&body).map_err(|_| OAuthError::invalid_client("the client metadata document is not JSON"))?;
-        let Value::Object(meta) = doc else { return Err(OAuthError::invalid_client("the client metadata document is not a JSON object")) };
+        let doc: Value =
+            serde_json::from_slice(&body).map_err(|_| OAuthError::invalid_client("the client metadata document is not JSON"))?;
+        let Value::Object(meta) = doc else {
+            return Err(OAuthError::invalid_client("the client metadata document is not a JSON object"));
+        };
         if meta.get("client_id").and_then(Value::as_str) != Some(url) {
             return Err(OAuthError::invalid_client("the document's client_id must equal its URL"));
         }
         let mut c = client_from_metadata(&meta, "cimd").map_err(|e| OAuthError::invalid_client(e.description))?;
         c.client_id = url.to_string();
-        self.store.kv_set(&cache, &serde_json::to_string(&c).map_err(|e| OAuthError::server(e.to_string()))?, Some(300)).await?;
+        self.store
+            .kv_set(
+                &cache,
+                &serde_json::to_string(&c).map_err(|e| OAuthError::server(e.to_string()))?,
+                Some(300),
+            )
+            .await?;
         Ok(c)
     }
 }
@@ -371,7 +456,16 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         assert!(!is_private("93.184.216.34".parse().unwrap()));

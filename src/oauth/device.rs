@@ -16,12 +16,18 @@ const INTERVAL_SECS: i64 = 5;
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 fn new_user_code() -> String {
-    let c: String = (0..8).map(|_| USER_CODE_ALPHABET[usize::from(rand::random::<u8>()) % USER_CODE_ALPHABET.len()] as char).collect();
+    let c: String = (0..8)
+        .map(|_| USER_CODE_ALPHABET[usize::from(rand::random::<u8>()) % USER_CODE_ALPHABET.len()] as char)
+        .collect();
     format!("{}-{}", &c[..4], &c[4..])
 }
 
 fn normalize_user_code(s: &str) -> String {
-    let c: String = s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect();
+    let c: String = s
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     if c.len() == 8 {
         format!("{}-{}", &c[..4], &c[4..])
     } else {
@@ -37,7 +43,10 @@ fn page(title: &str, body: &str) -> Response {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl OAuth {
@@ -56,10 +65,27 @@ impl OAuth {
         let resources = self.check_resources(&p.all("resource")).await?;
         let device_code = random_token(32);
         let user_code = new_user_code();
-        let g = DeviceGrant { client_id, scope, resources, user_code: user_code.clone(), user: None, granted_scope: vec![], denied: None, last_poll_ms: 0 };
+        let g = DeviceGrant {
+            client_id,
+            scope,
+            resources,
+            user_code: user_code.clone(),
+            user: None,
+            granted_scope: vec![],
+            denied: None,
+            last_poll_ms: 0,
+        };
         let h = digest(&device_code);
-        self.store.kv_set(&format!("oauth:device:{h}"), &serde_json::to_string(&g).map_err(|e| OAuthError::server(e.to_string()))?, Some(DEVICE_TTL_SECS)).await?;
-        self.store.kv_set(&format!("oauth:user_code:{user_code}"), &h, Some(DEVICE_TTL_SECS)).await?;
+        self.store
+            .kv_set(
+                &format!("oauth:device:{h}"),
+                &serde_json::to_string(&g).map_err(|e| OAuthError::server(e.to_string()))?,
+                Some(DEVICE_TTL_SECS),
+            )
+            .await?;
+        self.store
+            .kv_set(&format!("oauth:user_code:{user_code}"), &h, Some(DEVICE_TTL_SECS))
+            .await?;
         let uri = format!("{}/device", self.issuer());
         Ok(json!({
             "device_code": device_code,
@@ -82,12 +108,20 @@ impl OAuth {
         };
         let code = normalize_user_code(code);
         let Ok(Some(h)) = self.store.kv_get(&format!("oauth:user_code:{code}")).await else {
-            return page("Unknown code", "<p>That code is unknown or expired. Start again on your device.</p>");
+            return page(
+                "Unknown code",
+                "<p>That code is unknown or expired. Start again on your device.</p>",
+            );
         };
         let Ok(Some(raw)) = self.store.kv_get(&format!("oauth:device:{h}")).await else {
-            return page("Unknown code", "<p>That code is unknown or expired. Start again on your device.</p>");
+            return page(
+                "Unknown code",
+                "<p>That code is unknown or expired. Start again on your device.</p>",
+            );
         };
-        let Ok(g) = serde_json::from_str::<DeviceGrant>(&raw) else { return OAuthError::server("corrupt device grant").into_response() };
+        let Ok(g) = serde_json::from_str::<DeviceGrant>(&raw) else {
+            return OAuthError::server("corrupt device grant").into_response();
+        };
         let session = LoginSession {
             client_id: g.client_id,
             redirect_uri: String::new(),
@@ -116,7 +150,9 @@ impl OAuth {
         let Ok(Some(raw)) = self.store.kv_get(&key).await else {
             return page("Expired", "<p>The device code expired. Start again on your device.</p>");
         };
-        let Ok(mut g) = serde_json::from_str::<DeviceGrant>(&raw) else { return OAuthError::server("corrupt device grant").into_response() };
+        let Ok(mut g) = serde_json::from_str::<DeviceGrant>(&raw) else {
+            return OAuthError::server("corrupt device grant").into_response();
+        };
         let (title, text) = match outcome {
             Ok((user, granted)) => {
                 let msg = format!("<p>Signed in as {}. You can return to your device.</p>", escape(&user.username));
@@ -130,7 +166,11 @@ impl OAuth {
             }
         };
         let ttl = DEVICE_TTL_SECS;
-        if let Err(e) = self.store.kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(ttl)).await {
+        if let Err(e) = self
+            .store
+            .kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(ttl))
+            .await
+        {
             return OAuthError::from(e).into_response();
         }
         page(title, &text)
@@ -139,7 +179,11 @@ impl OAuth {
     /// The device_code grant at the token endpoint.
     pub async fn device_token(&self, client_id: &str, device_code: &str) -> OAuthResult<Value> {
         let key = format!("oauth:device:{}", digest(device_code));
-        let raw = self.store.kv_get(&key).await?.ok_or_else(|| OAuthError::device("expired_token", "the device code expired"))?;
+        let raw = self
+            .store
+            .kv_get(&key)
+            .await?
+            .ok_or_else(|| OAuthError::device("expired_token", "the device code expired"))?;
         let mut g: DeviceGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("device code was issued to another client"));
@@ -152,7 +196,9 @@ impl OAuth {
             let now_ms = now() * 1000 + i64::from(chrono::Utc::now().timestamp_subsec_millis());
             let too_fast = g.last_poll_ms > 0 && now_ms - g.last_poll_ms < INTERVAL_SECS * 1000 - 500;
             g.last_poll_ms = now_ms;
-            self.store.kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(DEVICE_TTL_SECS)).await?;
+            self.store
+                .kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(DEVICE_TTL_SECS))
+                .await?;
             return Err(if too_fast {
                 OAuthError::device("slow_down", "polling too fast; wait the interval")
             } else {

@@ -21,7 +21,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(code: &'static str, status: StatusCode, d: impl Into<String>) -> Self {
-        Self { code, description: d.into(), status }
+        Self {
+            code,
+            description: d.into(),
+            status,
+        }
     }
     /// `invalid_request` (400).
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -91,11 +95,19 @@ impl From<StoreError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, Json(json!({"error": self.code, "error_description": self.description}))).into_response();
+        let mut r = (
+            self.status,
+            Json(json!({"error": self.code, "error_description": self.description})),
+        )
+            .into_response();
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {
-            let v = format!("Bearer error=\"{}\", error_description=\"{}\"", self.code, self.description.replace('"', "'"));
+            let v = format!(
+                "Bearer error=\"{}\", error_description=\"{}\"",
+                self.code,
+                self.description.replace('"', "'")
+            );
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }

@@ -23,7 +23,12 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
     if let Some(b) = bearer(headers) {
         return Some(b.to_string());
     }
-    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim);
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim);
     for c in cookies {
         if let Some((k, v)) = c.split_once('=') {
             if SESSION_COOKIES.contains(&k) {
@@ -57,7 +62,9 @@ impl OAuth {
         if let Err(e) = self.introspection_caller(headers, &p, admin_ok).await {
             return e.into_response();
         }
-        let Ok(token) = p.require("token") else { return OAuthError::invalid_request("missing parameter token").into_response() };
+        let Ok(token) = p.require("token") else {
+            return OAuthError::invalid_request("missing parameter token").into_response();
+        };
         let inactive = || Json(json!({"active": false})).into_response();
         if looks_like_jwt(token) {
             return match self.verify_access(token).await {
@@ -118,12 +125,18 @@ impl OAuth {
         };
         match claims {
             Ok(c) => {
-                let mut r = Json(json!({"valid": true, "sub": c.sub, "username": c.preferred_username, "email": c.email,
-                    "scope": c.scope, "aud": c.aud, "client_id": c.client_id, "exp": c.exp}))
+                let mut r = Json(
+                    json!({"valid": true, "sub": c.sub, "username": c.preferred_username, "email": c.email,
+                    "scope": c.scope, "aud": c.aud, "client_id": c.client_id, "exp": c.exp}),
+                )
                 .into_response();
                 let h = r.headers_mut();
-                for (k, v) in [("X-Auth-User-Id", c.sub.clone()), ("X-Auth-User", c.preferred_username.clone()),
-                    ("X-Auth-Email", c.email.clone().unwrap_or_default()), ("X-Auth-Scopes", c.scope.clone())] {
+                for (k, v) in [
+                    ("X-Auth-User-Id", c.sub.clone()),
+                    ("X-Auth-User", c.preferred_username.clone()),
+                    ("X-Auth-Email", c.email.clone().unwrap_or_default()),
+                    ("X-Auth-Scopes", c.scope.clone()),
+                ] {
                     if let Ok(v) = HeaderValue::from_str(&v) {
                         h.insert(k, v);
                     }
@@ -131,7 +144,11 @@ impl OAuth {
                 r
             }
             Err(e) => {
-                let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": e.code, "error_description": e.description}))).into_response();
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"error": e.code, "error_description": e.description})),
+                )
+                    .into_response();
                 let www = format!("Bearer realm=\"{}\", error=\"invalid_token\"", self.issuer());
                 if let Ok(v) = HeaderValue::from_str(&www) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -143,6 +160,12 @@ impl OAuth {
 
     /// Admin view: every live access token record.
     pub async fn list_access_tokens(&self) -> OAuthResult<Vec<Value>> {
-        Ok(self.store.kv_scan("oauth:token:").await?.into_iter().filter_map(|(_, raw)| serde_json::from_str(&raw).ok()).collect())
+        Ok(self
+            .store
+            .kv_scan("oauth:token:")
+            .await?
+            .into_iter()
+            .filter_map(|(_, raw)| serde_json::from_str(&raw).ok())
+            .collect())
     }
 }

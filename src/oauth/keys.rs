@@ -113,7 +113,10 @@ fn new_key(sealer: &Sealer, pem: Option<&str>) -> Result<StoredKey, OAuthError> 
         }
         None => String::from_utf8_lossy(&Rsa::generate(2048).map_err(internal)?.private_key_to_pem().map_err(internal)?).into_owned(),
     };
-    Ok(StoredKey { kid: thumbprint(&pem)?, pem_sealed: sealer.seal(&pem).map_err(internal)? })
+    Ok(StoredKey {
+        kid: thumbprint(&pem)?,
+        pem_sealed: sealer.seal(&pem).map_err(internal)?,
+    })
 }
 
 async fn read(store: &dyn Store) -> Result<Option<StoredRing>, OAuthError> {
@@ -137,8 +140,14 @@ pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) ->
     if let Some(r) = read(store).await? {
         return load(sealer, &r);
     }
-    let fresh = StoredRing { retired: Vec::new(), current: Some(new_key(sealer, seed_pem)?), next: Some(new_key(sealer, None)?) };
-    let _ = store.set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?).await?;
+    let fresh = StoredRing {
+        retired: Vec::new(),
+        current: Some(new_key(sealer, seed_pem)?),
+        next: Some(new_key(sealer, None)?),
+    };
+    let _ = store
+        .set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?)
+        .await?;
     let stored = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
     load(sealer, &stored)
 }
@@ -153,8 +162,14 @@ pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, 
     if let Some(k) = old.current {
         retired.push(RetiredKey { key: k, retired_at: now });
     }
-    let rotated = StoredRing { retired, current: old.next.clone(), next: Some(new_key(sealer, None)?) };
-    store.set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?).await?;
+    let rotated = StoredRing {
+        retired,
+        current: old.next.clone(),
+        next: Some(new_key(sealer, None)?),
+    };
+    store
+        .set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?)
+        .await?;
     store.publish(EventKind::Keys, "ring", "rotate").await?;
     load(sealer, &rotated)
 }

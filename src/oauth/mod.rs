@@ -51,15 +51,26 @@ pub struct OAuth {
 impl OAuth {
     /// Builds the server state.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, sealer: Sealer) -> Self {
-        let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(std::time::Duration::from_secs(10));
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10));
         if let Some(p) = &config.oauth.http_ca_bundle {
-            match std::fs::read(p).map_err(|e| e.to_string()).and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())) {
+            match std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
+            {
                 Ok(c) => b = b.add_root_certificate(c),
                 Err(e) => tracing::warn!(path = %p.display(), error = %e, "OAUTH_HTTP_CA_BUNDLE unusable"),
             }
         }
         let http = b.build().unwrap_or_default();
-        Self { store, config, sealer, http, ring: Arc::new(ArcSwapOption::empty()) }
+        Self {
+            store,
+            config,
+            sealer,
+            http,
+            ring: Arc::new(ArcSwapOption::empty()),
+        }
     }
 
     /// The issuer identifier.
@@ -84,7 +95,13 @@ impl OAuth {
     /// Rotates the signing keys (admin operation).
     pub async fn rotate_keys(&self) -> OAuthResult<keys::KeyRing> {
         let keep = i64::try_from(self.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800) + 120;
-        let ring = keys::rotate(self.store.as_ref(), &self.sealer, self.config.oauth.jwt_private_key_pem.as_deref(), keep).await?;
+        let ring = keys::rotate(
+            self.store.as_ref(),
+            &self.sealer,
+            self.config.oauth.jwt_private_key_pem.as_deref(),
+            keep,
+        )
+        .await?;
         self.ring.store(None);
         Ok(ring)
     }

@@ -28,17 +28,25 @@ impl Params {
 
     /// A required single-valued parameter.
     pub fn require(&self, name: &str) -> OAuthResult<&str> {
-        self.get(name)?.ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
+        self.get(name)?
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
     }
 
     /// Every value of a repeatable parameter.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Space-separated scope list.
     pub fn scopes(&self) -> OAuthResult<Vec<String>> {
-        Ok(self.get("scope")?.map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default())
+        Ok(self
+            .get("scope")?
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default())
     }
 }
 
@@ -46,14 +54,25 @@ impl Params {
 pub fn client_credentials(headers: &HeaderMap, p: &Params) -> OAuthResult<(String, Option<String>)> {
     if let Some(h) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some(b64) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) {
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
             let text = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let (id, secret) = text.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let (id, secret) = text
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
             return Ok((dec(id), Some(dec(secret))));
         }
     }
-    let id = p.get("client_id")?.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+    let id = p
+        .get("client_id")?
+        .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
     Ok((id.to_string(), p.get("client_secret")?.map(String::from)))
 }
 

@@ -57,14 +57,30 @@ impl OAuth {
         let p = Params::parse(query);
         let (raw_host, tls) = origin(headers);
         let hostname = raw_host.split(':').next().unwrap_or("").to_ascii_lowercase();
-        let proxy = self.store.get_proxy(&hostname).await?.ok_or_else(|| OAuthError::invalid_request("unknown proxy host"))?;
+        let proxy = self
+            .store
+            .get_proxy(&hostname)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("unknown proxy host"))?;
         let scheme = if tls { "https" } else { "http" };
         let redirect_uri = format!("{scheme}://{raw_host}/_portcullis/callback");
         let verifier = random_token(32);
         let state = random_token(24);
-        let pending = PendingLogin { verifier: verifier.clone(), return_to: safe_return(p.get("rd")?), redirect_uri: redirect_uri.clone(), cookie: proxy.auth_cookie_name.clone(), tls };
+        let pending = PendingLogin {
+            verifier: verifier.clone(),
+            return_to: safe_return(p.get("rd")?),
+            redirect_uri: redirect_uri.clone(),
+            cookie: proxy.auth_cookie_name.clone(),
+            tls,
+        };
         let ttl = self.config.oauth.session_timeout.as_secs();
-        self.store.kv_set(&format!("oauth:proxy_login:{state}"), &serde_json::to_string(&pending).map_err(|e| OAuthError::server(e.to_string()))?, Some(ttl)).await?;
+        self.store
+            .kv_set(
+                &format!("oauth:proxy_login:{state}"),
+                &serde_json::to_string(&pending).map_err(|e| OAuthError::server(e.to_string()))?,
+                Some(ttl),
+            )
+            .await?;
         let resource = format!("https://{}{}", proxy.hostname, proxy.resource_endpoint.as_deref().unwrap_or(""));
         let session = LoginSession {
             client_id: PROXY_CLIENT_ID.into(),
@@ -93,21 +109,44 @@ impl OAuth {
     async fn proxy_callback_inner(&self, query: &[u8]) -> OAuthResult<Response> {
         let p = Params::parse(query);
         if let Some(err) = p.get("error")? {
-            return Err(OAuthError::access_denied(format!("login failed: {err}: {}", p.get("error_description")?.unwrap_or(""))));
+            return Err(OAuthError::access_denied(format!(
+                "login failed: {err}: {}",
+                p.get("error_description")?.unwrap_or("")
+            )));
         }
         let state = p.require("state")?;
-        let raw = self.store.kv_take(&format!("oauth:proxy_login:{state}")).await?.ok_or_else(|| OAuthError::invalid_request("unknown or expired login"))?;
+        let raw = self
+            .store
+            .kv_take(&format!("oauth:proxy_login:{state}"))
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("unknown or expired login"))?;
         let pending: PendingLogin = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
-        let body = self.redeem_code(PROXY_CLIENT_ID, p.require("code")?, Some(&pending.redirect_uri), Some(&pending.verifier), vec![]).await?;
-        let token = body["access_token"].as_str().ok_or_else(|| OAuthError::server("no access token minted"))?;
+        let body = self
+            .redeem_code(
+                PROXY_CLIENT_ID,
+                p.require("code")?,
+                Some(&pending.redirect_uri),
+                Some(&pending.verifier),
+                vec![],
+            )
+            .await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| OAuthError::server("no access token minted"))?;
         let max_age = self.config.oauth.access_token_lifetime.as_secs();
         let cookie = if pending.tls {
-            format!("__Host-{}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}", pending.cookie)
+            format!(
+                "__Host-{}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}",
+                pending.cookie
+            )
         } else {
             format!("{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}", pending.cookie)
         };
         let mut r = Redirect::to(&pending.return_to).into_response();
-        r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| OAuthError::server(e.to_string()))?);
+        r.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(|e| OAuthError::server(e.to_string()))?,
+        );
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(r)
     }

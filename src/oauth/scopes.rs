@@ -33,9 +33,21 @@ pub fn entitled(cfg: &crate::config::OAuthConfig, proxy: Option<&Proxy>, user: &
         }
         global.clone()
     };
-    let admin = pick(proxy.and_then(|p| p.oauth_admin_users.as_ref()), &cfg.localhost_admin_users, &cfg.admin_users);
-    let usr = pick(proxy.and_then(|p| p.oauth_user_users.as_ref()), &cfg.localhost_user_users, &cfg.user_users);
-    let mcp = pick(proxy.and_then(|p| p.oauth_mcp_users.as_ref()), &cfg.localhost_mcp_users, &cfg.mcp_users);
+    let admin = pick(
+        proxy.and_then(|p| p.oauth_admin_users.as_ref()),
+        &cfg.localhost_admin_users,
+        &cfg.admin_users,
+    );
+    let usr = pick(
+        proxy.and_then(|p| p.oauth_user_users.as_ref()),
+        &cfg.localhost_user_users,
+        &cfg.user_users,
+    );
+    let mcp = pick(
+        proxy.and_then(|p| p.oauth_mcp_users.as_ref()),
+        &cfg.localhost_mcp_users,
+        &cfg.mcp_users,
+    );
     let mut out: Vec<&str> = Vec::new();
     if listed(&admin, user) {
         out.extend(["admin", "user", "mcp", "mcp:read", "mcp:write", "mcp:admin"]);
@@ -69,7 +81,12 @@ mod tests {
     use super::*;
 
     fn user(n: &str) -> User {
-        User { id: format!("github:{n}"), username: n.into(), email: None, groups: vec![] }
+        User {
+            id: format!("github:{n}"),
+            username: n.into(),
+            email: None,
+            groups: vec![],
+        }
     }
 
     #[test]

@@ -36,13 +36,22 @@ impl OAuth {
         let refresh_with_code = grant == "refresh_token" && client.grant_types.iter().any(|g| g == "authorization_code");
         if !(client.grant_types.contains(&grant) || refresh_with_code) {
             return Err(match grant.as_str() {
-                "authorization_code" | "refresh_token" | DEVICE_GRANT => OAuthError::unauthorized_client(format!("this client may not use the {grant} grant")),
+                "authorization_code" | "refresh_token" | DEVICE_GRANT => {
+                    OAuthError::unauthorized_client(format!("this client may not use the {grant} grant"))
+                }
                 _ => OAuthError::unsupported_grant_type(format!("grant type {grant} is not supported")),
             });
         }
         match grant.as_str() {
             "authorization_code" => {
-                self.redeem_code(&client_id, p.require("code")?, p.get("redirect_uri")?, p.get("code_verifier")?, p.all("resource")).await
+                self.redeem_code(
+                    &client_id,
+                    p.require("code")?,
+                    p.get("redirect_uri")?,
+                    p.get("code_verifier")?,
+                    p.all("resource"),
+                )
+                .await
             }
             "refresh_token" => {
                 let scope = p.get("scope")?.map(|s| s.split_whitespace().map(String::from).collect());

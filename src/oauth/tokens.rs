@@ -68,15 +68,34 @@ impl OAuth {
     }
 
     /// Signs an access token.
-    pub async fn sign_access(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str) -> OAuthResult<(String, AccessClaims)> {
+    pub async fn sign_access(
+        &self,
+        client_id: &str,
+        user: &User,
+        scope: &[String],
+        aud: &[String],
+        family: &str,
+    ) -> OAuthResult<(String, AccessClaims)> {
         self.sign_access_ttl(client_id, user, scope, aud, family, self.access_ttl()).await
     }
 
     /// Signs an access token living `ttl` seconds (negative: already expired, for tests of expiry).
-    pub async fn sign_access_ttl(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str, ttl: i64) -> OAuthResult<(String, AccessClaims)> {
+    pub async fn sign_access_ttl(
+        &self,
+        client_id: &str,
+        user: &User,
+        scope: &[String],
+        aud: &[String],
+        family: &str,
+        ttl: i64,
+    ) -> OAuthResult<(String, AccessClaims)> {
         let ring = self.keys().await?;
         let iat = now().min(now() + ttl - 1);
-        let aud = if aud.is_empty() { vec![self.issuer().to_string()] } else { aud.to_vec() };
+        let aud = if aud.is_empty() {
+            vec![self.issuer().to_string()]
+        } else {
+            aud.to_vec()
+        };
         let claims = AccessClaims {
             iss: self.issuer().to_string(),
             sub: user.id.clone(),
@@ -110,7 +129,9 @@ impl OAuth {
         let ttl = u64::try_from(ttl.max(1)).unwrap_or(1800);
         let rec_json = serde_json::to_string(&rec).map_err(|e| OAuthError::server(e.to_string()))?;
         self.store.kv_set(&format!("oauth:token:{}", rec.jti), &rec_json, Some(ttl)).await?;
-        self.store.kv_sadd(&format!("oauth:family:{family}:jtis"), &rec.jti, self.refresh_ttl()).await?;
+        self.store
+            .kv_sadd(&format!("oauth:family:{family}:jtis"), &rec.jti, self.refresh_ttl())
+            .await?;
         self.store.kv_sadd(&format!("oauth:user_tokens:{}", user.id), &rec.jti, ttl).await?;
         Ok((jwt, claims))
     }
@@ -130,8 +151,16 @@ impl OAuth {
             rotated_response: None,
         };
         let hash = digest(&refresh);
-        self.store.kv_set(&refresh_key(&hash), &serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?, Some(self.refresh_ttl())).await?;
-        self.store.kv_sadd(&format!("oauth:family:{family}:refresh"), &hash, self.refresh_ttl()).await?;
+        self.store
+            .kv_set(
+                &refresh_key(&hash),
+                &serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?,
+                Some(self.refresh_ttl()),
+            )
+            .await?;
+        self.store
+            .kv_sadd(&format!("oauth:family:{family}:refresh"), &hash, self.refresh_ttl())
+            .await?;
         let mut body = json!({
             "access_token": jwt,
             "token_type": "Bearer",
@@ -157,8 +186,14 @@ impl OAuth {
         v.validate_nbf = true;
         v.leeway = LEEWAY_SECS;
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| OAuthError::invalid_token(format!("token rejected: {e}")))?;
-        if self.store.kv_get(&crate::store::keys::oauth_revoked(&data.claims.jti)).await?.is_some() {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v)
+            .map_err(|e| OAuthError::invalid_token(format!("token rejected: {e}")))?;
+        if self
+            .store
+            .kv_get(&crate::store::keys::oauth_revoked(&data.claims.jti))
+            .await?
+            .is_some()
+        {
             return Err(OAuthError::invalid_token("token revoked"));
         }
         Ok(data.claims)
@@ -174,7 +209,9 @@ impl OAuth {
 
     /// Revokes every token of a family (code replay, refresh reuse, refresh revocation).
     pub async fn revoke_family(&self, family: &str) -> OAuthResult<()> {
-        self.store.kv_set(&format!("oauth:family:{family}:revoked"), "1", Some(self.refresh_ttl())).await?;
+        self.store
+            .kv_set(&format!("oauth:family:{family}:revoked"), "1", Some(self.refresh_ttl()))
+            .await?;
         for jti in self.store.kv_smembers(&format!("oauth:family:{family}:jtis")).await? {
             let exp = self
                 .store
@@ -197,7 +234,9 @@ impl OAuth {
 
     /// A refresh token's record if it is live (not expired, family not revoked).
     pub async fn refresh_record(&self, refresh: &str) -> OAuthResult<Option<RefreshGrant>> {
-        let Some(raw) = self.store.kv_get(&refresh_key(&digest(refresh))).await? else { return Ok(None) };
+        let Some(raw) = self.store.kv_get(&refresh_key(&digest(refresh))).await? else {
+            return Ok(None);
+        };
         let g: RefreshGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
         if g.expires_at < now() || self.family_revoked(&g.family).await? {
             return Ok(None);
@@ -210,7 +249,10 @@ impl OAuth {
     /// gets the same response.
     pub async fn refresh(&self, client_id: &str, refresh: &str, scope: Option<Vec<String>>, resources: Vec<String>) -> OAuthResult<Value> {
         let hash = digest(refresh);
-        let g = self.refresh_record(refresh).await?.ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
+        let g = self
+            .refresh_record(refresh)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
@@ -222,7 +264,9 @@ impl OAuth {
                 }
             }
             self.revoke_family(&g.family).await?;
-            return Err(OAuthError::invalid_grant("refresh token reuse detected; every token of this grant is revoked"));
+            return Err(OAuthError::invalid_grant(
+                "refresh token reuse detected; every token of this grant is revoked",
+            ));
         }
         let scope = match scope {
             None => g.scope.clone(),
@@ -257,7 +301,13 @@ impl OAuth {
         used.rotated_at = Some(now());
         used.rotated_response = Some(self.sealer.seal(&body.to_string()).map_err(|e| OAuthError::server(e.to_string()))?);
         let ttl = u64::try_from((g.expires_at - now()).max(REFRESH_GRACE_SECS * 2)).unwrap_or(60);
-        self.store.kv_set(&refresh_key(&hash), &serde_json::to_string(&used).map_err(|e| OAuthError::server(e.to_string()))?, Some(ttl)).await?;
+        self.store
+            .kv_set(
+                &refresh_key(&hash),
+                &serde_json::to_string(&used).map_err(|e| OAuthError::server(e.to_string()))?,
+                Some(ttl),
+            )
+            .await?;
         Ok(body)
     }
 }

@@ -31,7 +31,10 @@ impl OAuth {
     fn github_app(&self, proxy: Option<&Proxy>) -> OAuthResult<(String, String)> {
         if let Some(p) = proxy {
             if let (Some(id), Some(sealed)) = (&p.github_client_id, &p.github_client_secret) {
-                let secret = self.sealer.open(sealed).map_err(|e| OAuthError::server(format!("proxy GitHub secret: {e}")))?;
+                let secret = self
+                    .sealer
+                    .open(sealed)
+                    .map_err(|e| OAuthError::server(format!("proxy GitHub secret: {e}")))?;
                 return Ok((id.clone(), secret));
             }
         }
@@ -43,9 +46,23 @@ impl OAuth {
     }
 
     async fn oidc_discovery(&self) -> OAuthResult<Value> {
-        let issuer = self.config.oauth.oidc.issuer.clone().ok_or_else(|| OAuthError::server("OIDC login needs OIDC_ISSUER"))?;
+        let issuer = self
+            .config
+            .oauth
+            .oidc
+            .issuer
+            .clone()
+            .ok_or_else(|| OAuthError::server("OIDC login needs OIDC_ISSUER"))?;
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let doc: Value = self.http.get(&url).send().await.map_err(|e| upstream_err("discovery", e))?.json().await.map_err(|e| upstream_err("discovery", e))?;
+        let doc: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| upstream_err("discovery", e))?
+            .json()
+            .await
+            .map_err(|e| upstream_err("discovery", e))?;
         if doc["issuer"].as_str().map(|s| s.trim_end_matches('/')) != Some(issuer.as_str()) {
             return Err(upstream_err("discovery", "issuer mismatch"));
         }
@@ -67,7 +84,9 @@ impl OAuth {
             }
             LoginProvider::Oidc => {
                 let doc = self.oidc_discovery().await?;
-                let ep = doc["authorization_endpoint"].as_str().ok_or_else(|| upstream_err("discovery", "no authorization_endpoint"))?;
+                let ep = doc["authorization_endpoint"]
+                    .as_str()
+                    .ok_or_else(|| upstream_err("discovery", "no authorization_endpoint"))?;
                 let o = &self.config.oauth.oidc;
                 let mut u = url::Url::parse(ep).map_err(|e| upstream_err("discovery", e))?;
                 u.query_pairs_mut()
@@ -101,14 +120,21 @@ impl OAuth {
             .http
             .post(&g.token_url)
             .header("Accept", "application/json")
-            .form(&[("client_id", client_id.as_str()), ("client_secret", secret.as_str()), ("code", code), ("redirect_uri", &self.callback_uri())])
+            .form(&[
+                ("client_id", client_id.as_str()),
+                ("client_secret", secret.as_str()),
+                ("code", code),
+                ("redirect_uri", &self.callback_uri()),
+            ])
             .send()
             .await
             .map_err(|e| upstream_err("token exchange", e))?
             .json()
             .await
             .map_err(|e| upstream_err("token exchange", e))?;
-        let at = tok["access_token"].as_str().ok_or_else(|| upstream_err("token exchange", tok["error"].as_str().unwrap_or("no access_token")))?;
+        let at = tok["access_token"]
+            .as_str()
+            .ok_or_else(|| upstream_err("token exchange", tok["error"].as_str().unwrap_or("no access_token")))?;
         let get = |path: &str| {
             self.http
                 .get(format!("{}{path}", g.api_url))
@@ -117,7 +143,12 @@ impl OAuth {
                 .header("User-Agent", "portcullis")
                 .send()
         };
-        let user: Value = get("/user").await.map_err(|e| upstream_err("user", e))?.json().await.map_err(|e| upstream_err("user", e))?;
+        let user: Value = get("/user")
+            .await
+            .map_err(|e| upstream_err("user", e))?
+            .json()
+            .await
+            .map_err(|e| upstream_err("user", e))?;
         let login = user["login"].as_str().ok_or_else(|| upstream_err("user", "no login"))?.to_string();
         let id = user["id"].as_i64().map_or_else(|| login.clone(), |i| i.to_string());
         let mut email = user["email"].as_str().map(String::from);
@@ -139,16 +170,27 @@ impl OAuth {
         }
         if let Ok(r) = get("/user/teams").await {
             if let Ok(Value::Array(teams)) = r.json::<Value>().await {
-                groups.extend(teams.iter().filter_map(|t| Some(format!("{}/{}", t["organization"]["login"].as_str()?, t["slug"].as_str()?))));
+                groups.extend(
+                    teams
+                        .iter()
+                        .filter_map(|t| Some(format!("{}/{}", t["organization"]["login"].as_str()?, t["slug"].as_str()?))),
+                );
             }
         }
-        Ok(User { id: format!("github:{id}"), username: login, email, groups })
+        Ok(User {
+            id: format!("github:{id}"),
+            username: login,
+            email,
+            groups,
+        })
     }
 
     async fn oidc_user(&self, code: &str, session: &LoginSession) -> OAuthResult<User> {
         let doc = self.oidc_discovery().await?;
         let o = &self.config.oauth.oidc;
-        let token_ep = doc["token_endpoint"].as_str().ok_or_else(|| upstream_err("discovery", "no token_endpoint"))?;
+        let token_ep = doc["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| upstream_err("discovery", "no token_endpoint"))?;
         let client_id = o.client_id.clone().unwrap_or_default();
         let mut req = self.http.post(token_ep).header("Accept", "application/json").form(&[
             ("grant_type", "authorization_code"),
@@ -162,10 +204,20 @@ impl OAuth {
         }
         let resp = req.send().await.map_err(|e| upstream_err("token exchange", e))?;
         let tok: Value = resp.json().await.map_err(|e| upstream_err("token exchange", e))?;
-        let id_token = tok["id_token"].as_str().ok_or_else(|| upstream_err("token exchange", tok["error"].as_str().unwrap_or("no id_token")))?;
+        let id_token = tok["id_token"]
+            .as_str()
+            .ok_or_else(|| upstream_err("token exchange", tok["error"].as_str().unwrap_or("no id_token")))?;
         let header = jsonwebtoken::decode_header(id_token).map_err(|e| upstream_err("id token", e))?;
         let jwks_uri = doc["jwks_uri"].as_str().ok_or_else(|| upstream_err("discovery", "no jwks_uri"))?;
-        let jwks: jsonwebtoken::jwk::JwkSet = self.http.get(jwks_uri).send().await.map_err(|e| upstream_err("jwks", e))?.json().await.map_err(|e| upstream_err("jwks", e))?;
+        let jwks: jsonwebtoken::jwk::JwkSet = self
+            .http
+            .get(jwks_uri)
+            .send()
+            .await
+            .map_err(|e| upstream_err("jwks", e))?
+            .json()
+            .await
+            .map_err(|e| upstream_err("jwks", e))?;
         let jwk = match &header.kid {
             Some(kid) => jwks.find(kid),
             None => jwks.keys.first(),
@@ -176,11 +228,16 @@ impl OAuth {
         v.set_audience(&[client_id.as_str()]);
         v.set_issuer(&[doc["issuer"].as_str().unwrap_or_default()]);
         v.leeway = 60;
-        let claims = jsonwebtoken::decode::<Value>(id_token, &key, &v).map_err(|e| upstream_err("id token", e))?.claims;
+        let claims = jsonwebtoken::decode::<Value>(id_token, &key, &v)
+            .map_err(|e| upstream_err("id token", e))?
+            .claims;
         if claims["nonce"].as_str() != Some(session.nonce.as_str()) {
             return Err(upstream_err("id token", "nonce mismatch"));
         }
-        let sub = claims["sub"].as_str().ok_or_else(|| upstream_err("id token", "no sub"))?.to_string();
+        let sub = claims["sub"]
+            .as_str()
+            .ok_or_else(|| upstream_err("id token", "no sub"))?
+            .to_string();
         let mut claims = claims;
         // Providers return scope claims (email, profile) from UserInfo rather than the ID token.
         if let (Some(ep), Some(at)) = (doc["userinfo_endpoint"].as_str(), tok["access_token"].as_str()) {
@@ -203,7 +260,15 @@ impl OAuth {
             }
         }
         let username = claims[o.username_claim.as_str()].as_str().map_or_else(|| sub.clone(), String::from);
-        let groups = claims["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-        Ok(User { id: format!("oidc:{sub}"), username, email: claims["email"].as_str().map(String::from), groups })
+        let groups = claims["groups"]
+            .as_array()
+            .map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        Ok(User {
+            id: format!("oidc:{sub}"),
+            username,
+            email: claims["email"].as_str().map(String::from),
+            groups,
+        })
     }
 }

@@ -3,8 +3,8 @@
 use pingora::proxy::Session;
 
 use super::respond::Reply;
-use crate::auth::{self, Outcome, RequestInfo};
 use super::{Ctx, Edge};
+use crate::auth::{self, Outcome, RequestInfo};
 
 /// HTTP-01 answers live under this path on every host; nothing shadows it.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -41,7 +41,11 @@ pub fn request_host(session: &Session) -> (String, String) {
 }
 
 fn redirect(scheme: &str, host: &str, port: u16, default_port: u16, path_and_query: &str) -> Reply {
-    let authority = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
+    let authority = if port == default_port {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
     Reply::redirect(308, format!("{scheme}://{authority}{path_and_query}"))
 }
 
@@ -62,11 +66,17 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) ->
     }
     let Some(entry) = snap.proxies.get(&ctx.host) else {
         let shown: String = ctx.host.chars().filter(|c| c.is_ascii_graphic()).take(253).collect();
-        return Decision::Respond(Reply::text(404, format!("404 Not Found: no proxy is configured for host {shown:?}\n")));
+        return Decision::Respond(Reply::text(
+            404,
+            format!("404 Not Found: no proxy is configured for host {shown:?}\n"),
+        ));
     };
     let p = &entry.proxy;
     if !p.enabled {
-        return Decision::Respond(Reply::text(503, format!("503 Service Unavailable: proxy {} is disabled\n", p.hostname)));
+        return Decision::Respond(Reply::text(
+            503,
+            format!("503 Service Unavailable: proxy {} is disabled\n", p.hostname),
+        ));
     }
     let pq = req.uri.path_and_query().map_or("/", |x| x.as_str());
     if ctx.tls && !p.enable_https {
@@ -93,11 +103,20 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) ->
             }
             Err(e) => {
                 tracing::warn!(error = %e, "control plane address unresolved");
-                Decision::Respond(Reply::text(502, "502 Bad Gateway: the login service is not available\n".to_string()))
+                Decision::Respond(Reply::text(
+                    502,
+                    "502 Bad Gateway: the login service is not available\n".to_string(),
+                ))
             }
         };
     }
-    let info = RequestInfo { method: req.method.as_str(), path, path_and_query: pq, tls: ctx.tls, raw_host: &ctx.raw_host };
+    let info = RequestInfo {
+        method: req.method.as_str(),
+        path,
+        path_and_query: pq,
+        tls: ctx.tls,
+        raw_host: &ctx.raw_host,
+    };
     if auth::metadata::serves_metadata(p) && auth::metadata::is_metadata_path(p, path) {
         let doc = auth::metadata::document(p, &info, &snap.auth.issuer).to_string();
         if p.resource_override_backend {
@@ -117,7 +136,14 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) ->
         Outcome::UnknownKey => {
             return Decision::Respond(Reply::json(
                 401,
-                vec![("WWW-Authenticate", format!("Bearer realm=\"{}\", error=\"invalid_token\", resource_metadata=\"{}\"", p.hostname, auth::metadata_url(p, &info)))],
+                vec![(
+                    "WWW-Authenticate",
+                    format!(
+                        "Bearer realm=\"{}\", error=\"invalid_token\", resource_metadata=\"{}\"",
+                        p.hostname,
+                        auth::metadata_url(p, &info)
+                    ),
+                )],
                 serde_json::json!({"error": "invalid_token", "message": "unknown signing key"}).to_string(),
             ))
         }

@@ -38,5 +38,8 @@ pub async fn answer(session: &mut Session, e: &Error, host: &str) -> FailToProxy
             let _ = session.respond_error_with_body(code, Bytes::from_static(text.as_bytes())).await;
         }
     }
-    FailToProxy { error_code: code, can_reuse_downstream: false }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
 }

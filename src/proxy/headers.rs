@@ -10,7 +10,14 @@ use super::Ctx;
 
 /// Headers a client may never set for the upstream: we set the forwarding
 /// ones ourselves, and identity headers come only from our auth.
-const FORGEABLE: [&str; 6] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
+const FORGEABLE: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "forwarded",
+];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -120,7 +127,12 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
 
 /// Adds the identity headers (empty e-mail left out).
 fn identity_headers(h: &mut HeaderMap, prefix_lower: &str, id: &crate::auth::Identity) -> Result<()> {
-    let values = [Some(id.sub.as_str()), Some(id.username.as_str()), id.email.as_deref().filter(|e| !e.is_empty()), Some(id.scope.as_str())];
+    let values = [
+        Some(id.sub.as_str()),
+        Some(id.username.as_str()),
+        id.email.as_deref().filter(|e| !e.is_empty()),
+        Some(id.scope.as_str()),
+    ];
     const DEFAULT: [&str; 4] = ["x-auth-user-id", "x-auth-user", "x-auth-email", "x-auth-scopes"];
     const SUFFIX: [&str; 4] = ["user-id", "user", "email", "scopes"];
     for ((value, default), suffix) in values.into_iter().zip(DEFAULT).zip(SUFFIX) {
@@ -150,7 +162,10 @@ fn strip_cookie(h: &mut HeaderMap, name: &str) -> Result<()> {
         .collect();
     h.remove(http::header::COOKIE);
     if !kept.is_empty() {
-        h.insert(http::header::COOKIE, HeaderValue::from_str(&kept.join("; ")).or_err(InvalidHTTPHeader, "cookie header")?);
+        h.insert(
+            http::header::COOKIE,
+            HeaderValue::from_str(&kept.join("; ")).or_err(InvalidHTTPHeader, "cookie header")?,
+        );
     }
     Ok(())
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::Config;
 use crate::metrics;
@@ -102,7 +102,10 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let u = ctx.upstream.as_ref().ok_or_else(|| Error::explain(InternalError, "no upstream chosen"))?;
+        let u = ctx
+            .upstream
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "no upstream chosen"))?;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
         peer.options.connection_timeout = Some(self.config.proxy_connect_timeout);
         peer.options.total_connection_timeout = Some(self.config.proxy_connect_timeout);
@@ -147,7 +150,13 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<bytes::Bytes>, end_of_stream: bool, ctx: &mut Ctx) -> Result<Option<std::time::Duration>> {
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
         if ctx.replace_body {
             *body = if end_of_stream { ctx.metadata_fallback.clone() } else { None };
         }
@@ -156,15 +165,23 @@ impl ProxyHttp for Edge {
 
     /// Clients that hang up mid-request are routine, not errors worth a log line each.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        e.esource() == &ErrorSource::Downstream && matches!(e.etype(), ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout)
+        e.esource() == &ErrorSource::Downstream
+            && matches!(e.etype(), ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         if let Some(doc) = ctx.metadata_fallback.take() {
             if session.response_written().is_none() {
-                let reply = respond::Reply::json(200, vec![("Access-Control-Allow-Origin", "*".into())], String::from_utf8_lossy(&doc).into_owned());
+                let reply = respond::Reply::json(
+                    200,
+                    vec![("Access-Control-Allow-Origin", "*".into())],
+                    String::from_utf8_lossy(&doc).into_owned(),
+                );
                 if respond::send(session, reply).await.is_ok() {
-                    return FailToProxy { error_code: 200, can_reuse_downstream: false };
+                    return FailToProxy {
+                        error_code: 200,
+                        can_reuse_downstream: false,
+                    };
                 }
             }
         }
@@ -177,7 +194,9 @@ impl ProxyHttp for Edge {
         let class = metrics::status_class(status);
         match &ctx.entry {
             Some(e) => e.requests_by_class[class].inc(),
-            None => metrics::PROXY_REQUESTS.with_label_values(&["unknown", metrics::STATUS_CLASSES[class]]).inc(),
+            None => metrics::PROXY_REQUESTS
+                .with_label_values(&["unknown", metrics::STATUS_CLASSES[class]])
+                .inc(),
         }
         if let Some(e) = e {
             tracing::debug!(host = %ctx.host, status, error = %e, "request ended with an error");

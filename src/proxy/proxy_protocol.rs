@@ -40,10 +40,22 @@ fn parse_v1(line: &str) -> Result<Source, ProxyHeaderError> {
     match parts.next() {
         Some("UNKNOWN") => Ok(None),
         Some(fam @ ("TCP4" | "TCP6")) => {
-            let src: IpAddr = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyHeaderError::Malformed("bad source address"))?;
-            let _dst: IpAddr = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyHeaderError::Malformed("bad destination address"))?;
-            let sport: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyHeaderError::Malformed("bad source port"))?;
-            let _dport: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyHeaderError::Malformed("bad destination port"))?;
+            let src: IpAddr = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ProxyHeaderError::Malformed("bad source address"))?;
+            let _dst: IpAddr = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ProxyHeaderError::Malformed("bad destination address"))?;
+            let sport: u16 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ProxyHeaderError::Malformed("bad source port"))?;
+            let _dport: u16 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ProxyHeaderError::Malformed("bad destination port"))?;
             if parts.next().is_some() || (fam == "TCP4") != src.is_ipv4() {
                 return Err(ProxyHeaderError::Malformed("v1 fields do not match the family"));
             }
@@ -70,7 +82,10 @@ fn parse_v2(ver_cmd: u8, fam: u8, body: &[u8]) -> Result<Source, ProxyHeaderErro
         2 if body.len() >= 36 => {
             let mut b = [0u8; 16];
             b.copy_from_slice(&body[..16]);
-            Ok(Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(b)), u16::from_be_bytes([body[32], body[33]]))))
+            Ok(Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(b)),
+                u16::from_be_bytes([body[32], body[33]]),
+            )))
         }
         0 | 3 => Ok(None),
         _ => Err(ProxyHeaderError::Malformed("v2 address block too short")),
@@ -153,7 +168,11 @@ mod tests {
 
         let mut unknown: &[u8] = b"PROXY UNKNOWN\r\n";
         assert_eq!(read_header(&mut unknown).await.unwrap(), None);
-        for bad in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n", b"PROXY TCP6 1.2.3.4 5.6.7.8 1 80\r\n"] {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n",
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 80\r\n",
+        ] {
             let mut b: &[u8] = bad;
             assert!(read_header(&mut b).await.is_err());
         }

@@ -15,19 +15,31 @@ pub struct Reply {
 impl Reply {
     /// A short plain-text response.
     pub fn text(status: u16, body: String) -> Self {
-        Self { status, headers: vec![("Content-Type", "text/plain; charset=utf-8".into())], body: Bytes::from(body) }
+        Self {
+            status,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body: Bytes::from(body),
+        }
     }
 
     /// A JSON response with extra headers.
     pub fn json(status: u16, headers: Vec<(&'static str, String)>, body: String) -> Self {
         let mut h = vec![("Content-Type", "application/json".to_string())];
         h.extend(headers);
-        Self { status, headers: h, body: Bytes::from(body) }
+        Self {
+            status,
+            headers: h,
+            body: Bytes::from(body),
+        }
     }
 
     /// A redirect to `location`.
     pub fn redirect(status: u16, location: String) -> Self {
-        Self { status, headers: vec![("Location", location)], body: Bytes::new() }
+        Self {
+            status,
+            headers: vec![("Location", location)],
+            body: Bytes::new(),
+        }
     }
 }
 

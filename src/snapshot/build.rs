@@ -46,7 +46,13 @@ impl Resolver {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
-        Ok(Upstream { addr, tls, host: host.trim_start_matches('[').trim_end_matches(']').to_string(), authority, base_path: u.path().trim_end_matches('/').to_string() })
+        Ok(Upstream {
+            addr,
+            tls,
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            authority,
+            base_path: u.path().trim_end_matches('/').to_string(),
+        })
     }
 }
 
@@ -102,7 +108,12 @@ async fn compile_route(
 }
 
 /// Reads everything from the store and builds a new snapshot.
-pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>, cfg: &crate::config::Config) -> Result<Snapshot, StoreError> {
+pub async fn build(
+    store: &dyn Store,
+    sealer: &Sealer,
+    fallback: Arc<CertKey>,
+    cfg: &crate::config::Config,
+) -> Result<Snapshot, StoreError> {
     let proxies = store.list_proxies().await?;
     let mut routes = store.list_routes().await?;
     let services = store.list_service_urls().await?;
@@ -148,11 +159,19 @@ pub async fn build(store: &dyn Store, sealer: &Sealer, fallback: Arc<CertKey>, c
             request_headers: parse_headers(&p.custom_headers),
             response_headers: parse_headers(&p.custom_response_headers),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
-            requests_by_class: crate::metrics::STATUS_CLASSES.map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),
+            requests_by_class: crate::metrics::STATUS_CLASSES
+                .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),
             upstream_seconds: crate::metrics::UPSTREAM_SECONDS.with_label_values(&[p.hostname.as_str()]),
             proxy: p,
         };
         entries.insert(entry.proxy.hostname.clone(), Arc::new(entry));
     }
-    Ok(Snapshot { proxies: entries, certs: table, challenges, auth, control, built_at: SystemTime::now() })
+    Ok(Snapshot {
+        proxies: entries,
+        certs: table,
+        challenges,
+        auth,
+        control,
+        built_at: SystemTime::now(),
+    })
 }

@@ -88,7 +88,9 @@ pub struct ProxyEntry {
 impl ProxyEntry {
     /// The first enabled route matching `method` and `path`.
     pub fn match_route(&self, method: &str, path: &str) -> Option<&Arc<CompiledRoute>> {
-        self.routes.iter().find(|r| r.route.allows_method(method) && r.matcher.matches(path))
+        self.routes
+            .iter()
+            .find(|r| r.route.allows_method(method) && r.matcher.matches(path))
     }
 }
 

@@ -47,11 +47,24 @@ struct WriteOp {
 
 impl WriteOp {
     fn new(kind: EventKind, id: &str, op: &str) -> Self {
-        let event = serde_json::to_string(&ChangeEvent { kind, id: id.to_string(), op: op.to_string() }).unwrap_or_default();
-        Self { channel: keys::EVENTS_CHANNEL.to_string(), event, ..Default::default() }
+        let event = serde_json::to_string(&ChangeEvent {
+            kind,
+            id: id.to_string(),
+            op: op.to_string(),
+        })
+        .unwrap_or_default();
+        Self {
+            channel: keys::EVENTS_CHANNEL.to_string(),
+            event,
+            ..Default::default()
+        }
     }
     fn check(&mut self, key: String, cond: &'static str, value: impl Into<String>) -> &mut Self {
-        self.checks.push(Check { key, cond, value: value.into() });
+        self.checks.push(Check {
+            key,
+            cond,
+            value: value.into(),
+        });
         self
     }
     /// `equals` when we read a value, `absent` when we read none.
@@ -95,7 +108,11 @@ impl RedisStore {
             // REDIS_STARTUP_TIMEOUT and stalled reconnects. Callers retry.
             .set_number_of_retries(0);
         let conn = ConnectionManager::new_with_config(client.clone(), cfg).await.map_err(unavailable)?;
-        let store = Self { client, conn, script: std::sync::Arc::new(redis::Script::new(include_str!("apply.lua"))) };
+        let store = Self {
+            client,
+            conn,
+            script: std::sync::Arc::new(redis::Script::new(include_str!("apply.lua"))),
+        };
         store.ping().await?;
         Ok(store)
     }
@@ -105,7 +122,12 @@ impl RedisStore {
     }
 
     async fn apply(&self, op: &WriteOp) -> StoreResult<Applied> {
-        let out: Vec<String> = self.script.arg(encode(op)).invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+        let out: Vec<String> = self
+            .script
+            .arg(encode(op))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
         let key = out.get(1).cloned().unwrap_or_default();
         Ok(match out.first().map(String::as_str) {
             Some("ok") => Applied::Ok,
@@ -148,7 +170,12 @@ impl RedisStore {
     /// Every record of a family (`proxy`, `route`, ...): keys `prefix:{id}` whose id has no ':'.
     async fn list_family<T: DeserializeOwned>(&self, prefix: &str) -> StoreResult<Vec<T>> {
         let (pattern, skip) = keys::family(prefix);
-        let mut found: Vec<String> = self.scan_keys(&pattern).await?.into_iter().filter(|k| !k[skip..].contains(':')).collect();
+        let mut found: Vec<String> = self
+            .scan_keys(&pattern)
+            .await?
+            .into_iter()
+            .filter(|k| !k[skip..].contains(':'))
+            .collect();
         found.sort();
         self.values(&found).await?.iter().map(|(k, v)| decode(k, v)).collect()
     }
@@ -248,7 +275,10 @@ impl Store for RedisStore {
     async fn delete_proxy(&self, hostname: &str) -> StoreResult<()> {
         let key = keys::proxy(hostname);
         self.write_with_retry(|| async {
-            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("proxy {hostname}")))?;
+            let raw = self
+                .raw(&key)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("proxy {hostname}")))?;
             let p: Proxy = decode(&key, &raw)?;
             let mut op = WriteOp::new(EventKind::Proxy, hostname, "delete");
             op.check(key.clone(), "equals", raw);
@@ -274,7 +304,8 @@ impl Store for RedisStore {
         op.check(key.clone(), "absent", "").check(unique.clone(), "absent", "");
         op.set.push((key.clone(), encode(route)));
         op.set.push((unique, route.route_id.clone()));
-        op.set.push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
+        op.set
+            .push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
         op.sadd.push((keys::owner(&route.owner_token_hash), key.clone()));
         match self.apply(&op).await? {
             Applied::Ok => Ok(()),
@@ -291,11 +322,17 @@ impl Store for RedisStore {
         let conflict = std::sync::atomic::AtomicBool::new(false);
         let res = self
             .write_with_retry(|| async {
-                let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("route {}", route.route_id)))?;
+                let raw = self
+                    .raw(&key)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("route {}", route.route_id)))?;
                 let old: Route = decode(&key, &raw)?;
                 let mut op = WriteOp::new(EventKind::Route, &route.route_id, "update");
                 op.check(key.clone(), "equals", raw);
-                let (old_u, new_u) = (keys::route_unique(&old.path_pattern, old.priority), keys::route_unique(&route.path_pattern, route.priority));
+                let (old_u, new_u) = (
+                    keys::route_unique(&old.path_pattern, old.priority),
+                    keys::route_unique(&route.path_pattern, route.priority),
+                );
                 if old_u != new_u {
                     op.check(new_u.clone(), "absent", "");
                     conflict.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -304,7 +341,8 @@ impl Store for RedisStore {
                 op.del.push(keys::route_priority(old.priority, &old.route_id));
                 op.set.push((key.clone(), encode(route)));
                 op.set.push((new_u, route.route_id.clone()));
-                op.set.push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
+                op.set
+                    .push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
                 Ok(op)
             })
             .await;
@@ -351,7 +389,8 @@ impl Store for RedisStore {
     async fn create_token(&self, token: &Token) -> StoreResult<()> {
         let key = keys::token(&token.name);
         let mut op = WriteOp::new(EventKind::Token, &token.name, "create");
-        op.check(key.clone(), "absent", "").check(keys::token_hash(&token.hash), "absent", "");
+        op.check(key.clone(), "absent", "")
+            .check(keys::token_hash(&token.hash), "absent", "");
         op.set.push((key, encode(token)));
         op.set.push((keys::token_hash(&token.hash), token.name.clone()));
         match self.apply(&op).await? {
@@ -410,7 +449,8 @@ impl Store for RedisStore {
             op.unchanged(key.clone(), &raw);
             if let Some(r) = &raw {
                 let old: Certificate = decode(&key, r)?;
-                self.cert_domain_cleanup(&mut op, &cert.cert_name, &old.domains, &cert.domains).await?;
+                self.cert_domain_cleanup(&mut op, &cert.cert_name, &old.domains, &cert.domains)
+                    .await?;
                 if old.owner_token_hash != cert.owner_token_hash {
                     op.srem.push((keys::owner(&old.owner_token_hash), key.clone()));
                 }
@@ -428,7 +468,10 @@ impl Store for RedisStore {
     async fn delete_cert(&self, name: &str) -> StoreResult<()> {
         let key = keys::cert(name);
         self.write_with_retry(|| async {
-            let raw = self.raw(&key).await?.ok_or_else(|| StoreError::NotFound(format!("certificate {name}")))?;
+            let raw = self
+                .raw(&key)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("certificate {name}")))?;
             let c: Certificate = decode(&key, &raw)?;
             let mut op = WriteOp::new(EventKind::Cert, name, "delete");
             op.check(key.clone(), "equals", raw);
@@ -442,7 +485,12 @@ impl Store for RedisStore {
 
     async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>> {
         let prefix = keys::service_url("");
-        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect())
+        Ok(self
+            .kv_scan(&prefix)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect())
     }
 
     async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()> {
@@ -472,7 +520,8 @@ impl Store for RedisStore {
 
     async fn put_challenge(&self, token: &str, key_authorization: &str, ttl_secs: u64) -> StoreResult<()> {
         let mut op = WriteOp::new(EventKind::Challenge, token, "create");
-        op.setex.push((keys::acme_challenge(token), key_authorization.to_string(), ttl_secs));
+        op.setex
+            .push((keys::acme_challenge(token), key_authorization.to_string(), ttl_secs));
         self.apply(&op).await.map(|_| ())
     }
 
@@ -484,7 +533,12 @@ impl Store for RedisStore {
 
     async fn list_challenges(&self) -> StoreResult<HashMap<String, String>> {
         let prefix = keys::acme_challenge("");
-        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect())
+        Ok(self
+            .kv_scan(&prefix)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect())
     }
 
     async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>> {
@@ -502,14 +556,22 @@ impl Store for RedisStore {
     }
 
     async fn acquire_lock(&self, name: &str, owner: &str, ttl_secs: u64) -> StoreResult<bool> {
-        let opts = redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX).with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
+        let opts = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
         let r: Option<String> = self.conn().set_options(keys::lock(name), owner, opts).await.map_err(unavailable)?;
         Ok(r.is_some())
     }
 
     async fn release_lock(&self, name: &str, owner: &str) -> StoreResult<()> {
-        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
-        let _: i64 = script.key(keys::lock(name)).arg(owner).invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+        let script =
+            redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+        let _: i64 = script
+            .key(keys::lock(name))
+            .arg(owner)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -525,7 +587,12 @@ impl Store for RedisStore {
 
     async fn list_revocations(&self) -> StoreResult<Vec<String>> {
         let prefix = keys::oauth_revoked("");
-        Ok(self.kv_scan(&prefix).await?.into_iter().map(|(k, _)| k[prefix.len()..].to_string()).collect())
+        Ok(self
+            .kv_scan(&prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k[prefix.len()..].to_string())
+            .collect())
     }
 
     async fn publish(&self, kind: EventKind, id: &str, op: &str) -> StoreResult<()> {
@@ -547,13 +614,19 @@ impl Store for RedisStore {
     }
 
     async fn kv_set_nx(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<bool> {
-        let opts = redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX).with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
+        let opts = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
         let r: Option<String> = self.conn().set_options(key, value, opts).await.map_err(unavailable)?;
         Ok(r.is_some())
     }
 
     async fn kv_take(&self, key: &str) -> StoreResult<Option<String>> {
-        redis::cmd("GETDEL").arg(key).query_async(&mut self.conn()).await.map_err(unavailable)
+        redis::cmd("GETDEL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     async fn kv_del(&self, key: &str) -> StoreResult<()> {
@@ -564,7 +637,9 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let n: i64 = conn.incr(key, 1).await.map_err(unavailable)?;
         if n == 1 {
-            conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX)).await.map_err(unavailable)?;
+            conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX))
+                .await
+                .map_err(unavailable)?;
         }
         Ok(n)
     }
@@ -577,7 +652,9 @@ impl Store for RedisStore {
     async fn kv_sadd(&self, key: &str, member: &str, ttl_secs: u64) -> StoreResult<()> {
         let mut conn = self.conn();
         conn.sadd::<_, _, ()>(key, member).await.map_err(unavailable)?;
-        conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX)).await.map_err(unavailable)
+        conn.expire::<_, ()>(key, i64::try_from(ttl_secs).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)
     }
 
     async fn kv_smembers(&self, key: &str) -> StoreResult<Vec<String>> {

@@ -42,7 +42,11 @@ impl CertKey {
         let mut certs = X509::stack_from_pem(chain_pem.as_bytes()).map_err(|e| e.to_string())?.into_iter();
         let leaf = certs.next().ok_or("empty chain")?;
         let key = PKey::private_key_from_pem(key_pem.as_bytes()).map_err(|e| e.to_string())?;
-        Ok(Self { leaf, chain: certs.collect(), key })
+        Ok(Self {
+            leaf,
+            chain: certs.collect(),
+            key,
+        })
     }
 
     /// Loads a stored certificate, decrypting its key.
@@ -62,7 +66,11 @@ pub struct CertTable {
 impl CertTable {
     /// An empty table serving `fallback`.
     pub fn new(fallback: Arc<CertKey>) -> Self {
-        Self { exact: HashMap::new(), wildcard: HashMap::new(), fallback }
+        Self {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            fallback,
+        }
     }
 
     /// Adds a certificate under each of its domains (`*.x` as a wildcard for x).
@@ -82,7 +90,9 @@ impl CertTable {
 
     /// Exact name, then a wildcard for the parent, else `None`.
     pub fn find(&self, name: &str) -> Option<&Arc<CertKey>> {
-        self.exact.get(name).or_else(|| name.split_once('.').and_then(|(_, parent)| self.wildcard.get(parent)))
+        self.exact
+            .get(name)
+            .or_else(|| name.split_once('.').and_then(|(_, parent)| self.wildcard.get(parent)))
     }
 
     /// The self-signed fallback.
@@ -111,7 +121,9 @@ impl TlsAccept for SniSelector {
         for c in &ck.chain {
             ok &= pingora::tls::ext::ssl_add_chain_cert(ssl, c).is_ok();
         }
-        metrics::TLS_HANDSHAKES.with_label_values(&[if ok { outcome } else { "failed" }]).inc();
+        metrics::TLS_HANDSHAKES
+            .with_label_values(&[if ok { outcome } else { "failed" }])
+            .inc();
         if !ok {
             tracing::warn!(sni = %sni, "could not install the certificate for this handshake");
         }

@@ -42,7 +42,10 @@ fn generate(cn: &str, days: u32) -> Result<(String, String), openssl::error::Err
     b.append_extension(san)?;
     b.sign(&key, MessageDigest::sha256())?;
     let cert = b.build();
-    Ok((String::from_utf8_lossy(&cert.to_pem()?).into_owned(), String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?).into_owned()))
+    Ok((
+        String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+        String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?).into_owned(),
+    ))
 }
 
 /// Returns the stored self-signed certificate for `cn`, creating it if this is the first start.
@@ -50,12 +53,18 @@ pub async fn ensure_self_signed(store: &dyn Store, sealer: &Sealer, cn: &str, da
     let key = format!("self_signed:{cn}");
     if store.get_value(&key).await?.is_none() {
         let (cert_pem, key_pem) = generate(cn, days)?;
-        let stored = Stored { cert_pem, key_sealed: sealer.seal(&key_pem)? };
+        let stored = Stored {
+            cert_pem,
+            key_sealed: sealer.seal(&key_pem)?,
+        };
         if store.set_value_if_absent(&key, &serde_json::to_string(&stored)?).await? {
             tracing::info!(cn, "created the self-signed fallback certificate");
         }
     }
-    let raw = store.get_value(&key).await?.ok_or_else(|| anyhow::anyhow!("self-signed certificate vanished from the store"))?;
+    let raw = store
+        .get_value(&key)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("self-signed certificate vanished from the store"))?;
     let stored: Stored = serde_json::from_str(&raw)?;
     let key_pem = sealer.open(&stored.key_sealed)?;
     CertKey::from_pem(&stored.cert_pem, &key_pem).map_err(|e| anyhow::anyhow!("stored self-signed certificate: {e}"))

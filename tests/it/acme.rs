@@ -28,7 +28,11 @@ async fn wait_status(p: &Portcullis, name: &str) -> Value {
         if s == 200 && (v["status"] == "issued" || v["status"] == "failed") {
             return v;
         }
-        assert!(Instant::now() < deadline, "no terminal status for {name}: {v}\n{}", p.proc.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no terminal status for {name}: {v}\n{}",
+            p.proc.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -53,12 +57,29 @@ fn verified_serial(port: u16, name: &str, root_pem: &str) -> Result<String, Stri
 async fn issues_single_and_multi_domain_certificates_and_serves_them() {
     let redis = Redis::start();
     let (pebble, p) = setup(&redis, 0, &[]).await;
-    let (s, v) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "one", "domain": "one.test", "email": "ops@example.com"}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "one", "domain": "one.test", "email": "ops@example.com"})),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
-    let (s, v) = p.admin("POST", "/api/v1/certificates/multi-domain",
-        Some(json!({"cert_name": "three", "domains": ["a.multi.test", "b.multi.test", "c.multi.test"], "key_type": "ecdsa"}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/multi-domain",
+            Some(json!({"cert_name": "three", "domains": ["a.multi.test", "b.multi.test", "c.multi.test"], "key_type": "ecdsa"})),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
-    let (s, _) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "one", "domain": "one.test"}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "one", "domain": "one.test"})),
+        )
+        .await;
     assert_eq!(s, 409, "a second order for the same name while one runs");
     assert_eq!(wait_status(&p, "one").await["status"], "issued");
     assert_eq!(wait_status(&p, "three").await["status"], "issued");
@@ -66,7 +87,10 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
     assert_eq!(cert["domains"], json!(["a.multi.test", "b.multi.test", "c.multi.test"]));
     assert_eq!(cert["source"], "acme");
     assert!(cert.get("private_key_encrypted").is_none() && cert.get("private_key_pem").is_none());
-    assert!(redis.dump_keys().iter().all(|k| !k.starts_with("acme:challenge:")), "challenge answers cleaned up");
+    assert!(
+        redis.dump_keys().iter().all(|k| !k.starts_with("acme:challenge:")),
+        "challenge answers cleaned up"
+    );
 
     let root = pebble.issuing_root().await;
     let port = p.https_port;
@@ -74,7 +98,12 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
         let root = root.clone();
         let served = eventually(Duration::from_secs(3), || {
             let root = root.clone();
-            async move { tokio::task::spawn_blocking(move || verified_serial(port, name, &root)).await.unwrap().ok() }
+            async move {
+                tokio::task::spawn_blocking(move || verified_serial(port, name, &root))
+                    .await
+                    .unwrap()
+                    .ok()
+            }
         })
         .await;
         assert!(served.is_some(), "{name} not served with a certificate chaining to Pebble's root");
@@ -82,7 +111,13 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
 
     // a proxy with HTTPS and no certificate gets one issued and attached
     let a = backend::start("A").await;
-    let (s, _) = p.admin("POST", "/api/v1/proxy/targets/", Some(json!({"hostname": "auto.test", "target_url": a.url()}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/proxy/targets/",
+            Some(json!({"hostname": "auto.test", "target_url": a.url()})),
+        )
+        .await;
     assert_eq!(s, 201);
     assert_eq!(wait_status(&p, "proxy-auto-test").await["status"], "issued");
     let attached = eventually(Duration::from_secs(5), || async {
@@ -94,7 +129,12 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
     let root2 = root.clone();
     let ok = eventually(Duration::from_secs(3), || {
         let root = root2.clone();
-        async move { tokio::task::spawn_blocking(move || verified_serial(port, "auto.test", &root)).await.unwrap().ok() }
+        async move {
+            tokio::task::spawn_blocking(move || verified_serial(port, "auto.test", &root))
+                .await
+                .unwrap()
+                .ok()
+        }
     })
     .await;
     assert!(ok.is_some());
@@ -104,7 +144,13 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
 async fn renews_by_threshold_with_a_new_serial_and_no_failed_handshake() {
     let redis = Redis::start();
     let (pebble, p) = setup(&redis, 0, &[("RENEWAL_CHECK_INTERVAL", "2"), ("RENEWAL_THRESHOLD_DAYS", "36500")]).await;
-    let (s, _) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "ren", "domain": "ren.test"}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "ren", "domain": "ren.test"})),
+        )
+        .await;
     assert_eq!(s, 202);
     assert_eq!(wait_status(&p, "ren").await["status"], "issued");
     let (_, first) = p.admin("GET", "/api/v1/certificates/ren", None).await;
@@ -136,12 +182,21 @@ async fn failed_validation_and_bad_input_leave_no_certificate() {
     let (pebble, p) = setup(&redis, 0, &[]).await;
     // Pebble resolves bad.test to an address where nobody answers HTTP-01
     pebble.set_a_record("bad.test", "127.0.0.2").await;
-    let (s, _) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "bad", "domain": "bad.test"}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "bad", "domain": "bad.test"})),
+        )
+        .await;
     assert_eq!(s, 202);
     let st = wait_status(&p, "bad").await;
     assert_eq!(st["status"], "failed");
     let msg = st["message"].as_str().unwrap();
-    assert!(msg.contains("urn:ietf:params:acme:error:connection") && msg.contains("bad.test"), "the ACME error text: {st}");
+    assert!(
+        msg.contains("urn:ietf:params:acme:error:connection") && msg.contains("bad.test"),
+        "the ACME error text: {st}"
+    );
     assert_eq!(p.admin("GET", "/api/v1/certificates/bad", None).await.0, 404);
 
     for (body, needle) in [
@@ -156,9 +211,21 @@ async fn failed_validation_and_bad_input_leave_no_certificate() {
         assert_eq!(redis.dump(), before);
     }
     let many: Vec<String> = (0..101).map(|i| format!("n{i}.test")).collect();
-    let (s, v) = p.admin("POST", "/api/v1/certificates/multi-domain", Some(json!({"cert_name": "many", "domains": many}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/multi-domain",
+            Some(json!({"cert_name": "many", "domains": many})),
+        )
+        .await;
     assert_eq!((s, v["field"].as_str()), (422, Some("domains")));
-    let (s, v) = p.admin("POST", "/api/v1/certificates/multi-domain", Some(json!({"cert_name": "dup", "domains": ["d.test", "D.test"]}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/multi-domain",
+            Some(json!({"cert_name": "dup", "domains": ["d.test", "D.test"]})),
+        )
+        .await;
     assert_eq!(s, 422, "{v}");
     assert!(v["message"].as_str().unwrap().contains("twice"));
 }
@@ -167,7 +234,13 @@ async fn failed_validation_and_bad_input_leave_no_certificate() {
 async fn an_unreachable_directory_ends_as_failed_with_the_reason() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
-    let (s, _) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "nodir", "domain": "nodir.test"}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "nodir", "domain": "nodir.test"})),
+        )
+        .await;
     assert_eq!(s, 202);
     let st = wait_status(&p, "nodir").await;
     assert_eq!(st["status"], "failed");
@@ -179,7 +252,13 @@ async fn an_unreachable_directory_ends_as_failed_with_the_reason() {
 async fn issues_despite_pebble_rejecting_nonces() {
     let redis = Redis::start();
     let (_pebble, p) = setup(&redis, 15, &[]).await;
-    let (s, _) = p.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "nonce", "domain": "nonce.test"}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "nonce", "domain": "nonce.test"})),
+        )
+        .await;
     assert_eq!(s, 202);
     let st = wait_status(&p, "nonce").await;
     assert_eq!(st["status"], "issued", "{st}");
@@ -194,10 +273,19 @@ async fn the_instance_that_did_not_start_the_order_answers_the_challenge() {
     env.retain(|(k, _)| *k != "HTTP_PORT");
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = Portcullis::start_with(&redis, &env_ref).await;
-    let (s, _) = a.admin("POST", "/api/v1/certificates/", Some(json!({"cert_name": "shared", "domain": "shared.test"}))).await;
+    let (s, _) = a
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "shared", "domain": "shared.test"})),
+        )
+        .await;
     assert_eq!(s, 202);
     assert_eq!(wait_status(&a, "shared").await["status"], "issued");
     assert!(a.proc.log_text().contains("ACME order starting"));
     assert!(!b.proc.log_text().contains("ACME order starting"));
-    assert!(b.proc.log_text().contains("change event"), "B learned the challenge from a change event");
+    assert!(
+        b.proc.log_text().contains("change event"),
+        "B learned the challenge from a change event"
+    );
 }

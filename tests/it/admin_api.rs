@@ -26,13 +26,20 @@ pub fn assert_error(got: &(u16, Value), status: u16, field: Option<&str>) {
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "no \"message\" string in {v}");
     if let Some(f) = field {
         assert_eq!(v["field"].as_str(), Some(f), "wrong or missing \"field\" in {v}");
-        assert!(v["message"].as_str().unwrap_or_default().contains(f), "message does not name {f}: {v}");
+        assert!(
+            v["message"].as_str().unwrap_or_default().contains(f),
+            "message does not name {f}: {v}"
+        );
     }
 }
 
 /// Sends a raw body (for malformed JSON); returns (status, JSON or text).
 pub async fn call_raw(p: &Portcullis, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut rb = p.client.request(method.parse().unwrap(), p.api(path)).header("content-type", "application/json").body(body.to_string());
+    let mut rb = p
+        .client
+        .request(method.parse().unwrap(), p.api(path))
+        .header("content-type", "application/json")
+        .body(body.to_string());
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -44,7 +51,11 @@ pub async fn call_raw(p: &Portcullis, method: &str, path: &str, token: Option<&s
 
 /// A client that never follows redirects.
 pub fn no_redirect_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// `sha256:<hex>` of a token value, as the store keys it.
@@ -54,7 +65,9 @@ pub fn sha(token: &str) -> String {
 
 /// Creates a token with `scope` as the admin; returns its value.
 pub async fn make_token(p: &Portcullis, name: &str, scope: &str) -> String {
-    let (s, v) = p.admin("POST", "/api/v1/tokens/", Some(json!({"name": name, "scope": scope}))).await;
+    let (s, v) = p
+        .admin("POST", "/api/v1/tokens/", Some(json!({"name": name, "scope": scope})))
+        .await;
     assert_eq!(s, 201, "{v}");
     v["token"].as_str().expect("token value at creation").to_string()
 }
@@ -71,7 +84,12 @@ pub fn has_key(redis: &Redis, key: &str) -> bool {
 
 /// Members of a Redis set, sorted.
 pub fn set_members(redis: &Redis, key: &str) -> Vec<String> {
-    let mut m: Vec<String> = redis.cli(&["SMEMBERS", key]).lines().filter(|l| !l.is_empty()).map(String::from).collect();
+    let mut m: Vec<String> = redis
+        .cli(&["SMEMBERS", key])
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     m.sort();
     m
 }
@@ -110,7 +128,10 @@ pub fn make_cert(domains: &[&str], from_days: i64, until_days: i64) -> (String, 
     b.append_extension(san).unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     let cert = b.build();
-    (String::from_utf8(cert.to_pem().unwrap()).unwrap(), String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap())
+    (
+        String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    )
 }
 
 /// A middle line of a PEM's base64 body (to look for it in the store).
@@ -151,8 +172,15 @@ impl Events {
 
     /// Exactly one event `{kind, id, op}` arrives, and nothing else within 300 ms.
     pub async fn expect_one(&mut self, kind: &str, op: &str, id: &str) {
-        let e = self.next(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("no change event for {kind} {op} {id}"));
-        assert_eq!((e["kind"].as_str(), e["op"].as_str(), e["id"].as_str()), (Some(kind), Some(op), Some(id)), "unexpected event {e}");
+        let e = self
+            .next(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no change event for {kind} {op} {id}"));
+        assert_eq!(
+            (e["kind"].as_str(), e["op"].as_str(), e["id"].as_str()),
+            (Some(kind), Some(op), Some(id)),
+            "unexpected event {e}"
+        );
         self.expect_none().await;
     }
 
@@ -189,9 +217,18 @@ async fn admin_health_metrics_and_collections_with_and_without_slash() {
     let r = c.get(p.api("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    assert!(text.contains("portcullis_api_requests_total"), "metrics lack the API counter:\n{text}");
+    assert!(
+        text.contains("portcullis_api_requests_total"),
+        "metrics lack the API counter:\n{text}"
+    );
 
-    for path in ["/api/v1/tokens", "/api/v1/proxy/targets", "/api/v1/routes", "/api/v1/certificates", "/api/v1/services/external"] {
+    for path in [
+        "/api/v1/tokens",
+        "/api/v1/proxy/targets",
+        "/api/v1/routes",
+        "/api/v1/certificates",
+        "/api/v1/services/external",
+    ] {
         for p2 in [path.to_string(), format!("{path}/")] {
             let r = c.get(p.api(&p2)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
             assert_eq!(r.status(), 200, "GET {p2}");
@@ -216,7 +253,13 @@ async fn admin_health_metrics_and_collections_with_and_without_slash() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = c.post(p.api("/api/v1/tokens")).bearer_auth(ADMIN_TOKEN).json(&json!({"name": "noslash"})).send().await.unwrap();
+    let r = c
+        .post(p.api("/api/v1/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "noslash"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
 
     // An unknown endpoint is a JSON 404.
@@ -245,10 +288,18 @@ async fn admin_token_endpoints_and_secrecy() {
     let p = start(&redis).await;
 
     // POST /tokens/ generates a value.
-    let (s, created) = p.admin("POST", "/api/v1/tokens/", Some(json!({"name": "ci-bot", "cert_email": "ci@example.com"}))).await;
+    let (s, created) = p
+        .admin(
+            "POST",
+            "/api/v1/tokens/",
+            Some(json!({"name": "ci-bot", "cert_email": "ci@example.com"})),
+        )
+        .await;
     assert_eq!(s, 201, "{created}");
     let value = created["token"].as_str().unwrap().to_string();
-    let body = value.strip_prefix("pcl_").unwrap_or_else(|| panic!("token {value} lacks the pcl_ prefix"));
+    let body = value
+        .strip_prefix("pcl_")
+        .unwrap_or_else(|| panic!("token {value} lacks the pcl_ prefix"));
     assert!(body.len() >= 43, "token too short: {value}");
     assert_eq!(created["name"], "ci-bot");
     assert_eq!(created["cert_email"], "ci@example.com");
@@ -257,7 +308,11 @@ async fn admin_token_endpoints_and_secrecy() {
 
     // POST /tokens/generate makes another, different one, ignoring a supplied value.
     let (s, gen) = p
-        .admin("POST", "/api/v1/tokens/generate", Some(json!({"name": "gen-1", "token": "pcl_supplied_value_that_is_long_enough_000000"})))
+        .admin(
+            "POST",
+            "/api/v1/tokens/generate",
+            Some(json!({"name": "gen-1", "token": "pcl_supplied_value_that_is_long_enough_000000"})),
+        )
         .await;
     assert_eq!(s, 201, "{gen}");
     let gen_value = gen["token"].as_str().unwrap().to_string();
@@ -266,7 +321,11 @@ async fn admin_token_endpoints_and_secrecy() {
     assert_ne!(gen_value, "pcl_supplied_value_that_is_long_enough_000000");
 
     // Duplicate name: 409.
-    assert_error(&p.admin("POST", "/api/v1/tokens/", Some(json!({"name": "ci-bot"}))).await, 409, None);
+    assert_error(
+        &p.admin("POST", "/api/v1/tokens/", Some(json!({"name": "ci-bot"}))).await,
+        409,
+        None,
+    );
 
     // Lists and shows never carry the value.
     let (s, list) = p.admin("GET", "/api/v1/tokens/", None).await;
@@ -304,13 +363,30 @@ async fn admin_token_endpoints_and_secrecy() {
     assert_error(&p.admin("GET", "/api/v1/tokens/nope/reveal", None).await, 404, None);
 
     // PUT /tokens/email sets the caller's own e-mail.
-    let (s, upd) = p.call("PUT", "/api/v1/tokens/email", Some(&value), Some(json!({"cert_email": "new@example.com"}))).await;
+    let (s, upd) = p
+        .call(
+            "PUT",
+            "/api/v1/tokens/email",
+            Some(&value),
+            Some(json!({"cert_email": "new@example.com"})),
+        )
+        .await;
     assert_eq!(s, 200, "{upd}");
     assert_eq!(upd["cert_email"], "new@example.com");
     assert!(upd.get("token").is_none());
     let (_, shown) = p.admin("GET", "/api/v1/tokens/ci-bot", None).await;
     assert_eq!(shown["cert_email"], "new@example.com");
-    assert_error(&p.call("PUT", "/api/v1/tokens/email", Some(&value), Some(json!({"cert_email": "not-an-email"}))).await, 422, Some("cert_email"));
+    assert_error(
+        &p.call(
+            "PUT",
+            "/api/v1/tokens/email",
+            Some(&value),
+            Some(json!({"cert_email": "not-an-email"})),
+        )
+        .await,
+        422,
+        Some("cert_email"),
+    );
 
     // The new token authenticates; after DELETE it no longer does and its keys are gone.
     let (s, _) = p.call("GET", "/api/v1/proxy/targets/", Some(&gen_value), None).await;
@@ -377,7 +453,13 @@ async fn admin_proxy_endpoints() {
     }
 
     // Defaults for a minimal proxy.
-    let (s, min) = p.admin("POST", "/api/v1/proxy/targets/", Some(json!({"hostname": "min.test", "target_url": "https://backend.test", "cert_name": "min-cert"}))).await;
+    let (s, min) = p
+        .admin(
+            "POST",
+            "/api/v1/proxy/targets/",
+            Some(json!({"hostname": "min.test", "target_url": "https://backend.test", "cert_name": "min-cert"})),
+        )
+        .await;
     assert_eq!(s, 201, "{min}");
     assert_eq!(min["enabled"], true);
     assert_eq!(min["enable_https"], true);
@@ -419,7 +501,12 @@ async fn admin_proxy_endpoints() {
     assert!(!has_key(&redis, "proxy:evil.test"));
     let (_, again) = p.admin("GET", "/api/v1/proxy/targets/api.example.test", None).await;
     assert_eq!(again, upd);
-    assert_error(&p.admin("PUT", "/api/v1/proxy/targets/nope.test", Some(json!({"enabled": false}))).await, 404, None);
+    assert_error(
+        &p.admin("PUT", "/api/v1/proxy/targets/nope.test", Some(json!({"enabled": false})))
+            .await,
+        404,
+        None,
+    );
 
     // DELETE.
     let (s, del) = p.admin("DELETE", "/api/v1/proxy/targets/api.example.test", None).await;
@@ -439,8 +526,10 @@ async fn admin_route_endpoints() {
         .admin(
             "POST",
             "/api/v1/routes/",
-            Some(json!({"route_id": "api-v1", "path_pattern": "/api/v1/", "target_type": "service", "target_value": "auth",
-                        "priority": 90, "methods": ["get", "POST"], "description": "api", "enabled": true, "scope": "global"})),
+            Some(
+                json!({"route_id": "api-v1", "path_pattern": "/api/v1/", "target_type": "service", "target_value": "auth",
+                        "priority": 90, "methods": ["get", "POST"], "description": "api", "enabled": true, "scope": "global"}),
+            ),
         )
         .await;
     assert_eq!(s, 201, "{r1}");
@@ -450,7 +539,11 @@ async fn admin_route_endpoints() {
 
     // All four target types, a regex, a proxy scope, a generated id.
     let (s, r2) = p
-        .admin("POST", "/api/v1/routes/", Some(json!({"path_pattern": "/port", "target_type": "port", "target_value": "8080", "priority": 10})))
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(json!({"path_pattern": "/port", "target_type": "port", "target_value": "8080", "priority": 10})),
+        )
         .await;
     assert_eq!(s, 201, "{r2}");
     let id2 = r2["route_id"].as_str().unwrap().to_string();
@@ -459,8 +552,10 @@ async fn admin_route_endpoints() {
         .admin(
             "POST",
             "/api/v1/routes/",
-            Some(json!({"route_id": "by-host", "path_pattern": "^/h/[0-9]+$", "is_regex": true, "target_type": "hostname",
-                        "target_value": "Other.Test", "scope": "proxy", "proxy_hostnames": ["App.Test"]})),
+            Some(
+                json!({"route_id": "by-host", "path_pattern": "^/h/[0-9]+$", "is_regex": true, "target_type": "hostname",
+                        "target_value": "Other.Test", "scope": "proxy", "proxy_hostnames": ["App.Test"]}),
+            ),
         )
         .await;
     assert_eq!(s, 201, "{r3}");
@@ -472,12 +567,23 @@ async fn admin_route_endpoints() {
         .await;
     assert_eq!(s, 201, "{r4}");
     let (s, r5) = p
-        .admin("POST", "/api/v1/routes/", Some(json!({"route_id": "zero", "path_pattern": "/z", "target_type": "port", "target_value": "1", "priority": 0})))
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(json!({"route_id": "zero", "path_pattern": "/z", "target_type": "port", "target_value": "1", "priority": 0})),
+        )
         .await;
     assert_eq!(s, 201, "{r5}");
 
     // Key schema.
-    for k in ["route:api-v1", "route:priority:90:api-v1", "route:unique:/api/v1/:90", "route:to-url", "route:priority:1000:to-url", "route:unique:/u:1000"] {
+    for k in [
+        "route:api-v1",
+        "route:priority:90:api-v1",
+        "route:unique:/api/v1/:90",
+        "route:to-url",
+        "route:priority:1000:to-url",
+        "route:unique:/u:1000",
+    ] {
         assert!(has_key(&redis, k), "missing key {k}; keys: {:?}", redis.dump_keys());
     }
     assert_eq!(redis.cli(&["GET", "route:unique:/api/v1/:90"]).trim(), "api-v1");
@@ -489,12 +595,23 @@ async fn admin_route_endpoints() {
     assert_eq!(s, 200);
     let prios: Vec<i64> = list.as_array().unwrap().iter().map(|r| r["priority"].as_i64().unwrap()).collect();
     assert!(prios.windows(2).all(|w| w[0] >= w[1]), "not sorted by priority: {prios:?}");
-    let mine: Vec<&Value> = list.as_array().unwrap().iter().filter(|r| !r["route_id"].as_str().unwrap().starts_with("oauth-")).collect();
+    let mine: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["route_id"].as_str().unwrap().starts_with("oauth-"))
+        .collect();
     assert_eq!(mine.len(), 5, "{list}");
     assert_eq!(mine[0]["route_id"], "to-url");
 
     // Formatted: a text table naming every route.
-    let r = p.client.get(p.api("/api/v1/routes/formatted")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let r = p
+        .client
+        .get(p.api("/api/v1/routes/formatted"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
@@ -509,7 +626,13 @@ async fn admin_route_endpoints() {
     assert_eq!(one, r1);
 
     // PUT moves the indexes when path or priority change.
-    let (s, upd) = p.admin("PUT", "/api/v1/routes/api-v1", Some(json!({"priority": 95, "path_pattern": "/api/v2/", "route_id": "renamed"}))).await;
+    let (s, upd) = p
+        .admin(
+            "PUT",
+            "/api/v1/routes/api-v1",
+            Some(json!({"priority": 95, "path_pattern": "/api/v2/", "route_id": "renamed"})),
+        )
+        .await;
     assert_eq!(s, 200, "{upd}");
     assert_eq!(upd["priority"], 95);
     assert_eq!(upd["route_id"], "api-v1", "route_id is immutable");
@@ -519,14 +642,22 @@ async fn admin_route_endpoints() {
     assert!(!has_key(&redis, "route:renamed"));
     // The freed path+priority can be taken again.
     let (s, v) = p
-        .admin("POST", "/api/v1/routes/", Some(json!({"route_id": "reuse", "path_pattern": "/api/v1/", "priority": 90, "target_type": "port", "target_value": "81"})))
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(json!({"route_id": "reuse", "path_pattern": "/api/v1/", "priority": 90, "target_type": "port", "target_value": "81"})),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
     // A PUT that changes nothing about the indexes keeps them.
     let (s, v) = p.admin("PUT", "/api/v1/routes/api-v1", Some(json!({"enabled": false}))).await;
     assert_eq!(s, 200, "{v}");
     assert!(has_key(&redis, "route:priority:95:api-v1") && has_key(&redis, "route:unique:/api/v2/:95"));
-    assert_error(&p.admin("PUT", "/api/v1/routes/nope", Some(json!({"enabled": false}))).await, 404, None);
+    assert_error(
+        &p.admin("PUT", "/api/v1/routes/nope", Some(json!({"enabled": false}))).await,
+        404,
+        None,
+    );
 
     // DELETE removes the record and both indexes.
     let (s, v) = p.admin("DELETE", "/api/v1/routes/api-v1", None).await;
@@ -553,27 +684,48 @@ async fn admin_certificate_endpoints() {
         )
         .await;
     assert_eq!(s, 201, "{up}");
-    let mut domains: Vec<String> = up["domains"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
+    let mut domains: Vec<String> = up["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
     domains.sort();
-    assert_eq!(domains, ["*.wild.example.test", "api.example.test", "www.example.test"], "domains come from the SANs");
+    assert_eq!(
+        domains,
+        ["*.wild.example.test", "api.example.test", "www.example.test"],
+        "domains come from the SANs"
+    );
     assert_eq!(up["status"], "active");
     assert_eq!(up["email"], "ops@example.com");
     assert_eq!(up["owner_token_hash"], sha(ADMIN_TOKEN));
     assert!(up["fullchain_pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
     assert!(up["expires_at"].as_str().is_some_and(|t| !t.is_empty()));
     let text = up.to_string();
-    assert!(!text.contains("PRIVATE KEY") && up.get("private_key_pem").is_none() && up.get("private_key_encrypted").is_none(), "key leaked: {up}");
+    assert!(
+        !text.contains("PRIVATE KEY") && up.get("private_key_pem").is_none() && up.get("private_key_encrypted").is_none(),
+        "key leaked: {up}"
+    );
 
     // Keys: cert:{name}, cert:domain:{domain} -> name; the key is not stored in the clear.
     assert!(has_key(&redis, "cert:site"));
     for d in &domains {
         assert_eq!(redis.cli(&["GET", &format!("cert:domain:{d}")]).trim(), "site", "cert:domain:{d}");
     }
-    assert!(!dump_contains(&redis.dump(), &pem_body_line(&key)), "the private key is stored in the clear");
+    assert!(
+        !dump_contains(&redis.dump(), &pem_body_line(&key)),
+        "the private key is stored in the clear"
+    );
 
     // The alias fullchain_pem works too.
     let (cert2, key2) = make_cert(&["other.example.test"], -1, 10);
-    let (s, v) = p.admin("POST", "/api/v1/certificates/upload", Some(json!({"cert_name": "other", "fullchain_pem": cert2, "private_key_pem": key2}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/upload",
+            Some(json!({"cert_name": "other", "fullchain_pem": cert2, "private_key_pem": key2})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
 
     // List and show, without keys.
@@ -593,12 +745,30 @@ async fn admin_certificate_endpoints() {
     let (_, wrong_key) = make_cert(&["www.example.test"], -1, 30);
     let (expired, expired_key) = make_cert(&["old.example.test"], -30, -1);
     let bad = [
-        (json!({"cert_name": "bad", "certificate_pem": cert, "private_key_pem": wrong_key}), "private_key_pem"),
-        (json!({"cert_name": "bad", "certificate_pem": "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", "private_key_pem": key}), "certificate_pem"),
-        (json!({"cert_name": "bad", "certificate_pem": "not a pem at all", "private_key_pem": key}), "certificate_pem"),
-        (json!({"cert_name": "bad", "certificate_pem": cert, "private_key_pem": "not a key"}), "private_key_pem"),
-        (json!({"cert_name": "bad", "certificate_pem": expired, "private_key_pem": expired_key}), "certificate_pem"),
-        (json!({"cert_name": "bad name!", "certificate_pem": cert, "private_key_pem": key}), "cert_name"),
+        (
+            json!({"cert_name": "bad", "certificate_pem": cert, "private_key_pem": wrong_key}),
+            "private_key_pem",
+        ),
+        (
+            json!({"cert_name": "bad", "certificate_pem": "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", "private_key_pem": key}),
+            "certificate_pem",
+        ),
+        (
+            json!({"cert_name": "bad", "certificate_pem": "not a pem at all", "private_key_pem": key}),
+            "certificate_pem",
+        ),
+        (
+            json!({"cert_name": "bad", "certificate_pem": cert, "private_key_pem": "not a key"}),
+            "private_key_pem",
+        ),
+        (
+            json!({"cert_name": "bad", "certificate_pem": expired, "private_key_pem": expired_key}),
+            "certificate_pem",
+        ),
+        (
+            json!({"cert_name": "bad name!", "certificate_pem": cert, "private_key_pem": key}),
+            "cert_name",
+        ),
     ];
     for (body, field) in bad {
         let got = p.admin("POST", "/api/v1/certificates/upload", Some(body)).await;
@@ -623,22 +793,69 @@ async fn admin_certificate_endpoints() {
 async fn admin_external_services() {
     let redis = Redis::start();
     let p = start(&redis).await;
-    let (s, v) = p.admin("POST", "/api/v1/services/external", Some(json!({"service_name": "auth", "target_url": "http://127.0.0.1:7000"}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/services/external",
+            Some(json!({"service_name": "auth", "target_url": "http://127.0.0.1:7000"})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
-    let (s, v) = p.admin("POST", "/api/v1/services/external/", Some(json!({"service_name": "gw", "target_url": "https://gw.example.test"}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/services/external/",
+            Some(json!({"service_name": "gw", "target_url": "https://gw.example.test"})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(redis.cli(&["GET", "service:url:auth"]).trim(), "http://127.0.0.1:7000");
     let (s, list) = p.admin("GET", "/api/v1/services/external/", None).await;
     assert_eq!(s, 200);
-    assert_eq!(list, json!([{"service_name": "auth", "target_url": "http://127.0.0.1:7000"}, {"service_name": "gw", "target_url": "https://gw.example.test"}]));
+    assert_eq!(
+        list,
+        json!([{"service_name": "auth", "target_url": "http://127.0.0.1:7000"}, {"service_name": "gw", "target_url": "https://gw.example.test"}])
+    );
 
     let before = redis.dump();
-    assert_error(&p.admin("POST", "/api/v1/services/external", Some(json!({"service_name": "x", "target_url": "not a url"}))).await, 422, Some("target_url"));
-    assert_error(&p.admin("POST", "/api/v1/services/external", Some(json!({"service_name": "bad name", "target_url": "http://x.test"}))).await, 422, Some("service_name"));
+    assert_error(
+        &p.admin(
+            "POST",
+            "/api/v1/services/external",
+            Some(json!({"service_name": "x", "target_url": "not a url"})),
+        )
+        .await,
+        422,
+        Some("target_url"),
+    );
+    assert_error(
+        &p.admin(
+            "POST",
+            "/api/v1/services/external",
+            Some(json!({"service_name": "bad name", "target_url": "http://x.test"})),
+        )
+        .await,
+        422,
+        Some("service_name"),
+    );
     let user = make_token(&p, "svc-user", "user").await;
     let before_user = redis.dump();
-    assert_error(&p.call("POST", "/api/v1/services/external", Some(&user), Some(json!({"service_name": "u", "target_url": "http://x.test"}))).await, 403, None);
-    assert_error(&p.call("DELETE", "/api/v1/services/external/auth", Some(&user), None).await, 403, None);
+    assert_error(
+        &p.call(
+            "POST",
+            "/api/v1/services/external",
+            Some(&user),
+            Some(json!({"service_name": "u", "target_url": "http://x.test"})),
+        )
+        .await,
+        403,
+        None,
+    );
+    assert_error(
+        &p.call("DELETE", "/api/v1/services/external/auth", Some(&user), None).await,
+        403,
+        None,
+    );
     assert_eq!(redis.dump(), before_user);
     assert_eq!(before.len() + 2, before_user.len(), "only the user token's two keys were added");
 

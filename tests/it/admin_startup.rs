@@ -65,7 +65,10 @@ async fn admin_startup_unreachable_redis_retries_then_exits() {
     let log = proc.log_text();
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?} after {elapsed:?}; output:\n{log}");
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?} with REDIS_STARTUP_TIMEOUT=2");
-    assert!(elapsed >= Duration::from_millis(1500), "gave up after {elapsed:?}, before the startup timeout");
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "gave up after {elapsed:?}, before the startup timeout"
+    );
     assert!(log.to_lowercase().contains("retrying"), "no retry in the log:\n{log}");
     let last = *lines(&log).last().unwrap();
     assert!(last.contains("Redis"), "the final line does not mention Redis: {last}");
@@ -79,7 +82,11 @@ async fn admin_startup_default_localhost_proxy_survives_restart_after_edit() {
 
     let (s, lh) = p.admin("GET", "/api/v1/proxy/targets/localhost", None).await;
     assert_eq!(s, 200, "{lh}");
-    assert_eq!(lh["target_url"], format!("http://127.0.0.1:{}", p.api_port), "the default proxy targets the API");
+    assert_eq!(
+        lh["target_url"],
+        format!("http://127.0.0.1:{}", p.api_port),
+        "the default proxy targets the API"
+    );
     assert_eq!(lh["owner_token_hash"], sha(ADMIN_TOKEN));
     assert!(redis.cli(&["GET", "proxy:localhost"]).contains("localhost"));
 
@@ -97,7 +104,11 @@ async fn admin_startup_default_localhost_proxy_survives_restart_after_edit() {
     let raw_before = redis.cli(&["GET", "proxy:localhost"]);
     drop(p);
     let p = start(&redis).await;
-    assert_eq!(redis.cli(&["GET", "proxy:localhost"]), raw_before, "a restart rewrote the untouched default proxy");
+    assert_eq!(
+        redis.cli(&["GET", "proxy:localhost"]),
+        raw_before,
+        "a restart rewrote the untouched default proxy"
+    );
 
     // Edit it, restart, and the edit is still there.
     let edit = json!({"target_url": "http://127.0.0.1:1", "custom_response_headers": {"X-Edited": "yes"}, "preserve_host_header": false});
@@ -106,7 +117,11 @@ async fn admin_startup_default_localhost_proxy_survives_restart_after_edit() {
     let raw_edited = redis.cli(&["GET", "proxy:localhost"]);
     drop(p);
     let p = start(&redis).await;
-    assert_eq!(redis.cli(&["GET", "proxy:localhost"]), raw_edited, "the restart overwrote the edited proxy");
+    assert_eq!(
+        redis.cli(&["GET", "proxy:localhost"]),
+        raw_edited,
+        "the restart overwrote the edited proxy"
+    );
     let (s, v) = p.admin("GET", "/api/v1/proxy/targets/localhost", None).await;
     assert_eq!(s, 200);
     assert_eq!(v["target_url"], "http://127.0.0.1:1");

@@ -10,11 +10,17 @@ use crate::harness::{backend, eventually, Portcullis, Redis};
 async fn token(p: &Portcullis, body: Value) -> (String, String) {
     let (s, v) = p.admin("POST", "/api/v1/oauth/test-token", Some(body)).await;
     assert_eq!(s, 201, "{v}");
-    (v["access_token"].as_str().unwrap().to_string(), v["jti"].as_str().unwrap().to_string())
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["jti"].as_str().unwrap().to_string(),
+    )
 }
 
 async fn req(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut rb = client.get(p.http(path)).header("Host", host);
     for (k, v) in headers {
         rb = rb.header(*k, *v);
@@ -31,12 +37,21 @@ async fn proxy(p: &Portcullis, body: Value) {
 }
 
 fn www(h: &reqwest::header::HeaderMap) -> String {
-    h.get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    h.get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 async fn wait_status(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)], want: u16) {
-    let ok = eventually(Duration::from_secs(5), || async { (req(p, host, path, headers).await.0 == want).then_some(()) }).await;
-    assert!(ok.is_some(), "{host}{path} never answered {want}: {:?}", req(p, host, path, headers).await);
+    let ok = eventually(Duration::from_secs(5), || async {
+        (req(p, host, path, headers).await.0 == want).then_some(())
+    })
+    .await;
+    assert!(
+        ok.is_some(),
+        "{host}{path} never answered {want}: {:?}",
+        req(p, host, path, headers).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,14 +63,21 @@ async fn forward_mode_checks_tokens_audience_scopes_and_allowlists() {
         "resource_endpoint": "/mcp", "resource_scopes": ["mcp:read"], "resource_override_backend": true, "auth_required_users": ["alice", "carol"],
         "auth_required_emails": ["*@example.com"], "auth_allowed_scopes": ["mcp:read", "mcp:write"], "auth_excluded_paths": ["/public"]})).await;
     let aud = "https://api.test/mcp";
-    let (good, good_jti) = token(&p, json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": [aud]})).await;
+    let (good, good_jti) = token(
+        &p,
+        json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": [aud]}),
+    )
+    .await;
     wait_status(&p, "api.test", "/x", &[], 401).await;
 
     // no token: 401 with resource_metadata
     let (s, h, _) = req(&p, "api.test", "/x", &[]).await;
     assert_eq!(s, 401);
     let w = www(&h);
-    assert!(w.contains("resource_metadata=\"http://api.test/.well-known/oauth-protected-resource/mcp\"") && !w.contains("error="), "{w}");
+    assert!(
+        w.contains("resource_metadata=\"http://api.test/.well-known/oauth-protected-resource/mcp\"") && !w.contains("error="),
+        "{w}"
+    );
     assert_eq!(h["access-control-expose-headers"], "WWW-Authenticate");
     // excluded and always-public paths
     assert_eq!(req(&p, "api.test", "/public/page", &[]).await.0, 200);
@@ -75,23 +97,52 @@ async fn forward_mode_checks_tokens_audience_scopes_and_allowlists() {
     assert_eq!(hv["x-auth-user-id"], json!(["test:alice"]));
     assert!(hv.get("authorization").is_none(), "token passed upstream: {hv}");
     // wrong audience
-    let (other, _) = token(&p, json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": ["https://else.test"]})).await;
+    let (other, _) = token(
+        &p,
+        json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": ["https://else.test"]}),
+    )
+    .await;
     let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {other}"))]).await;
     assert_eq!(s, 401);
     assert!(www(&h).contains("error=\"invalid_token\""));
     // missing scope → 403 insufficient_scope naming what is needed
-    let (noscope, _) = token(&p, json!({"username": "alice", "email": "alice@example.com", "scope": "user", "aud": [aud]})).await;
+    let (noscope, _) = token(
+        &p,
+        json!({"username": "alice", "email": "alice@example.com", "scope": "user", "aud": [aud]}),
+    )
+    .await;
     let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {noscope}"))]).await;
     assert_eq!(s, 403);
     let w = www(&h);
-    assert!(w.contains("error=\"insufficient_scope\"") && w.contains("scope=\"mcp:read mcp:write\"") && w.contains("resource_metadata="), "{w}");
+    assert!(
+        w.contains("error=\"insufficient_scope\"") && w.contains("scope=\"mcp:read mcp:write\"") && w.contains("resource_metadata="),
+        "{w}"
+    );
     // user and e-mail allowlists
-    let (bob, _) = token(&p, json!({"username": "bob", "email": "bob@example.com", "scope": "mcp:read", "aud": [aud]})).await;
-    assert_eq!(req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {bob}"))]).await.0, 403);
-    let (carol, _) = token(&p, json!({"username": "carol", "email": "carol@elsewhere.org", "scope": "mcp:read", "aud": [aud]})).await;
-    assert_eq!(req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {carol}"))]).await.0, 403);
+    let (bob, _) = token(
+        &p,
+        json!({"username": "bob", "email": "bob@example.com", "scope": "mcp:read", "aud": [aud]}),
+    )
+    .await;
+    assert_eq!(
+        req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {bob}"))]).await.0,
+        403
+    );
+    let (carol, _) = token(
+        &p,
+        json!({"username": "carol", "email": "carol@elsewhere.org", "scope": "mcp:read", "aud": [aud]}),
+    )
+    .await;
+    assert_eq!(
+        req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {carol}"))]).await.0,
+        403
+    );
     // expired
-    let (expired, _) = token(&p, json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": [aud], "expires_in": -120})).await;
+    let (expired, _) = token(
+        &p,
+        json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": [aud], "expires_in": -120}),
+    )
+    .await;
     let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {expired}"))]).await;
     assert_eq!(s, 401);
     assert!(www(&h).contains("invalid_token"));
@@ -108,13 +159,20 @@ async fn a_token_revoked_on_one_instance_is_refused_by_another_within_a_second()
     let redis = Redis::start();
     let (a, b) = (Portcullis::start(&redis).await, Portcullis::start(&redis).await);
     let be = backend::start("B").await;
-    proxy(&a, json!({"hostname": "rev.test", "target_url": be.url(), "enable_https": false, "auth_enabled": true})).await;
+    proxy(
+        &a,
+        json!({"hostname": "rev.test", "target_url": be.url(), "enable_https": false, "auth_enabled": true}),
+    )
+    .await;
     let (t, jti) = token(&a, json!({"username": "alice", "aud": ["https://rev.test"]})).await;
     let bearer = format!("Bearer {t}");
     wait_status(&b, "rev.test", "/", &[("Authorization", &bearer)], 200).await;
     let (s, _) = a.admin("DELETE", &format!("/api/v1/oauth/tokens/{jti}"), None).await;
     assert_eq!(s, 200);
-    let refused = eventually(Duration::from_secs(1), || async { (req(&b, "rev.test", "/", &[("Authorization", &bearer)]).await.0 == 401).then_some(()) }).await;
+    let refused = eventually(Duration::from_secs(1), || async {
+        (req(&b, "rev.test", "/", &[("Authorization", &bearer)]).await.0 == 401).then_some(())
+    })
+    .await;
     assert!(refused.is_some(), "instance B still accepts a token revoked on A");
 }
 
@@ -123,14 +181,34 @@ async fn passthrough_route_overrides_and_websocket_refusal() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let b = backend::start("B").await;
-    proxy(&p, json!({"hostname": "pass.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "passthrough"})).await;
+    proxy(
+        &p,
+        json!({"hostname": "pass.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "passthrough"}),
+    )
+    .await;
     proxy(&p, json!({"hostname": "open.test", "target_url": b.url(), "enable_https": false})).await;
-    proxy(&p, json!({"hostname": "ws.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true})).await;
-    let (s, _) = p.admin("POST", "/api/v1/routes/", Some(json!({"path_pattern": "/admin", "target_type": "url", "target_value": b.url(),
-        "scope": "proxy", "proxy_hostnames": ["open.test"], "auth_required": true, "auth_scopes": ["admin"]}))).await;
+    proxy(
+        &p,
+        json!({"hostname": "ws.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true}),
+    )
+    .await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(json!({"path_pattern": "/admin", "target_type": "url", "target_value": b.url(),
+        "scope": "proxy", "proxy_hostnames": ["open.test"], "auth_required": true, "auth_scopes": ["admin"]})),
+        )
+        .await;
     assert_eq!(s, 201);
-    let (s, _) = p.admin("POST", "/api/v1/routes/", Some(json!({"path_pattern": "/free", "target_type": "url", "target_value": b.url(),
-        "scope": "proxy", "proxy_hostnames": ["ws.test"], "auth_required": false}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(json!({"path_pattern": "/free", "target_type": "url", "target_value": b.url(),
+        "scope": "proxy", "proxy_hostnames": ["ws.test"], "auth_required": false})),
+        )
+        .await;
     assert_eq!(s, 201);
     wait_status(&p, "open.test", "/admin", &[], 401).await;
     // passthrough: forwarded without a token, identity only with one
@@ -143,9 +221,15 @@ async fn passthrough_route_overrides_and_websocket_refusal() {
     // route requiring auth and scopes on an open proxy
     assert_eq!(req(&p, "open.test", "/other", &[]).await.0, 200);
     let (t, _) = token(&p, json!({"username": "dora", "scope": "user", "aud": ["https://open.test"]})).await;
-    assert_eq!(req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0, 403);
+    assert_eq!(
+        req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0,
+        403
+    );
     let (t, _) = token(&p, json!({"username": "dora", "scope": "admin", "aud": ["https://open.test"]})).await;
-    assert_eq!(req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0, 200);
+    assert_eq!(
+        req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0,
+        200
+    );
     // route skipping auth on a protected proxy
     assert_eq!(req(&p, "ws.test", "/free", &[]).await.0, 200);
     // a WebSocket upgrade without a token is refused before reaching the backend
@@ -169,7 +253,11 @@ async fn metadata_prefers_the_backend_unless_overridden_and_the_registry_checks_
     let p = Portcullis::start(&redis).await;
     let b = backend::start("B").await;
     // the echo backend answers every path, so with override off its answer wins
-    proxy(&p, json!({"hostname": "own.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp"})).await;
+    proxy(
+        &p,
+        json!({"hostname": "own.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp"}),
+    )
+    .await;
     proxy(&p, json!({"hostname": "ours.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp", "resource_override_backend": true})).await;
     let dead = crate::harness::free_port();
     proxy(&p, json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{dead}"), "enable_https": false, "resource_endpoint": "/mcp"})).await;
@@ -180,7 +268,11 @@ async fn metadata_prefers_the_backend_unless_overridden_and_the_registry_checks_
     assert_eq!(v["resource"], "http://ours.test/mcp");
     assert_eq!(h["access-control-allow-origin"], "*");
     let (s, _, v) = req(&p, "dead.test", "/.well-known/oauth-protected-resource", &[]).await;
-    assert_eq!((s, v["resource"].as_str()), (200, Some("http://dead.test/mcp")), "ours when the backend has none");
+    assert_eq!(
+        (s, v["resource"].as_str()),
+        (200, Some("http://dead.test/mcp")),
+        "ours when the backend has none"
+    );
 
     // registry
     let (s, v) = p.admin("POST", "/api/v1/resources/auto-register", None).await;
@@ -191,19 +283,49 @@ async fn metadata_prefers_the_backend_unless_overridden_and_the_registry_checks_
     let (s, v) = p.admin("GET", &format!("/api/v1/resources/{enc}"), None).await;
     assert_eq!((s, v["proxy_target"].as_str()), (200, Some("ours.test")));
     let (t, _) = token(&p, json!({"username": "eve", "aud": ["https://ours.test/mcp"]})).await;
-    let (_, v) = p.admin("POST", &format!("/api/v1/resources/{enc}/validate-token"), Some(json!({"token": t}))).await;
+    let (_, v) = p
+        .admin(
+            "POST",
+            &format!("/api/v1/resources/{enc}/validate-token"),
+            Some(json!({"token": t})),
+        )
+        .await;
     assert_eq!(v["valid"], true, "{v}");
     let (t, _) = token(&p, json!({"username": "eve", "aud": ["https://else.test"]})).await;
-    let (_, v) = p.admin("POST", &format!("/api/v1/resources/{enc}/validate-token"), Some(json!({"token": t}))).await;
+    let (_, v) = p
+        .admin(
+            "POST",
+            &format!("/api/v1/resources/{enc}/validate-token"),
+            Some(json!({"token": t})),
+        )
+        .await;
     assert_eq!(v["valid"], false);
     // the /auth and /mcp sub-resources of a proxy
-    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/own.test/auth", Some(json!({"auth_mode": "redirect", "auth_required_users": ["*"]}))).await;
-    assert_eq!((s, v["auth_enabled"].as_bool(), v["auth_mode"].as_str()), (200, Some(true), Some("redirect")), "{v}");
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/proxy/targets/own.test/auth",
+            Some(json!({"auth_mode": "redirect", "auth_required_users": ["*"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["auth_enabled"].as_bool(), v["auth_mode"].as_str()),
+        (200, Some(true), Some("redirect")),
+        "{v}"
+    );
     let (s, v) = p.admin("DELETE", "/api/v1/proxy/targets/own.test/auth", None).await;
     assert_eq!((s, v["auth_enabled"].as_bool()), (200, Some(false)));
-    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/own.test/mcp", Some(json!({"endpoint": "/rpc", "scopes": ["mcp:read"], "override_backend": true}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/proxy/targets/own.test/mcp",
+            Some(json!({"endpoint": "/rpc", "scopes": ["mcp:read"], "override_backend": true})),
+        )
+        .await;
     assert_eq!((s, v["resource_endpoint"].as_str()), (200, Some("/rpc")), "{v}");
-    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/own.test/auth", Some(json!({"bogus": 1}))).await;
+    let (s, v) = p
+        .admin("POST", "/api/v1/proxy/targets/own.test/auth", Some(json!({"bogus": 1})))
+        .await;
     assert_eq!((s, v["field"].as_str()), (422, Some("bogus")));
 }
 
@@ -221,14 +343,21 @@ async fn redirect_mode_logs_browsers_in_and_sets_a_session_cookie() {
     extra.push(("OAUTH_ALLOWED_GITHUB_USERS", "alice,bob"));
     let p = Portcullis::start_with(&redis, &extra).await;
     let b = backend::start("B").await;
-    proxy(&p, json!({"hostname": "web.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "redirect",
-        "auth_required_users": ["alice"]})).await;
+    proxy(
+        &p,
+        json!({"hostname": "web.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "redirect",
+        "auth_required_users": ["alice"]}),
+    )
+    .await;
     wait_status(&p, "web.test", "/page", &[("Accept", "text/html")], 302).await;
     // API clients still get 401 in redirect mode
     assert_eq!(req(&p, "web.test", "/page", &[("Accept", "application/json")]).await.0, 401);
 
     // a browser: follows redirects manually, keeping the Host header for the proxy's own URLs
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let http_base = format!("127.0.0.1:{}", p.http_port);
     let browse = |user: &'static str| {
         let client = client.clone();
@@ -279,8 +408,15 @@ async fn redirect_mode_logs_browsers_in_and_sets_a_session_cookie() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["uri"], "/page?x=1", "returned to where the browser started");
     assert_eq!(v["headers"]["x-auth-user"], json!(["alice"]));
-    assert_eq!(v["headers"]["x-auth-email"], json!(["alice@users.example"]), "e-mail from /user/emails");
-    assert!(v["headers"].get("cookie").is_none(), "the session cookie is not passed upstream: {v}");
+    assert_eq!(
+        v["headers"]["x-auth-email"],
+        json!(["alice@users.example"]),
+        "e-mail from /user/emails"
+    );
+    assert!(
+        v["headers"].get("cookie").is_none(),
+        "the session cookie is not passed upstream: {v}"
+    );
     assert!(cookie.is_some());
     // bob may log in globally but not on this proxy
     let (s, body, _) = browse("bob").await;
@@ -301,7 +437,11 @@ async fn redirect_mode_over_https_sets_a_host_prefixed_secure_cookie() {
     extra.push(("OAUTH_ISSUER", &issuer));
     let p = Portcullis::start_with(&redis, &extra).await;
     let b = backend::start("B").await;
-    proxy(&p, json!({"hostname": "secure.test", "target_url": b.url(), "enable_http": false, "auth_enabled": true, "auth_mode": "redirect"})).await;
+    proxy(
+        &p,
+        json!({"hostname": "secure.test", "target_url": b.url(), "enable_http": false, "auth_enabled": true, "auth_mode": "redirect"}),
+    )
+    .await;
     gh.next_user("erin", Some("erin@example.com"));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -334,7 +474,11 @@ async fn redirect_mode_over_https_sets_a_host_prefixed_secure_cookie() {
             break;
         }
         let loc = r.headers()["location"].to_str().unwrap().to_string();
-        url = if loc.starts_with('/') { format!("https://secure.test:{}{loc}", p.https_port) } else { loc };
+        url = if loc.starts_with('/') {
+            format!("https://secure.test:{}{loc}", p.https_port)
+        } else {
+            loc
+        };
     }
     let (s, body) = last.expect("the login finished");
     assert_eq!(s, 200, "{body}");

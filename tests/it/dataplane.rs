@@ -13,7 +13,10 @@ async fn get(p: &Portcullis, host: &str, path: &str) -> (u16, reqwest::header::H
 }
 
 async fn send(p: &Portcullis, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut rb = client.request(method.parse().unwrap(), p.http(path)).header("Host", host);
     for (k, v) in headers {
         rb = rb.header(*k, *v);
@@ -43,7 +46,11 @@ async fn wait_backend(p: &Portcullis, host: &str, path: &str, backend: &str) {
         (v["backend"] == backend).then_some(())
     })
     .await;
-    assert!(ok.is_some(), "{host}{path} never reached {backend}: {:?}", get(p, host, path).await.2);
+    assert!(
+        ok.is_some(),
+        "{host}{path} never reached {backend}: {:?}",
+        get(p, host, path).await.2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,15 +62,45 @@ async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     create_proxy(&p, json!({"hostname": "app.test", "target_url": a.url()})).await;
     create_proxy(&p, json!({"hostname": "two.test", "target_url": a2.url()})).await;
     create_proxy(&p, json!({"hostname": "other.test", "target_url": format!("{}/base", c.url())})).await;
-    let (s, _) = p.admin("POST", "/api/v1/services/external", Some(json!({"service_name": "svc", "target_url": b.url()}))).await;
+    let (s, _) = p
+        .admin(
+            "POST",
+            "/api/v1/services/external",
+            Some(json!({"service_name": "svc", "target_url": b.url()})),
+        )
+        .await;
     assert_eq!(s, 201);
-    create_route(&p, json!({"path_pattern": "/api", "target_type": "port", "target_value": b.port.to_string(), "priority": 10})).await;
-    create_route(&p, json!({"path_pattern": "/api", "target_type": "url", "target_value": c.url(), "priority": 5})).await;
-    create_route(&p, json!({"path_pattern": "/api/special", "target_type": "url", "target_value": format!("{}/base", c.url()),
-        "priority": 20, "scope": "proxy", "proxy_hostnames": ["app.test"]})).await;
-    create_route(&p, json!({"path_pattern": "^/items/[0-9]+$", "is_regex": true, "target_type": "service", "target_value": "svc", "priority": 30})).await;
-    create_route(&p, json!({"path_pattern": "/post-only", "methods": ["POST"], "target_type": "hostname", "target_value": "other.test", "priority": 40})).await;
-    let off = create_route(&p, json!({"path_pattern": "/off", "target_type": "port", "target_value": b.port.to_string(), "enabled": false})).await;
+    create_route(
+        &p,
+        json!({"path_pattern": "/api", "target_type": "port", "target_value": b.port.to_string(), "priority": 10}),
+    )
+    .await;
+    create_route(
+        &p,
+        json!({"path_pattern": "/api", "target_type": "url", "target_value": c.url(), "priority": 5}),
+    )
+    .await;
+    create_route(
+        &p,
+        json!({"path_pattern": "/api/special", "target_type": "url", "target_value": format!("{}/base", c.url()),
+        "priority": 20, "scope": "proxy", "proxy_hostnames": ["app.test"]}),
+    )
+    .await;
+    create_route(
+        &p,
+        json!({"path_pattern": "^/items/[0-9]+$", "is_regex": true, "target_type": "service", "target_value": "svc", "priority": 30}),
+    )
+    .await;
+    create_route(
+        &p,
+        json!({"path_pattern": "/post-only", "methods": ["POST"], "target_type": "hostname", "target_value": "other.test", "priority": 40}),
+    )
+    .await;
+    let off = create_route(
+        &p,
+        json!({"path_pattern": "/off", "target_type": "port", "target_value": b.port.to_string(), "enabled": false}),
+    )
+    .await;
     wait_backend(&p, "app.test", "/items/1", "B").await;
 
     // priority: /api at 10 (B) beats /api at 5 (C); proxy-scoped /api/special at 20 wins on app.test only
@@ -71,7 +108,11 @@ async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     let (_, _, v) = get(&p, "app.test", "/api/special/y?q=1").await;
     assert_eq!(v["backend"], "C");
     assert_eq!(v["uri"], "/base/api/special/y?q=1", "url target joins its path");
-    assert_eq!(get(&p, "two.test", "/api/special/y").await.2["backend"], "B", "scope proxy does not leak");
+    assert_eq!(
+        get(&p, "two.test", "/api/special/y").await.2["backend"],
+        "B",
+        "scope proxy does not leak"
+    );
     // regex vs prefix
     assert_eq!(get(&p, "app.test", "/items/42").await.2["backend"], "B");
     assert_eq!(get(&p, "app.test", "/items/abc").await.2["backend"], "A");
@@ -83,15 +124,29 @@ async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     assert_eq!(get(&p, "app.test", "/off").await.2["backend"], "A");
     assert_eq!(get(&p, "app.test", "/").await.2["backend"], "A");
     // route_mode selective / none, disabled_routes
-    let (s, _) = p.admin("PUT", "/api/v1/proxy/targets/two.test", Some(json!({"route_mode": "none"}))).await;
+    let (s, _) = p
+        .admin("PUT", "/api/v1/proxy/targets/two.test", Some(json!({"route_mode": "none"})))
+        .await;
     assert_eq!(s, 200);
     wait_backend(&p, "two.test", "/api/x", "A2").await;
-    let (s, _) = p.admin("PUT", "/api/v1/proxy/targets/two.test", Some(json!({"route_mode": "selective", "enabled_routes": [off.clone()]}))).await;
+    let (s, _) = p
+        .admin(
+            "PUT",
+            "/api/v1/proxy/targets/two.test",
+            Some(json!({"route_mode": "selective", "enabled_routes": [off.clone()]})),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = p.admin("PUT", &format!("/api/v1/routes/{off}"), Some(json!({"enabled": true}))).await;
+    let (s, _) = p
+        .admin("PUT", &format!("/api/v1/routes/{off}"), Some(json!({"enabled": true})))
+        .await;
     assert_eq!(s, 200);
     wait_backend(&p, "two.test", "/off", "B").await;
-    assert_eq!(get(&p, "two.test", "/api/x").await.2["backend"], "A2", "selective mode ignores other routes");
+    assert_eq!(
+        get(&p, "two.test", "/api/x").await.2["backend"],
+        "A2",
+        "selective mode ignores other routes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,12 +154,27 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "hdr.test", "target_url": a.url(),
-        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}})).await;
-    create_proxy(&p, json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false})).await;
+    create_proxy(
+        &p,
+        json!({"hostname": "hdr.test", "target_url": a.url(),
+        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}),
+    )
+    .await;
+    create_proxy(
+        &p,
+        json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false}),
+    )
+    .await;
     wait_backend(&p, "hdr.test", "/", "A").await;
-    let forged = [("X-Forwarded-For", "6.6.6.6"), ("X-Real-IP", "6.6.6.6"), ("X-Forwarded-Proto", "gopher"),
-        ("X-Forwarded-Host", "evil"), ("X-Auth-User", "root"), ("X-Auth-Email", "root@evil"), ("Forwarded", "for=6.6.6.6")];
+    let forged = [
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Forwarded-Proto", "gopher"),
+        ("X-Forwarded-Host", "evil"),
+        ("X-Auth-User", "root"),
+        ("X-Auth-Email", "root@evil"),
+        ("Forwarded", "for=6.6.6.6"),
+    ];
     let (s, h, v) = send(&p, "GET", "hdr.test", "/h", &forged).await;
     assert_eq!(s, 200);
     let hv = &v["headers"];
@@ -112,7 +182,10 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     assert_eq!(hv["x-real-ip"], json!(["127.0.0.1"]));
     assert_eq!(hv["x-forwarded-proto"], json!(["http"]));
     assert_eq!(hv["x-forwarded-host"], json!(["hdr.test"]));
-    assert!(hv.get("x-auth-user").is_none() && hv.get("x-auth-email").is_none() && hv.get("forwarded").is_none(), "{hv}");
+    assert!(
+        hv.get("x-auth-user").is_none() && hv.get("x-auth-email").is_none() && hv.get("forwarded").is_none(),
+        "{hv}"
+    );
     assert_eq!(hv["x-custom"], json!(["in"]));
     assert_eq!(hv["host"], json!(["hdr.test"]), "preserve_host_header defaults to true");
     assert_eq!(h.get("x-resp").unwrap(), "out");
@@ -128,8 +201,16 @@ async fn answers_404_503_308_502_504() {
     let a = backend::start("A").await;
     let closed = crate::harness::free_port();
     create_proxy(&p, json!({"hostname": "off.test", "target_url": a.url(), "enabled": false})).await;
-    create_proxy(&p, json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false})).await;
-    create_proxy(&p, json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{closed}")})).await;
+    create_proxy(
+        &p,
+        json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false}),
+    )
+    .await;
+    create_proxy(
+        &p,
+        json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{closed}")}),
+    )
+    .await;
     create_proxy(&p, json!({"hostname": "slow.test", "target_url": a.url()})).await;
     wait_backend(&p, "slow.test", "/", "A").await;
 
@@ -168,7 +249,10 @@ async fn streams_sse_chunked_websocket_and_large_uploads() {
     let mut buf = String::new();
     let mut seen = 0;
     while let Some(chunk) = body.next().await {
-        let arrived = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
         buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         while let Some(i) = buf.find("\n\n") {
             let ev: String = buf.drain(..i + 2).collect();
@@ -209,7 +293,15 @@ async fn streams_sse_chunked_websocket_and_large_uploads() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["body_len"], 200 * MB);
     let status = std::fs::read_to_string(format!("/proc/{}/status", p.proc.pid())).unwrap();
-    let hwm_kb: u64 = status.lines().find(|l| l.starts_with("VmHWM")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(hwm_kb < 150 * 1024, "peak RSS {hwm_kb} kB: the upload was buffered");
 }
 
@@ -244,11 +336,17 @@ async fn two_instances_hot_reload_each_other_within_a_second() {
     let a = backend::start("A").await;
     let t = Instant::now();
     create_proxy(&pa, json!({"hostname": "hot.test", "target_url": a.url()})).await;
-    let seen = eventually(Duration::from_secs(1), || async { (get(&pb, "hot.test", "/").await.0 == 200).then_some(()) }).await;
+    let seen = eventually(Duration::from_secs(1), || async {
+        (get(&pb, "hot.test", "/").await.0 == 200).then_some(())
+    })
+    .await;
     assert!(seen.is_some(), "B did not route within 1 s");
     let (s, _) = pb.admin("DELETE", "/api/v1/proxy/targets/hot.test", None).await;
     assert_eq!(s, 200);
-    let gone = eventually(Duration::from_secs(1), || async { (get(&pa, "hot.test", "/").await.0 == 404).then_some(()) }).await;
+    let gone = eventually(Duration::from_secs(1), || async {
+        (get(&pa, "hot.test", "/").await.0 == 404).then_some(())
+    })
+    .await;
     assert!(gone.is_some(), "A still routes 1 s after the delete on B");
     assert!(t.elapsed() < Duration::from_secs(5));
 }
@@ -261,7 +359,10 @@ async fn a_lost_change_event_heals_by_reconcile() {
     // write the record directly, with no event, as if the pub/sub message was lost
     let proxy = json!({"hostname": "lost.test", "target_url": a.url(), "owner_token_hash": "sha256:x"});
     redis.cli(&["SET", "proxy:lost.test", &proxy.to_string()]);
-    let seen = eventually(Duration::from_secs(3), || async { (get(&p, "lost.test", "/").await.0 == 200).then_some(()) }).await;
+    let seen = eventually(Duration::from_secs(3), || async {
+        (get(&p, "lost.test", "/").await.0 == 200).then_some(())
+    })
+    .await;
     assert!(seen.is_some(), "reconcile did not pick up the record");
 }
 
@@ -281,7 +382,9 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     p.proc.terminate();
     let (s, body) = inflight.await.unwrap();
     assert_eq!((s, body.as_str()), (200, "slow done"));
-    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(15))).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(15)))
+        .await
+        .unwrap();
     assert_eq!(code, Some(0));
 }
 
@@ -356,13 +459,26 @@ fn handshake(port: u16, sni: &str) -> (String, String, Option<String>) {
     let s = conn.configure().unwrap().verify_hostname(false).connect(sni, tcp).unwrap();
     let cert = s.ssl().peer_certificate().unwrap();
     let serial = cert.serial_number().to_bn().unwrap().to_hex_str().unwrap().to_string();
-    let cn = cert.subject_name().entries_by_nid(openssl::nid::Nid::COMMONNAME).next().unwrap().data().to_string().unwrap();
+    let cn = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .unwrap()
+        .data()
+        .to_string()
+        .unwrap();
     let alpn = s.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
     (serial, cn, alpn)
 }
 
 async fn upload(p: &Portcullis, name: &str, cert: &str, key: &str) {
-    let (s, v) = p.admin("POST", "/api/v1/certificates/upload", Some(json!({"cert_name": name, "certificate_pem": cert, "private_key_pem": key}))).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/upload",
+            Some(json!({"cert_name": name, "certificate_pem": cert, "private_key_pem": key})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
 }
 
@@ -380,7 +496,12 @@ async fn tls_picks_certificates_by_sni_and_swaps_them_live() {
     let wait_serial = |sni: &'static str, want: String| async move {
         eventually(Duration::from_secs(2), || {
             let want = want.clone();
-            async move { tokio::task::spawn_blocking(move || handshake(port, sni)).await.ok().filter(|h| h.0 == want) }
+            async move {
+                tokio::task::spawn_blocking(move || handshake(port, sni))
+                    .await
+                    .ok()
+                    .filter(|h| h.0 == want)
+            }
         })
         .await
     };
@@ -419,7 +540,10 @@ async fn tls_picks_certificates_by_sni_and_swaps_them_live() {
     let (s, _) = p.admin("DELETE", "/api/v1/certificates/exact", None).await;
     assert_eq!(s, 200);
     let fell_back = eventually(Duration::from_secs(2), || async move {
-        tokio::task::spawn_blocking(move || handshake(port, "exact.test")).await.ok().filter(|h| h.1 == "localhost")
+        tokio::task::spawn_blocking(move || handshake(port, "exact.test"))
+            .await
+            .ok()
+            .filter(|h| h.1 == "localhost")
     })
     .await;
     assert!(fell_back.is_some());
@@ -433,8 +557,16 @@ async fn upstream_tls_is_verified_unless_the_proxy_opts_out() {
     // the proxy's own HTTPS listener (self-signed) is the TLS backend, serving host 127.0.0.1
     create_proxy(&p, json!({"hostname": "127.0.0.1", "target_url": a.url()})).await;
     let tls_target = format!("https://127.0.0.1:{}", p.https_port);
-    create_proxy(&p, json!({"hostname": "insecure.test", "target_url": tls_target, "preserve_host_header": false, "verify_upstream_tls": false})).await;
-    create_proxy(&p, json!({"hostname": "strict.test", "target_url": tls_target, "preserve_host_header": false})).await;
+    create_proxy(
+        &p,
+        json!({"hostname": "insecure.test", "target_url": tls_target, "preserve_host_header": false, "verify_upstream_tls": false}),
+    )
+    .await;
+    create_proxy(
+        &p,
+        json!({"hostname": "strict.test", "target_url": tls_target, "preserve_host_header": false}),
+    )
+    .await;
     wait_backend(&p, "insecure.test", "/via-tls", "A").await;
     let (_, _, v) = get(&p, "insecure.test", "/via-tls").await;
     assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]), "second hop was TLS");
@@ -476,7 +608,11 @@ async fn haproxy_in_front_speaks_proxy_protocol_v1_and_v2() {
         })
         .await;
         let v = got.unwrap_or_else(|| panic!("no answer through haproxy on {port}"));
-        assert_eq!(v["headers"]["x-forwarded-for"], json!(["127.0.0.1"]), "the client address from the PROXY header");
+        assert_eq!(
+            v["headers"]["x-forwarded-for"],
+            json!(["127.0.0.1"]),
+            "the client address from the PROXY header"
+        );
     }
     let _ = hap.kill();
     let _ = hap.wait();

@@ -5,9 +5,9 @@ mod harness;
 
 mod acme;
 mod admin_api;
-mod auth;
 mod admin_auth;
 mod admin_bad_input;
 mod admin_events;
 mod admin_startup;
+mod auth;
 mod dataplane;

@@ -39,7 +39,10 @@ async fn echo(name: String, req: Request) -> Json<serde_json::Value> {
     let (parts, body) = req.into_parts();
     let mut headers = BTreeMap::new();
     for (k, v) in &parts.headers {
-        headers.entry(k.as_str().to_string()).or_insert_with(Vec::new).push(v.to_str().unwrap_or("").to_string());
+        headers
+            .entry(k.as_str().to_string())
+            .or_insert_with(Vec::new)
+            .push(v.to_str().unwrap_or("").to_string());
     }
     let mut n = 0usize;
     let mut stream = body.into_data_stream();
@@ -64,7 +67,10 @@ async fn sse() -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
         Some((Ok(Event::default().data(format!("{i} {now}"))), i + 1))
     });
     Sse::new(s)
@@ -119,5 +125,9 @@ pub async fn start(name: &str) -> Backend {
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    Backend { port, name: name.to_string(), task }
+    Backend {
+        port,
+        name: name.to_string(),
+        task,
+    }
 }

@@ -50,7 +50,9 @@ async fn authorize(State(fx): State<Fx>, Query(q): Query<HashMap<String, String>
 async fn access_token(State(fx): State<Fx>, headers: HeaderMap, Form(f): Form<HashMap<String, String>>) -> Response {
     assert_eq!(f.get("client_secret").map(String::as_str), Some("gh-secret"));
     let user = fx.codes.lock().unwrap().remove(&f["code"]);
-    let Some(user) = user else { return Json(json!({"error": "bad_verification_code"})).into_response() };
+    let Some(user) = user else {
+        return Json(json!({"error": "bad_verification_code"})).into_response();
+    };
     let token = format!("gho_{}", rand::random::<u64>());
     fx.tokens.lock().unwrap().insert(token.clone(), user);
     if headers.get("accept").is_some_and(|a| a.to_str().unwrap_or("").contains("json")) {
@@ -74,7 +76,10 @@ async fn user(State(fx): State<Fx>, headers: HeaderMap) -> Response {
 
 async fn emails(State(fx): State<Fx>, headers: HeaderMap) -> Response {
     match who(&fx, &headers) {
-        Some(u) => Json(json!([{"email": format!("{}@users.example", u.login), "primary": true, "verified": true, "visibility": "private"}])).into_response(),
+        Some(u) => {
+            Json(json!([{"email": format!("{}@users.example", u.login), "primary": true, "verified": true, "visibility": "private"}]))
+                .into_response()
+        }
         None => axum::http::StatusCode::UNAUTHORIZED.into_response(),
     }
 }
@@ -114,7 +119,11 @@ impl GithubFixture {
 
     /// Who logs in next.
     pub fn next_user(&self, login: &str, email: Option<&str>) {
-        *self.fx.next.lock().unwrap() = Some(GhUser { login: login.into(), id: 1000 + login.len() as u64, email: email.map(String::from) });
+        *self.fx.next.lock().unwrap() = Some(GhUser {
+            login: login.into(),
+            id: 1000 + login.len() as u64,
+            email: email.map(String::from),
+        });
     }
 
     /// Env for portcullis to log in through this fixture.

@@ -93,13 +93,32 @@ impl Redis {
         let password = format!("pw-{}", rand::random::<u64>());
         let log = dir.path().join("redis.log");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--requirepass", &password, "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--requirepass",
+                &password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .current_dir(dir.path())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (just test installs it)");
-        let r = Redis { port, password, proc: Proc { child, log, _dir: Some(dir) } };
+        let r = Redis {
+            port,
+            password,
+            proc: Proc {
+                child,
+                log,
+                _dir: Some(dir),
+            },
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if r.cli(&["PING"]).trim() == "PONG" {
@@ -194,13 +213,20 @@ pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("portcullis.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.args(args).current_dir(dir.path()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let f = std::fs::File::create(&log).unwrap();
     let child = cmd.stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap();
-    Proc { child, log, _dir: Some(dir) }
+    Proc {
+        child,
+        log,
+        _dir: Some(dir),
+    }
 }
 
 impl Portcullis {
@@ -220,7 +246,15 @@ impl Portcullis {
         let (http_port, https_port, pp_port, api_port) = (get("HTTP_PORT"), get("HTTPS_PORT"), get("PROXY_PROTOCOL_PORT"), get("API_PORT"));
         let proc = spawn(&["serve"], &env);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let p = Portcullis { http_port, https_port, pp_port, api_port, admin_token: ADMIN_TOKEN.into(), proc, client };
+        let p = Portcullis {
+            http_port,
+            https_port,
+            pp_port,
+            api_port,
+            admin_token: ADMIN_TOKEN.into(),
+            proc,
+            client,
+        };
         let ok = eventually(Duration::from_secs(30), || async {
             let r = p.client.get(p.api("/health")).send().await.ok()?;
             let http_up = tokio::net::TcpStream::connect(("127.0.0.1", p.http_port)).await.is_ok();

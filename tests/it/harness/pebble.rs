@@ -30,16 +30,22 @@ fn write_tls_material(dir: &std::path::Path) {
         let name = name.build();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
-        b.set_serial_number(&BigNum::from_u32(rand::random::<u32>() >> 1).unwrap().to_asn1_integer().unwrap()).unwrap();
+        b.set_serial_number(&BigNum::from_u32(rand::random::<u32>() >> 1).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(signer.map_or(&name, |(c, _)| c.subject_name())).unwrap();
         b.set_pubkey(&key).unwrap();
         b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
         b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
         if ca {
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
         } else {
-            let san = SubjectAlternativeName::new().ip("127.0.0.1").dns("localhost").build(&b.x509v3_context(signer.map(|(c, _)| &**c), None)).unwrap();
+            let san = SubjectAlternativeName::new()
+                .ip("127.0.0.1")
+                .dns("localhost")
+                .build(&b.x509v3_context(signer.map(|(c, _)| &**c), None))
+                .unwrap();
             b.append_extension(san).unwrap();
         }
         b.sign(signer.map_or(&key, |(_, k)| k), MessageDigest::sha256()).unwrap();
@@ -55,7 +61,13 @@ fn write_tls_material(dir: &std::path::Path) {
 fn start_proc(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Proc {
     let log = dir.join(format!("{name}.log"));
     let f = std::fs::File::create(&log).unwrap();
-    let child = cmd.current_dir(dir).stdout(f.try_clone().unwrap()).stderr(f).stdin(Stdio::null()).spawn().unwrap();
+    let child = cmd
+        .current_dir(dir)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     Proc::from_child(child, log)
 }
 
@@ -78,10 +90,20 @@ impl Pebble {
             dir.path(),
             "challtestsrv",
             Command::new("pebble-challtestsrv").args([
-                "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-                "-dns01", &format!("127.0.0.1:{dns_port}"),
-                "-http01", "", "-https01", "", "-tlsalpn01", "",
-                "-management", &format!("127.0.0.1:{dns_mgmt_port}"),
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-dns01",
+                &format!("127.0.0.1:{dns_port}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                &format!("127.0.0.1:{dns_mgmt_port}"),
             ]),
         );
         let pebble = start_proc(
@@ -93,7 +115,14 @@ impl Pebble {
                 .env("PEBBLE_WFE_NONCEREJECT", nonce_reject.to_string())
                 .env("PEBBLE_AUTHZREUSE", "0"),
         );
-        let p = Pebble { dir, acme_port, mgmt_port, dns_mgmt_port, _dns: dns, _pebble: pebble };
+        let p = Pebble {
+            dir,
+            acme_port,
+            mgmt_port,
+            dns_mgmt_port,
+            _dns: dns,
+            _pebble: pebble,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             let up = std::net::TcpStream::connect(("127.0.0.1", acme_port)).is_ok()
@@ -103,7 +132,10 @@ impl Pebble {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("pebble did not start: {}", std::fs::read_to_string(p.dir.path().join("pebble.log")).unwrap_or_default());
+        panic!(
+            "pebble did not start: {}",
+            std::fs::read_to_string(p.dir.path().join("pebble.log")).unwrap_or_default()
+        );
     }
 
     pub fn directory(&self) -> String {
@@ -128,7 +160,14 @@ impl Pebble {
     /// Pebble's root for issued certificates (PEM).
     pub async fn issuing_root(&self) -> String {
         let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-        client.get(format!("https://127.0.0.1:{}/roots/0", self.mgmt_port)).send().await.unwrap().text().await.unwrap()
+        client
+            .get(format!("https://127.0.0.1:{}/roots/0", self.mgmt_port))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Makes `host` resolve to `ip` for Pebble's validation.
