@@ -60,6 +60,27 @@ impl FromRequestParts<Arc<AppState>> for Authed {
     }
 }
 
+/// The request body, or a 400 in the API's error shape.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+}
+
+/// Parses a JSON object; malformed JSON or another JSON type is a 400.
+fn json_object(bytes: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
 /// A JSON object body; malformed JSON is a 400 in the API's error shape.
 pub struct ApiJson(pub Value);
 
@@ -67,19 +88,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
-        if !v.is_object() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                "the body must be a JSON object",
-            ));
-        }
-        Ok(ApiJson(v))
+        Ok(ApiJson(json_object(&body_bytes(req, state).await?)?))
     }
 }
 
@@ -90,22 +99,11 @@ impl<S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(json!({})));
         }
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}")))?;
-        if !v.is_object() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                "the body must be a JSON object",
-            ));
-        }
-        Ok(Self(v))
+        Ok(Self(json_object(&bytes)?))
     }
 }
 

@@ -18,6 +18,23 @@ fn oauth_err(e: OAuthError) -> ApiError {
     ApiError::new(e.status, e.code, e.description)
 }
 
+/// What the admin API shows of a client (never secret hashes).
+fn client_view(c: crate::oauth::model::Client) -> Value {
+    json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types, "token_endpoint_auth_method": c.token_endpoint_auth_method, "scope": c.scope,
+        "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source})
+}
+
+/// One live access token's record, or 404.
+async fn access_record(s: &AppState, jti: &str) -> Result<crate::oauth::model::AccessRecord, ApiError> {
+    s.manager
+        .oauth
+        .access_record(jti)
+        .await
+        .map_err(oauth_err)?
+        .ok_or_else(|| ManageError::NotFound(format!("token {jti}")).into())
+}
+
 async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
     require_admin(&c)?;
     let list: Vec<Value> = s
@@ -27,28 +44,21 @@ async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
         .await
         .map_err(oauth_err)?
         .into_iter()
-        .map(|c| {
-            json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
-            "grant_types": c.grant_types, "token_endpoint_auth_method": c.token_endpoint_auth_method, "scope": c.scope,
-            "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source})
-        })
+        .map(client_view)
         .collect();
     reply(StatusCode::OK, list)
 }
 
 async fn client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
     require_admin(&c)?;
-    let list = s.manager.oauth.list_clients().await.map_err(oauth_err)?;
-    let found = list
-        .into_iter()
-        .find(|x| x.client_id == id)
+    let found = s
+        .manager
+        .oauth
+        .registered_client(&id)
+        .await
+        .map_err(oauth_err)?
         .ok_or_else(|| ManageError::NotFound(format!("client {id}")))?;
-    reply(
-        StatusCode::OK,
-        json!({"client_id": found.client_id, "client_name": found.client_name, "redirect_uris": found.redirect_uris,
-        "grant_types": found.grant_types, "token_endpoint_auth_method": found.token_endpoint_auth_method, "scope": found.scope,
-        "client_id_issued_at": found.client_id_issued_at, "client_secret_expires_at": found.client_secret_expires_at, "source": found.source}),
-    )
+    reply(StatusCode::OK, client_view(found))
 }
 
 async fn delete_client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
@@ -85,26 +95,14 @@ async fn tokens(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult
 
 async fn token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
     require_admin(&c)?;
-    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
-    let t = all
-        .into_iter()
-        .find(|t| t["jti"] == jti.as_str())
-        .ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
+    let t = access_record(&s, &jti).await?;
     reply(StatusCode::OK, t)
 }
 
 async fn revoke_token(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(jti): Path<String>) -> JsonResult {
     require_admin(&c)?;
-    let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
-    let t = all
-        .into_iter()
-        .find(|t| t["jti"] == jti.as_str())
-        .ok_or_else(|| ManageError::NotFound(format!("token {jti}")))?;
-    s.manager
-        .oauth
-        .revoke_jti(&jti, t["exp"].as_i64().unwrap_or(0))
-        .await
-        .map_err(oauth_err)?;
+    let t = access_record(&s, &jti).await?;
+    s.manager.oauth.revoke_jti(&jti, t.exp).await.map_err(oauth_err)?;
     reply(StatusCode::OK, json!({"status": "revoked", "jti": jti}))
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::CliResult;
 use super::http::Api;
-use super::output::{emit, field, fields, table, Column};
+use super::output::{field, fields, table, Column};
 
 const OAUTH: &str = "oauth";
 
@@ -191,11 +191,7 @@ pub async fn run(api: &Api, json_out: bool, verb: OAuthVerb) -> CliResult {
             (v, t)
         }
     };
-    if json_out {
-        super::output::json(&v);
-    } else {
-        emit(&text);
-    }
+    super::output::show(&v, &text, json_out);
     Ok(())
 }
 

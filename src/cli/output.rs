@@ -24,6 +24,15 @@ pub fn emit_line(text: &str) {
 }
 
 /// The server's JSON, pretty-printed.
+/// The server's JSON (`--json`) or the text made for people.
+pub fn show(v: &Value, text: &str, json_out: bool) {
+    if json_out {
+        json(v);
+    } else {
+        emit(text);
+    }
+}
+
 pub fn json(v: &Value) {
     emit_line(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }

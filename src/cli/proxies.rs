@@ -324,11 +324,7 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
             (v, t)
         }
     };
-    if json_out {
-        super::output::json(&v);
-    } else {
-        emit(&text);
-    }
+    super::output::show(&v, &text, json_out);
     Ok(())
 }
 

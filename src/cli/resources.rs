@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::args::{parse_set, set_object};
 use super::error::{CliError, CliResult};
 use super::http::Api;
-use super::output::{emit, field, fields, table, Column};
+use super::output::{field, fields, table, Column};
 use super::proxy_auth::parse_list_or_null;
 
 const RESOURCES: &str = "resources";
@@ -165,11 +165,7 @@ pub async fn run(api: &Api, json_out: bool, verb: ResourceVerb) -> CliResult {
             (v, t)
         }
     };
-    if json_out {
-        super::output::json(&v);
-    } else {
-        emit(&text);
-    }
+    super::output::show(&v, &text, json_out);
     if check && v.get("valid").and_then(Value::as_bool) == Some(false) {
         return Err(CliError::CheckFailed(format!(
             "the token is not valid for this resource: {}",

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::args::{parse_set, set_object};
 use super::error::CliResult;
 use super::http::Api;
-use super::output::{emit, field, fields, flag, table, Column};
+use super::output::{field, fields, flag, table, Column};
 
 const ROUTES: &str = "routes";
 
@@ -227,11 +227,7 @@ pub async fn run(api: &Api, json_out: bool, verb: RouteVerb) -> CliResult {
             (v, t)
         }
     };
-    if json_out {
-        super::output::json(&v);
-    } else {
-        emit(&text);
-    }
+    super::output::show(&v, &text, json_out);
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::CliResult;
 use super::http::Api;
-use super::output::{emit, field, table, Column};
+use super::output::{field, table, Column};
 
 const SERVICES: &str = "services";
 const EXTERNAL: &str = "external";
@@ -54,10 +54,6 @@ pub async fn run(api: &Api, json_out: bool, verb: ServiceVerb) -> CliResult {
             (v, t)
         }
     };
-    if json_out {
-        super::output::json(&v);
-    } else {
-        emit(&text);
-    }
+    super::output::show(&v, &text, json_out);
     Ok(())
 }

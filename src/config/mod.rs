@@ -167,26 +167,31 @@ pub struct AcmeConfig {
     pub rsa_key_size: u32,
 }
 
-fn acme_config() -> Result<AcmeConfig, ConfigError> {
-    let url = |var: &'static str, default: &str| -> Result<String, ConfigError> {
-        let v = raw(var).unwrap_or_else(|| default.to_string());
-        crate::model::validate_http_url(var, &v).map_err(|e| ConfigError {
+/// An http(s) URL from `var` (or `default`), checked.
+fn http_url(var: &'static str, default: &str) -> Result<String, ConfigError> {
+    let v = raw(var).unwrap_or_else(|| default.to_string());
+    crate::model::validate_http_url(var, &v).map_err(|e| ConfigError {
+        var,
+        value: v.clone(),
+        reason: e.message,
+    })?;
+    Ok(v)
+}
+
+/// A path from `var` that must name an existing file, if set.
+fn existing_file(var: &'static str) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match raw(var).map(std::path::PathBuf::from) {
+        Some(p) if !p.is_file() => Err(ConfigError {
             var,
-            value: v.clone(),
-            reason: e.message,
-        })?;
-        Ok(v)
-    };
-    let ca_bundle = raw(vars::ACME_CA_BUNDLE).map(std::path::PathBuf::from);
-    if let Some(p) = &ca_bundle {
-        if !p.is_file() {
-            return Err(ConfigError {
-                var: vars::ACME_CA_BUNDLE,
-                value: p.display().to_string(),
-                reason: "file does not exist".into(),
-            });
-        }
+            value: p.display().to_string(),
+            reason: "file does not exist".into(),
+        }),
+        other => Ok(other),
     }
+}
+
+fn acme_config() -> Result<AcmeConfig, ConfigError> {
+    let ca_bundle = existing_file(vars::ACME_CA_BUNDLE)?;
     let rsa_key_size: u32 = parse(vars::RSA_KEY_SIZE, 2048, "2048, 3072 or 4096")?;
     if ![2048, 3072, 4096].contains(&rsa_key_size) {
         return Err(ConfigError {
@@ -204,8 +209,8 @@ fn acme_config() -> Result<AcmeConfig, ConfigError> {
         });
     }
     Ok(AcmeConfig {
-        directory_url: url(vars::ACME_DIRECTORY_URL, "https://acme-v02.api.letsencrypt.org/directory")?,
-        staging_url: url(vars::ACME_STAGING_URL, "https://acme-staging-v02.api.letsencrypt.org/directory")?,
+        directory_url: http_url(vars::ACME_DIRECTORY_URL, "https://acme-v02.api.letsencrypt.org/directory")?,
+        staging_url: http_url(vars::ACME_STAGING_URL, "https://acme-staging-v02.api.letsencrypt.org/directory")?,
         ca_bundle,
         poll_max_attempts: parse(vars::ACME_POLL_MAX_ATTEMPTS, 60, "a number of attempts")?,
         poll_interval: seconds(vars::ACME_POLL_INTERVAL_SECONDS, 2)?,

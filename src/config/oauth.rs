@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{parse, raw, seconds, ConfigError};
+use super::{existing_file, http_url, parse, raw, seconds, ConfigError};
 
 /// Which upstream identity provider logs people in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,13 +99,7 @@ fn list(var: &'static str) -> Option<UserList> {
 }
 
 fn url_var(var: &'static str, default: &str) -> Result<String, ConfigError> {
-    let v = raw(var).unwrap_or_else(|| default.to_string());
-    crate::model::validate_http_url(var, &v).map_err(|e| ConfigError {
-        var,
-        value: v.clone(),
-        reason: e.message,
-    })?;
-    Ok(v.trim_end_matches('/').to_string())
+    Ok(http_url(var, default)?.trim_end_matches('/').to_string())
 }
 
 /// True for hosts where plain http is acceptable (loopback, for tests).
@@ -181,16 +175,7 @@ pub fn oauth_config(base_domain: &str) -> Result<OAuthConfig, ConfigError> {
         None if oidc.issuer.is_some() => LoginProvider::Oidc,
         None => LoginProvider::None,
     };
-    let http_ca_bundle = raw("OAUTH_HTTP_CA_BUNDLE").map(std::path::PathBuf::from);
-    if let Some(p) = &http_ca_bundle {
-        if !p.is_file() {
-            return Err(ConfigError {
-                var: "OAUTH_HTTP_CA_BUNDLE",
-                value: p.display().to_string(),
-                reason: "file does not exist".into(),
-            });
-        }
-    }
+    let http_ca_bundle = existing_file("OAUTH_HTTP_CA_BUNDLE")?;
     Ok(OAuthConfig {
         issuer,
         jwt_private_key_pem,

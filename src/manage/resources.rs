@@ -170,14 +170,13 @@ impl Manager {
                 u.path().trim_end_matches('/')
             ));
         }
-        self.store
-            .kv_set(
-                &resource_key(&r.uri),
-                &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?,
-                None,
-            )
-            .await?;
+        self.save_resource(&r).await?;
         Ok(r)
+    }
+
+    async fn save_resource(&self, r: &Resource) -> ManageResult<()> {
+        let json = serde_json::to_string(r).map_err(|e| ManageError::Store(e.to_string()))?;
+        Ok(self.store.kv_set(&resource_key(&r.uri), &json, None).await?)
     }
 
     /// Every registered resource the caller may see.
@@ -214,13 +213,7 @@ impl Manager {
         let mut v = serde_json::to_value(&cur).map_err(|e| ManageError::Store(e.to_string()))?;
         super::merge(&mut v, patch, &["uri", "owner_token_hash", "created_at"])?;
         let r: Resource = from_json(v)?;
-        self.store
-            .kv_set(
-                &resource_key(&r.uri),
-                &serde_json::to_string(&r).map_err(|e| ManageError::Store(e.to_string()))?,
-                None,
-            )
-            .await?;
+        self.save_resource(&r).await?;
         Ok(r)
     }
 

@@ -246,10 +246,10 @@ impl OAuth {
 
     /// A registered client after checking its registration access token.
     async fn managed_client(&self, client_id: &str, reg_token: Option<&str>) -> OAuthResult<Client> {
-        let c = match self.store.kv_get(&client_key(client_id)).await? {
-            Some(raw) => serde_json::from_str::<Client>(&raw).map_err(|e| OAuthError::server(e.to_string()))?,
-            None => return Err(OAuthError::invalid_token("unknown client or registration token")),
-        };
+        let c = self
+            .registered_client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_token("unknown client or registration token"))?;
         let ok = match (&c.registration_token_hash, reg_token) {
             (Some(h), Some(t)) => constant_time_eq(h, &digest(t)),
             _ => false,
@@ -306,10 +306,9 @@ impl OAuth {
         if client_id.starts_with("https://") {
             return self.metadata_document_client(client_id).await;
         }
-        match self.store.kv_get(&client_key(client_id)).await? {
-            Some(raw) => serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string())),
-            None => Err(OAuthError::invalid_client("unknown client")),
-        }
+        self.registered_client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client"))
     }
 
     /// Authenticates a client at the token, introspection and revocation endpoints.
@@ -322,6 +321,14 @@ impl OAuth {
             (None, _) => Ok(c),
             (Some(h), Some(s)) if constant_time_eq(h, &digest(s)) => Ok(c),
             _ => Err(OAuthError::invalid_client("client authentication failed")),
+        }
+    }
+
+    /// A registered (dynamic) client, if it exists.
+    pub async fn registered_client(&self, client_id: &str) -> OAuthResult<Option<Client>> {
+        match self.store.kv_get(&client_key(client_id)).await? {
+            Some(raw) => serde_json::from_str(&raw).map(Some).map_err(|e| OAuthError::server(e.to_string())),
+            None => Ok(None),
         }
     }
 
@@ -384,19 +391,7 @@ impl OAuth {
                 "the client_id URL points at a private or loopback address",
             ));
         }
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
-            .resolve(&host, addr);
-        if let Some(p) = &self.config.oauth.http_ca_bundle {
-            if let Ok(c) = std::fs::read(p)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        let client = b.build().map_err(|e| OAuthError::server(e.to_string()))?;
+        let client = self.pinned_client(Duration::from_secs(5), &host, addr)?;
         let mut resp = client
             .get(url)
             .header("Accept", "application/json")

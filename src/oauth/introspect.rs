@@ -158,6 +158,15 @@ impl OAuth {
         }
     }
 
+    /// One live access token record (admin view).
+    pub async fn access_record(&self, jti: &str) -> OAuthResult<Option<super::model::AccessRecord>> {
+        Ok(self
+            .store
+            .kv_get(&format!("oauth:token:{jti}"))
+            .await?
+            .and_then(|raw| serde_json::from_str(&raw).ok()))
+    }
+
     /// Admin view: every live access token record.
     pub async fn list_access_tokens(&self) -> OAuthResult<Vec<Value>> {
         Ok(self

@@ -45,32 +45,51 @@ pub struct OAuth {
     pub sealer: Sealer,
     /// Outbound HTTP (upstream IdP), redirects not followed.
     pub http: reqwest::Client,
+    /// `OAUTH_HTTP_CA_BUNDLE`, parsed once.
+    extra_root: Option<reqwest::Certificate>,
     ring: Arc<ArcSwapOption<(String, keys::KeyRing)>>,
+}
+
+/// Outbound HTTP for OAuth: no redirects followed, bounded time, the extra root if any.
+fn outbound_client(timeout: std::time::Duration, extra_root: Option<&reqwest::Certificate>) -> reqwest::ClientBuilder {
+    let b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout);
+    match extra_root {
+        Some(c) => b.add_root_certificate(c.clone()),
+        None => b,
+    }
 }
 
 impl OAuth {
     /// Builds the server state.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, sealer: Sealer) -> Self {
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(10));
-        if let Some(p) = &config.oauth.http_ca_bundle {
-            match std::fs::read(p)
+        let extra_root = config.oauth.http_ca_bundle.as_ref().and_then(|p| {
+            std::fs::read(p)
                 .map_err(|e| e.to_string())
                 .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
-            {
-                Ok(c) => b = b.add_root_certificate(c),
-                Err(e) => tracing::warn!(path = %p.display(), error = %e, "OAUTH_HTTP_CA_BUNDLE unusable"),
-            }
-        }
-        let http = b.build().unwrap_or_default();
+                .map_err(|e| tracing::warn!(path = %p.display(), error = %e, "OAUTH_HTTP_CA_BUNDLE unusable"))
+                .ok()
+        });
+        let http = outbound_client(std::time::Duration::from_secs(10), extra_root.as_ref())
+            .build()
+            .unwrap_or_default();
         Self {
             store,
             config,
             sealer,
             http,
+            extra_root,
             ring: Arc::new(ArcSwapOption::empty()),
         }
+    }
+
+    /// An outbound client that reaches `host` only at the checked address `addr` (SSRF guard).
+    pub fn pinned_client(&self, timeout: std::time::Duration, host: &str, addr: std::net::SocketAddr) -> OAuthResult<reqwest::Client> {
+        outbound_client(timeout, self.extra_root.as_ref())
+            .resolve(host, addr)
+            .build()
+            .map_err(|e| OAuthError::server(e.to_string()))
     }
 
     /// The issuer identifier.

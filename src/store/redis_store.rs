@@ -167,6 +167,16 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// `(id, value)` of every key `{prefix}{id}`.
+    async fn scan_ids(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .kv_scan(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect())
+    }
+
     /// Every record of a family (`proxy`, `route`, ...): keys `prefix:{id}` whose id has no ':'.
     async fn list_family<T: DeserializeOwned>(&self, prefix: &str) -> StoreResult<Vec<T>> {
         let (pattern, skip) = keys::family(prefix);
@@ -484,13 +494,7 @@ impl Store for RedisStore {
     }
 
     async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>> {
-        let prefix = keys::service_url("");
-        Ok(self
-            .kv_scan(&prefix)
-            .await?
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
-            .collect())
+        Ok(self.scan_ids(&keys::service_url("")).await?.into_iter().collect())
     }
 
     async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()> {
@@ -532,13 +536,7 @@ impl Store for RedisStore {
     }
 
     async fn list_challenges(&self) -> StoreResult<HashMap<String, String>> {
-        let prefix = keys::acme_challenge("");
-        Ok(self
-            .kv_scan(&prefix)
-            .await?
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
-            .collect())
+        Ok(self.scan_ids(&keys::acme_challenge("")).await?.into_iter().collect())
     }
 
     async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>> {
@@ -546,21 +544,11 @@ impl Store for RedisStore {
     }
 
     async fn put_cert_status(&self, name: &str, status_json: &str, ttl_secs: Option<u64>) -> StoreResult<()> {
-        let key = keys::cert_status(name);
-        let mut conn = self.conn();
-        match ttl_secs {
-            Some(t) => conn.set_ex::<_, _, ()>(key, status_json, t.max(1)).await,
-            None => conn.set::<_, _, ()>(key, status_json).await,
-        }
-        .map_err(unavailable)
+        self.kv_set(&keys::cert_status(name), status_json, ttl_secs).await
     }
 
     async fn acquire_lock(&self, name: &str, owner: &str, ttl_secs: u64) -> StoreResult<bool> {
-        let opts = redis::SetOptions::default()
-            .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::EX(ttl_secs.max(1)));
-        let r: Option<String> = self.conn().set_options(keys::lock(name), owner, opts).await.map_err(unavailable)?;
-        Ok(r.is_some())
+        self.kv_set_nx(&keys::lock(name), owner, ttl_secs).await
     }
 
     async fn release_lock(&self, name: &str, owner: &str) -> StoreResult<()> {
@@ -576,7 +564,7 @@ impl Store for RedisStore {
     }
 
     async fn set_value(&self, key: &str, value: &str) -> StoreResult<()> {
-        self.conn().set::<_, _, ()>(keys::internal(key), value).await.map_err(unavailable)
+        self.kv_set(&keys::internal(key), value, None).await
     }
 
     async fn put_revocation(&self, jti: &str, ttl_secs: u64) -> StoreResult<()> {
@@ -586,12 +574,11 @@ impl Store for RedisStore {
     }
 
     async fn list_revocations(&self) -> StoreResult<Vec<String>> {
-        let prefix = keys::oauth_revoked("");
         Ok(self
-            .kv_scan(&prefix)
+            .scan_ids(&keys::oauth_revoked(""))
             .await?
             .into_iter()
-            .map(|(k, _)| k[prefix.len()..].to_string())
+            .map(|(id, _)| id)
             .collect())
     }
 

@@ -42,6 +42,18 @@ fn www(h: &reqwest::header::HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Portcullis logging in through `gh`, its issuer being its own control plane.
+async fn start_with_github(redis: &Redis, gh: &crate::harness::github::GithubFixture, more: &[(&str, &str)]) -> Portcullis {
+    let env = gh.env();
+    let api_port = crate::harness::free_port().to_string();
+    let issuer = format!("http://127.0.0.1:{api_port}");
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("API_PORT", &api_port));
+    extra.push(("OAUTH_ISSUER", &issuer));
+    extra.extend_from_slice(more);
+    Portcullis::start_with(redis, &extra).await
+}
+
 async fn wait_status(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)], want: u16) {
     let ok = eventually(Duration::from_secs(5), || async {
         (req(p, host, path, headers).await.0 == want).then_some(())
@@ -334,14 +346,7 @@ async fn redirect_mode_logs_browsers_in_and_sets_a_session_cookie() {
     use crate::harness::github::GithubFixture;
     let redis = Redis::start();
     let gh = GithubFixture::start().await;
-    let env = gh.env();
-    let api_port = crate::harness::free_port().to_string();
-    let issuer = format!("http://127.0.0.1:{api_port}");
-    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    extra.push(("API_PORT", &api_port));
-    extra.push(("OAUTH_ISSUER", &issuer));
-    extra.push(("OAUTH_ALLOWED_GITHUB_USERS", "alice,bob"));
-    let p = Portcullis::start_with(&redis, &extra).await;
+    let p = start_with_github(&redis, &gh, &[("OAUTH_ALLOWED_GITHUB_USERS", "alice,bob")]).await;
     let b = backend::start("B").await;
     proxy(
         &p,
@@ -429,13 +434,7 @@ async fn redirect_mode_over_https_sets_a_host_prefixed_secure_cookie() {
     use crate::harness::github::GithubFixture;
     let redis = Redis::start();
     let gh = GithubFixture::start().await;
-    let env = gh.env();
-    let api_port = crate::harness::free_port().to_string();
-    let issuer = format!("http://127.0.0.1:{api_port}");
-    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    extra.push(("API_PORT", &api_port));
-    extra.push(("OAUTH_ISSUER", &issuer));
-    let p = Portcullis::start_with(&redis, &extra).await;
+    let p = start_with_github(&redis, &gh, &[]).await;
     let b = backend::start("B").await;
     proxy(
         &p,
