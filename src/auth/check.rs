@@ -1,29 +1,14 @@
 //! The per-request access check.
 
-use std::collections::HashSet;
-
 use jsonwebtoken::{Algorithm, Validation};
 use pingora::proxy::Session;
 use serde_json::json;
 
-use super::AuthKeys;
+use super::{AuthKeys, Identity};
 use crate::model::{AuthMode, Proxy};
 use crate::oauth::tokens::{AccessClaims, LEEWAY_SECS};
 use crate::proxy::respond::Reply;
 use crate::snapshot::CompiledRoute;
-
-/// Who the request is from, for the identity headers.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    /// Subject.
-    pub sub: String,
-    /// User name.
-    pub username: String,
-    /// E-mail.
-    pub email: Option<String>,
-    /// Space-separated scopes.
-    pub scope: String,
-}
 
 /// What to do with the request.
 pub enum Outcome {
@@ -81,13 +66,13 @@ fn always_public(p: &Proxy, route: Option<&CompiledRoute>, req: &RequestInfo<'_>
             .is_some_and(|ex| ex.iter().any(|e| req.path.starts_with(e.as_str())))
 }
 
-/// The token from `Authorization: Bearer` or the proxy's session cookie.
-pub fn token_from(session: &Session, cookie: &str) -> Option<String> {
+/// The token from `Authorization: Bearer` or the proxy's session cookie (borrowed, not copied).
+pub fn token_from<'s>(session: &'s Session, cookie: &str) -> Option<&'s str> {
     let h = &session.req_header().headers;
     if let Some(v) = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some((s, t)) = v.split_once(' ') {
             if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
-                return Some(t.trim().to_string());
+                return Some(t.trim());
             }
         }
     }
@@ -98,7 +83,7 @@ pub fn token_from(session: &Session, cookie: &str) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == host_cookie || *k == cookie)
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| v)
 }
 
 fn unauthorized(p: &Proxy, req: &RequestInfo<'_>, error: Option<&str>) -> Reply {
@@ -178,8 +163,9 @@ fn audience_ok(p: &Proxy, req: &RequestInfo<'_>, aud: &str) -> bool {
             .is_some_and(|l| l.iter().any(|a| canonical(a) == canonical(aud)))
 }
 
-fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, Option<String>> {
-    if let Some(c) = keys.cached(token) {
+fn verify(keys: &AuthKeys, token: &str) -> Result<Identity, Option<String>> {
+    if let Some(verified) = keys.cached(token) {
+        let c = &verified.claims;
         let now = chrono::Utc::now().timestamp();
         let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(30);
         if c.exp + leeway < now {
@@ -188,7 +174,7 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, 
         if keys.revoked.contains(&c.jti) {
             return Err(Some("token revoked".into()));
         }
-        return Ok(c);
+        return Ok(verified);
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| Some("malformed token".to_string()))?;
     let kid = header.kid.ok_or_else(|| Some("token has no kid".to_string()))?;
@@ -205,9 +191,7 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<std::sync::Arc<AccessClaims>, 
     if keys.revoked.contains(&c.jti) {
         return Err(Some("token revoked".into()));
     }
-    let c = std::sync::Arc::new(c);
-    keys.remember(token, c.clone());
-    Ok(c)
+    Ok(keys.remember(token, c))
 }
 
 fn email_allowed(list: &[String], email: Option<&str>) -> bool {
@@ -241,7 +225,7 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             Outcome::Deny(unauthorized(p, req, None))
         };
     };
-    let claims = match verify(keys, &token) {
+    let identity = match verify(keys, token) {
         Ok(c) => c,
         Err(None) => return Outcome::UnknownKey,
         Err(Some(msg)) => {
@@ -254,6 +238,7 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             }
         }
     };
+    let claims = &identity.claims;
     if !claims.aud.iter().any(|a| audience_ok(p, req, a)) {
         return if passthrough {
             Outcome::Allow(None)
@@ -261,12 +246,6 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource")))
         };
     }
-    let identity = Identity {
-        sub: claims.sub.clone(),
-        username: claims.preferred_username.clone(),
-        email: claims.email.clone(),
-        scope: claims.scope.clone(),
-    };
     if passthrough {
         return Outcome::Allow(Some(identity));
     }
@@ -286,14 +265,14 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             return Outcome::Deny(forbidden("none of your groups may use this site"));
         }
     }
-    let have: HashSet<&str> = claims.scope.split_whitespace().collect();
+    let has = |s: &String| claims.scope.split_whitespace().any(|h| h == s);
     if let Some(allowed) = p.auth_allowed_scopes.as_ref().filter(|a| !a.is_empty()) {
-        if !allowed.iter().any(|s| have.contains(s.as_str())) {
+        if !allowed.iter().any(has) {
             return Outcome::Deny(insufficient_scope(p, req, allowed));
         }
     }
     if let Some(needed) = route.and_then(|r| r.route.auth_scopes.as_ref()) {
-        if !needed.iter().all(|s| have.contains(s.as_str())) {
+        if !needed.iter().all(has) {
             return Outcome::Deny(insufficient_scope(p, req, needed));
         }
     }

@@ -6,9 +6,12 @@
 mod check;
 pub mod metadata;
 
-pub use check::{check, metadata_url, Identity, Outcome, RequestInfo};
+pub use check::{check, metadata_url, Outcome, RequestInfo};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::HeaderValue;
 
 use jsonwebtoken::DecodingKey;
 
@@ -19,6 +22,32 @@ use crate::store::{Store, StoreError};
 
 /// Most verified tokens remembered per snapshot before the cache starts over.
 const VERIFIED_CACHE_MAX: usize = 10_000;
+
+/// A token whose signature was checked, with the identity header values
+/// (user id, user, e-mail, scopes) built once: a cached hit copies nothing.
+pub struct Verified {
+    /// The token's claims.
+    pub claims: AccessClaims,
+    /// Values for the user-id, user, e-mail and scopes headers; `None` when
+    /// absent (no e-mail) or not a valid header value.
+    pub header_values: [Option<HeaderValue>; 4],
+}
+
+impl Verified {
+    fn new(claims: AccessClaims) -> Self {
+        let value = |s: &str| HeaderValue::from_str(s).ok();
+        let header_values = [
+            value(&claims.sub),
+            value(&claims.preferred_username),
+            claims.email.as_deref().filter(|e| !e.is_empty()).and_then(value),
+            value(&claims.scope),
+        ];
+        Verified { claims, header_values }
+    }
+}
+
+/// The authenticated caller of a request.
+pub type Identity = Arc<Verified>;
 
 /// Verification material in the snapshot.
 #[derive(Default)]
@@ -34,7 +63,7 @@ pub struct AuthKeys {
     /// Tokens whose signature this snapshot already checked. It dies with the
     /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
     /// expiry and revocation are still checked on every hit.
-    verified: std::sync::Mutex<HashMap<String, (String, std::sync::Arc<AccessClaims>)>>,
+    verified: std::sync::Mutex<HashMap<String, (String, Identity)>>,
 }
 
 /// The cache key: the token's last 43 characters (part of its signature), so
@@ -49,20 +78,22 @@ fn cache_key(token: &str) -> &str {
 
 impl AuthKeys {
     /// A token verified earlier under this snapshot's keys.
-    pub fn cached(&self, token: &str) -> Option<std::sync::Arc<AccessClaims>> {
+    pub fn cached(&self, token: &str) -> Option<Identity> {
         let m = self.verified.lock().ok()?;
         let (full, claims) = m.get(cache_key(token))?;
         (full == token).then(|| claims.clone())
     }
 
-    /// Remembers a verified token.
-    pub fn remember(&self, token: &str, claims: std::sync::Arc<AccessClaims>) {
+    /// Remembers a verified token and returns it ready for the request path.
+    pub fn remember(&self, token: &str, claims: AccessClaims) -> Identity {
+        let verified = Arc::new(Verified::new(claims));
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= VERIFIED_CACHE_MAX {
                 m.clear();
             }
-            m.insert(cache_key(token).to_string(), (token.to_string(), claims));
+            m.insert(cache_key(token).to_string(), (token.to_string(), verified.clone()));
         }
+        verified
     }
 }
 

@@ -1,5 +1,8 @@
 //! Per-request decisions: host lookup, enabled/scheme checks, route matching.
 
+use std::borrow::Cow;
+
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::respond::Reply;
@@ -22,22 +25,31 @@ pub enum Decision {
     RefreshKeys,
 }
 
-/// Host from the Host header (or the h2 authority), lowercased, port stripped.
-pub fn request_host(session: &Session) -> (String, String) {
-    let req = session.req_header();
-    let raw = req
-        .headers
+/// The Host header as received (or the HTTP/2 authority), port included:
+/// the value for preserve_host and X-Forwarded-Host. Borrowed, no copy.
+pub fn raw_host(req: &RequestHeader) -> &str {
+    req.headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
-        .unwrap_or_default();
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default()
+}
+
+/// The proxy lookup key: lowercased, port and trailing dot stripped.
+/// Borrowed when the Host header already has that form (the usual case),
+/// so the request path allocates nothing for it.
+pub fn host_key(raw: &str) -> Cow<'_, str> {
     let host = if raw.starts_with('[') {
-        raw.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        raw.find(']').map_or(raw, |i| &raw[..=i])
     } else {
-        raw.split(':').next().unwrap_or_default().to_string()
+        raw.split(':').next().unwrap_or_default()
     };
-    (host.trim_end_matches('.').to_ascii_lowercase(), raw)
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 fn redirect(scheme: &str, host: &str, port: u16, default_port: u16, path_and_query: &str) -> Reply {
@@ -53,19 +65,18 @@ fn redirect(scheme: &str, host: &str, port: u16, default_port: u16, path_and_que
 /// the second attempt after a key refresh.
 pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) -> Decision {
     ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-    let (host, raw) = request_host(session);
-    ctx.host = host;
-    ctx.raw_host = raw;
-    let snap = edge.handle.load();
     let req = session.req_header();
+    let raw = raw_host(req);
+    let host = host_key(raw);
+    let snap = edge.handle.load();
     if let Some(token) = req.uri.path().strip_prefix(ACME_CHALLENGE_PREFIX) {
         return Decision::Respond(match snap.challenges.get(token) {
             Some(answer) => Reply::text(200, answer.clone()),
             None => Reply::text(404, "404 Not Found: unknown ACME challenge\n".to_string()),
         });
     }
-    let Some(entry) = snap.proxies.get(&ctx.host) else {
-        let shown: String = ctx.host.chars().filter(|c| c.is_ascii_graphic()).take(253).collect();
+    let Some(entry) = snap.proxies.get(host.as_ref()) else {
+        let shown: String = host.chars().filter(|c| c.is_ascii_graphic()).take(253).collect();
         return Decision::Respond(Reply::text(
             404,
             format!("404 Not Found: no proxy is configured for host {shown:?}\n"),
@@ -115,7 +126,7 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) ->
         path,
         path_and_query: pq,
         tls: ctx.tls,
-        raw_host: &ctx.raw_host,
+        raw_host: raw,
     };
     if auth::metadata::serves_metadata(p) && auth::metadata::is_metadata_path(p, path) {
         let doc = auth::metadata::document(p, &info, &snap.auth.issuer).to_string();
@@ -159,7 +170,7 @@ pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) ->
             Decision::Proxy
         }
         Err(reason) => {
-            tracing::warn!(host = %ctx.host, reason = %reason, "no usable upstream");
+            tracing::warn!(host = %p.hostname, reason = %reason, "no usable upstream");
             ctx.entry = Some(entry.clone());
             Decision::Respond(Reply::text(502, "502 Bad Gateway: the upstream is not available\n".to_string()))
         }

@@ -1,6 +1,8 @@
 //! Header rules for the upstream request: path join, Host, forwarding headers
 //! set by us (inbound copies and any `X-Auth-*` stripped), custom headers.
 
+use std::net::IpAddr;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -38,8 +40,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         return upstream_request_slow(session, req, ctx);
     }
     let end_stream = req.send_end_stream();
-    let taken = std::mem::replace(req, RequestHeader::build_no_case(http::Method::GET, b"/", None)?);
-    let mut parts: http::request::Parts = taken.into();
+    // The placeholder allocates nothing (an empty header map), unlike `build_no_case`.
+    let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
     if !u.base_path.is_empty() || parts.uri.authority().is_some() {
         let pq = parts.uri.path_and_query().map_or("/", |x| x.as_str());
         let joined = format!("{}{}", u.base_path, pq);
@@ -78,32 +81,27 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
             h.remove(&k);
         }
     }
+    let extra = ctx.entry.as_ref().map_or(0, |e| e.request_headers.len()) + if ctx.identity.is_some() { 4 } else { 0 };
+    h.reserve(5 + extra);
     let inbound_host = h.get(http::header::HOST).cloned();
+    // HTTP/2 requests carry the host as the URI authority instead of a Host header.
+    let authority = || {
+        let a = session.req_header().uri.authority()?;
+        HeaderValue::from_str(a.as_str()).ok()
+    };
     let preserve = ctx.entry.as_ref().is_some_and(|e| e.proxy.preserve_host_header);
-    let value = |s: &str| HeaderValue::from_str(s).or_err(InvalidHTTPHeader, "header value");
-    match (&inbound_host, preserve) {
-        (Some(_), true) => {}
-        (None, true) if !ctx.raw_host.is_empty() => {
-            h.insert(http::header::HOST, value(&ctx.raw_host)?);
-        }
-        _ => {
-            h.insert(http::header::HOST, value(&u.authority)?);
-        }
+    if !(preserve && inbound_host.is_some()) {
+        let preserved = if preserve { authority() } else { None };
+        h.insert(http::header::HOST, preserved.unwrap_or_else(|| u.authority_value.clone()));
     }
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
-        let v = value(&ip.ip().to_string())?;
+        let v = ip_value(ip.ip())?;
         h.insert(X_FORWARDED_FOR, v.clone());
         h.insert(X_REAL_IP, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if ctx.tls { "https" } else { "http" }));
-    match inbound_host {
-        Some(v) => {
-            h.insert(X_FORWARDED_HOST, v);
-        }
-        None if !ctx.raw_host.is_empty() => {
-            h.insert(X_FORWARDED_HOST, value(&ctx.raw_host)?);
-        }
-        None => {}
+    if let Some(v) = inbound_host.or_else(authority) {
+        h.insert(X_FORWARDED_HOST, v);
     }
     if let Some(e) = &ctx.entry {
         let p = &e.proxy;
@@ -125,24 +123,49 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
     Ok(())
 }
 
-/// Adds the identity headers (empty e-mail left out).
+/// The client address as a header value. IPv4 is formatted by hand: this
+/// runs on every request, and `to_string` goes through the formatting
+/// machinery and an extra allocation.
+fn ip_value(ip: IpAddr) -> Result<HeaderValue> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            HeaderValue::from_bytes(&buf[..n]).or_err(InvalidHTTPHeader, "client address")
+        }
+        IpAddr::V6(v6) => HeaderValue::from_str(&v6.to_string()).or_err(InvalidHTTPHeader, "client address"),
+    }
+}
+
+/// Adds the identity headers (values prepared when the token was verified;
+/// an empty e-mail is left out).
 fn identity_headers(h: &mut HeaderMap, prefix_lower: &str, id: &crate::auth::Identity) -> Result<()> {
-    let values = [
-        Some(id.sub.as_str()),
-        Some(id.username.as_str()),
-        id.email.as_deref().filter(|e| !e.is_empty()),
-        Some(id.scope.as_str()),
-    ];
     const DEFAULT: [&str; 4] = ["x-auth-user-id", "x-auth-user", "x-auth-email", "x-auth-scopes"];
     const SUFFIX: [&str; 4] = ["user-id", "user", "email", "scopes"];
-    for ((value, default), suffix) in values.into_iter().zip(DEFAULT).zip(SUFFIX) {
-        let Some(Ok(v)) = value.map(HeaderValue::from_str) else { continue };
+    for ((value, default), suffix) in id.header_values.iter().zip(DEFAULT).zip(SUFFIX) {
+        let Some(v) = value else { continue };
         let name = if prefix_lower == "x-auth-" {
             HeaderName::from_static(default)
         } else {
             HeaderName::from_bytes(format!("{prefix_lower}{suffix}").as_bytes()).or_err(InvalidHTTPHeader, "identity header name")?
         };
-        h.insert(name, v);
+        h.insert(name, v.clone());
     }
     Ok(())
 }
@@ -168,4 +191,27 @@ fn strip_cookie(h: &mut HeaderMap, name: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_values_match_display() {
+        let v4 = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.10.100.199",
+            "192.168.0.9",
+        ];
+        for a in v4 {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(ip_value(ip).unwrap().to_str().unwrap(), a);
+        }
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_value(ip).unwrap().to_str().unwrap(), "2001:db8::1");
+    }
 }

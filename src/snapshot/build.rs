@@ -36,7 +36,7 @@ impl Resolver {
         r
     }
 
-    async fn upstream(&mut self, url: &str) -> Result<Upstream, String> {
+    async fn upstream(&mut self, url: &str) -> Result<Arc<Upstream>, String> {
         let u = url::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
         let tls = u.scheme() == "https";
         let host = u.host_str().ok_or_else(|| format!("{url} has no host"))?.to_string();
@@ -46,19 +46,29 @@ impl Resolver {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
-        Ok(Upstream {
+        let authority_value = HeaderValue::from_str(&authority).map_err(|e| format!("{url}: {e}"))?;
+        Ok(Arc::new(Upstream {
             addr,
             tls,
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-            authority,
+            authority_value,
             base_path: u.path().trim_end_matches('/').to_string(),
-        })
+        }))
     }
 }
 
 fn parse_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(HeaderName, HeaderValue)> {
     h.iter()
         .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
+        .collect()
+}
+
+/// Response headers keep the name as configured: pingora writes HTTP/1
+/// response header names in the case it is given.
+fn parse_response_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(bytes::Bytes, HeaderValue)> {
+    h.iter()
+        .filter(|(k, _)| HeaderName::from_bytes(k.as_bytes()).is_ok())
+        .filter_map(|(k, v)| Some((bytes::Bytes::copy_from_slice(k.as_bytes()), HeaderValue::from_str(v).ok()?)))
         .collect()
 }
 
@@ -78,12 +88,12 @@ fn applies(route: &Route, proxy: &Proxy) -> bool {
 async fn compile_route(
     route: Route,
     res: &mut Resolver,
-    targets: &HashMap<String, Result<Upstream, String>>,
+    targets: &HashMap<String, Result<Arc<Upstream>, String>>,
     services: &HashMap<String, String>,
 ) -> Option<CompiledRoute> {
     let matcher = if route.is_regex {
         match regex::Regex::new(&route.path_pattern) {
-            Ok(r) => Matcher::Regex(r),
+            Ok(r) => Matcher::regex(r),
             Err(e) => {
                 tracing::warn!(route = %route.route_id, error = %e, "skipping route with invalid regex");
                 return None;
@@ -157,7 +167,7 @@ pub async fn build(
             target: targets.remove(&p.hostname).unwrap_or_else(|| Err("unresolved".into())),
             routes: compiled.iter().filter(|r| applies(&r.route, &p)).cloned().collect(),
             request_headers: parse_headers(&p.custom_headers),
-            response_headers: parse_headers(&p.custom_response_headers),
+            response_headers: parse_response_headers(&p.custom_response_headers),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
             requests_by_class: crate::metrics::STATUS_CLASSES
                 .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),

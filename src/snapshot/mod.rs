@@ -28,8 +28,8 @@ pub struct Upstream {
     pub tls: bool,
     /// Host name for SNI and (unless preserved) the Host header.
     pub host: String,
-    /// `host[:port]` as the Host header value.
-    pub authority: String,
+    /// `host[:port]`, the Host header value when the client's is not preserved.
+    pub authority_value: HeaderValue,
     /// Path prefix of the target URL, without a trailing slash ("" for none).
     pub base_path: String,
 }
@@ -40,17 +40,48 @@ pub enum Matcher {
     /// Path starts with this prefix.
     Prefix(String),
     /// Path matches this regex.
-    Regex(Regex),
+    Regex {
+        /// The compiled pattern.
+        regex: Regex,
+        /// For patterns anchored with `^`: literals one of which every match
+        /// starts with, so most paths are refused with a `starts_with` instead
+        /// of a regex search (the default OAuth routes are such patterns).
+        prefixes: Option<Vec<Vec<u8>>>,
+    },
 }
 
 impl Matcher {
+    /// A regex matcher, with the literal prefixes of an anchored pattern.
+    pub fn regex(regex: Regex) -> Matcher {
+        let prefixes = anchored_prefixes(regex.as_str());
+        Matcher::Regex { regex, prefixes }
+    }
+
     /// True when `path` matches.
     pub fn matches(&self, path: &str) -> bool {
         match self {
             Matcher::Prefix(p) => path.starts_with(p.as_str()),
-            Matcher::Regex(r) => r.is_match(path),
+            Matcher::Regex { regex, prefixes } => {
+                prefixes.as_ref().is_none_or(|ps| ps.iter().any(|p| path.as_bytes().starts_with(p))) && regex.is_match(path)
+            }
         }
     }
+}
+
+/// The literals every match of an `^`-anchored pattern starts with (None when
+/// the pattern is unanchored or its prefixes are unbounded or empty).
+fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 /// A route ready to match, with its target resolved (or why it could not be).
@@ -61,7 +92,7 @@ pub struct CompiledRoute {
     /// Path matcher.
     pub matcher: Matcher,
     /// Resolved target, or the reason it is unavailable (answered as 502).
-    pub upstream: Result<Upstream, String>,
+    pub upstream: Result<Arc<Upstream>, String>,
 }
 
 /// One hostname's configuration, precomputed for the hot path.
@@ -70,13 +101,13 @@ pub struct ProxyEntry {
     /// The stored proxy.
     pub proxy: Proxy,
     /// Resolved `target_url`.
-    pub target: Result<Upstream, String>,
+    pub target: Result<Arc<Upstream>, String>,
     /// Routes that apply to this proxy, highest priority first.
     pub routes: Vec<Arc<CompiledRoute>>,
     /// `custom_headers`, parsed.
     pub request_headers: Vec<(HeaderName, HeaderValue)>,
-    /// `custom_response_headers`, parsed.
-    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `custom_response_headers`: names as configured (case kept), values parsed.
+    pub response_headers: Vec<(bytes::Bytes, HeaderValue)>,
     /// `auth_header_prefix`, lowercased (inbound identity headers to strip).
     pub auth_prefix_lower: String,
     /// Request counters by status class (1xx..5xx, none), resolved once.
@@ -90,7 +121,7 @@ impl ProxyEntry {
     pub fn match_route(&self, method: &str, path: &str) -> Option<&Arc<CompiledRoute>> {
         self.routes
             .iter()
-            .find(|r| r.route.allows_method(method) && r.matcher.matches(path))
+            .find(|r| r.matcher.matches(path) && r.route.allows_method(method))
     }
 }
 
@@ -105,10 +136,53 @@ pub struct Snapshot {
     /// What the data plane needs to check access tokens locally.
     pub auth: crate::auth::AuthKeys,
     /// The control plane, for the login endpoints of redirect-mode proxies.
-    pub control: Result<Upstream, String>,
+    pub control: Result<Arc<Upstream>, String>,
     /// When it was built.
     pub built_at: SystemTime,
 }
 
 /// The shared, atomically swapped current snapshot.
 pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str) -> Matcher {
+        Matcher::regex(Regex::new(p).unwrap())
+    }
+
+    #[test]
+    fn anchored_literal_prefixes_are_extracted() {
+        assert_eq!(anchored_prefixes("^/authorize$"), Some(vec![b"/authorize".to_vec()]));
+        let wk = anchored_prefixes("^/\\.well-known/(oauth-authorization-server|openid-configuration)(/.*)?$").unwrap();
+        assert!(!wk.is_empty());
+        assert!(wk.iter().all(|p| p.starts_with(b"/.well-known/")));
+        assert_eq!(anchored_prefixes("^/a|/b"), None, "only one branch is anchored");
+        assert_eq!(anchored_prefixes("/x"), None, "unanchored");
+        assert_eq!(anchored_prefixes("(?m)^/x"), None, "line anchor, not text start");
+        assert_eq!(anchored_prefixes("^.*foo"), None, "no literal prefix");
+    }
+
+    #[test]
+    fn prefilter_never_changes_the_regex_answer() {
+        let cases: [(&str, &[&str]); 6] = [
+            ("^/authorize$", &["/authorize", "/authorizex", "/1k.bin", "/", ""]),
+            ("^/register(/[^/]+)?$", &["/register", "/register/abc", "/register/a/b", "/reg"]),
+            (
+                "^/api/v[0-9]+/internal-1/",
+                &["/api/v2/internal-1/x", "/api/v/internal-1/", "/api/vx"],
+            ),
+            ("(?i)^/abc", &["/ABC", "/abc", "/aBc/d", "/ab"]),
+            ("^/a|/b", &["/a", "/x/b", "/c"]),
+            ("^/(x|yz)?q", &["/q", "/xq", "/yzq", "/yq"]),
+        ];
+        for (pattern, paths) in cases {
+            let re = Regex::new(pattern).unwrap();
+            let matcher = m(pattern);
+            for path in paths {
+                assert_eq!(matcher.matches(path), re.is_match(path), "{pattern} on {path}");
+            }
+        }
+    }
+}
