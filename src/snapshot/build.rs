@@ -163,9 +163,11 @@ pub async fn build(
         if let Some(ck) = p.cert_name.as_ref().and_then(|n| by_name.get(n)) {
             table.insert_exact_if_absent(&p.hostname, ck.clone());
         }
+        let routes: Vec<Arc<CompiledRoute>> = compiled.iter().filter(|r| applies(&r.route, &p)).cloned().collect();
         let entry = ProxyEntry {
             target: targets.remove(&p.hostname).unwrap_or_else(|| Err("unresolved".into())),
-            routes: compiled.iter().filter(|r| applies(&r.route, &p)).cloned().collect(),
+            route_leads: routes.iter().map(|r| r.matcher.lead()).collect(),
+            routes,
             request_headers: parse_headers(&p.custom_headers),
             response_headers: parse_response_headers(&p.custom_response_headers),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),

@@ -57,6 +57,20 @@ impl Matcher {
         Matcher::Regex { regex, prefixes }
     }
 
+    /// The byte every matching path has right after its leading `/` (its
+    /// second byte), when the literal prefix fixes it: a route scan skips
+    /// most routes with one byte compare.
+    pub fn lead(&self) -> Option<u8> {
+        match self {
+            Matcher::Prefix(p) => p.as_bytes().get(1).copied(),
+            Matcher::Regex { prefixes: Some(ps), .. } => {
+                let lead = *ps.first()?.get(1)?;
+                ps.iter().all(|p| p.get(1) == Some(&lead)).then_some(lead)
+            }
+            Matcher::Regex { prefixes: None, .. } => None,
+        }
+    }
+
     /// True when `path` matches.
     pub fn matches(&self, path: &str) -> bool {
         match self {
@@ -104,6 +118,9 @@ pub struct ProxyEntry {
     pub target: Result<Arc<Upstream>, String>,
     /// Routes that apply to this proxy, highest priority first.
     pub routes: Vec<Arc<CompiledRoute>>,
+    /// `Matcher::lead` of each route in `routes` (same order), kept apart so
+    /// the scan reads one small array instead of every route.
+    pub route_leads: Vec<Option<u8>>,
     /// `custom_headers`, parsed.
     pub request_headers: Vec<(HeaderName, HeaderValue)>,
     /// `custom_response_headers`: names as configured (case kept), values parsed.
@@ -119,8 +136,12 @@ pub struct ProxyEntry {
 impl ProxyEntry {
     /// The first enabled route matching `method` and `path`.
     pub fn match_route(&self, method: &str, path: &str) -> Option<&Arc<CompiledRoute>> {
+        let second = path.as_bytes().get(1).copied();
         self.routes
             .iter()
+            .zip(&self.route_leads)
+            .filter(|(_, lead)| lead.is_none() || **lead == second)
+            .map(|(r, _)| r)
             .find(|r| r.matcher.matches(path) && r.route.allows_method(method))
     }
 }
@@ -162,6 +183,25 @@ mod tests {
         assert_eq!(anchored_prefixes("/x"), None, "unanchored");
         assert_eq!(anchored_prefixes("(?m)^/x"), None, "line anchor, not text start");
         assert_eq!(anchored_prefixes("^.*foo"), None, "no literal prefix");
+    }
+
+    #[test]
+    fn lead_bytes_never_exclude_a_match() {
+        let prefix = |p: &str| Matcher::Prefix(p.to_string());
+        assert_eq!(prefix("/svc-1/").lead(), Some(b's'));
+        assert_eq!(prefix("/").lead(), None);
+        assert_eq!(m("^/authorize$").lead(), Some(b'a'));
+        assert_eq!(m("(?i)^/abc").lead(), None, "case-insensitive: several leads");
+        assert_eq!(m("^/(x|yz)?q").lead(), None, "different second bytes");
+        assert_eq!(m("/x").lead(), None);
+        let matchers = [prefix("/svc-1/"), prefix("/"), prefix(""), m("^/authorize$"), m("(?i)^/abc"), m("^/(x|yz)?q"), m("x$")];
+        for path in ["/", "", "/svc-1/a", "/authorize", "/ABC", "/q", "/yzq", "/box", "/s"] {
+            for matcher in &matchers {
+                if matcher.matches(path) {
+                    assert!(matcher.lead().is_none_or(|b| path.as_bytes().get(1) == Some(&b)), "{matcher:?} on {path}");
+                }
+            }
+        }
     }
 
     #[test]
