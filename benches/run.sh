@@ -28,6 +28,7 @@
 # connections, per request: 0 when every hop reuses its connections).
 #
 # Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_WARMUP (1, seconds; 0 = none),
+#      BENCH_ROUNDS (3: rounds of (c) and (d), alternating order; the table shows medians),
 #      BENCH_RETRIES (2: repeats of a measurement disturbed by other processes),
 #      BENCH_QUIET_WAIT (120), BENCH_NO_BUILD=1 (use existing target/release binaries), BENCH_KEEP=1 (keep the temp dir
 #      with configs, logs and raw wrk output), BENCH_PROXIES (100), BENCH_ROUTES (1000),
@@ -80,6 +81,8 @@ to_ms() {
 }
 
 NAMES=()
+ROUND_NAMES=()
+ROUNDS=${BENCH_ROUNDS:-3}
 declare -A LABEL RPS P50 P99 CPU NON2XX ERRS OTHER CONN
 
 # Request headers of the current measurement (set by measure from M_HOST / M_TOKEN).
@@ -140,8 +143,34 @@ measure() {
         awk -v o="$R_OTHER" 'BEGIN { exit !(o >= 0.10) }' || break
         log "WARNING: other processes used $R_OTHER cores during this measurement; it is not clean"
     done
-    NAMES+=("$key")
     LABEL[$key]=$label
+    if [[ -n ${M_ROUND:-} ]]; then ROUND_NAMES+=("$key"); else NAMES+=("$key"); fi
+}
+
+# median_of KEY LABEL: the per-column median of the rounds KEY1..KEY$ROUNDS (new TCP
+# conns, non-2xx and other work: the largest of the rounds; socket errors: any).
+cell() { local -n a=$1; echo "${a[$2]}"; }
+set_cell() { local -n a=$1; a[$2]=$3; }
+median_of() {
+    local key=$1 r col k
+    local -a vals
+    for col in RPS P50 P99 CPU CONN NON2XX OTHER; do
+        vals=()
+        for ((r = 1; r <= ROUNDS; r++)); do vals+=("$(cell "$col" "$key$r")"); done
+        if [[ $col == CONN || $col == NON2XX || $col == OTHER ]]; then
+            set_cell "$col" "$key" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)"
+        else
+            set_cell "$col" "$key" "$(printf '%s\n' "${vals[@]}" | sort -g |
+                awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}')"
+        fi
+    done
+    ERRS[$key]=none
+    for ((r = 1; r <= ROUNDS; r++)); do
+        k=$key$r
+        [[ ${ERRS[$k]} == none ]] || ERRS[$key]=${ERRS[$k]}
+    done
+    LABEL[$key]="$2 (median of $ROUNDS)"
+    NAMES+=("$key")
 }
 
 start_backend
@@ -151,13 +180,29 @@ start_nginx_proxy
 measure nginxproxy "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PROXY_PORT$BENCH_PATH" "$NGINX_PROXY_PID"
 stop_pid "$NGINX_PROXY_PID" TERM
 
+# (c) and (d) are the pair the data-plane targets compare. On a shared 2-core VM one
+# 10 s measurement of each varies by a few percent, so they are measured in
+# BENCH_ROUNDS rounds, alternating which goes first (c d, d c, c d, ...), and each
+# column of the table is the median over the rounds (every round is listed below it).
 start_floor
-measure floor "(c) pingora floor" "http://127.0.0.1:$FLOOR_PORT$BENCH_PATH" "$FLOOR_PID"
-stop_pid "$FLOOR_PID" INT
-
 start_portcullis
 populate_portcullis
-measure portcullis "(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)" "http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" "$PORTCULLIS_PID"
+FLOOR_URL="http://127.0.0.1:$FLOOR_PORT$BENCH_PATH"
+PC_DATA_URL="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
+FLOOR_LABEL="(c) pingora floor"
+PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2 == 1)); then
+        M_ROUND=$r measure "floor$r" "$FLOOR_LABEL" "$FLOOR_URL" "$FLOOR_PID"
+        M_ROUND=$r measure "portcullis$r" "$PC_LABEL" "$PC_DATA_URL" "$PORTCULLIS_PID"
+    else
+        M_ROUND=$r measure "portcullis$r" "$PC_LABEL" "$PC_DATA_URL" "$PORTCULLIS_PID"
+        M_ROUND=$r measure "floor$r" "$FLOOR_LABEL" "$FLOOR_URL" "$FLOOR_PID"
+    fi
+done
+stop_pid "$FLOOR_PID" INT
+median_of floor "$FLOOR_LABEL"
+median_of portcullis "$PC_LABEL"
 
 # (e) the same process, another proxy of the same configuration, auth on (forward mode).
 [[ $BENCH_AUTH_HOST != "$BENCH_HOST" ]] || die "BENCH_AUTH_HOST must differ from BENCH_HOST"
@@ -209,6 +254,14 @@ echo "| target | req/s | p50 ms | p99 ms | server CPU us/req | new TCP conns/req
 echo "|---|---:|---:|---:|---:|---:|---:|---|---:|"
 for k in "${NAMES[@]}"; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${CONN[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
+done
+echo
+echo "Rounds of (c) and (d), in the order measured:"
+echo
+echo "| round | target | req/s | p50 ms | p99 ms | server CPU us/req | other work (cores) |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
+for k in "${ROUND_NAMES[@]}"; do
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${k//[!0-9]/}" "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${OTHER[$k]}"
 done
 echo
 echo "| ratio | value | target | verdict |"

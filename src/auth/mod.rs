@@ -57,13 +57,13 @@ pub struct AuthKeys {
     /// Public keys by kid (previous, current, next).
     pub keys: HashMap<String, DecodingKey>,
     /// Revoked, unexpired token ids.
-    pub revoked: HashSet<String>,
+    pub revoked: HashSet<String, foldhash::fast::RandomState>,
     /// Global login allowlist (`OAUTH_ALLOWED_GITHUB_USERS`).
     pub allowed_users: Option<Vec<String>>,
     /// Tokens whose signature this snapshot already checked. It dies with the
     /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
     /// expiry and revocation are still checked on every hit.
-    verified: std::sync::Mutex<HashMap<String, (String, Identity)>>,
+    verified: std::sync::Mutex<crate::snapshot::FastMap<String, (String, Identity)>>,
 }
 
 /// The cache key: the token's last 43 characters (part of its signature), so
@@ -112,7 +112,7 @@ impl AuthKeys {
             keys,
             revoked: store.list_revocations().await?.into_iter().collect(),
             allowed_users: oauth.allowed_users.clone(),
-            verified: std::sync::Mutex::new(HashMap::new()),
+            verified: std::sync::Mutex::default(),
         })
     }
 }

@@ -158,7 +158,7 @@ pub async fn build(
         }
     }
 
-    let mut entries = HashMap::with_capacity(proxies.len());
+    let mut entries = super::FastMap::with_capacity_and_hasher(proxies.len(), Default::default());
     for p in proxies {
         if let Some(ck) = p.cert_name.as_ref().and_then(|n| by_name.get(n)) {
             table.insert_exact_if_absent(&p.hostname, ck.clone());

@@ -149,7 +149,7 @@ impl ProxyEntry {
 /// Everything the data plane needs, immutable once built.
 pub struct Snapshot {
     /// Proxies by lowercase hostname.
-    pub proxies: HashMap<String, Arc<ProxyEntry>>,
+    pub proxies: FastMap<String, Arc<ProxyEntry>>,
     /// Certificates for SNI selection.
     pub certs: CertTable,
     /// ACME HTTP-01 answers by token.
@@ -161,6 +161,11 @@ pub struct Snapshot {
     /// When it was built.
     pub built_at: SystemTime,
 }
+
+/// Maps read on every request. foldhash (per-process random seed) instead of
+/// SipHash: the keys come from configuration, requests only look them up, and
+/// hashing a host name with SipHash was a visible part of a proxied request.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The shared, atomically swapped current snapshot.
 pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
@@ -194,11 +199,22 @@ mod tests {
         assert_eq!(m("(?i)^/abc").lead(), None, "case-insensitive: several leads");
         assert_eq!(m("^/(x|yz)?q").lead(), None, "different second bytes");
         assert_eq!(m("/x").lead(), None);
-        let matchers = [prefix("/svc-1/"), prefix("/"), prefix(""), m("^/authorize$"), m("(?i)^/abc"), m("^/(x|yz)?q"), m("x$")];
+        let matchers = [
+            prefix("/svc-1/"),
+            prefix("/"),
+            prefix(""),
+            m("^/authorize$"),
+            m("(?i)^/abc"),
+            m("^/(x|yz)?q"),
+            m("x$"),
+        ];
         for path in ["/", "", "/svc-1/a", "/authorize", "/ABC", "/q", "/yzq", "/box", "/s"] {
             for matcher in &matchers {
                 if matcher.matches(path) {
-                    assert!(matcher.lead().is_none_or(|b| path.as_bytes().get(1) == Some(&b)), "{matcher:?} on {path}");
+                    assert!(
+                        matcher.lead().is_none_or(|b| path.as_bytes().get(1) == Some(&b)),
+                        "{matcher:?} on {path}"
+                    );
                 }
             }
         }
