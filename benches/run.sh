@@ -234,7 +234,8 @@ TRAEFIK_ONLY_CPU=$(awk -v d=$((T1 - T0)) -v hz="$CLK_TCK" -v n="$(awk '/requests
     'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
 stop_pid "$TRAEFIK_PID" TERM
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+# Four decimals: the verdict compares this value, so 0.8995 is not rounded up to 0.90.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "MET" : "NOT MET" }'; }
 
 R_FLOOR=$(ratio "${RPS[portcullis]}" "${RPS[floor]}")
