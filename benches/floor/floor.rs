@@ -47,10 +47,12 @@ fn main() {
     };
     let threads = std::env::var("FLOOR_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
 
-    let mut conf = ServerConf::default();
-    conf.threads = threads;
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.grace_period_seconds = Some(0);
+    let conf = ServerConf {
+        threads,
+        graceful_shutdown_timeout_seconds: Some(1),
+        grace_period_seconds: Some(0),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut svc = http_proxy_service(&server.configuration, Floor { backend });

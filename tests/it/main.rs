@@ -1,6 +1,9 @@
 //! One integration-test binary: real Redis, real `portcullis serve`
 //! processes, real backends, on free loopback ports.
 
+// Tests and their harness fail loudly on a broken set-up: unwrap is the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod acme;

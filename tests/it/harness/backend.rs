@@ -79,14 +79,9 @@ async fn sse() -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
 async fn ws(upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(|mut socket: WebSocket| async move {
         while let Some(Ok(msg)) = socket.recv().await {
-            match msg {
-                Message::Text(_) | Message::Binary(_) => {
-                    if socket.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
+            let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+            if matches!(msg, Message::Close(_)) || (echo && socket.send(msg).await.is_err()) {
+                break;
             }
         }
     })
