@@ -85,13 +85,17 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
     h.reserve(5 + extra);
     let inbound_host = h.get(http::header::HOST).cloned();
     // HTTP/2 requests carry the host as the URI authority instead of a Host header.
-    let authority = || {
-        let a = session.req_header().uri.authority()?;
-        HeaderValue::from_str(a.as_str()).ok()
+    let authority = match inbound_host {
+        Some(_) => None,
+        None => session
+            .req_header()
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
     let preserve = ctx.entry.as_ref().is_some_and(|e| e.proxy.preserve_host_header);
     if !(preserve && inbound_host.is_some()) {
-        let preserved = if preserve { authority() } else { None };
+        let preserved = if preserve { authority.clone() } else { None };
         h.insert(http::header::HOST, preserved.unwrap_or_else(|| u.authority_value.clone()));
     }
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
@@ -100,7 +104,7 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
         h.insert(X_REAL_IP, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if ctx.tls { "https" } else { "http" }));
-    if let Some(v) = inbound_host.or_else(authority) {
+    if let Some(v) = inbound_host.or(authority) {
         h.insert(X_FORWARDED_HOST, v);
     }
     if let Some(e) = &ctx.entry {

@@ -57,18 +57,27 @@ impl Resolver {
     }
 }
 
+/// The valid entries of a stored header map: the name as configured, parsed, and the value.
+fn valid_headers(h: &std::collections::BTreeMap<String, String>) -> impl Iterator<Item = (&str, HeaderName, HeaderValue)> {
+    h.iter().filter_map(|(k, v)| {
+        Some((
+            k.as_str(),
+            HeaderName::from_bytes(k.as_bytes()).ok()?,
+            HeaderValue::from_str(v).ok()?,
+        ))
+    })
+}
+
+/// Request headers: parsed names (lower case), as the upstream request map holds them.
 fn parse_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(HeaderName, HeaderValue)> {
-    h.iter()
-        .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
-        .collect()
+    valid_headers(h).map(|(_, name, value)| (name, value)).collect()
 }
 
 /// Response headers keep the name as configured: pingora writes HTTP/1
 /// response header names in the case it is given.
 fn parse_response_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(bytes::Bytes, HeaderValue)> {
-    h.iter()
-        .filter(|(k, _)| HeaderName::from_bytes(k.as_bytes()).is_ok())
-        .filter_map(|(k, v)| Some((bytes::Bytes::copy_from_slice(k.as_bytes()), HeaderValue::from_str(v).ok()?)))
+    valid_headers(h)
+        .map(|(raw, _, value)| (bytes::Bytes::copy_from_slice(raw.as_bytes()), value))
         .collect()
 }
 
