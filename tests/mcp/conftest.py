@@ -6,11 +6,8 @@ front of that server, protected by ForwardAuth."""
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,56 +16,11 @@ import httpx
 import pytest
 
 from github_fixture import GithubFixture, GithubUser
+from procs import Proc, free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADMIN_TOKEN = "mcp-sdk-admin-" + secrets.token_hex(12)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float, proc: subprocess.Popen, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
-
-
-class Proc:
-    """A child process whose output goes to a log file; stopped by its own PID."""
-
-    def __init__(self, name: str, args: list[str], env: dict, cwd: Path, logdir: Path):
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.p = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def log(self) -> str:
-        try:
-            return ANSI.sub("", self.log_path.read_text(errors="replace"))
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self._log.close()
 
 
 LOGS: list[Proc] = []

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -34,7 +33,8 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import OAuth2Client
 
 from github_fixture import GithubFixture, GithubUser
-from helpers import Browser, BrowserResult, free_port, pkce_pair, register_client, unused_loopback_redirect
+from helpers import Browser, BrowserResult, pkce_pair, register_client, unused_loopback_redirect
+from procs import Proc, free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -50,45 +50,6 @@ def pytest_terminal_summary(terminalreporter):
     for r in CONFORMANCE_REPORTS:
         terminalreporter.section("MCP conformance suite, authorization mode")
         terminalreporter.write_line(r.rstrip())
-
-
-def _wait_port(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
-
-
-class Proc:
-    """A child process with its output in a log file; stopped by its own PID."""
-
-    def __init__(self, name: str, args: list[str], env: dict, cwd: Path, logdir: Path):
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.p = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self._log.close()
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +72,7 @@ class Redis:
              "--save", "", "--appendonly", "no", "--dir", str(d)],
             {"PATH": os.environ.get("PATH", "")}, d, workdir,
         )
-        _wait_port(self.port, 15, self.proc.p, "redis-server")
+        wait_port(self.port, 15, self.proc.p, "redis-server")
         self._next_db = 0
 
     def dump(self, db: int) -> str:
@@ -235,7 +196,7 @@ class Idp:
         env = {"PATH": os.environ.get("PATH", ""), "IDP_PORT": str(self.port), "IDP_CLIENT_SECRET": self.client_secret, "IDP_REDIRECT_URI": redirect_uri,
                "NODE_NO_WARNINGS": "1"}
         self.proc = Proc("oidc-provider", [node_bin(), str(d / "server.mjs")], env, d, workdir)
-        _wait_port(self.port, 30, self.proc.p, "oidc-provider")
+        wait_port(self.port, 30, self.proc.p, "oidc-provider")
 
 
 # -- https server for Client ID Metadata Documents ------------------------------

@@ -1,5 +1,5 @@
 """Helpers of the OAuth black-box tests: a browser-like client that walks the
-login pages, free ports, PKCE and small OAuth shortcuts."""
+login pages, loopback redirect URIs, PKCE and small OAuth shortcuts."""
 
 from __future__ import annotations
 
@@ -9,20 +9,14 @@ import html
 import re
 import json
 import secrets
-import socket
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
+from procs import free_port
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def unused_loopback_redirect(path: str = "/cb") -> str:

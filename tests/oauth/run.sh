@@ -6,16 +6,10 @@
 # PORTCULLIS_BIN). Extra args go to pytest.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tests/pyharness/venv.sh
+source "$here/../pyharness/venv.sh"
+ensure_venv "$here"
 venv="$here/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-stamp="$venv/.requirements.sha"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-fi
 for d in idp conformance; do
   stamp="$here/$d/node_modules/.package-lock.sha"
   want="$(sha256sum "$here/$d/package-lock.json" | cut -d' ' -f1)"

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import CONFORMANCE_REPORTS, HERE, MCP_RESOURCE
-from helpers import free_port
+from procs import free_port
 
 NODE = HERE / "idp" / "node_modules" / "node" / "bin" / "node"  # Node.js 22: the suite needs >= 22
 SUITE = HERE / "conformance" / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
