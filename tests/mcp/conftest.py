@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from github_fixture import GithubFixture, GithubUser
-from procs import Proc, free_port, wait_port
+from procs import Proc, free_port, serve_portcullis, wait_port
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 ADMIN_TOKEN = "mcp-sdk-admin-" + secrets.token_hex(12)
 
 
@@ -86,13 +85,6 @@ def backend(workdir):
     b.proc.stop()
 
 
-def portcullis_bin() -> str:
-    b = os.environ.get("PORTCULLIS_BIN") or str(ROOT / "target" / "debug" / "portcullis")
-    if not Path(b).is_file():
-        pytest.exit(f"portcullis binary not found at {b}: run `OPENSSL_NO_VENDOR=1 cargo build` or set PORTCULLIS_BIN", 2)
-    return b
-
-
 class Portcullis:
     """`portcullis serve` on free ports, logging in through the GitHub stand-in."""
 
@@ -123,21 +115,9 @@ class Portcullis:
             **github.env(),
         }
         # An empty working directory: no .env is read.
-        self.proc = Proc("portcullis", [portcullis_bin(), "serve"], self.env, d, workdir)
+        self.proc = serve_portcullis("portcullis", self.env, d, workdir, self.issuer)
         LOGS.append(self.proc)
         self.http = httpx.Client(timeout=30)
-        end = time.monotonic() + 90
-        while True:
-            if self.proc.p.poll() is not None:
-                raise RuntimeError(f"portcullis exited with {self.proc.p.returncode}:\n{self.proc.log()[-4000:]}")
-            try:
-                if self.http.get(f"{self.issuer}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > end:
-                raise RuntimeError(f"portcullis not healthy within 90s:\n{self.proc.log()[-4000:]}")
-            time.sleep(0.1)
 
     def admin(self, method: str, path: str, **kw) -> httpx.Response:
         return self.http.request(method, f"{self.issuer}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kw)

@@ -14,7 +14,6 @@ import shutil
 import ssl
 import subprocess
 import threading
-import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,10 +33,9 @@ with warnings.catch_warnings():
 
 from github_fixture import GithubFixture, GithubUser
 from helpers import Browser, BrowserResult, pkce_pair, register_client, unused_loopback_redirect
-from procs import Proc, free_port, wait_port
+from procs import Proc, free_port, serve_portcullis, wait_port
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 ADMIN_TOKEN = "pytest-admin-token-" + secrets.token_hex(12)
 MCP_RESOURCE = "https://mcp.test/mcp"
 
@@ -108,13 +106,6 @@ def redis(workdir):
 # -- portcullis ------------------------------------------------------------------
 
 
-def portcullis_bin() -> str:
-    b = os.environ.get("PORTCULLIS_BIN") or str(ROOT / "target" / "debug" / "portcullis")
-    if not Path(b).is_file():
-        pytest.exit(f"portcullis binary not found at {b}: run `OPENSSL_NO_VENDOR=1 cargo build` or set PORTCULLIS_BIN", 2)
-    return b
-
-
 class Portcullis:
     """`portcullis serve` on free ports with exactly the given environment."""
 
@@ -146,20 +137,8 @@ class Portcullis:
         }
         self.env.update(env)
         # The working directory is empty: no .env is read.
-        self.proc = Proc(f"portcullis-{name}", [portcullis_bin(), "serve"], self.env, d, workdir)
+        self.proc = serve_portcullis(f"portcullis-{name}", self.env, d, workdir, self.url)
         self.http = httpx.Client(timeout=30)
-        end = time.monotonic() + 90
-        while True:
-            if self.proc.p.poll() is not None:
-                raise RuntimeError(f"portcullis {name} exited with {self.proc.p.returncode}:\n{self.proc.log()[-4000:]}")
-            try:
-                if self.http.get(f"{self.url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > end:
-                raise RuntimeError(f"portcullis {name} not healthy within 90s:\n{self.proc.log()[-4000:]}")
-            time.sleep(0.1)
 
     def admin(self, method: str, path: str, **kw) -> httpx.Response:
         return self.http.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kw)

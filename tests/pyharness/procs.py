@@ -4,12 +4,17 @@ log file and which is stopped by its own PID."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -57,3 +62,29 @@ class Proc:
                 self.p.kill()
                 self.p.wait(5)
         self._log.close()
+
+
+def portcullis_bin() -> str:
+    b = os.environ.get("PORTCULLIS_BIN") or str(ROOT / "target" / "debug" / "portcullis")
+    if not Path(b).is_file():
+        pytest.exit(f"portcullis binary not found at {b}: run `OPENSSL_NO_VENDOR=1 cargo build` or set PORTCULLIS_BIN", 2)
+    return b
+
+
+def serve_portcullis(name: str, env: dict, cwd: Path, logdir: Path, url: str) -> Proc:
+    """Starts `portcullis serve` with exactly `env` in `cwd` (keep it empty: no
+    .env is read there) and waits until `{url}/health` answers 200."""
+    proc = Proc(name, [portcullis_bin(), "serve"], env, cwd, logdir)
+    end = time.monotonic() + 90
+    while True:
+        if proc.p.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.p.returncode}:\n{proc.log()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > end:
+            proc.stop()
+            raise RuntimeError(f"{name} not healthy within 90s:\n{proc.log()[-4000:]}")
+        time.sleep(0.1)
