@@ -219,6 +219,7 @@ start_redis() {
 
 # (d) portcullis serve, PORTCULLIS_THREADS (1) data plane threads, its own redis (started
 # here), optionally behind PORTCULLIS_WRAPPER (a command prefix: valgrind, env LD_PRELOAD=...).
+# PORTCULLIS_RECONCILE: seconds between full snapshot rebuilds (30, the default of serve).
 start_portcullis() {
     start_redis
     PC_HTTP_PORT=$(free_port)
@@ -235,6 +236,7 @@ start_portcullis() {
         ADMIN_TOKEN="$PC_TOKEN" \
         SERVER_HOST=127.0.0.1 HTTP_PORT="$PC_HTTP_PORT" HTTPS_PORT="$https_port" PROXY_PROTOCOL_PORT="$pp_port" \
         API_PORT="$PC_API_PORT" LOG_LEVEL=WARNING PROXY_THREADS="${PORTCULLIS_THREADS:-1}" SHUTDOWN_GRACE_PERIOD=1 \
+        RECONCILE_INTERVAL="${PORTCULLIS_RECONCILE:-30}" \
         ${PORTCULLIS_WRAPPER:-} "$PORTCULLIS_BIN" serve
     PORTCULLIS_PID=$LAST_PID
     wait_port "$PC_API_PORT" "portcullis (admin API)" "$PORTCULLIS_PID"

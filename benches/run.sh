@@ -28,7 +28,7 @@
 # connections, per request: 0 when every hop reuses its connections).
 #
 # Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_WARMUP (1, seconds; 0 = none),
-#      BENCH_ROUNDS (3: rounds of (c) and (d), alternating order; the table shows medians),
+#      BENCH_ROUNDS (5: rounds of (c), (d) and (e), rotating order; the table shows medians),
 #      BENCH_RETRIES (2: repeats of a measurement disturbed by other processes),
 #      BENCH_QUIET_WAIT (120), BENCH_NO_BUILD=1 (use existing target/release binaries), BENCH_KEEP=1 (keep the temp dir
 #      with configs, logs and raw wrk output), BENCH_PROXIES (100), BENCH_ROUTES (1000),
@@ -82,7 +82,7 @@ to_ms() {
 
 NAMES=()
 ROUND_NAMES=()
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 declare -A LABEL RPS P50 P99 CPU NON2XX ERRS OTHER CONN
 
 # Request headers of the current measurement (set by measure from M_HOST / M_TOKEN).
@@ -180,31 +180,15 @@ start_nginx_proxy
 measure nginxproxy "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PROXY_PORT$BENCH_PATH" "$NGINX_PROXY_PID"
 stop_pid "$NGINX_PROXY_PID" TERM
 
-# (c) and (d) are the pair the data-plane targets compare. On a shared 2-core VM one
-# 10 s measurement of each varies by a few percent, so they are measured in
-# BENCH_ROUNDS rounds, alternating which goes first (c d, d c, c d, ...), and each
-# column of the table is the median over the rounds (every round is listed below it).
+# (c), (d) and (e) are the targets the data-plane ratios compare. On a shared 2-core VM
+# one 10 s measurement varies by a few percent (and now and then a whole measurement runs
+# 20 % slow), so they are measured in BENCH_ROUNDS rounds, the order rotating from round
+# to round (c d e, d e c, e c d, ...), and each column of the table is the median over
+# the rounds (every round is listed below it).
 start_floor
 start_portcullis
 populate_portcullis
-FLOOR_URL="http://127.0.0.1:$FLOOR_PORT$BENCH_PATH"
-PC_DATA_URL="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
-FLOOR_LABEL="(c) pingora floor"
-PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
-for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2 == 1)); then
-        M_ROUND=$r measure "floor$r" "$FLOOR_LABEL" "$FLOOR_URL" "$FLOOR_PID"
-        M_ROUND=$r measure "portcullis$r" "$PC_LABEL" "$PC_DATA_URL" "$PORTCULLIS_PID"
-    else
-        M_ROUND=$r measure "portcullis$r" "$PC_LABEL" "$PC_DATA_URL" "$PORTCULLIS_PID"
-        M_ROUND=$r measure "floor$r" "$FLOOR_LABEL" "$FLOOR_URL" "$FLOOR_PID"
-    fi
-done
-stop_pid "$FLOOR_PID" INT
-median_of floor "$FLOOR_LABEL"
-median_of portcullis "$PC_LABEL"
-
-# (e) the same process, another proxy of the same configuration, auth on (forward mode).
+# (e) is the same process, another proxy of the same configuration, auth on (forward mode).
 [[ $BENCH_AUTH_HOST != "$BENCH_HOST" ]] || die "BENCH_AUTH_HOST must differ from BENCH_HOST"
 enable_proxy_auth "$BENCH_AUTH_HOST"
 TOKEN=$(mint_token "$BENCH_AUTH_HOST")
@@ -214,8 +198,25 @@ code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST")
 [[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST without a token answered $code, expected 401"
 code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST" "$TOKEN.x")
 [[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST with a bad token answered $code, expected 401"
-M_HOST=$BENCH_AUTH_HOST M_TOKEN=$TOKEN \
-    measure portcullisauth "(e) portcullis, auth on (forward, bearer token)" "$PC_URL" "$PORTCULLIS_PID"
+FLOOR_LABEL="(c) pingora floor"
+PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
+AUTH_LABEL="(e) portcullis, auth on (forward, bearer token)"
+# measure_target N ROUND: one measurement of target N (0 = c, 1 = d, 2 = e) in round ROUND.
+measure_target() {
+    case $1 in
+    0) M_ROUND=$2 measure "floor$2" "$FLOOR_LABEL" "http://127.0.0.1:$FLOOR_PORT$BENCH_PATH" "$FLOOR_PID" ;;
+    1) M_ROUND=$2 measure "portcullis$2" "$PC_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
+    2) M_ROUND=$2 M_HOST=$BENCH_AUTH_HOST M_TOKEN=$TOKEN \
+        measure "portcullisauth$2" "$AUTH_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
+    esac
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+    for i in 0 1 2; do measure_target $(((i + r - 1) % 3)) "$r"; done
+done
+stop_pid "$FLOOR_PID" INT
+median_of floor "$FLOOR_LABEL"
+median_of portcullis "$PC_LABEL"
+median_of portcullisauth "$AUTH_LABEL"
 
 # (f) Traefik 3.7 + ForwardAuth to portcullis's /verify. CPU counted: Traefik plus the
 # whole verifier (portcullis, whose data plane is idle now, and its redis).
@@ -257,7 +258,7 @@ for k in "${NAMES[@]}"; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${CONN[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
 done
 echo
-echo "Rounds of (c) and (d), in the order measured:"
+echo "Rounds of (c), (d) and (e), in the order measured:"
 echo
 echo "| round | target | req/s | p50 ms | p99 ms | server CPU us/req | other work (cores) |"
 echo "|---:|---|---:|---:|---:|---:|---:|"

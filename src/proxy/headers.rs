@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
@@ -125,6 +125,33 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
         }
     }
     Ok(())
+}
+
+/// Adds the proxy's `custom_response_headers` to the response.
+///
+/// Like the upstream request, the response is turned into plain `http` parts:
+/// pingora's `insert_header` re-parses the name and fills its second,
+/// case-preserving map, ≈ 2,000 instructions per header. Without that map the
+/// response's header names go out in canonical case for standard headers
+/// (`Content-Type`) and lower case for the others (`x-request-id`), as HAProxy
+/// and Envoy send them; HTTP header names are case-insensitive.
+pub fn downstream_response(resp: &mut ResponseHeader, add: &[(HeaderName, HeaderValue)]) -> Result<()> {
+    // A custom reason phrase lives outside the parts; the canonical one needs no copy.
+    let reason = resp
+        .get_reason_phrase()
+        .filter(|r| Some(*r) != resp.status.canonical_reason())
+        .map(str::to_owned);
+    let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
+    parts.headers.reserve(add.len());
+    for (k, v) in add {
+        parts.headers.insert(k.clone(), v.clone());
+    }
+    *resp = ResponseHeader::from(parts);
+    match reason {
+        Some(r) => resp.set_reason_phrase(Some(&r)),
+        None => Ok(()),
+    }
 }
 
 /// The client address as a header value. IPv4 is formatted by hand: this

@@ -152,10 +152,8 @@ impl ProxyHttp for Edge {
                 ctx.replace_body = true;
             }
         }
-        if let Some(e) = &ctx.entry {
-            for (k, v) in &e.response_headers {
-                resp.insert_header(k.clone(), v.clone())?;
-            }
+        if let Some(e) = ctx.entry.as_ref().filter(|e| !e.response_headers.is_empty()) {
+            headers::downstream_response(resp, &e.response_headers)?;
         }
         Ok(())
     }

@@ -57,27 +57,11 @@ impl Resolver {
     }
 }
 
-/// The valid entries of a stored header map: the name as configured, parsed, and the value.
-fn valid_headers(h: &std::collections::BTreeMap<String, String>) -> impl Iterator<Item = (&str, HeaderName, HeaderValue)> {
-    h.iter().filter_map(|(k, v)| {
-        Some((
-            k.as_str(),
-            HeaderName::from_bytes(k.as_bytes()).ok()?,
-            HeaderValue::from_str(v).ok()?,
-        ))
-    })
-}
-
-/// Request headers: parsed names (lower case), as the upstream request map holds them.
+/// Custom headers: the valid entries of a stored header map, parsed once
+/// per snapshot (names lower case, as the header maps hold them).
 fn parse_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(HeaderName, HeaderValue)> {
-    valid_headers(h).map(|(_, name, value)| (name, value)).collect()
-}
-
-/// Response headers keep the name as configured: pingora writes HTTP/1
-/// response header names in the case it is given.
-fn parse_response_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(bytes::Bytes, HeaderValue)> {
-    valid_headers(h)
-        .map(|(raw, _, value)| (bytes::Bytes::copy_from_slice(raw.as_bytes()), value))
+    h.iter()
+        .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
         .collect()
 }
 
@@ -178,7 +162,7 @@ pub async fn build(
             route_leads: routes.iter().map(|r| r.matcher.lead()).collect(),
             routes,
             request_headers: parse_headers(&p.custom_headers),
-            response_headers: parse_response_headers(&p.custom_response_headers),
+            response_headers: parse_headers(&p.custom_response_headers),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
             requests_by_class: crate::metrics::STATUS_CLASSES
                 .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),

@@ -123,8 +123,8 @@ pub struct ProxyEntry {
     pub route_leads: Vec<Option<u8>>,
     /// `custom_headers`, parsed.
     pub request_headers: Vec<(HeaderName, HeaderValue)>,
-    /// `custom_response_headers`: names as configured (case kept), values parsed.
-    pub response_headers: Vec<(bytes::Bytes, HeaderValue)>,
+    /// `custom_response_headers`, parsed.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// `auth_header_prefix`, lowercased (inbound identity headers to strip).
     pub auth_prefix_lower: String,
     /// Request counters by status class (1xx..5xx, none), resolved once.

@@ -189,6 +189,11 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     assert_eq!(hv["x-custom"], json!(["in"]));
     assert_eq!(hv["host"], json!(["hdr.test"]), "preserve_host_header defaults to true");
     assert_eq!(h.get("x-resp").unwrap(), "out");
+    assert_eq!(
+        h.get("content-type").unwrap(),
+        "application/json",
+        "the backend's headers pass beside ours"
+    );
     wait_backend(&p, "nohost.test", "/", "A").await;
     let (_, _, v) = get(&p, "nohost.test", "/").await;
     assert_eq!(v["headers"]["host"], json!([format!("127.0.0.1:{}", a.port)]));
