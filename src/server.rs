@@ -23,7 +23,7 @@ use crate::proxy::Edge;
 use crate::secrets::{token_hash, Sealer};
 use crate::snapshot::sync::SyncService;
 use crate::snapshot::{build, SnapshotHandle};
-use crate::store::{RedisStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tls::{ensure_self_signed, SniSelector};
 
 /// Redis URL with any password hidden, for messages.
@@ -53,12 +53,18 @@ fn preflight(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to Redis, retrying with backoff up to `REDIS_STARTUP_TIMEOUT`.
-async fn connect(cfg: &Config) -> anyhow::Result<RedisStore> {
+/// Opens the store: the embedded file at once, Redis with retries and
+/// backoff up to `REDIS_STARTUP_TIMEOUT`.
+async fn connect(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let crate::config::StoreBackend::Embedded(path) = &cfg.store {
+        return crate::store::open(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display()));
+    }
     let deadline = Instant::now() + cfg.redis_startup_timeout;
     let mut delay = Duration::from_millis(250);
     loop {
-        match RedisStore::connect(&cfg.redis_url).await {
+        match crate::store::open(cfg).await {
             Ok(s) => return Ok(s),
             Err(e) if Instant::now() + delay < deadline => {
                 tracing::warn!(redis = %redacted(&cfg.redis_url), error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
@@ -173,10 +179,10 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("start-up runtime")?;
     let (fallback, snapshot) = rt.block_on(async {
         let store = connect(&cfg).await?;
-        ensure_localhost_proxy(&store, &cfg).await?;
-        ensure_oauth_entry_points(&store, &cfg).await?;
-        let fallback = Arc::new(ensure_self_signed(&store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
-        let snapshot = build(&store, &sealer, fallback.clone(), &cfg).await?;
+        ensure_localhost_proxy(&*store, &cfg).await?;
+        ensure_oauth_entry_points(&*store, &cfg).await?;
+        let fallback = Arc::new(ensure_self_signed(&*store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
+        let snapshot = build(&*store, &sealer, fallback.clone(), &cfg).await?;
         anyhow::Ok((fallback, snapshot))
     })?;
     drop(rt);

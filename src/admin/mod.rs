@@ -115,15 +115,20 @@ fn both(router: Router<Arc<AppState>>, path: &str, mr: MethodRouter<Arc<AppState
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let uptime = state.started.elapsed().as_secs();
+    let redis = matches!(state.manager.config.store, crate::config::StoreBackend::Redis);
+    let store = if redis { "redis" } else { "embedded" };
     match state.manager.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "healthy", "redis": "ok", "uptime_seconds": uptime})),
+            Json(json!({"status": "healthy", "store": store, "redis": if redis { "ok" } else { "not used" }, "uptime_seconds": uptime})),
         )
             .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unhealthy", "redis": "unreachable", "message": e.to_string(), "uptime_seconds": uptime})),
+            Json(json!({
+                "status": "unhealthy", "store": store, "redis": if redis { "unreachable" } else { "not used" },
+                "message": e.to_string(), "uptime_seconds": uptime
+            })),
         )
             .into_response(),
     }

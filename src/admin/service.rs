@@ -12,7 +12,6 @@ use pingora::services::background::BackgroundService;
 use super::{router, AppState};
 use crate::config::Config;
 use crate::manage::Manager;
-use crate::store::RedisStore;
 
 /// Serves the admin API, OAuth endpoints (later), `/health` and `/metrics`.
 pub struct ControlPlane {
@@ -25,7 +24,7 @@ impl BackgroundService for ControlPlane {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let addr = SocketAddr::new(self.config.api_host, self.config.api_port);
         let store = loop {
-            match RedisStore::connect(&self.config.redis_url).await {
+            match crate::store::open(&self.config).await {
                 Ok(s) => break s,
                 Err(e) => tracing::warn!(error = %e, "control plane cannot reach the store; retrying"),
             }
@@ -45,7 +44,7 @@ impl BackgroundService for ControlPlane {
             }
         };
         let state = Arc::new(AppState {
-            manager: Manager::new(Arc::new(store), self.config.clone()),
+            manager: Manager::new(store, self.config.clone()),
             started: Instant::now(),
         });
         tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));

@@ -23,6 +23,10 @@ pub mod vars {
     pub const API_HOST: &str = "API_HOST";
     /// Control plane port.
     pub const API_PORT: &str = "API_PORT";
+    /// Store backend: `redis` (default) or `embedded` (single node, no Redis).
+    pub const STORE: &str = "STORE";
+    /// File of the embedded store.
+    pub const STORE_PATH: &str = "STORE_PATH";
     /// Redis connection URL.
     pub const REDIS_URL: &str = "REDIS_URL";
     /// Redis password, used when the URL carries none.
@@ -106,6 +110,8 @@ pub struct Config {
     pub api_host: IpAddr,
     /// Control plane port.
     pub api_port: u16,
+    /// Where state lives.
+    pub store: StoreBackend,
     /// Redis URL with the password filled in.
     pub redis_url: String,
     /// Bootstrap admin token, if any.
@@ -283,6 +289,30 @@ fn log_filter() -> Result<String, ConfigError> {
     Ok(format!("{level},pingora_core=warn,pingora_proxy=warn"))
 }
 
+/// Where Portcullis keeps its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Redis at `REDIS_URL`: production, and several instances on one store.
+    Redis,
+    /// One JSON file (`STORE_PATH`), for a single instance without Redis.
+    Embedded(std::path::PathBuf),
+}
+
+/// Reads `STORE` (`redis` or `embedded`) and, for the embedded store, `STORE_PATH`.
+fn store_backend() -> Result<StoreBackend, ConfigError> {
+    match raw(vars::STORE).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("redis") => Ok(StoreBackend::Redis),
+        Some("embedded") => Ok(StoreBackend::Embedded(
+            raw(vars::STORE_PATH).unwrap_or_else(|| ".data/portcullis-store.json".into()).into(),
+        )),
+        Some(other) => Err(ConfigError {
+            var: vars::STORE,
+            value: other.to_string(),
+            reason: "must be redis or embedded".into(),
+        }),
+    }
+}
+
 /// Builds the Redis URL from `REDIS_URL`, inserting `REDIS_PASSWORD` when the URL has none.
 fn redis_url() -> Result<String, ConfigError> {
     let base = raw(vars::REDIS_URL).unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
@@ -356,6 +386,7 @@ impl Config {
             proxy_protocol_port: port(vars::PROXY_PROTOCOL_PORT, 10001, true)?,
             api_host: parse(vars::API_HOST, IpAddr::from([127, 0, 0, 1]), "an IP address")?,
             api_port: port(vars::API_PORT, 9000, false)?,
+            store: store_backend()?,
             redis_url: redis_url()?,
             secret_key: secret_key(admin_token.as_deref())?,
             admin_token,

@@ -13,7 +13,7 @@ use super::{build, SnapshotHandle};
 use crate::config::Config;
 use crate::metrics;
 use crate::secrets::Sealer;
-use crate::store::{RedisStore, Store};
+use crate::store::Store;
 use crate::tls::CertKey;
 
 /// The background service that owns snapshot rebuilding.
@@ -47,10 +47,10 @@ impl SyncService {
         }
     }
 
-    async fn connect(&self, shutdown: &mut ShutdownWatch) -> Option<RedisStore> {
+    async fn connect(&self, shutdown: &mut ShutdownWatch) -> Option<Arc<dyn Store>> {
         let mut delay = Duration::from_millis(200);
         loop {
-            match RedisStore::connect(&self.config.redis_url).await {
+            match crate::store::open(&self.config).await {
                 Ok(s) => return Some(s),
                 Err(e) => tracing::warn!(error = %e, "snapshot sync cannot reach the store; retrying"),
             }
@@ -81,12 +81,12 @@ impl BackgroundService for SyncService {
                 }
             };
             // Rebuild after (re)subscribing: anything missed while unsubscribed is picked up.
-            self.rebuild(&store).await;
+            self.rebuild(&*store).await;
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => return,
-                    _ = tick.tick() => self.rebuild(&store).await,
-                    _ = self.wake.notified() => self.rebuild(&store).await,
+                    _ = tick.tick() => self.rebuild(&*store).await,
+                    _ = self.wake.notified() => self.rebuild(&*store).await,
                     ev = events.next() => {
                         let Some(ev) = ev else {
                             tracing::warn!("change event subscription ended; resubscribing");
@@ -100,7 +100,7 @@ impl BackgroundService for SyncService {
                             relevant |= more.kind.affects_snapshot();
                         }
                         if relevant {
-                            self.rebuild(&store).await;
+                            self.rebuild(&*store).await;
                         }
                     }
                 }

@@ -3,12 +3,15 @@
 //! trait speaks in records, not keys, so an embedded single-node store can
 //! implement it too.
 
+mod embedded;
 pub mod keys;
 mod redis_store;
 
+pub use embedded::EmbeddedStore;
 pub use redis_store::RedisStore;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -32,6 +35,15 @@ pub enum StoreError {
     /// A stored record cannot be decoded.
     #[error("corrupt record {0}")]
     Corrupt(String),
+}
+
+/// Opens the configured store: connects to Redis (failing fast when it does
+/// not answer; callers retry), or opens the embedded store's file.
+pub async fn open(cfg: &crate::config::Config) -> StoreResult<Arc<dyn Store>> {
+    match &cfg.store {
+        crate::config::StoreBackend::Redis => Ok(Arc::new(RedisStore::connect(&cfg.redis_url).await?)),
+        crate::config::StoreBackend::Embedded(path) => Ok(EmbeddedStore::open(path)?),
+    }
 }
 
 /// Result alias for store calls.

@@ -14,3 +14,4 @@ mod admin_events;
 mod admin_startup;
 mod auth;
 mod dataplane;
+mod embedded_store;

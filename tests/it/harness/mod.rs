@@ -237,7 +237,13 @@ impl Portcullis {
 
     /// Like `start`, with extra or overriding env vars.
     pub async fn start_with(redis: &Redis, extra: &[(&str, &str)]) -> Portcullis {
-        let mut env = serve_env(&redis.url());
+        Self::start_env(&redis.url(), extra).await
+    }
+
+    /// Starts with `serve_env(redis_url)` plus `extra` (the URL may name no
+    /// Redis at all, for the embedded store).
+    pub async fn start_env(redis_url: &str, extra: &[(&str, &str)]) -> Portcullis {
+        let mut env = serve_env(redis_url);
         for (k, v) in extra {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
