@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -256,7 +257,13 @@ impl EmbeddedStore {
         let bytes = bytes.map_err(|e| io_err(&self.path, e))?;
         let tmp = self.path.with_extension("tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            // Owner-only: records hold sealed secrets and token hashes.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
@@ -883,6 +890,12 @@ mod tests {
         s.create_proxy(&proxy("a.test", "h1")).await.unwrap();
         s.put_service_url("svc", "http://127.0.0.1:2").await.unwrap();
         assert!(matches!(EmbeddedStore::load(&path), Err(StoreError::Unavailable(m)) if m.contains("in use")));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "owner-only file"
+        );
         drop(s);
         let s = EmbeddedStore::load(&path).unwrap();
         assert_eq!(s.get_proxy("a.test").await.unwrap().unwrap().owner_token_hash, "h1");
