@@ -330,16 +330,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn update_proxy(&self, proxy: &Proxy) -> StoreResult<()> {
-        let key = keys::proxy(&proxy.hostname);
-        self.write(
-            |k| {
-                if !k.exists(&key) {
-                    return Err(StoreError::NotFound(format!("proxy {}", proxy.hostname)));
-                }
-                k.set(key.clone(), encode(proxy), None);
-                Ok(())
-            },
-            Some((EventKind::Proxy, &proxy.hostname, "update")),
+        let what = format!("proxy {}", proxy.hostname);
+        self.replace(
+            &keys::proxy(&proxy.hostname),
+            encode(proxy),
+            what,
+            EventKind::Proxy,
+            &proxy.hostname,
         )
     }
 
@@ -462,17 +459,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn update_token(&self, token: &Token) -> StoreResult<()> {
-        let key = keys::token(&token.name);
-        self.write(
-            |k| {
-                if !k.exists(&key) {
-                    return Err(StoreError::NotFound(format!("token {}", token.name)));
-                }
-                k.set(key.clone(), encode(token), None);
-                Ok(())
-            },
-            Some((EventKind::Token, &token.name, "update")),
-        )
+        let what = format!("token {}", token.name);
+        self.replace(&keys::token(&token.name), encode(token), what, EventKind::Token, &token.name)
     }
 
     async fn delete_token_cascade(&self, name: &str) -> StoreResult<CascadeReport> {
@@ -551,21 +539,14 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_service_urls(&self) -> StoreResult<HashMap<String, String>> {
-        let prefix = keys::service_url("");
-        Ok(self
-            .keys()?
-            .scan(&prefix)
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
-            .collect())
+        Ok(self.ids(&keys::service_url(""))?.into_iter().collect())
     }
 
     async fn put_service_url(&self, name: &str, url: &str) -> StoreResult<()> {
-        self.write(
-            |k| {
-                k.set(keys::service_url(name), url.to_string(), None);
-                Ok(())
-            },
+        self.put(
+            keys::service_url(name),
+            url.to_string(),
+            None,
             Some((EventKind::Service, name, "update")),
         )
     }
@@ -590,13 +571,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_challenge(&self, token: &str, key_authorization: &str, ttl_secs: u64) -> StoreResult<()> {
-        self.write(
-            |k| {
-                k.set(keys::acme_challenge(token), key_authorization.to_string(), ttl_ms(ttl_secs));
-                Ok(())
-            },
-            Some((EventKind::Challenge, token, "create")),
-        )
+        let event = Some((EventKind::Challenge, token, "create"));
+        self.put(keys::acme_challenge(token), key_authorization.to_string(), ttl_ms(ttl_secs), event)
     }
 
     async fn delete_challenge(&self, token: &str) -> StoreResult<()> {
@@ -610,13 +586,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_challenges(&self) -> StoreResult<HashMap<String, String>> {
-        let prefix = keys::acme_challenge("");
-        Ok(self
-            .keys()?
-            .scan(&prefix)
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
-            .collect())
+        Ok(self.ids(&keys::acme_challenge(""))?.into_iter().collect())
     }
 
     async fn get_cert_status(&self, name: &str) -> StoreResult<Option<String>> {
@@ -649,23 +619,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_revocation(&self, jti: &str, ttl_secs: u64) -> StoreResult<()> {
-        self.write(
-            |k| {
-                k.set(keys::oauth_revoked(jti), "1".into(), ttl_ms(ttl_secs));
-                Ok(())
-            },
+        self.put(
+            keys::oauth_revoked(jti),
+            "1".into(),
+            ttl_ms(ttl_secs),
             Some((EventKind::Revocation, jti, "create")),
         )
     }
 
     async fn list_revocations(&self) -> StoreResult<Vec<String>> {
-        let prefix = keys::oauth_revoked("");
-        Ok(self
-            .keys()?
-            .scan(&prefix)
-            .into_iter()
-            .map(|(k, _)| k[prefix.len()..].to_string())
-            .collect())
+        Ok(self.ids(&keys::oauth_revoked(""))?.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn publish(&self, kind: EventKind, id: &str, op: &str) -> StoreResult<()> {
@@ -682,13 +645,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn kv_set(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> StoreResult<()> {
-        self.write(
-            |k| {
-                k.set(key.to_string(), value.to_string(), ttl_secs.and_then(ttl_ms));
-                Ok(())
-            },
-            None,
-        )
+        self.put(key.to_string(), value.to_string(), ttl_secs.and_then(ttl_ms), None)
     }
 
     async fn kv_set_nx(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<bool> {
@@ -761,6 +718,41 @@ impl Store for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Replaces a record that must exist (`NotFound` naming `what` otherwise).
+    fn replace(&self, key: &str, json: String, what: String, kind: EventKind, id: &str) -> StoreResult<()> {
+        self.write(
+            |k| {
+                if !k.exists(key) {
+                    return Err(StoreError::NotFound(what));
+                }
+                k.set(key.to_string(), json, None);
+                Ok(())
+            },
+            Some((kind, id, "update")),
+        )
+    }
+
+    /// Sets one string value (expiring when `expires_ms` is given), with an optional event.
+    fn put(&self, key: String, value: String, expires_ms: Option<u64>, event: Option<(EventKind, &str, &str)>) -> StoreResult<()> {
+        self.write(
+            |k| {
+                k.set(key, value, expires_ms);
+                Ok(())
+            },
+            event,
+        )
+    }
+
+    /// `(id, value)` of every live key `{prefix}{id}`.
+    fn ids(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .keys()?
+            .scan(prefix)
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect())
+    }
+
     fn kv_set_nx_inner(&self, key: &str, value: &str, expires_ms: Option<u64>) -> StoreResult<bool> {
         self.write(
             |k| {
