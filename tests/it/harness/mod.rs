@@ -14,9 +14,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A port that was free a moment ago (bind to 0, read, release).
+/// A port that was free a moment ago (bind to 0, read, release), never one
+/// this test binary handed out before: the kernel may offer a just-released
+/// port again, and one process must not get the same port for two listeners.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(p) {
+            return p;
+        }
+    }
 }
 
 /// Retries `f` until it returns `Some` or `patience` runs out.
