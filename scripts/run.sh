@@ -30,8 +30,10 @@ fi
 
 # --- Store: the Redis at REDIS_URL, else the embedded store -----------------
 store="$(env_value STORE | tr '[:upper:]' '[:lower:]')"
+store_path="$(env_value STORE_PATH)"
+store_path="${store_path:-.data/portcullis-store.json}"
 if [ "$store" = embedded ]; then
-    log "STORE=embedded: state in $(env_value STORE_PATH | sed 's/^$/.data\/portcullis-store.json/')"
+    log "STORE=embedded: state in $store_path"
 else
     ensure_packages redis-tools
     redis_url="$(env_value REDIS_URL)"
@@ -73,7 +75,7 @@ else
         esac
         if [ "$store" != redis ]; then
             export STORE=embedded
-            log "no Redis answers at $redis_host:$redis_port: using the embedded single-node store ($(env_value STORE_PATH | sed 's/^$/.data\/portcullis-store.json/')); set STORE=redis in .env to start a local Redis instead"
+            log "no Redis answers at $redis_host:$redis_port: using the embedded single-node store ($store_path); set STORE=redis in .env to start a local Redis instead"
         fi
     fi
     if [ "$store" = redis ] && [[ "$(redis_ping)" != *PONG* ]]; then

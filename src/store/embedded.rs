@@ -45,11 +45,18 @@ struct Entry {
     expires_ms: Option<u64>,
 }
 
-/// The file's contents.
+impl Entry {
+    /// Not expired at `now` (Unix milliseconds).
+    fn live_at(&self, now: u64) -> bool {
+        self.expires_ms.is_none_or(|t| t > now)
+    }
+}
+
+/// The file's contents: written from a borrowed map, read into an owned one.
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+struct Snapshot<E> {
     format: u32,
-    entries: BTreeMap<String, Entry>,
+    entries: E,
 }
 
 /// Single-node store; every handle opened for a path shares one instance.
@@ -92,7 +99,7 @@ struct Keys<'a> {
 
 impl Keys<'_> {
     fn live(&self, key: &str) -> Option<&Entry> {
-        self.map.get(key).filter(|e| e.expires_ms.is_none_or(|t| t > self.now))
+        self.map.get(key).filter(|e| e.live_at(self.now))
     }
     fn get(&self, key: &str) -> Option<String> {
         match self.live(key)?.value {
@@ -126,21 +133,14 @@ impl Keys<'_> {
             _ => Vec::new(),
         }
     }
+    /// Adds to a live set, or starts a new one (replacing an expired key or a string).
     fn sadd(&mut self, key: String, member: String) {
-        let live = self.live(&key).is_some();
-        let entry = self.map.entry(key).or_insert_with(|| Entry {
-            value: Value::Set(BTreeSet::new()),
-            expires_ms: None,
-        });
-        if !live || !matches!(entry.value, Value::Set(_)) {
-            *entry = Entry {
-                value: Value::Set(BTreeSet::new()),
-                expires_ms: None,
-            };
-        }
-        if let Value::Set(s) = &mut entry.value {
+        if let Some(Entry { value: Value::Set(s), .. }) = self.map.get_mut(&key).filter(|e| e.live_at(self.now)) {
             s.insert(member);
+            return;
         }
+        let value = Value::Set(BTreeSet::from([member]));
+        self.map.insert(key, Entry { value, expires_ms: None });
     }
     fn srem(&mut self, key: &str, member: &str) {
         if let Some(Entry { value: Value::Set(s), .. }) = self.map.get_mut(key) {
@@ -155,7 +155,7 @@ impl Keys<'_> {
         self.map
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, e)| e.expires_ms.is_none_or(|t| t > self.now))
+            .filter(|(_, e)| e.live_at(self.now))
             .filter_map(|(k, e)| match &e.value {
                 Value::Str(s) => Some((k.clone(), s.clone())),
                 Value::Set(_) => None,
@@ -217,7 +217,8 @@ impl EmbeddedStore {
         })?;
         let entries = match std::fs::read(path) {
             Ok(bytes) => {
-                let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+                let snap: Snapshot<BTreeMap<String, Entry>> =
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
                 if snap.format != FORMAT {
                     return Err(StoreError::Corrupt(format!("{}: unknown format {}", path.display(), snap.format)));
                 }
@@ -247,14 +248,12 @@ impl EmbeddedStore {
     /// dropping expired keys first.
     fn persist(&self, k: &mut Keys<'_>) -> StoreResult<()> {
         let now = k.now;
-        k.map.retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
+        k.map.retain(|_, e| e.live_at(now));
         let snap = Snapshot {
             format: FORMAT,
-            entries: std::mem::take(&mut *k.map),
+            entries: &*k.map,
         };
-        let bytes = serde_json::to_vec(&snap);
-        *k.map = snap.entries;
-        let bytes = bytes.map_err(|e| io_err(&self.path, e))?;
+        let bytes = serde_json::to_vec(&snap).map_err(|e| io_err(&self.path, e))?;
         let tmp = self.path.with_extension("tmp");
         let write = || -> std::io::Result<()> {
             // Owner-only: records hold sealed secrets and token hashes.
@@ -282,21 +281,23 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Runs a write that publishes no event; on a failed persist the state is reloaded
-    /// from the file, so memory never holds what the file does not.
+    /// Runs one write under the lock, persists it and publishes `event` (if any).
+    /// If `f` fails part-way or the file cannot be written, the state before the
+    /// write is restored, so memory never holds a half-done write or one the file lacks.
     fn write<T>(&self, f: impl FnOnce(&mut Keys<'_>) -> StoreResult<T>, event: Option<(EventKind, &str, &str)>) -> StoreResult<T> {
         let mut k = self.keys()?;
         let before = k.map.clone();
-        let out = f(&mut k)?;
-        let saved = match event {
-            Some((kind, id, op)) => self.commit(&mut k, kind, id, op),
-            None => self.persist(&mut k),
-        };
-        if let Err(e) = saved {
+        let done = f(&mut k).and_then(|out| {
+            match event {
+                Some((kind, id, op)) => self.commit(&mut k, kind, id, op),
+                None => self.persist(&mut k),
+            }
+            .map(|()| out)
+        });
+        if done.is_err() {
             *k.map = before;
-            return Err(e);
         }
-        Ok(out)
+        done
     }
 }
 
@@ -842,6 +843,21 @@ mod tests {
         assert!(s.get_token("t").await.unwrap().is_none() && s.get_token_by_hash("h1").await.unwrap().is_none());
         assert_eq!(s.list_proxies().await.unwrap().len(), 1);
         s.create_route(&route("r3", "/x", 10, "other")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_part_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::load(&dir.path().join("s.json")).unwrap();
+        s.create_token(&token("t", "h1")).await.unwrap();
+        s.create_proxy(&proxy("a.test", "h1")).await.unwrap();
+        // An owned route whose record cannot be decoded: the cascade fails after
+        // it has already removed the proxy (members are visited in key order).
+        s.put(keys::route("bad"), "{not json".into(), None, None).unwrap();
+        s.kv_sadd(&keys::owner("h1"), &keys::route("bad"), 3600).await.unwrap();
+        assert!(matches!(s.delete_token_cascade("t").await, Err(StoreError::Corrupt(_))));
+        assert!(s.get_proxy("a.test").await.unwrap().is_some(), "the proxy is still there");
+        assert!(s.get_token("t").await.unwrap().is_some(), "and so is the token");
     }
 
     #[tokio::test]
