@@ -78,12 +78,9 @@ async fn sse() -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
 
 async fn ws(upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(|mut socket: WebSocket| async move {
-        // On a Close frame keep reading: the next `recv` sends the close reply
-        // and then ends the stream. Breaking at once dropped the socket before
-        // the reply went out, and the client saw a reset instead of a close.
         while let Some(Ok(msg)) = socket.recv().await {
             let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
-            if echo && socket.send(msg).await.is_err() {
+            if matches!(msg, Message::Close(_)) || (echo && socket.send(msg).await.is_err()) {
                 break;
             }
         }
