@@ -126,3 +126,54 @@ pub async fn start(name: &str) -> Backend {
         task,
     }
 }
+
+/// The `Sec-WebSocket-Key` clients of [`start_eager_websocket`] must send.
+pub const EAGER_WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A WebSocket echo server that writes its 101 the moment it accepts a
+/// connection, before it has read the request (the accept key is derived
+/// from the fixed [`EAGER_WS_KEY`]). The proxy then finds the 101 waiting as
+/// soon as it has sent the request: the fastest upstream there can be, which
+/// is what pingora #946 needs to show.
+pub async fn start_eager_websocket() -> Backend {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(EAGER_WS_KEY.as_bytes())
+    );
+    let task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let head = head.clone();
+            tokio::spawn(async move {
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Skip the request; a WebSocket client sends nothing before the 101.
+                let mut req = Vec::new();
+                let mut byte = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") {
+                    match sock.read(&mut byte).await {
+                        Ok(1) => req.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(sock, Role::Server, None).await;
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && futures::SinkExt::send(&mut ws, msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Backend {
+        port,
+        name: "eager-ws".into(),
+        task,
+    }
+}
