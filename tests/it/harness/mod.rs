@@ -249,34 +249,49 @@ impl Portcullis {
     }
 
     /// Starts with `serve_env(redis_url)` plus `extra` (the URL may name no
-    /// Redis at all, for the embedded store).
+    /// Redis at all, for the embedded store). A port taken between `free_port`
+    /// and the bind (another process's outgoing connection can get it) makes
+    /// portcullis exit; then it starts again on fresh ports, unless `extra`
+    /// fixed the ports.
     pub async fn start_env(redis_url: &str, extra: &[(&str, &str)]) -> Portcullis {
-        let mut env = serve_env(redis_url);
-        for (k, v) in extra {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.to_string(), v.to_string()));
+        let fixed_ports = extra.iter().any(|(k, _)| k.ends_with("_PORT"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut env = serve_env(redis_url);
+            for (k, v) in extra {
+                env.retain(|(ek, _)| ek != k);
+                env.push((k.to_string(), v.to_string()));
+            }
+            let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.parse::<u16>().unwrap()).unwrap();
+            let (http_port, https_port, pp_port, api_port) =
+                (get("HTTP_PORT"), get("HTTPS_PORT"), get("PROXY_PROTOCOL_PORT"), get("API_PORT"));
+            let proc = spawn(&["serve"], &env);
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+            let p = Portcullis {
+                http_port,
+                https_port,
+                pp_port,
+                api_port,
+                admin_token: ADMIN_TOKEN.into(),
+                proc,
+                client,
+            };
+            let outcome = eventually(Duration::from_secs(30), || async {
+                if p.proc.log_text().contains("Address already in use") {
+                    return Some(false);
+                }
+                let r = p.client.get(p.api("/health")).send().await.ok()?;
+                let http_up = tokio::net::TcpStream::connect(("127.0.0.1", p.http_port)).await.is_ok();
+                (r.status() == 200 && http_up).then_some(true)
+            })
+            .await;
+            match outcome {
+                Some(true) => return p,
+                Some(false) if !fixed_ports && attempt < 3 => continue,
+                _ => panic!("portcullis did not become healthy; log:\n{}", p.proc.log_text()),
+            }
         }
-        let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.parse::<u16>().unwrap()).unwrap();
-        let (http_port, https_port, pp_port, api_port) = (get("HTTP_PORT"), get("HTTPS_PORT"), get("PROXY_PROTOCOL_PORT"), get("API_PORT"));
-        let proc = spawn(&["serve"], &env);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let p = Portcullis {
-            http_port,
-            https_port,
-            pp_port,
-            api_port,
-            admin_token: ADMIN_TOKEN.into(),
-            proc,
-            client,
-        };
-        let ok = eventually(Duration::from_secs(30), || async {
-            let r = p.client.get(p.api("/health")).send().await.ok()?;
-            let http_up = tokio::net::TcpStream::connect(("127.0.0.1", p.http_port)).await.is_ok();
-            (r.status() == 200 && http_up).then_some(())
-        })
-        .await;
-        assert!(ok.is_some(), "portcullis did not become healthy; log:\n{}", p.proc.log_text());
-        p
     }
 
     /// Control plane URL for `path`.
