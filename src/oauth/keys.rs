@@ -16,7 +16,8 @@ use super::OAuthError;
 use crate::secrets::Sealer;
 use crate::store::{EventKind, Store};
 
-const RING_KEY: &str = "oauth:keys";
+/// The store key of the signing key ring (one JSON value: current, next, retired).
+pub const RING_KEY: &str = "oauth:keys";
 
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredKey {
@@ -119,8 +120,14 @@ fn new_key(sealer: &Sealer, pem: Option<&str>) -> Result<StoredKey, OAuthError> 
     })
 }
 
-async fn read(store: &dyn Store) -> Result<Option<StoredRing>, OAuthError> {
-    Ok(store.get_value(RING_KEY).await?.and_then(|raw| serde_json::from_str(&raw).ok()))
+/// The stored ring and the text it was parsed from (unparseable text counts as absent).
+async fn read(store: &dyn Store) -> Result<Option<(String, StoredRing)>, OAuthError> {
+    Ok(store.get_value(RING_KEY).await?.and_then(parse))
+}
+
+fn parse(raw: String) -> Option<(String, StoredRing)> {
+    let ring = serde_json::from_str(&raw).ok()?;
+    Some((raw, ring))
 }
 
 fn load(sealer: &Sealer, ring: &StoredRing) -> Result<KeyRing, OAuthError> {
@@ -137,8 +144,21 @@ fn load(sealer: &Sealer, ring: &StoredRing) -> Result<KeyRing, OAuthError> {
 
 /// Loads the ring, creating it (seeded with `OAUTH_JWT_PRIVATE_KEY_B64` when given) on first use.
 pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) -> Result<KeyRing, OAuthError> {
-    if let Some(r) = read(store).await? {
-        return load(sealer, &r);
+    let raw = store.get_value(RING_KEY).await?;
+    Ok(ring_from(store, sealer, seed_pem, raw).await?.1)
+}
+
+/// Like [`ring`], from the stored text the caller has already read (`None`:
+/// nothing stored). Returns the text the ring was loaded from with it, so a
+/// cache keyed by that text never pairs one version's text with another's keys.
+pub async fn ring_from(
+    store: &dyn Store,
+    sealer: &Sealer,
+    seed_pem: Option<&str>,
+    raw: Option<String>,
+) -> Result<(String, KeyRing), OAuthError> {
+    if let Some((raw, r)) = raw.and_then(parse) {
+        return Ok((raw, load(sealer, &r)?));
     }
     let fresh = StoredRing {
         retired: Vec::new(),
@@ -148,15 +168,15 @@ pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) ->
     let _ = store
         .set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?)
         .await?;
-    let stored = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
-    load(sealer, &stored)
+    let (raw, stored) = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
+    Ok((raw, load(sealer, &stored)?))
 }
 
 /// Rotates: next becomes current, current is retired (kept while tokens it
 /// signed may live, `keep_secs`), a new next is made.
 pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
     ring(store, sealer, seed_pem).await?;
-    let old = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
+    let (_, old) = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
     let now = chrono::Utc::now().timestamp();
     let mut retired: Vec<RetiredKey> = old.retired.into_iter().filter(|r| now - r.retired_at <= keep_secs).collect();
     if let Some(k) = old.current {

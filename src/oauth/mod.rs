@@ -99,14 +99,19 @@ impl OAuth {
 
     /// The current key ring (cached; reloaded when the stored ring changes).
     pub async fn keys(&self) -> OAuthResult<keys::KeyRing> {
-        let raw = self.store.get_value("oauth:keys").await?.unwrap_or_default();
-        if let Some(cached) = self.ring.load_full() {
-            if cached.0 == raw && !raw.is_empty() {
+        let raw = self.store.get_value(keys::RING_KEY).await?;
+        if let (Some(cached), Some(raw)) = (self.ring.load_full(), &raw) {
+            if &cached.0 == raw {
                 return Ok(cached.1.clone());
             }
         }
-        let ring = keys::ring(self.store.as_ref(), &self.sealer, self.config.oauth.jwt_private_key_pem.as_deref()).await?;
-        let raw = self.store.get_value("oauth:keys").await?.unwrap_or_default();
+        let (raw, ring) = keys::ring_from(
+            self.store.as_ref(),
+            &self.sealer,
+            self.config.oauth.jwt_private_key_pem.as_deref(),
+            raw,
+        )
+        .await?;
         self.ring.store(Some(Arc::new((raw, ring.clone()))));
         Ok(ring)
     }
