@@ -359,6 +359,49 @@ async fn websocket_tunnels_survive_a_fast_101() {
     }
 }
 
+/// `PROXY_REQUEST_TIMEOUT` bounds each wait for the upstream, not the
+/// exchange: an SSE feed longer than the timeout passes while its events come
+/// more often; a WebSocket left silent longer than it is closed (as nginx's
+/// `proxy_read_timeout` does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_timeout_bounds_silence_not_stream_length() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "quiet.test", "target_url": a.url()})).await;
+    wait_backend(&p, "quiet.test", "/", "A").await;
+
+    // 5 events 300 ms apart: 1.2 s in all, never 1 s without a byte.
+    let r = reqwest::Client::new()
+        .get(p.http("/sse"))
+        .header("Host", "quiet.test")
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert_eq!(body.matches("data: ").count(), 5, "{body}");
+
+    let mut req = format!("ws://127.0.0.1:{}/ws", p.http_port).into_client_request().unwrap();
+    req.headers_mut().insert("Host", "quiet.test".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), "before");
+    let t = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a silent WebSocket stayed open");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_listener_takes_the_client_address_from_the_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
