@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from github_fixture import GithubFixture, GithubUser
-from procs import Proc, free_port, serve_portcullis, wait_port
+from github_standin import GithubFixture, GithubUser
+from procs import Proc, Redis, free_port, serve_portcullis, wait_port
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "mcp-sdk-admin-" + secrets.token_hex(12)
@@ -41,23 +40,20 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def redis(workdir):
-    port, password = free_port(), secrets.token_hex(16)
-    d = workdir / "redis"
-    d.mkdir()
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.exit("redis-server not installed (apt-get install redis-server)", 2)
-    p = Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(d)],
-             {"PATH": os.environ.get("PATH", "")}, d, workdir)
-    wait_port(port, 15, p.p, "redis-server")
-    yield f"redis://:{password}@127.0.0.1:{port}/0"
-    p.stop()
+    r = Redis(workdir)
+    yield r.url(r.new_db())
+    r.proc.stop()
 
 
 @pytest.fixture(scope="session")
 def github():
-    fx = GithubFixture()
-    fx.next_user = GithubUser("octocat", 583231, "octocat@github.example")
+    fx = GithubFixture("gh-client", "gh-secret-" + secrets.token_hex(8))
+    fx.add_user(GithubUser(
+        login="octocat", id=583231, name="The Octocat", email="octocat@github.example",
+        emails=[{"email": "octocat@github.example", "verified": True, "primary": True, "visibility": "public"}],
+    ))
+    fx.next_login = "octocat"
+    fx.start()
     yield fx
     fx.stop()
 

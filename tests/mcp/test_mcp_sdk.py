@@ -213,10 +213,10 @@ def test_sdk_client_authorizes_through_portcullis_and_calls_a_tool(run: Run, por
     assert q["scope"] == ["mcp"], q
     # the login went through the GitHub stand-in and back to our /callback
     hop_urls = [u for _, u in run.browser.hops]
-    assert any(u.startswith(f"{github.base}/login/oauth/authorize?") for u in hop_urls), hop_urls
+    assert any(u.startswith(f"{github.url}/login/oauth/authorize?") for u in hop_urls), hop_urls
     assert any(u.startswith(f"{api}/callback?") for u in hop_urls), hop_urls
-    assert github.authorize_requests[-1]["redirect_uri"] == f"{api}/callback"
-    assert "/api/user" in github.api_requests
+    assert github.requests_to("/login/oauth/authorize")[-1]["query"]["redirect_uri"] == [f"{api}/callback"]
+    assert github.requests_to("/user")
     # RFC 9207: the authorization response carried our issuer
     assert run.browser.result.iss == api
     # 5. the token request sent the code, the verifier and the resource

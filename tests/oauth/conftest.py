@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import ssl
-import subprocess
 import threading
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,9 +30,9 @@ with warnings.catch_warnings():
     import authlib.jose  # noqa: F401
     from authlib.integrations.httpx_client import OAuth2Client
 
-from github_fixture import GithubFixture, GithubUser
+from github_standin import GithubFixture, GithubUser
 from helpers import Browser, BrowserResult, pkce_pair, register_client, unused_loopback_redirect
-from procs import Proc, free_port, serve_portcullis, wait_port
+from procs import Proc, Redis, free_port, serve_portcullis, wait_port
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "pytest-admin-token-" + secrets.token_hex(12)
@@ -56,44 +55,6 @@ def workdir(tmp_path_factory) -> Path:
 
 
 # -- Redis ---------------------------------------------------------------------
-
-
-class Redis:
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        self.password = secrets.token_hex(16)
-        d = workdir / "redis"
-        d.mkdir()
-        self.proc = Proc(
-            "redis",
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-             "--save", "", "--appendonly", "no", "--dir", str(d)],
-            {"PATH": os.environ.get("PATH", "")}, d, workdir,
-        )
-        wait_port(self.port, 15, self.proc.p, "redis-server")
-        self._next_db = 0
-
-    def dump(self, db: int) -> str:
-        """Every key of `db` and its value(s), as text (to look for secrets stored in the clear)."""
-        cli = [shutil.which("redis-cli") or "redis-cli", "--no-auth-warning", "-a", self.password, "-p", str(self.port), "-n", str(db)]
-        keys = subprocess.run(cli + ["--scan"], capture_output=True, text=True, check=True).stdout.split()
-        out = []
-        for k in keys:
-            t = subprocess.run(cli + ["type", k], capture_output=True, text=True).stdout.strip()
-            cmd = {"string": ["get"], "set": ["smembers"], "hash": ["hgetall"], "list": ["lrange"], "zset": ["zrange"]}.get(t)
-            if cmd is None:
-                continue
-            extra = ["0", "-1"] if t in ("list", "zset") else []
-            out.append(k + " " + subprocess.run(cli + cmd + [k] + extra, capture_output=True, text=True).stdout)
-        return "\n".join(out)
-
-    def url(self, db: int) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
-
-    def new_db(self) -> int:
-        db = self._next_db
-        self._next_db += 1
-        return db
 
 
 @pytest.fixture(scope="session")
@@ -341,12 +302,7 @@ def github():
 def gh_server(redis, workdir, github):
     """An instance logging in through the GitHub stand-in; only alice and carol may log in."""
     s = Portcullis("github", redis, workdir, {
-        "OAUTH_LOGIN_PROVIDER": "github",
-        "GITHUB_CLIENT_ID": github.client_id,
-        "GITHUB_CLIENT_SECRET": github.client_secret,
-        "GITHUB_AUTHORIZE_URL": f"{github.url}/login/oauth/authorize",
-        "GITHUB_TOKEN_URL": f"{github.url}/login/oauth/access_token",
-        "GITHUB_API_URL": github.url,
+        **github.env(),
         "OAUTH_ALLOWED_GITHUB_USERS": "alice,carol",
         "OAUTH_ADMIN_USERS": "alice",
         "OAUTH_USER_USERS": "carol",

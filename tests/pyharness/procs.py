@@ -1,11 +1,13 @@
 """Child processes for the Python suites (tests/mcp, tests/oauth): free
-loopback ports, waiting for a listener, and a process whose output goes to a
-log file and which is stopped by its own PID."""
+loopback ports, waiting for a listener, a process whose output goes to a log
+file and which is stopped by its own PID, and a private Redis."""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -96,3 +98,47 @@ def serve_portcullis(name: str, env: dict, cwd: Path, logdir: Path, url: str) ->
             proc.stop()
             raise RuntimeError(f"{name} not healthy within 90s:\n{proc.log()[-4000:]}")
         time.sleep(0.1)
+
+
+class Redis:
+    """A private redis-server on a free port with a random password; tests take
+    one database each (`new_db`)."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.password = secrets.token_hex(16)
+        d = workdir / "redis"
+        d.mkdir()
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.exit("redis-server not installed (apt-get install redis-server)", 2)
+        self.proc = Proc(
+            "redis",
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
+             "--save", "", "--appendonly", "no", "--dir", str(d)],
+            {"PATH": os.environ.get("PATH", "")}, d, workdir,
+        )
+        wait_port(self.port, 15, self.proc.p, "redis-server")
+        self._next_db = 0
+
+    def dump(self, db: int) -> str:
+        """Every key of `db` and its value(s), as text (to look for secrets stored in the clear)."""
+        cli = [shutil.which("redis-cli") or "redis-cli", "--no-auth-warning", "-a", self.password, "-p", str(self.port), "-n", str(db)]
+        keys = subprocess.run(cli + ["--scan"], capture_output=True, text=True, check=True).stdout.split()
+        out = []
+        for k in keys:
+            t = subprocess.run(cli + ["type", k], capture_output=True, text=True).stdout.strip()
+            cmd = {"string": ["get"], "set": ["smembers"], "hash": ["hgetall"], "list": ["lrange"], "zset": ["zrange"]}.get(t)
+            if cmd is None:
+                continue
+            extra = ["0", "-1"] if t in ("list", "zset") else []
+            out.append(k + " " + subprocess.run(cli + cmd + [k] + extra, capture_output=True, text=True).stdout)
+        return "\n".join(out)
+
+    def url(self, db: int) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
+
+    def new_db(self) -> int:
+        db = self._next_db
+        self._next_db += 1
+        return db

@@ -1,6 +1,7 @@
 """A stand-in for github.com and api.github.com serving exactly the documented
 shapes the GitHub login adapter reads (GitHub itself cannot be reached from
-the test machines):
+the test machines), shared by tests/oauth and tests/mcp; the Python mirror of
+tests/it/harness/github.rs:
 
 - ``GET  /login/oauth/authorize`` (client_id, redirect_uri, scope, state):
   "the user approves" at once, 302 to ``redirect_uri?code=..&state=..``.
@@ -87,6 +88,17 @@ class GithubFixture:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def env(self) -> dict[str, str]:
+        """The portcullis settings that log in through this stand-in."""
+        return {
+            "OAUTH_LOGIN_PROVIDER": "github",
+            "GITHUB_CLIENT_ID": self.client_id,
+            "GITHUB_CLIENT_SECRET": self.client_secret,
+            "GITHUB_AUTHORIZE_URL": f"{self.url}/login/oauth/authorize",
+            "GITHUB_TOKEN_URL": f"{self.url}/login/oauth/access_token",
+            "GITHUB_API_URL": self.url,
+        }
 
     def requests_to(self, path: str) -> list[dict]:
         with self._lock:
