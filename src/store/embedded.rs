@@ -285,9 +285,15 @@ impl EmbeddedStore {
     /// If `f` fails part-way or the file cannot be written, the state before the
     /// write is restored, so memory never holds a half-done write or one the file lacks.
     fn write<T>(&self, f: impl FnOnce(&mut Keys<'_>) -> StoreResult<T>, event: Option<(EventKind, &str, &str)>) -> StoreResult<T> {
+        self.transact(|k| Ok((f(k)?, event)))
+    }
+
+    /// [`write`](Self::write) for a write whose event is known only under the
+    /// lock (whether a put creates or updates): `f` returns it with its result.
+    fn transact<'e, T>(&self, f: impl FnOnce(&mut Keys<'_>) -> StoreResult<(T, Option<(EventKind, &'e str, &'e str)>)>) -> StoreResult<T> {
         let mut k = self.keys()?;
         let before = k.map.clone();
-        let done = f(&mut k).and_then(|out| {
+        let done = f(&mut k).and_then(|(out, event)| {
             match event {
                 Some((kind, id, op)) => self.commit(&mut k, kind, id, op),
                 None => self.persist(&mut k),
@@ -505,24 +511,24 @@ impl Store for EmbeddedStore {
 
     async fn put_cert(&self, cert: &Certificate) -> StoreResult<()> {
         let key = keys::cert(&cert.cert_name);
-        let op = if self.keys()?.exists(&key) { "update" } else { "create" };
-        self.write(
-            |k| {
-                if let Some(old) = k.json::<Certificate>(&key)? {
+        self.transact(|k| {
+            let op = match k.json::<Certificate>(&key)? {
+                Some(old) => {
                     k.cert_domain_cleanup(&cert.cert_name, &old.domains, &cert.domains);
                     if old.owner_token_hash != cert.owner_token_hash {
                         k.srem(&keys::owner(&old.owner_token_hash), &key);
                     }
+                    "update"
                 }
-                k.set(key.clone(), encode(cert), None);
-                for d in &cert.domains {
-                    k.set(keys::cert_domain(d), cert.cert_name.clone(), None);
-                }
-                k.sadd(keys::owner(&cert.owner_token_hash), key.clone());
-                Ok(())
-            },
-            Some((EventKind::Cert, &cert.cert_name, op)),
-        )
+                None => "create",
+            };
+            k.set(key.clone(), encode(cert), None);
+            for d in &cert.domains {
+                k.set(keys::cert_domain(d), cert.cert_name.clone(), None);
+            }
+            k.sadd(keys::owner(&cert.owner_token_hash), key.clone());
+            Ok(((), Some((EventKind::Cert, cert.cert_name.as_str(), op))))
+        })
     }
 
     async fn delete_cert(&self, name: &str) -> StoreResult<()> {
@@ -822,6 +828,23 @@ mod tests {
             .map(|e| e.unwrap().op)
             .collect();
         assert_eq!(kinds, ["create", "create", "update"], "failed writes publish nothing");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_put_reports_create_then_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::load(&dir.path().join("s.json")).unwrap();
+        let mut events = s.subscribe().await.unwrap();
+        let cert: Certificate = serde_json::from_value(serde_json::json!({
+            "cert_name": "c1", "domains": ["a.test"], "status": "active", "source": "upload",
+            "expires_at": "", "not_before": "", "serial": "01", "issuer": "test",
+            "fingerprint_sha256": "00", "fullchain_pem": "", "owner_token_hash": "h1"
+        }))
+        .unwrap();
+        s.put_cert(&cert).await.unwrap();
+        s.put_cert(&cert).await.unwrap();
+        let ops = [events.next().await.unwrap().op, events.next().await.unwrap().op];
+        assert_eq!(ops, ["create", "update"]);
     }
 
     #[tokio::test]
