@@ -16,6 +16,12 @@ async fn token(p: &Portcullis, body: Value) -> (String, String) {
     )
 }
 
+/// Mints a token with `claims` and sends it once to `host``path`.
+async fn with_token(p: &Portcullis, host: &str, path: &str, claims: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let (t, _) = token(p, claims).await;
+    req(p, host, path, &[("Authorization", &format!("Bearer {t}"))]).await
+}
+
 async fn req(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -109,21 +115,23 @@ async fn forward_mode_checks_tokens_audience_scopes_and_allowlists() {
     assert_eq!(hv["x-auth-user-id"], json!(["test:alice"]));
     assert!(hv.get("authorization").is_none(), "token passed upstream: {hv}");
     // wrong audience
-    let (other, _) = token(
+    let (s, h, _) = with_token(
         &p,
+        "api.test",
+        "/x",
         json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": ["https://else.test"]}),
     )
     .await;
-    let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {other}"))]).await;
     assert_eq!(s, 401);
     assert!(www(&h).contains("error=\"invalid_token\""));
     // missing scope → 403 insufficient_scope naming what is needed
-    let (noscope, _) = token(
+    let (s, h, _) = with_token(
         &p,
+        "api.test",
+        "/x",
         json!({"username": "alice", "email": "alice@example.com", "scope": "user", "aud": [aud]}),
     )
     .await;
-    let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {noscope}"))]).await;
     assert_eq!(s, 403);
     let w = www(&h);
     assert!(
@@ -131,31 +139,30 @@ async fn forward_mode_checks_tokens_audience_scopes_and_allowlists() {
         "{w}"
     );
     // user and e-mail allowlists
-    let (bob, _) = token(
+    let (s, _, _) = with_token(
         &p,
+        "api.test",
+        "/x",
         json!({"username": "bob", "email": "bob@example.com", "scope": "mcp:read", "aud": [aud]}),
     )
     .await;
-    assert_eq!(
-        req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {bob}"))]).await.0,
-        403
-    );
-    let (carol, _) = token(
+    assert_eq!(s, 403);
+    let (s, _, _) = with_token(
         &p,
+        "api.test",
+        "/x",
         json!({"username": "carol", "email": "carol@elsewhere.org", "scope": "mcp:read", "aud": [aud]}),
     )
     .await;
-    assert_eq!(
-        req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {carol}"))]).await.0,
-        403
-    );
+    assert_eq!(s, 403);
     // expired
-    let (expired, _) = token(
+    let (s, h, _) = with_token(
         &p,
+        "api.test",
+        "/x",
         json!({"username": "alice", "email": "alice@example.com", "scope": "mcp:read", "aud": [aud], "expires_in": -120}),
     )
     .await;
-    let (s, h, _) = req(&p, "api.test", "/x", &[("Authorization", &format!("Bearer {expired}"))]).await;
     assert_eq!(s, 401);
     assert!(www(&h).contains("invalid_token"));
     // garbage
@@ -227,21 +234,26 @@ async fn passthrough_route_overrides_and_websocket_refusal() {
     let (s, _, v) = req(&p, "pass.test", "/", &[("X-Auth-User", "forged")]).await;
     assert_eq!(s, 200);
     assert!(v["headers"].get("x-auth-user").is_none());
-    let (t, _) = token(&p, json!({"username": "dora", "aud": ["https://pass.test"]})).await;
-    let (_, _, v) = req(&p, "pass.test", "/", &[("Authorization", &format!("Bearer {t}"))]).await;
+    let (_, _, v) = with_token(&p, "pass.test", "/", json!({"username": "dora", "aud": ["https://pass.test"]})).await;
     assert_eq!(v["headers"]["x-auth-user"], json!(["dora"]));
     // route requiring auth and scopes on an open proxy
     assert_eq!(req(&p, "open.test", "/other", &[]).await.0, 200);
-    let (t, _) = token(&p, json!({"username": "dora", "scope": "user", "aud": ["https://open.test"]})).await;
-    assert_eq!(
-        req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0,
-        403
-    );
-    let (t, _) = token(&p, json!({"username": "dora", "scope": "admin", "aud": ["https://open.test"]})).await;
-    assert_eq!(
-        req(&p, "open.test", "/admin", &[("Authorization", &format!("Bearer {t}"))]).await.0,
-        200
-    );
+    let (s, _, _) = with_token(
+        &p,
+        "open.test",
+        "/admin",
+        json!({"username": "dora", "scope": "user", "aud": ["https://open.test"]}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = with_token(
+        &p,
+        "open.test",
+        "/admin",
+        json!({"username": "dora", "scope": "admin", "aud": ["https://open.test"]}),
+    )
+    .await;
+    assert_eq!(s, 200);
     // route skipping auth on a protected proxy
     assert_eq!(req(&p, "ws.test", "/free", &[]).await.0, 200);
     // a WebSocket upgrade without a token is refused before reaching the backend
