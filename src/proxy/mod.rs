@@ -110,6 +110,23 @@ impl ProxyHttp for Edge {
         }
     }
 
+    /// An HTTP/2 client may end a body with an empty DATA frame. Passed on,
+    /// pingora writes a chunked terminator for it and another when it finishes
+    /// the body (pingora #935); the upstream then reads the second as the start
+    /// of another request on a pooled connection. The empty end becomes no data.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if end_of_stream && body.as_ref().is_some_and(|b| b.is_empty()) {
+            *body = None;
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let u = ctx
             .upstream

@@ -402,6 +402,100 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
     );
 }
 
+/// An HTTP/2 client that ends an upload of unknown length with an empty DATA
+/// frame (curl `-T -` does) must give the HTTP/1.1 upstream one chunked
+/// terminator, not two: pingora wrote `0\r\n\r\n` for the empty frame and then
+/// again to finish the body (pingora #935), and the upstream read the second
+/// one as the start of another request on a pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_upload_ending_in_an_empty_frame_is_terminated_once() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A raw HTTP/1.1 upstream that keeps every byte each connection sent.
+    let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let log = seen.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let i = {
+                    let mut l = log.lock().unwrap();
+                    l.push(Vec::new());
+                    l.len() - 1
+                };
+                let mut answered = 0;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = sock.read(&mut buf).await {
+                    let all = {
+                        let mut l = log.lock().unwrap();
+                        l[i].extend_from_slice(&buf[..n]);
+                        l[i].clone()
+                    };
+                    // answer each complete request: a body-less one, or a chunked one at its terminator
+                    let text = String::from_utf8_lossy(&all).to_string();
+                    let complete = text.matches("\r\n\r\n").count();
+                    while answered < complete.min(if text.contains("chunked") { 1 } else { complete }) {
+                        answered += 1;
+                        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                    }
+                }
+            });
+        }
+    });
+
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    create_proxy(&p, json!({"hostname": "up.test", "target_url": upstream})).await;
+    let url = format!("https://up.test:{}/upload", p.https_port);
+    let resolve = format!("up.test:{}:127.0.0.1", p.https_port);
+    let curl = |body: &'static [u8]| {
+        let (url, resolve) = (url.clone(), resolve.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl")
+                .args([
+                    "-sk",
+                    "--http2",
+                    "--max-time",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_version} %{http_code}",
+                ])
+                .args(["--resolve", &resolve, "-T", "-", &url])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("curl runs");
+            std::io::Write::write_all(c.stdin.as_mut().unwrap(), body).unwrap();
+            drop(c.stdin.take());
+            String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).to_string()
+        })
+    };
+    let ok = eventually(Duration::from_secs(5), || async {
+        (curl(b"warm-up").await.unwrap() == "2 200").then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "no h2 upload through the proxy: {}", curl(b"warm-up").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().unwrap().clone();
+    server.abort();
+    for conn in &seen {
+        let text = String::from_utf8_lossy(conn);
+        if text.contains("chunked") {
+            assert_eq!(
+                text.matches("0\r\n\r\n").count(),
+                1,
+                "one terminator per upload; the upstream got:\n{text:?}"
+            );
+        }
+    }
+    assert!(seen.iter().any(|c| String::from_utf8_lossy(c).contains("warm-up")), "{seen:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_listener_takes_the_client_address_from_the_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
