@@ -402,6 +402,72 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
     );
 }
 
+/// The streaming rules hold for HTTP/2 clients too (browsers reach HTTPS
+/// proxies over h2): SSE events arrive as the upstream writes them, a chunked
+/// response streams, and a 50 MB upload reaches the upstream whole. curl is
+/// the client (`--http2`, ALPN h2 on the HTTPS listener).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_http2_too() {
+    use std::io::BufRead;
+
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    create_proxy(&p, json!({"hostname": "h2.test", "target_url": a.url()})).await;
+    wait_backend(&p, "h2.test", "/", "A").await;
+    let base = format!("https://h2.test:{}", p.https_port);
+    let resolve = format!("h2.test:{}:127.0.0.1", p.https_port);
+    let curl = move |args: Vec<String>| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sSk", "--http2", "--max-time", "30", "--resolve", &resolve]).args(args);
+        c
+    };
+
+    // SSE: each event within 100 ms of the upstream writing it
+    let mut child = curl(vec!["-N".into(), format!("{base}/sse")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let out = child.stdout.take().unwrap();
+    let late = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.unwrap();
+            let Some(data) = line.strip_prefix("data: ") else { continue };
+            let arrived = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let sent: u128 = data.split(' ').nth(1).unwrap().parse().unwrap();
+            seen.push(arrived - sent);
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    child.wait().unwrap();
+    assert_eq!(late.len(), 5, "{late:?}");
+    assert!(late.iter().all(|ms| *ms < 100), "event delays over h2 (ms): {late:?}");
+
+    // chunked response, and the protocol really was h2
+    let out = curl(vec!["-w".into(), "\n%{http_version}".into(), format!("{base}/chunked")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(text.lines().filter(|l| l.starts_with("chunk-")).count(), 10, "{text}");
+    assert!(text.ends_with("\n2"), "not HTTP/2: {text}");
+
+    // 50 MB upload
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, vec![b'x'; 50 << 20]).unwrap();
+    let out = curl(vec!["-T".into(), file.display().to_string(), format!("{base}/upload")])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["body_len"], json!(50 << 20), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// An HTTP/2 client that ends an upload of unknown length with an empty DATA
 /// frame (curl `-T -` does) must give the HTTP/1.1 upstream one chunked
 /// terminator, not two: pingora wrote `0\r\n\r\n` for the empty frame and then
