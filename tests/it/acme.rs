@@ -111,14 +111,7 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
 
     // a proxy with HTTPS and no certificate gets one issued and attached
     let a = backend::start("A").await;
-    let (s, _) = p
-        .admin(
-            "POST",
-            "/api/v1/proxy/targets/",
-            Some(json!({"hostname": "auto.test", "target_url": a.url()})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    p.create_proxy(json!({"hostname": "auto.test", "target_url": a.url()})).await;
     assert_eq!(wait_status(&p, "proxy-auto-test").await["status"], "issued");
     let attached = eventually(Duration::from_secs(5), || async {
         let (_, v) = p.admin("GET", "/api/v1/proxy/targets/auto.test", None).await;

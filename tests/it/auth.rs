@@ -37,11 +37,6 @@ async fn req(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -
     (s, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-async fn proxy(p: &Portcullis, body: Value) {
-    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/", Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-}
-
 fn www(h: &reqwest::header::HeaderMap) -> String {
     h.get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_string())
@@ -77,7 +72,7 @@ async fn forward_mode_checks_tokens_audience_scopes_and_allowlists() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let b = backend::start("B").await;
-    proxy(&p, json!({"hostname": "api.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true,
+    p.create_proxy(json!({"hostname": "api.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true,
         "resource_endpoint": "/mcp", "resource_scopes": ["mcp:read"], "resource_override_backend": true, "auth_required_users": ["alice", "carol"],
         "auth_required_emails": ["*@example.com"], "auth_allowed_scopes": ["mcp:read", "mcp:write"], "auth_excluded_paths": ["/public"]})).await;
     let aud = "https://api.test/mcp";
@@ -163,11 +158,8 @@ async fn a_token_revoked_on_one_instance_is_refused_by_another_within_a_second()
     let redis = Redis::start();
     let (a, b) = (Portcullis::start(&redis).await, Portcullis::start(&redis).await);
     let be = backend::start("B").await;
-    proxy(
-        &a,
-        json!({"hostname": "rev.test", "target_url": be.url(), "enable_https": false, "auth_enabled": true}),
-    )
-    .await;
+    a.create_proxy(json!({"hostname": "rev.test", "target_url": be.url(), "enable_https": false, "auth_enabled": true}))
+        .await;
     let (t, jti) = token(&a, json!({"username": "alice", "aud": ["https://rev.test"]})).await;
     let bearer = format!("Bearer {t}");
     wait_status(&b, "rev.test", "/", &[("Authorization", &bearer)], 200).await;
@@ -185,17 +177,14 @@ async fn passthrough_route_overrides_and_websocket_refusal() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let b = backend::start("B").await;
-    proxy(
-        &p,
+    p.create_proxy(
         json!({"hostname": "pass.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "passthrough"}),
     )
     .await;
-    proxy(&p, json!({"hostname": "open.test", "target_url": b.url(), "enable_https": false})).await;
-    proxy(
-        &p,
-        json!({"hostname": "ws.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true}),
-    )
-    .await;
+    p.create_proxy(json!({"hostname": "open.test", "target_url": b.url(), "enable_https": false}))
+        .await;
+    p.create_proxy(json!({"hostname": "ws.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true}))
+        .await;
     let (s, _) = p
         .admin(
             "POST",
@@ -250,14 +239,11 @@ async fn metadata_prefers_the_backend_unless_overridden_and_the_registry_checks_
     let p = Portcullis::start(&redis).await;
     let b = backend::start("B").await;
     // the echo backend answers every path, so with override off its answer wins
-    proxy(
-        &p,
-        json!({"hostname": "own.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp"}),
-    )
-    .await;
-    proxy(&p, json!({"hostname": "ours.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp", "resource_override_backend": true})).await;
+    p.create_proxy(json!({"hostname": "own.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp"}))
+        .await;
+    p.create_proxy(json!({"hostname": "ours.test", "target_url": b.url(), "enable_https": false, "resource_endpoint": "/mcp", "resource_override_backend": true})).await;
     let dead = crate::harness::free_port();
-    proxy(&p, json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{dead}"), "enable_https": false, "resource_endpoint": "/mcp"})).await;
+    p.create_proxy(json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{dead}"), "enable_https": false, "resource_endpoint": "/mcp"})).await;
     wait_status(&p, "ours.test", "/.well-known/oauth-protected-resource", &[], 200).await;
     let (_, _, v) = req(&p, "own.test", "/.well-known/oauth-protected-resource/mcp", &[]).await;
     assert_eq!(v["backend"], "B", "the backend's own metadata wins");
@@ -333,8 +319,7 @@ async fn redirect_mode_logs_browsers_in_and_sets_a_session_cookie() {
     let gh = GithubFixture::start().await;
     let p = start_with_github(&redis, &gh, &[("OAUTH_ALLOWED_GITHUB_USERS", "alice,bob")]).await;
     let b = backend::start("B").await;
-    proxy(
-        &p,
+    p.create_proxy(
         json!({"hostname": "web.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true, "auth_mode": "redirect",
         "auth_required_users": ["alice"]}),
     )
@@ -421,8 +406,7 @@ async fn redirect_mode_over_https_sets_a_host_prefixed_secure_cookie() {
     let gh = GithubFixture::start().await;
     let p = start_with_github(&redis, &gh, &[]).await;
     let b = backend::start("B").await;
-    proxy(
-        &p,
+    p.create_proxy(
         json!({"hostname": "secure.test", "target_url": b.url(), "enable_http": false, "auth_enabled": true, "auth_mode": "redirect"}),
     )
     .await;

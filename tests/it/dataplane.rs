@@ -28,11 +28,6 @@ async fn send(p: &Portcullis, method: &str, host: &str, path: &str, headers: &[(
     (status, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-async fn create_proxy(p: &Portcullis, body: Value) {
-    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/", Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-}
-
 async fn create_route(p: &Portcullis, body: Value) -> String {
     let (s, v) = p.admin("POST", "/api/v1/routes/", Some(body)).await;
     assert_eq!(s, 201, "{v}");
@@ -59,9 +54,10 @@ async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     let p = Portcullis::start(&redis).await;
     let (a, b, c) = (backend::start("A").await, backend::start("B").await, backend::start("C").await);
     let a2 = backend::start("A2").await;
-    create_proxy(&p, json!({"hostname": "app.test", "target_url": a.url()})).await;
-    create_proxy(&p, json!({"hostname": "two.test", "target_url": a2.url()})).await;
-    create_proxy(&p, json!({"hostname": "other.test", "target_url": format!("{}/base", c.url())})).await;
+    p.create_proxy(json!({"hostname": "app.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "two.test", "target_url": a2.url()})).await;
+    p.create_proxy(json!({"hostname": "other.test", "target_url": format!("{}/base", c.url())}))
+        .await;
     let (s, _) = p
         .admin(
             "POST",
@@ -154,17 +150,11 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(
-        &p,
-        json!({"hostname": "hdr.test", "target_url": a.url(),
-        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}),
-    )
-    .await;
-    create_proxy(
-        &p,
-        json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false}),
-    )
-    .await;
+    p.create_proxy(json!({"hostname": "hdr.test", "target_url": a.url(),
+        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}))
+        .await;
+    p.create_proxy(json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false}))
+        .await;
     wait_backend(&p, "hdr.test", "/", "A").await;
     let forged = [
         ("X-Forwarded-For", "6.6.6.6"),
@@ -205,18 +195,13 @@ async fn answers_404_503_308_502_504() {
     let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
     let a = backend::start("A").await;
     let closed = crate::harness::free_port();
-    create_proxy(&p, json!({"hostname": "off.test", "target_url": a.url(), "enabled": false})).await;
-    create_proxy(
-        &p,
-        json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false}),
-    )
-    .await;
-    create_proxy(
-        &p,
-        json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{closed}")}),
-    )
-    .await;
-    create_proxy(&p, json!({"hostname": "slow.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "off.test", "target_url": a.url(), "enabled": false}))
+        .await;
+    p.create_proxy(json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false}))
+        .await;
+    p.create_proxy(json!({"hostname": "dead.test", "target_url": format!("http://127.0.0.1:{closed}")}))
+        .await;
+    p.create_proxy(json!({"hostname": "slow.test", "target_url": a.url()})).await;
     wait_backend(&p, "slow.test", "/", "A").await;
 
     let (s, _, body) = get(&p, "nowhere.test", "/").await;
@@ -244,7 +229,7 @@ async fn streams_sse_chunked_websocket_and_large_uploads() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "stream.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "stream.test", "target_url": a.url()})).await;
     wait_backend(&p, "stream.test", "/", "A").await;
 
     // SSE: each event within 100 ms of the upstream writing it
@@ -337,7 +322,7 @@ async fn websocket_tunnels_survive_a_fast_101() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start_eager_websocket().await;
-    create_proxy(&p, json!({"hostname": "ws.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "ws.test", "target_url": a.url()})).await;
 
     for n in 0..20 {
         let mut req = format!("ws://127.0.0.1:{}/ws", p.http_port).into_client_request().unwrap();
@@ -372,7 +357,7 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
     let redis = Redis::start();
     let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "quiet.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "quiet.test", "target_url": a.url()})).await;
     wait_backend(&p, "quiet.test", "/", "A").await;
 
     // 5 events 300 ms apart: 1.2 s in all, never 1 s without a byte.
@@ -413,7 +398,7 @@ async fn streams_over_http2_too() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "h2.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "h2.test", "target_url": a.url()})).await;
     wait_backend(&p, "h2.test", "/", "A").await;
     let base = format!("https://h2.test:{}", p.https_port);
     let resolve = format!("h2.test:{}:127.0.0.1", p.https_port);
@@ -514,7 +499,7 @@ async fn an_h2_upload_ending_in_an_empty_frame_is_terminated_once() {
 
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
-    create_proxy(&p, json!({"hostname": "up.test", "target_url": upstream})).await;
+    p.create_proxy(json!({"hostname": "up.test", "target_url": upstream})).await;
     let url = format!("https://up.test:{}/upload", p.https_port);
     let resolve = format!("up.test:{}:127.0.0.1", p.https_port);
     let curl = |body: &'static [u8]| {
@@ -568,7 +553,7 @@ async fn proxy_protocol_listener_takes_the_client_address_from_the_header() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "pp.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "pp.test", "target_url": a.url()})).await;
     wait_backend(&p, "pp.test", "/", "A").await;
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", p.pp_port)).await.unwrap();
     s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\nGET /who HTTP/1.1\r\nHost: pp.test\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n")
@@ -592,7 +577,7 @@ async fn two_instances_hot_reload_each_other_within_a_second() {
     let (pa, pb) = (Portcullis::start(&redis).await, Portcullis::start(&redis).await);
     let a = backend::start("A").await;
     let t = Instant::now();
-    create_proxy(&pa, json!({"hostname": "hot.test", "target_url": a.url()})).await;
+    pa.create_proxy(json!({"hostname": "hot.test", "target_url": a.url()})).await;
     let seen = eventually(Duration::from_secs(1), || async {
         (get(&pb, "hot.test", "/").await.0 == 200).then_some(())
     })
@@ -628,7 +613,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let redis = Redis::start();
     let mut p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "5")]).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "slow.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "slow.test", "target_url": a.url()})).await;
     wait_backend(&p, "slow.test", "/", "A").await;
     let url = p.http("/slow?ms=1500");
     let inflight = tokio::spawn(async move {
@@ -650,7 +635,7 @@ async fn metrics_count_requests_by_host_and_status_class() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "m.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "m.test", "target_url": a.url()})).await;
     wait_backend(&p, "m.test", "/", "A").await;
     get(&p, "m.test", "/status?code=503").await;
     let text = p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -744,7 +729,7 @@ async fn tls_picks_certificates_by_sni_and_swaps_them_live() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "exact.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "exact.test", "target_url": a.url()})).await;
     let (c1, k1, s1) = make_cert(&["exact.test"]);
     let (cw, kw, sw) = make_cert(&["*.wild.test"]);
     upload(&p, "exact", &c1, &k1).await;
@@ -812,18 +797,14 @@ async fn upstream_tls_is_verified_unless_the_proxy_opts_out() {
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
     // the proxy's own HTTPS listener (self-signed) is the TLS backend, serving host 127.0.0.1
-    create_proxy(&p, json!({"hostname": "127.0.0.1", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "127.0.0.1", "target_url": a.url()})).await;
     let tls_target = format!("https://127.0.0.1:{}", p.https_port);
-    create_proxy(
-        &p,
+    p.create_proxy(
         json!({"hostname": "insecure.test", "target_url": tls_target, "preserve_host_header": false, "verify_upstream_tls": false}),
     )
     .await;
-    create_proxy(
-        &p,
-        json!({"hostname": "strict.test", "target_url": tls_target, "preserve_host_header": false}),
-    )
-    .await;
+    p.create_proxy(json!({"hostname": "strict.test", "target_url": tls_target, "preserve_host_header": false}))
+        .await;
     wait_backend(&p, "insecure.test", "/via-tls", "A").await;
     let (_, _, v) = get(&p, "insecure.test", "/via-tls").await;
     assert_eq!(v["headers"]["x-forwarded-proto"], json!(["https"]), "second hop was TLS");
@@ -835,7 +816,7 @@ async fn haproxy_in_front_speaks_proxy_protocol_v1_and_v2() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    create_proxy(&p, json!({"hostname": "lb.test", "target_url": a.url()})).await;
+    p.create_proxy(json!({"hostname": "lb.test", "target_url": a.url()})).await;
     wait_backend(&p, "lb.test", "/", "A").await;
     let dir = tempfile::tempdir().unwrap();
     let (v1, v2) = (crate::harness::free_port(), crate::harness::free_port());

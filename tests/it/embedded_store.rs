@@ -28,14 +28,7 @@ async fn serves_without_redis_persists_across_restarts_and_locks_its_file() {
     let p = Portcullis::start_env(NO_REDIS, &env).await;
     let (s, v) = p.call("GET", "/health", None, None).await;
     assert_eq!((s, &v["store"], &v["redis"]), (200, &json!("embedded"), &json!("not used")), "{v}");
-    let (s, v) = p
-        .admin(
-            "POST",
-            "/api/v1/proxy/targets/",
-            Some(json!({"hostname": "emb.test", "target_url": a.url()})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    p.create_proxy(json!({"hostname": "emb.test", "target_url": a.url()})).await;
     let routed = eventually(Duration::from_secs(5), || served_by(&p, "emb.test")).await;
     assert_eq!(routed.as_deref(), Some("A"), "the data plane picked up the new proxy");
     let route = json!({"path_pattern": "/emb/", "target_type": "url", "target_value": a.url(), "priority": 10});

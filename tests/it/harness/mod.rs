@@ -323,4 +323,10 @@ impl Portcullis {
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, path, Some(&self.admin_token.clone()), body).await
     }
+
+    /// Creates a proxy through the admin API; anything but 201 fails the test.
+    pub async fn create_proxy(&self, body: Value) {
+        let (s, v) = self.admin("POST", "/api/v1/proxy/targets/", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+    }
 }
