@@ -638,7 +638,11 @@ async fn metrics_count_requests_by_host_and_status_class() {
     p.create_proxy(json!({"hostname": "m.test", "target_url": a.url()})).await;
     wait_backend(&p, "m.test", "/", "A").await;
     get(&p, "m.test", "/status?code=503").await;
-    let text = p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap();
+    // A request is counted in pingora's logging phase, after its response went out.
+    let five_xx = r#"portcullis_requests_total{host="m.test",status_class="5xx"} 1"#;
+    let metrics = || async { p.client.get(p.api("/metrics")).send().await.ok()?.text().await.ok() };
+    let counted = eventually(Duration::from_secs(5), || async { metrics().await.filter(|t| t.contains(five_xx)) }).await;
+    let text = counted.unwrap_or_default();
     for needle in [
         r#"portcullis_requests_total{host="m.test",status_class="2xx"}"#,
         r#"portcullis_requests_total{host="m.test",status_class="5xx"} 1"#,
