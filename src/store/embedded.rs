@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::keys;
-use super::{CascadeReport, ChangeEvent, EventKind, Store, StoreError, StoreResult};
+use super::{route_conflict, CascadeReport, ChangeEvent, EventKind, Store, StoreError, StoreResult};
 use crate::model::{Certificate, Proxy, Route, Token};
 
 /// Events buffered per subscriber; one that falls further behind loses its
@@ -171,6 +171,16 @@ impl Keys<'_> {
             .map(|(k, v)| decode(k, v))
             .collect()
     }
+    /// Sets the route's unique (path, priority) and priority index keys.
+    fn index_route(&mut self, r: &Route) {
+        self.set(keys::route_unique(&r.path_pattern, r.priority), r.route_id.clone(), None);
+        self.set(keys::route_priority(r.priority, &r.route_id), r.route_id.clone(), None);
+    }
+    /// Removes the route's index keys.
+    fn unindex_route(&mut self, r: &Route) {
+        self.del(&keys::route_unique(&r.path_pattern, r.priority));
+        self.del(&keys::route_priority(r.priority, &r.route_id));
+    }
     /// Removes the domain index entries of `name` that still point at it.
     fn cert_domain_cleanup(&mut self, name: &str, domains: &[String], keep: &[String]) {
         for d in domains.iter().filter(|d| !keep.contains(d)) {
@@ -270,15 +280,13 @@ impl EmbeddedStore {
         write().map_err(|e| io_err(&self.path, e))
     }
 
-    /// Persists, then publishes one change event.
-    fn commit(&self, k: &mut Keys<'_>, kind: EventKind, id: &str, op: &str) -> StoreResult<()> {
-        self.persist(k)?;
+    /// Sends one change event to the subscribers (none listening is fine).
+    fn emit(&self, kind: EventKind, id: &str, op: &str) {
         let _ = self.events.send(ChangeEvent {
             kind,
             id: id.to_string(),
             op: op.to_string(),
         });
-        Ok(())
     }
 
     /// Runs one write under the lock, persists it and publishes `event` (if any).
@@ -294,11 +302,11 @@ impl EmbeddedStore {
         let mut k = self.keys()?;
         let before = k.map.clone();
         let done = f(&mut k).and_then(|(out, event)| {
-            match event {
-                Some((kind, id, op)) => self.commit(&mut k, kind, id, op),
-                None => self.persist(&mut k),
+            self.persist(&mut k)?;
+            if let Some((kind, id, op)) = event {
+                self.emit(kind, id, op);
             }
-            .map(|()| out)
+            Ok(out)
         });
         if done.is_err() {
             *k.map = before;
@@ -377,14 +385,10 @@ impl Store for EmbeddedStore {
                     return Err(StoreError::Conflict(format!("route id {} already exists", route.route_id)));
                 }
                 if k.exists(&unique) {
-                    return Err(StoreError::Conflict(format!(
-                        "a route for path {} at priority {} already exists",
-                        route.path_pattern, route.priority
-                    )));
+                    return Err(route_conflict(route));
                 }
                 k.set(key.clone(), encode(route), None);
-                k.set(unique.clone(), route.route_id.clone(), None);
-                k.set(keys::route_priority(route.priority, &route.route_id), route.route_id.clone(), None);
+                k.index_route(route);
                 k.sadd(keys::owner(&route.owner_token_hash), key.clone());
                 Ok(())
             },
@@ -402,16 +406,11 @@ impl Store for EmbeddedStore {
                 let old_u = keys::route_unique(&old.path_pattern, old.priority);
                 let new_u = keys::route_unique(&route.path_pattern, route.priority);
                 if old_u != new_u && k.exists(&new_u) {
-                    return Err(StoreError::Conflict(format!(
-                        "a route for path {} at priority {} already exists",
-                        route.path_pattern, route.priority
-                    )));
+                    return Err(route_conflict(route));
                 }
-                k.del(&old_u);
-                k.del(&keys::route_priority(old.priority, &old.route_id));
+                k.unindex_route(&old);
                 k.set(key.clone(), encode(route), None);
-                k.set(new_u, route.route_id.clone(), None);
-                k.set(keys::route_priority(route.priority, &route.route_id), route.route_id.clone(), None);
+                k.index_route(route);
                 Ok(())
             },
             Some((EventKind::Route, &route.route_id, "update")),
@@ -424,8 +423,7 @@ impl Store for EmbeddedStore {
             |k| {
                 let r: Route = k.json(&key)?.ok_or_else(|| StoreError::NotFound(format!("route {id}")))?;
                 k.del(&key);
-                k.del(&keys::route_unique(&r.path_pattern, r.priority));
-                k.del(&keys::route_priority(r.priority, id));
+                k.unindex_route(&r);
                 k.srem(&keys::owner(&r.owner_token_hash), &key);
                 Ok(())
             },
@@ -483,8 +481,7 @@ impl Store for EmbeddedStore {
                         report.proxies.push(h.to_string());
                     } else if let Some(id) = member.strip_prefix("route:") {
                         let r: Route = decode(&member, &raw)?;
-                        k.del(&keys::route_unique(&r.path_pattern, r.priority));
-                        k.del(&keys::route_priority(r.priority, id));
+                        k.unindex_route(&r);
                         report.routes.push(id.to_string());
                     } else if let Some(cert) = member.strip_prefix("cert:") {
                         let c: Certificate = decode(&member, &raw)?;
@@ -639,11 +636,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn publish(&self, kind: EventKind, id: &str, op: &str) -> StoreResult<()> {
-        let _ = self.events.send(ChangeEvent {
-            kind,
-            id: id.to_string(),
-            op: op.to_string(),
-        });
+        self.emit(kind, id, op);
         Ok(())
     }
 

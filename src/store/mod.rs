@@ -46,6 +46,14 @@ pub async fn open(cfg: &crate::config::Config) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// Another route already has `r`'s path and priority: both stores' message.
+fn route_conflict(r: &crate::model::Route) -> StoreError {
+    StoreError::Conflict(format!(
+        "a route for path {} at priority {} already exists",
+        r.path_pattern, r.priority
+    ))
+}
+
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

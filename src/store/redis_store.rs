@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::keys;
-use super::{CascadeReport, ChangeEvent, EventKind, Store, StoreError, StoreResult};
+use super::{route_conflict, CascadeReport, ChangeEvent, EventKind, Store, StoreError, StoreResult};
 use crate::model::{Certificate, Proxy, Route, Token};
 
 /// How often an optimistic write is retried when a concurrent write got there first.
@@ -326,10 +326,7 @@ impl Store for RedisStore {
         match self.apply(&op).await? {
             Applied::Ok => Ok(()),
             Applied::Conflict(k) if k == key => Err(StoreError::Conflict(format!("route id {} already exists", route.route_id))),
-            _ => Err(StoreError::Conflict(format!(
-                "a route for path {} at priority {} already exists",
-                route.path_pattern, route.priority
-            ))),
+            _ => Err(route_conflict(route)),
         }
     }
 
@@ -363,10 +360,7 @@ impl Store for RedisStore {
             })
             .await;
         match res {
-            Err(StoreError::Conflict(_)) if conflict.load(std::sync::atomic::Ordering::Relaxed) => Err(StoreError::Conflict(format!(
-                "a route for path {} at priority {} already exists",
-                route.path_pattern, route.priority
-            ))),
+            Err(StoreError::Conflict(_)) if conflict.load(std::sync::atomic::Ordering::Relaxed) => Err(route_conflict(route)),
             other => other,
         }
     }
