@@ -387,6 +387,83 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
     );
 }
 
+/// The silence bound runs only while portcullis waits for the upstream: a
+/// client that reads slowly, an upload that takes longer than the bound, and
+/// earlier exchanges on the same connection and thread (whose timers are
+/// reused) never end a request early; a silent upstream still gets 504 on
+/// time, and the next request on the same connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
+    use futures::StreamExt;
+
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
+    let a = backend::start("A").await;
+    p.create_proxy(json!({"hostname": "patient.test", "target_url": a.url()})).await;
+    wait_backend(&p, "patient.test", "/", "A").await;
+    let client = reqwest::Client::new();
+
+    // 32 MiB, more than the socket buffers hold: the client pauses 1.5 s after the
+    // first chunk, so the proxy waits on the client, not the upstream.
+    let mut r = client
+        .get(p.http("/big?mb=32"))
+        .header("Host", "patient.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut got = r.chunk().await.unwrap().map_or(0, |c| c.len());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    while let Some(c) = r.chunk().await.unwrap() {
+        got += c.len();
+    }
+    assert_eq!(got, 32 << 20);
+
+    // An upload of 6 chunks 300 ms apart (1.8 s); the upstream answers at its end.
+    let chunks = futures::stream::iter(0..6).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok::<_, std::io::Error>(vec![b'u'; 1000])
+    });
+    let r = client
+        .post(p.http("/upload"))
+        .header("Host", "patient.test")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["body_len"], 6000);
+
+    // Timers are reused across exchanges: none fires early or late.
+    for _ in 0..3 {
+        let r = client.get(p.http("/")).header("Host", "patient.test").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        let r = client
+            .get(p.http("/slow?ms=600"))
+            .header("Host", "patient.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "slow done");
+        let t = Instant::now();
+        let r = client
+            .get(p.http("/slow?ms=2500"))
+            .header("Host", "patient.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 504);
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
+            "504 after {waited:?}"
+        );
+    }
+    let r = client.get(p.http("/")).header("Host", "patient.test").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// The streaming rules hold for HTTP/2 clients too (browsers reach HTTPS
 /// proxies over h2): SSE events arrive as the upstream writes them, a chunked
 /// response streams, and a 50 MB upload reaches the upstream whole. curl is

@@ -100,6 +100,14 @@ async fn chunked() -> Response {
     Body::from_stream(s).into_response()
 }
 
+/// `mb` MiB of `x` as fast as the client takes them (64 KiB chunks).
+async fn big(Query(q): Query<BTreeMap<String, usize>>) -> Response {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let n = q.get("mb").copied().unwrap_or(1) * 16;
+    let s = futures::stream::iter((0..n).map(move |_| Ok::<_, Infallible>(chunk.clone())));
+    Body::from_stream(s).into_response()
+}
+
 async fn status(Query(q): Query<BTreeMap<String, u16>>, _h: HeaderMap) -> Response {
     let code = axum::http::StatusCode::from_u16(q.get("code").copied().unwrap_or(500)).unwrap();
     (code, "status").into_response()
@@ -116,6 +124,7 @@ pub async fn start(name: &str) -> Backend {
         .route("/slow", get(slow))
         .route("/chunked", get(chunked))
         .route("/status", get(status))
+        .route("/big", get(big))
         .fallback(any(move |req: Request| echo(n.clone(), req)));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();

@@ -18,6 +18,7 @@ use futures::StreamExt;
 use super::*;
 use crate::proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
 use crate::proxy_common::*;
+use crate::silence::Silence;
 use pingora_cache::CachePhase;
 use pingora_core::protocols::http::{
     authority::{raw_target_authority, validate_request_authority},
@@ -40,7 +41,9 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        client_session.read_timeout = peer.options.read_timeout;
+        // portcullis patch: the read timeout is enforced by the exchange loop
+        // (`proxy_handle_upstream`, see `silence.rs`), not per read.
+        client_session.read_timeout = None;
         client_session.write_timeout = peer.options.write_timeout;
 
         // phase 2 send to upstream
@@ -159,7 +162,13 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            self.proxy_handle_upstream(
+                client_session,
+                tx_upstream,
+                rx_downstream,
+                pipe_state,
+                peer.options.read_timeout,
+            ),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -251,6 +260,7 @@ where
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
+        read_timeout: Option<Duration>,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -261,10 +271,25 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
+        // portcullis patch: upstream pingora restarted a read timer on every pass of
+        // this loop (a new `read_response_task` future each time); one timer does it.
+        let mut silence = Silence::new(read_timeout);
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
+            if !response_done {
+                silence.restart();
+            }
             tokio::select! {
+                _ = silence.elapsed(), if !response_done => {
+                    let e = Error::explain(
+                        ReadTimedout,
+                        format!("while reading the upstream response, timeout: {read_timeout:?}"),
+                    );
+                    // As for any other read error: downstream gets it, the connection is not reused.
+                    let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
+                    return Ok(false);
+                },
                 res = client_session.read_response_task(), if !response_done => {
                     match res {
                         Ok(task) => {

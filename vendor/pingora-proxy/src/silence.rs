@@ -1,0 +1,193 @@
+//! portcullis patch: the HTTP/1 upstream read timeout without a timer per read.
+//!
+//! Upstream pingora applies `peer.options.read_timeout` to every read of the
+//! response (`pingora_core`'s `HttpSession::read_timeout`): each read that has
+//! to wait registers a fresh timer and cancels it when data arrives. On a
+//! proxied 1 KiB request that was ≈ 2,600 of ≈ 89,000 instructions (valgrind
+//! callgrind, 2026-11-24), the largest single cost portcullis added to the bare
+//! framework; a reused `tokio::time::Sleep` still cost ≈ 1,400 (clock reads,
+//! resets, and the runtime's timer wheel on every park).
+//!
+//! Here the exchange loop in `proxy_h1` keeps one [`Silence`] per exchange.
+//! Arming it is two atomic stores against a millisecond clock that a
+//! watchdog thread advances every [`TICK`]; the watchdog also wakes the
+//! exchanges whose deadline has passed. This is how nginx keeps its timers
+//! cheap (a cached clock) and how pingora's own `fast_timeout` fires (a clock
+//! thread). A deadline can fire up to one tick, plus however long the watchdog
+//! thread waited for a CPU, before the exact instant: fine for a bound
+//! configured in seconds.
+//!
+//! The [`Watch`] state each exchange uses is kept per thread for the next
+//! exchange; the watchdog holds weak references and forgets dropped ones.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
+
+/// How often the watchdog advances the clock and checks deadlines.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Watches kept per thread for reuse; beyond this many a released one is dropped.
+const POOL_LIMIT: usize = 4096;
+
+/// [`Watch::state`] of a watch no exchange is using.
+const DISARMED: u64 = 0;
+
+/// [`Watch::state`] once the watchdog found the deadline passed.
+const FIRED: u64 = u64::MAX;
+
+/// One exchange's deadline and the task to wake when it passes.
+struct Watch {
+    /// [`DISARMED`], [`FIRED`], or the deadline in [`Watchdog::now`] milliseconds.
+    state: AtomicU64,
+    waker: AtomicWaker,
+}
+
+/// The clock and the list of watches, shared with the watchdog thread.
+struct Watchdog {
+    start: Instant,
+    /// Milliseconds since `start`, plus one (so no deadline is [`DISARMED`]).
+    now: AtomicU64,
+    watches: Mutex<Vec<Weak<Watch>>>,
+    /// False if the thread could not be started: deadlines are then not enforced.
+    running: bool,
+}
+
+impl Watchdog {
+    fn global() -> &'static Watchdog {
+        static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+        WATCHDOG.get_or_init(|| {
+            let spawned = std::thread::Builder::new()
+                .name("silence watch".into())
+                .spawn(|| Watchdog::global().run());
+            if let Err(e) = &spawned {
+                log::error!("cannot start the upstream read timeout thread, read timeouts are off: {e}");
+            }
+            Watchdog {
+                start: Instant::now(),
+                now: AtomicU64::new(1),
+                watches: Mutex::new(Vec::new()),
+                running: spawned.is_ok(),
+            }
+        })
+    }
+
+    fn run(&self) {
+        loop {
+            std::thread::sleep(TICK);
+            let now = self.start.elapsed().as_millis() as u64 + 1;
+            self.now.store(now, Ordering::Release);
+            let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+            watches.retain(|w| {
+                let Some(w) = w.upgrade() else { return false };
+                let state = w.state.load(Ordering::Acquire);
+                if state != DISARMED
+                    && state != FIRED
+                    && state <= now
+                    && w.state
+                        .compare_exchange(state, FIRED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    w.waker.wake();
+                }
+                true
+            });
+        }
+    }
+
+    fn new_watch(&self) -> Arc<Watch> {
+        let w = Arc::new(Watch {
+            state: AtomicU64::new(DISARMED),
+            waker: AtomicWaker::new(),
+        });
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&w));
+        w
+    }
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<Arc<Watch>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The silence bound of one exchange: it elapses when the loop has not been
+/// restarted for `limit`. Without a limit it never elapses.
+pub(crate) struct Silence {
+    limit_ms: u64,
+    watch: Option<Arc<Watch>>,
+}
+
+impl Silence {
+    pub(crate) fn new(limit: Option<Duration>) -> Self {
+        let Some(limit) = limit else {
+            return Silence {
+                limit_ms: 0,
+                watch: None,
+            };
+        };
+        let watchdog = Watchdog::global();
+        if !watchdog.running {
+            return Silence {
+                limit_ms: 0,
+                watch: None,
+            };
+        }
+        let watch = POOL
+            .with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| watchdog.new_watch());
+        Silence {
+            limit_ms: (limit.as_millis() as u64).max(1),
+            watch: Some(watch),
+        }
+    }
+
+    /// Starts the window again from now.
+    pub(crate) fn restart(&mut self) {
+        if let Some(w) = &self.watch {
+            let now = Watchdog::global().now.load(Ordering::Acquire);
+            w.state.store(now + self.limit_ms, Ordering::Release);
+        }
+    }
+
+    fn poll_elapsed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(w) = &self.watch else {
+            return Poll::Pending;
+        };
+        if w.state.load(Ordering::Acquire) == FIRED {
+            return Poll::Ready(());
+        }
+        w.waker.register(cx.waker());
+        if w.state.load(Ordering::Acquire) == FIRED {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Resolves once the window has passed.
+    pub(crate) async fn elapsed(&self) {
+        poll_fn(|cx| self.poll_elapsed(cx)).await
+    }
+}
+
+impl Drop for Silence {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.state.store(DISARMED, Ordering::Release);
+            // During thread exit the pool may be gone; the watch is then dropped.
+            let _ = POOL.try_with(move |p| {
+                let mut pool = p.borrow_mut();
+                if pool.len() < POOL_LIMIT {
+                    pool.push(w);
+                }
+            });
+        }
+    }
+}
