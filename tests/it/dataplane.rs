@@ -164,6 +164,10 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
         ("X-Auth-User", "root"),
         ("X-Auth-Email", "root@evil"),
         ("Forwarded", "for=6.6.6.6"),
+        ("X-Forwarded-For", "7.7.7.7"),
+        ("X-Auth-User", "admin"),
+        ("Accept", "text/plain"),
+        ("Accept", "application/json"),
     ];
     let (s, h, v) = send(&p, "GET", "hdr.test", "/h", &forged).await;
     assert_eq!(s, 200);
@@ -177,6 +181,11 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
         "{hv}"
     );
     assert_eq!(hv["x-custom"], json!(["in"]));
+    assert_eq!(
+        hv["accept"],
+        json!(["text/plain", "application/json"]),
+        "repeated client headers pass whole"
+    );
     assert_eq!(hv["host"], json!(["hdr.test"]), "preserve_host_header defaults to true");
     assert_eq!(h.get("x-resp").unwrap(), "out");
     assert_eq!(
