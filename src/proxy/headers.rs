@@ -49,7 +49,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         let joined = format!("{}{}", u.base_path, pq);
         parts.uri = joined.parse::<http::Uri>().or_err(InvalidHTTPHeader, "joined upstream path")?;
     }
-    parts.headers = rewrite(session, std::mem::take(&mut parts.headers), ctx, u)?;
+    rewrite(session, &mut parts.headers, ctx, u)?;
     *req = RequestHeader::from(parts);
     if let Some(e) = end_stream {
         req.set_send_end_stream(e);
@@ -60,7 +60,8 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
 /// The same rules through pingora's header API (non-UTF-8 raw paths only).
 fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     let Some(u) = &ctx.upstream else { return Ok(()) };
-    let headers = rewrite(session, req.headers.clone(), ctx, u)?;
+    let mut headers = req.headers.clone();
+    rewrite(session, &mut headers, ctx, u)?;
     let old: Vec<HeaderName> = req.headers.keys().cloned().collect();
     for k in old {
         req.remove_header(&k);
@@ -72,20 +73,18 @@ fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx) 
 }
 
 /// Applies every header rule to a plain header map.
-///
-/// The headers move into a new map sized for what is added: the inbound map is
-/// pingora's copy of the client's headers, allocated for exactly those, and
-/// growing it (a rehash and a reallocation) cost more than the move. Forged
-/// forwarding and identity headers are left behind on the way; `Host` goes
-/// first, as RFC 9110 asks of clients.
-fn rewrite(session: &Session, old: HeaderMap, ctx: &Ctx, u: &crate::snapshot::Upstream) -> Result<HeaderMap> {
+fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot::Upstream) -> Result<()> {
     let prefix = ctx.entry.as_ref().map_or("x-auth-", |e| e.auth_prefix_lower.as_str());
-    let forgeable = |n: &HeaderName| {
-        n == http::header::HOST || FORGEABLE.contains(&n.as_str()) || n.as_str().starts_with("x-auth-") || n.as_str().starts_with(prefix)
-    };
+    let forgeable = |n: &str| FORGEABLE.contains(&n) || n.starts_with("x-auth-") || n.starts_with(prefix);
+    if h.keys().any(|k| forgeable(k.as_str())) {
+        let strip: Vec<HeaderName> = h.keys().filter(|k| forgeable(k.as_str())).cloned().collect();
+        for k in strip {
+            h.remove(&k);
+        }
+    }
     let extra = ctx.entry.as_ref().map_or(0, |e| e.request_headers.len()) + if ctx.identity.is_some() { 4 } else { 0 };
-    let mut h = HeaderMap::with_capacity(old.len() + 5 + extra);
-    let inbound_host = old.get(http::header::HOST).cloned();
+    h.reserve(5 + extra);
+    let inbound_host = h.get(http::header::HOST).cloned();
     // HTTP/2 requests carry the host as the URI authority instead of a Host header.
     let authority = match inbound_host {
         Some(_) => None,
@@ -96,21 +95,9 @@ fn rewrite(session: &Session, old: HeaderMap, ctx: &Ctx, u: &crate::snapshot::Up
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
     let preserve = ctx.entry.as_ref().is_some_and(|e| e.proxy.preserve_host_header);
-    let host = match (&inbound_host, preserve) {
-        (Some(v), true) => v.clone(),
-        (None, true) => authority.clone().unwrap_or_else(|| u.authority_value.clone()),
-        (_, false) => u.authority_value.clone(),
-    };
-    h.insert(http::header::HOST, host);
-    // A header with several values yields its name once, then `None` per further value.
-    let mut kept: Option<HeaderName> = None;
-    for (name, value) in old {
-        if let Some(n) = name {
-            kept = (!forgeable(&n)).then_some(n);
-        }
-        if let Some(n) = &kept {
-            h.append(n, value);
-        }
+    if !(preserve && inbound_host.is_some()) {
+        let preserved = if preserve { authority.clone() } else { None };
+        h.insert(http::header::HOST, preserved.unwrap_or_else(|| u.authority_value.clone()));
     }
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
         let v = client_ip_value(ip.ip())?;
@@ -128,17 +115,17 @@ fn rewrite(session: &Session, old: HeaderMap, ctx: &Ctx, u: &crate::snapshot::Up
                 h.remove(http::header::AUTHORIZATION);
             }
             if h.contains_key(http::header::COOKIE) {
-                strip_cookie(&mut h, &p.auth_cookie_name)?;
+                strip_cookie(h, &p.auth_cookie_name)?;
             }
         }
         if let (Some(id), true) = (&ctx.identity, p.auth_pass_headers) {
-            identity_headers(&mut h, &e.auth_prefix_lower, id)?;
+            identity_headers(h, &e.auth_prefix_lower, id)?;
         }
         for (k, v) in &e.request_headers {
             h.insert(k.clone(), v.clone());
         }
     }
-    Ok(h)
+    Ok(())
 }
 
 /// Adds the proxy's `custom_response_headers` to the response.
