@@ -473,6 +473,19 @@ async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
     assert_eq!(r.status(), 200);
 }
 
+/// A request timeout too large for milliseconds in 64 bits means "no
+/// timeout", not an overflowed deadline that has already passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_request_timeout_does_not_overflow() {
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", &u64::MAX.to_string())]).await;
+    let a = backend::start("A").await;
+    p.create_proxy(json!({"hostname": "forever.test", "target_url": a.url()})).await;
+    wait_backend(&p, "forever.test", "/", "A").await;
+    let (s, _, body) = get(&p, "forever.test", "/slow?ms=300").await;
+    assert_eq!((s, body), (200, Value::String("slow done".into())));
+}
+
 /// The streaming rules hold for HTTP/2 clients too (browsers reach HTTPS
 /// proxies over h2): SSE events arrive as the upstream writes them, a chunked
 /// response streams, and a 50 MB upload reaches the upstream whole. curl is

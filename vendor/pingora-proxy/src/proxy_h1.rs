@@ -280,70 +280,23 @@ where
             if !response_done {
                 silence.restart();
             }
-            tokio::select! {
+            let res = tokio::select! {
+                res = client_session.read_response_task(), if !response_done => res,
+
                 _ = silence.elapsed(), if !response_done => {
-                    let e = Error::explain(
-                        ReadTimedout,
-                        format!("while reading the upstream response, timeout: {read_timeout:?}"),
-                    );
-                    // As for any other read error: downstream gets it, the connection is not reused.
-                    let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
-                    return Ok(false);
-                },
-                res = client_session.read_response_task(), if !response_done => {
-                    match res {
-                        Ok(task) => {
-                            response_done = task.is_end();
-                            if !upgraded && client_session.was_upgraded() {
-                                // upgrade can only happen once
-                                upgraded = true;
-                                if send_error.is_none() {
-                                    // continue receiving from downstream after body mode change
-                                    request_done = false;
-                                }
-                            }
-                            let type_str = task.type_str();
-                            let result = tx.send(task)
-                                .await.or_err_with(
-                                    InternalError,
-                                    || format!("Failed to send upstream task {type_str}{} to pipe",
-                                        if response_done { " (end)" } else {""})
-                                );
-                            // If the request is upgraded, the downstream pipe can early exit
-                            // when the downstream connection is closed.
-                            // In that case, this function should ignore that the pipe is closed.
-                            // So that this function could read the rest events from rx including
-                            // the closure, then exit.
-                            if result.is_err() && !client_session.was_upgraded() {
-                                if PipeState::is_downstream_complete(
-                                    pipe_state.load(Ordering::Acquire),
-                                ) {
-                                    // The downstream half finished the response by its own framing
-                                    // and dropped the task pipe, so this send failure is benign.
-                                    if response_done {
-                                        // The whole upstream response was already read off the
-                                        // socket. Keep looping so the request side can finish; the
-                                        // natural loop exit then decides reuse from both directions
-                                        // (the connection is reusable only if the request was also
-                                        // fully sent, which a premature response can leave undone).
-                                        continue;
-                                    }
-                                    // We stopped mid-response, so the upstream connection has
-                                    // unread bytes and is unsafe to reuse.
-                                    return Ok(false);
-                                }
-                                // The pipe closed but the downstream half did not signal completion:
-                                // this is an unexpected closure, so surface the original send error.
-                                return Err(result.expect_err("send failure already checked via is_err() above"));
-                            }
-                        },
-                        Err(e) => {
-                            // Push the error to downstream and then quit
-                            // Don't care if send fails: downstream already gone
+                    // portcullis patch: as with upstream's per-read timeout, which polled
+                    // the read before its timer, data that is already there wins over a
+                    // deadline that passed (e.g. when this task is polled late).
+                    match client_session.read_response_task().now_or_never() {
+                        Some(res) => res,
+                        None => {
+                            let e = Error::explain(
+                                ReadTimedout,
+                                format!("while reading the upstream response, timeout: {read_timeout:?}"),
+                            );
+                            // As for any other read error: downstream gets it, the connection is not reused.
                             let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
-                            // A response read error means the HTTP/1 message boundary was not
-                            // established successfully, so the connection cannot be reused.
-                            return Ok(false)
+                            return Ok(false);
                         }
                     }
                 },
@@ -380,11 +333,67 @@ where
                            continue
                         }
                     }
+                    continue;
                 },
 
                 else => {
                     // this shouldn't be reached as the while loop would already exit
                     break;
+                }
+            };
+            match res {
+                Ok(task) => {
+                    response_done = task.is_end();
+                    if !upgraded && client_session.was_upgraded() {
+                        // upgrade can only happen once
+                        upgraded = true;
+                        if send_error.is_none() {
+                            // continue receiving from downstream after body mode change
+                            request_done = false;
+                        }
+                    }
+                    let type_str = task.type_str();
+                    let result = tx.send(task)
+                        .await.or_err_with(
+                            InternalError,
+                            || format!("Failed to send upstream task {type_str}{} to pipe",
+                                if response_done { " (end)" } else {""})
+                        );
+                    // If the request is upgraded, the downstream pipe can early exit
+                    // when the downstream connection is closed.
+                    // In that case, this function should ignore that the pipe is closed.
+                    // So that this function could read the rest events from rx including
+                    // the closure, then exit.
+                    if result.is_err() && !client_session.was_upgraded() {
+                        if PipeState::is_downstream_complete(
+                            pipe_state.load(Ordering::Acquire),
+                        ) {
+                            // The downstream half finished the response by its own framing
+                            // and dropped the task pipe, so this send failure is benign.
+                            if response_done {
+                                // The whole upstream response was already read off the
+                                // socket. Keep looping so the request side can finish; the
+                                // natural loop exit then decides reuse from both directions
+                                // (the connection is reusable only if the request was also
+                                // fully sent, which a premature response can leave undone).
+                                continue;
+                            }
+                            // We stopped mid-response, so the upstream connection has
+                            // unread bytes and is unsafe to reuse.
+                            return Ok(false);
+                        }
+                        // The pipe closed but the downstream half did not signal completion:
+                        // this is an unexpected closure, so surface the original send error.
+                        return Err(result.expect_err("send failure already checked via is_err() above"));
+                    }
+                },
+                Err(e) => {
+                    // Push the error to downstream and then quit
+                    // Don't care if send fails: downstream already gone
+                    let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
+                    // A response read error means the HTTP/1 message boundary was not
+                    // established successfully, so the connection cannot be reused.
+                    return Ok(false)
                 }
             }
         }

@@ -22,7 +22,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -32,8 +32,9 @@ use futures::task::AtomicWaker;
 /// How often the watchdog advances the clock and checks deadlines.
 const TICK: Duration = Duration::from_millis(10);
 
-/// Watches kept per thread for reuse; beyond this many a released one is dropped.
-const POOL_LIMIT: usize = 4096;
+/// Watches kept per thread for reuse; beyond this many a released one is
+/// dropped. The watchdog visits every watch on each tick, pooled ones too.
+const POOL_LIMIT: usize = 256;
 
 /// [`Watch::state`] of a watch no exchange is using.
 const DISARMED: u64 = 0;
@@ -54,8 +55,19 @@ struct Watchdog {
     /// Milliseconds since `start`, plus one (so no deadline is [`DISARMED`]).
     now: AtomicU64,
     watches: Mutex<Vec<Weak<Watch>>>,
-    /// False if the thread could not be started: deadlines are then not enforced.
-    running: bool,
+    /// False if the thread could not be started or has died: deadlines are then
+    /// not enforced (and it was logged).
+    running: AtomicBool,
+}
+
+/// Marks the watchdog dead if its thread unwinds.
+struct RunningGuard(&'static Watchdog);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        log::error!("the upstream read timeout thread stopped, read timeouts are off");
+    }
 }
 
 impl Watchdog {
@@ -64,7 +76,11 @@ impl Watchdog {
         WATCHDOG.get_or_init(|| {
             let spawned = std::thread::Builder::new()
                 .name("silence watch".into())
-                .spawn(|| Watchdog::global().run());
+                .spawn(|| {
+                    let watchdog = Watchdog::global();
+                    let _guard = RunningGuard(watchdog);
+                    watchdog.run()
+                });
             if let Err(e) = &spawned {
                 log::error!("cannot start the upstream read timeout thread, read timeouts are off: {e}");
             }
@@ -72,12 +88,12 @@ impl Watchdog {
                 start: Instant::now(),
                 now: AtomicU64::new(1),
                 watches: Mutex::new(Vec::new()),
-                running: spawned.is_ok(),
+                running: AtomicBool::new(spawned.is_ok()),
             }
         })
     }
 
-    fn run(&self) {
+    fn run(&self) -> ! {
         loop {
             std::thread::sleep(TICK);
             let now = self.start.elapsed().as_millis() as u64 + 1;
@@ -133,17 +149,19 @@ impl Silence {
             };
         };
         let watchdog = Watchdog::global();
-        if !watchdog.running {
+        if !watchdog.running.load(Ordering::Acquire) {
             return Silence {
                 limit_ms: 0,
                 watch: None,
             };
         }
         let watch = POOL
-            .with(|p| p.borrow_mut().pop())
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
             .unwrap_or_else(|| watchdog.new_watch());
         Silence {
-            limit_ms: (limit.as_millis() as u64).max(1),
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1),
             watch: Some(watch),
         }
     }
@@ -152,7 +170,10 @@ impl Silence {
     pub(crate) fn restart(&mut self) {
         if let Some(w) = &self.watch {
             let now = Watchdog::global().now.load(Ordering::Acquire);
-            w.state.store(now + self.limit_ms, Ordering::Release);
+            // A limit of centuries must not wrap around to a passed deadline or
+            // land on FIRED.
+            let deadline = now.saturating_add(self.limit_ms).min(FIRED - 1);
+            w.state.store(deadline, Ordering::Release);
         }
     }
 
@@ -181,6 +202,8 @@ impl Drop for Silence {
     fn drop(&mut self) {
         if let Some(w) = self.watch.take() {
             w.state.store(DISARMED, Ordering::Release);
+            // The waker keeps its task's memory alive; a pooled watch must not.
+            drop(w.waker.take());
             // During thread exit the pool may be gone; the watch is then dropped.
             let _ = POOL.try_with(move |p| {
                 let mut pool = p.borrow_mut();
