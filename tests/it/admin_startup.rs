@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::admin_api::{sha, start};
-use crate::harness::{eventually, free_port, serve_env, spawn, Redis, ADMIN_TOKEN};
+use crate::harness::{eventually, refused_port, serve_env, spawn, Redis, ADMIN_TOKEN};
 
 fn env_with(redis_url: &str, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = serve_env(redis_url);
@@ -56,7 +56,7 @@ async fn admin_startup_bad_http_port_exits_with_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_startup_unreachable_redis_retries_then_exits() {
-    let closed = free_port();
+    let (_hold, closed) = refused_port();
     let env = env_with(&format!("redis://:secret@127.0.0.1:{closed}/0"), &[("REDIS_STARTUP_TIMEOUT", "2")]);
     let started = Instant::now();
     let mut proc = spawn(&["serve"], &env);

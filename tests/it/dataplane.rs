@@ -203,7 +203,7 @@ async fn answers_404_503_308_502_504() {
     let redis = Redis::start();
     let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
     let a = backend::start("A").await;
-    let closed = crate::harness::free_port();
+    let (_hold, closed) = crate::harness::refused_port();
     p.create_proxy(json!({"hostname": "off.test", "target_url": a.url(), "enabled": false}))
         .await;
     p.create_proxy(json!({"hostname": "tls-only.test", "target_url": a.url(), "enable_http": false}))

@@ -27,6 +27,16 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A port that refuses connections for as long as the returned socket lives:
+/// bound but not listening, so no server of a test running in parallel can
+/// take it (a port from [`free_port`] could be reused meanwhile).
+pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = hold.local_addr().unwrap().port();
+    (hold, port)
+}
+
 /// Retries `f` until it returns `Some` or `patience` runs out.
 pub async fn eventually<T, F, Fut>(patience: Duration, mut f: F) -> Option<T>
 where

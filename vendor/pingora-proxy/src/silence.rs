@@ -9,13 +9,14 @@
 //! resets, and the runtime's timer wheel on every park).
 //!
 //! Here the exchange loop in `proxy_h1` keeps one [`Silence`] per exchange.
-//! Arming it is two atomic stores against a millisecond clock that a
-//! watchdog thread advances every [`TICK`]; the watchdog also wakes the
-//! exchanges whose deadline has passed. This is how nginx keeps its timers
-//! cheap (a cached clock) and how pingora's own `fast_timeout` fires (a clock
-//! thread). A deadline can fire up to one tick, plus however long the watchdog
-//! thread waited for a CPU, before the exact instant: fine for a bound
-//! configured in seconds.
+//! Arming it is one clock read and one atomic store of the deadline; a
+//! watchdog thread checks all deadlines every [`TICK`] and wakes the exchanges
+//! whose deadline has passed, as pingora's own `fast_timeout` fires its timers
+//! from a clock thread. A deadline fires up to one tick late (more if that
+//! thread waits for a CPU), never early: fine for a bound configured in
+//! seconds. (A clock cached by the watchdog would save the clock read, but a
+//! starved watchdog then arms deadlines in the past: under heavy load that
+//! cut a live SSE stream.)
 //!
 //! The [`Watch`] state each exchange uses is kept per thread for the next
 //! exchange; the watchdog holds weak references and forgets dropped ones.
@@ -49,11 +50,9 @@ struct Watch {
     waker: AtomicWaker,
 }
 
-/// The clock and the list of watches, shared with the watchdog thread.
+/// The clock origin and the list of watches, shared with the watchdog thread.
 struct Watchdog {
     start: Instant,
-    /// Milliseconds since `start`, plus one (so no deadline is [`DISARMED`]).
-    now: AtomicU64,
     watches: Mutex<Vec<Weak<Watch>>>,
     /// False if the thread could not be started or has died: deadlines are then
     /// not enforced (and it was logged).
@@ -86,7 +85,6 @@ impl Watchdog {
             }
             Watchdog {
                 start: Instant::now(),
-                now: AtomicU64::new(1),
                 watches: Mutex::new(Vec::new()),
                 running: AtomicBool::new(spawned.is_ok()),
             }
@@ -96,8 +94,7 @@ impl Watchdog {
     fn run(&self) -> ! {
         loop {
             std::thread::sleep(TICK);
-            let now = self.start.elapsed().as_millis() as u64 + 1;
-            self.now.store(now, Ordering::Release);
+            let now = self.now();
             let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
             watches.retain(|w| {
                 let Some(w) = w.upgrade() else { return false };
@@ -114,6 +111,11 @@ impl Watchdog {
                 true
             });
         }
+    }
+
+    /// Milliseconds since `start`, plus one (so no deadline is [`DISARMED`]).
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(FIRED - 2) + 1
     }
 
     fn new_watch(&self) -> Arc<Watch> {
@@ -169,7 +171,7 @@ impl Silence {
     /// Starts the window again from now.
     pub(crate) fn restart(&mut self) {
         if let Some(w) = &self.watch {
-            let now = Watchdog::global().now.load(Ordering::Acquire);
+            let now = Watchdog::global().now();
             // A limit of centuries must not wrap around to a passed deadline or
             // land on FIRED.
             let deadline = now.saturating_add(self.limit_ms).min(FIRED - 1);
