@@ -473,6 +473,55 @@ async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
     assert_eq!(r.status(), 200);
 }
 
+/// An upstream that accepts a connection but reads none of a large request
+/// body and never answers is bounded too (nginx's `proxy_send_timeout`): the
+/// upload ends with a 504 (or the client sees the connection end) within a
+/// few windows, instead of hanging for as long as the client waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_reads_no_body_is_timed_out() {
+    use futures::StreamExt;
+
+    // Accepts, then holds every connection without reading from it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
+    p.create_proxy(json!({"hostname": "deaf.test", "target_url": upstream})).await;
+    // A body-less request: the upstream never answers, so 504 after the window.
+    eventually(Duration::from_secs(10), || async {
+        (get(&p, "deaf.test", "/").await.0 == 504).then_some(())
+    })
+    .await
+    .expect("deaf.test never answered 504");
+
+    // 256 MiB offered in 64 KiB chunks: far more than the socket buffers hold.
+    let chunks = futures::stream::iter(0..4096).map(|_| Ok::<_, std::io::Error>(vec![b'u'; 64 * 1024]));
+    let t = Instant::now();
+    let sent = tokio::time::timeout(
+        Duration::from_secs(20),
+        reqwest::Client::new()
+            .post(p.http("/upload"))
+            .header("Host", "deaf.test")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send(),
+    )
+    .await
+    .expect("the upload to a deaf upstream was not ended");
+    let waited = t.elapsed();
+    if let Ok(r) = sent {
+        assert_eq!(r.status(), 504);
+    }
+    assert!(waited < Duration::from_secs(8), "ended after {waited:?}");
+    let log = p.proc.log_text();
+    assert!(log.contains("while writing the request body upstream"), "{log}");
+}
+
 /// A request timeout too large for milliseconds in 64 bits means "no
 /// timeout", not an overflowed deadline that has already passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

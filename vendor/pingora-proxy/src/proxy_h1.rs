@@ -306,7 +306,22 @@ where
                     // body is a plain `Body` task. When the 101 was read before it arrived,
                     // it is not the end of the tunnel: keep reading the upgraded body.
                     let request_body_end = matches!(body, Some(HttpTask::Body(_, true)));
-                    match send_body_to1(client_session, body).await {
+                    // portcullis patch: while the response is awaited, an upstream that
+                    // accepts none of the request body is bounded by the same window
+                    // (nginx's proxy_send_timeout); before, this write could wait forever.
+                    let sent = if response_done {
+                        send_body_to1(client_session, body).await
+                    } else {
+                        tokio::select! {
+                            biased;
+                            sent = send_body_to1(client_session, body) => sent,
+                            _ = silence.elapsed() => Err(Error::explain(
+                                WriteTimedout,
+                                format!("while writing the request body upstream, timeout: {read_timeout:?}"),
+                            ).into_up()),
+                        }
+                    };
+                    match sent {
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
