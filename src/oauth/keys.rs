@@ -157,8 +157,20 @@ pub async fn ring_from(
     seed_pem: Option<&str>,
     raw: Option<String>,
 ) -> Result<(String, KeyRing), OAuthError> {
-    if let Some((raw, r)) = raw.and_then(parse) {
-        return Ok((raw, load(sealer, &r)?));
+    let (raw, stored) = stored(store, sealer, seed_pem, raw).await?;
+    Ok((raw, load(sealer, &stored)?))
+}
+
+/// The stored ring parsed from `raw` (the caller's read of [`RING_KEY`]),
+/// creating it first if nothing usable is stored; its keys stay sealed.
+async fn stored(
+    store: &dyn Store,
+    sealer: &Sealer,
+    seed_pem: Option<&str>,
+    raw: Option<String>,
+) -> Result<(String, StoredRing), OAuthError> {
+    if let Some(found) = raw.and_then(parse) {
+        return Ok(found);
     }
     let fresh = StoredRing {
         retired: Vec::new(),
@@ -168,15 +180,15 @@ pub async fn ring_from(
     let _ = store
         .set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?)
         .await?;
-    let (raw, stored) = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
-    Ok((raw, load(sealer, &stored)?))
+    read(store).await?.ok_or_else(|| internal("key ring vanished"))
 }
 
 /// Rotates: next becomes current, current is retired (kept while tokens it
-/// signed may live, `keep_secs`), a new next is made.
+/// signed may live, `keep_secs`), a new next is made. The rotated ring is
+/// loaded before it is stored, so a ring whose keys cannot be unsealed is
+/// refused, not written.
 pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
-    ring(store, sealer, seed_pem).await?;
-    let (_, old) = read(store).await?.ok_or_else(|| internal("key ring vanished"))?;
+    let (_, old) = stored(store, sealer, seed_pem, store.get_value(RING_KEY).await?).await?;
     let now = chrono::Utc::now().timestamp();
     let mut retired: Vec<RetiredKey> = old.retired.into_iter().filter(|r| now - r.retired_at <= keep_secs).collect();
     if let Some(k) = old.current {
@@ -187,9 +199,10 @@ pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, 
         current: old.next.clone(),
         next: Some(new_key(sealer, None)?),
     };
+    let ring = load(sealer, &rotated)?;
     store
         .set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?)
         .await?;
     store.publish(EventKind::Keys, "ring", "rotate").await?;
-    load(sealer, &rotated)
+    Ok(ring)
 }
