@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
 
-/// How often the watchdog advances the clock and checks deadlines.
+/// How often the watchdog checks deadlines.
 const TICK: Duration = Duration::from_millis(10);
 
 /// Watches kept per thread for reuse; beyond this many a released one is
@@ -136,51 +136,41 @@ thread_local! {
 }
 
 /// The silence bound of one exchange: it elapses when the loop has not been
-/// restarted for `limit`. Without a limit it never elapses.
+/// restarted for `limit`. Without a limit (or a watchdog) it never elapses.
 pub(crate) struct Silence {
-    limit_ms: u64,
-    watch: Option<Arc<Watch>>,
+    /// The exchange's watch and its limit in milliseconds.
+    watch: Option<(Arc<Watch>, u64)>,
 }
 
 impl Silence {
     pub(crate) fn new(limit: Option<Duration>) -> Self {
-        let Some(limit) = limit else {
-            return Silence {
-                limit_ms: 0,
-                watch: None,
-            };
-        };
-        let watchdog = Watchdog::global();
-        if !watchdog.running.load(Ordering::Acquire) {
-            return Silence {
-                limit_ms: 0,
-                watch: None,
-            };
-        }
-        let watch = POOL
-            .try_with(|p| p.borrow_mut().pop())
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| watchdog.new_watch());
-        Silence {
-            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1),
-            watch: Some(watch),
-        }
+        let watch = limit.and_then(|limit| {
+            let watchdog = Watchdog::global();
+            watchdog.running.load(Ordering::Acquire).then(|| {
+                let watch = POOL
+                    .try_with(|p| p.borrow_mut().pop())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| watchdog.new_watch());
+                (watch, u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1))
+            })
+        });
+        Silence { watch }
     }
 
     /// Starts the window again from now.
     pub(crate) fn restart(&mut self) {
-        if let Some(w) = &self.watch {
+        if let Some((w, limit_ms)) = &self.watch {
             let now = Watchdog::global().now();
             // A limit of centuries must not wrap around to a passed deadline or
             // land on FIRED.
-            let deadline = now.saturating_add(self.limit_ms).min(FIRED - 1);
+            let deadline = now.saturating_add(*limit_ms).min(FIRED - 1);
             w.state.store(deadline, Ordering::Release);
         }
     }
 
     fn poll_elapsed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(w) = &self.watch else {
+        let Some((w, _)) = &self.watch else {
             return Poll::Pending;
         };
         if w.state.load(Ordering::Acquire) == FIRED {
@@ -202,7 +192,7 @@ impl Silence {
 
 impl Drop for Silence {
     fn drop(&mut self) {
-        if let Some(w) = self.watch.take() {
+        if let Some((w, _)) = self.watch.take() {
             w.state.store(DISARMED, Ordering::Release);
             // The waker keeps its task's memory alive; a pooled watch must not.
             drop(w.waker.take());
