@@ -48,6 +48,18 @@ async fn wait_backend(p: &Portcullis, host: &str, path: &str, backend: &str) {
     );
 }
 
+/// Portcullis with `PROXY_REQUEST_TIMEOUT` set to `timeout`, proxying `host`
+/// to a new test backend "A", once traffic for `host` reaches it. The Redis
+/// and the backend are returned so they live as long as the test.
+async fn proxied_with_timeout(timeout: &str, host: &str) -> (Redis, Portcullis, backend::Backend) {
+    let redis = Redis::start();
+    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", timeout)]).await;
+    let a = backend::start("A").await;
+    p.create_proxy(json!({"hostname": host, "target_url": a.url()})).await;
+    wait_backend(&p, host, "/", "A").await;
+    (redis, p, a)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     let redis = Redis::start();
@@ -363,11 +375,7 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
-    let redis = Redis::start();
-    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
-    let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "quiet.test", "target_url": a.url()})).await;
-    wait_backend(&p, "quiet.test", "/", "A").await;
+    let (_redis, p, _a) = proxied_with_timeout("1", "quiet.test").await;
 
     // 5 events 300 ms apart: 1.2 s in all, never 1 s without a byte.
     let r = reqwest::Client::new()
@@ -405,21 +413,13 @@ async fn the_request_timeout_bounds_silence_not_stream_length() {
 async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
     use futures::StreamExt;
 
-    let redis = Redis::start();
-    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", "1")]).await;
-    let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "patient.test", "target_url": a.url()})).await;
-    wait_backend(&p, "patient.test", "/", "A").await;
+    let (_redis, p, _a) = proxied_with_timeout("1", "patient.test").await;
     let client = reqwest::Client::new();
+    let get = |path: &str| client.get(p.http(path)).header("Host", "patient.test").send();
 
     // 32 MiB, more than the socket buffers hold: the client pauses 1.5 s after the
     // first chunk, so the proxy waits on the client, not the upstream.
-    let mut r = client
-        .get(p.http("/big?mb=32"))
-        .header("Host", "patient.test")
-        .send()
-        .await
-        .unwrap();
+    let mut r = get("/big?mb=32").await.unwrap();
     assert_eq!(r.status(), 200);
     let mut got = r.chunk().await.unwrap().map_or(0, |c| c.len());
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -445,23 +445,13 @@ async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
 
     // Timers are reused across exchanges: none fires early or late.
     for _ in 0..3 {
-        let r = client.get(p.http("/")).header("Host", "patient.test").send().await.unwrap();
+        let r = get("/").await.unwrap();
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
-        let r = client
-            .get(p.http("/slow?ms=600"))
-            .header("Host", "patient.test")
-            .send()
-            .await
-            .unwrap();
+        let r = get("/slow?ms=600").await.unwrap();
         assert_eq!(r.text().await.unwrap(), "slow done");
         let t = Instant::now();
-        let r = client
-            .get(p.http("/slow?ms=2500"))
-            .header("Host", "patient.test")
-            .send()
-            .await
-            .unwrap();
+        let r = get("/slow?ms=2500").await.unwrap();
         assert_eq!(r.status(), 504);
         let waited = t.elapsed();
         assert!(
@@ -469,8 +459,7 @@ async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
             "504 after {waited:?}"
         );
     }
-    let r = client.get(p.http("/")).header("Host", "patient.test").send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(get("/").await.unwrap().status(), 200);
 }
 
 /// An upstream that accepts a connection but reads none of a large request
@@ -526,11 +515,7 @@ async fn an_upstream_that_reads_no_body_is_timed_out() {
 /// timeout", not an overflowed deadline that has already passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_request_timeout_does_not_overflow() {
-    let redis = Redis::start();
-    let p = Portcullis::start_with(&redis, &[("PROXY_REQUEST_TIMEOUT", &u64::MAX.to_string())]).await;
-    let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "forever.test", "target_url": a.url()})).await;
-    wait_backend(&p, "forever.test", "/", "A").await;
+    let (_redis, p, _a) = proxied_with_timeout(&u64::MAX.to_string(), "forever.test").await;
     let (s, _, body) = get(&p, "forever.test", "/slow?ms=300").await;
     assert_eq!((s, body), (200, Value::String("slow done".into())));
 }
