@@ -287,18 +287,14 @@ where
                     // portcullis patch: as with upstream's per-read timeout, which polled
                     // the read before its timer, data that is already there wins over a
                     // deadline that passed (e.g. when this task is polled late).
-                    match client_session.read_response_task().now_or_never() {
-                        Some(res) => res,
-                        None => {
-                            let e = Error::explain(
-                                ReadTimedout,
-                                format!("while reading the upstream response, timeout: {read_timeout:?}"),
-                            );
-                            // As for any other read error: downstream gets it, the connection is not reused.
-                            let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
-                            return Ok(false);
-                        }
-                    }
+                    // Nothing there: a read error like any other (below), so the
+                    // downstream gets it and the connection is not reused.
+                    client_session.read_response_task().now_or_never().unwrap_or_else(|| {
+                        Error::e_explain(
+                            ReadTimedout,
+                            format!("while reading the upstream response, timeout: {read_timeout:?}"),
+                        )
+                    })
                 },
 
                 body = rx.recv(), if !request_done => {
