@@ -5,12 +5,13 @@ set dotenv-load := true
 
 export OPENSSL_NO_VENDOR := "1"
 
-# The CLI: the release binary when built, else built and run through cargo.
-cli := if path_exists(justfile_directory() / "target/release/portcullis") == "true" { quote(justfile_directory() / "target/release/portcullis") } else { "cargo run --release --quiet --" }
+# The CLI: the release binary when built, else built first (a first release
+# build takes ~7 minutes on 2 cores; `just build` does it ahead of time).
+cli := if path_exists(justfile_directory() / "target/release/portcullis") == "true" { quote(justfile_directory() / "target/release/portcullis") } else { "echo 'portcullis: building the release binary first (~7 min on 2 cores; `just build` does it ahead)' >&2 && cargo run --release --quiet --" }
 
 # List the recipes.
 default:
-    @just --list --unsorted
+    @just --justfile {{ quote(justfile()) }} --list --unsorted
 
 # Install what is missing, create .env, start Redis, build and serve.
 run:
@@ -67,6 +68,10 @@ token-delete name:
 # Print a token's value (admin).
 token-reveal name:
     {{ cli }} token reveal {{ quote(name) }}
+
+# Create a token, importing VALUE when given (admin); scope is user unless scope=admin.
+token-create name email="" scope="" value="":
+    {{ cli }} token create {{ quote(name) }} {{ if email == "" { "" } else { "--email " + quote(email) } }} {{ if scope == "" { "" } else { "--scope " + quote(scope) } }} {{ if value == "" { "" } else { "--value " + quote(value) } }}
 
 # Show the token in use (ADMIN_TOKEN).
 token-info:
@@ -181,6 +186,16 @@ route-create-proxy path target-type target-value proxies *flags:
     set -euo pipefail
     path="$1" ttype="$2" tvalue="$3" proxies="$4"; shift 4
     {{ cli }} route create "$path" "$ttype" "$tvalue" --scope proxy --proxies "$proxies" "$@"
+
+# Change route fields: just route-update ID priority=80 'methods=["GET"]'
+[positional-arguments]
+route-update route-id +sets:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    id="$1"; shift
+    args=()
+    for s in "$@"; do args+=(--set "$s"); done
+    {{ cli }} route update "$id" "${args[@]}"
 
 # Delete a route.
 route-delete route-id:

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use portcullis::cli::{ClientOpts, Resource};
 use portcullis::config::Config;
 
@@ -24,10 +24,35 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Run the data plane and the control plane.
+    ///
+    /// Configured only by environment variables (and `.env`, which real
+    /// environment variables override); `.env.example` lists every one with
+    /// its default. A bad value stops start-up with one line naming it.
+    #[command(after_long_help = SERVE_ENV_HELP)]
     Serve,
+    /// Print a shell completion script: `portcullis completion bash > /etc/bash_completion.d/portcullis`.
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(Box<Resource>),
 }
+
+/// The variables a first run needs, shown by `portcullis serve --help`.
+const SERVE_ENV_HELP: &str = "\
+Environment (see .env.example for all of them):
+  ADMIN_TOKEN          bootstrap admin bearer token (at least 16 characters)
+  SECRET_KEY           encrypts stored secrets; derived from ADMIN_TOKEN when unset,
+                       so set it before changing ADMIN_TOKEN later
+  STORE                redis (default) or embedded (one instance, no Redis)
+  REDIS_URL            redis://127.0.0.1:6379/0 (REDIS_PASSWORD for its password)
+  STORE_PATH           the embedded store's file
+  HTTP_PORT            80     HTTPS_PORT 443     PROXY_PROTOCOL_PORT 10001 (0 = off)
+  API_HOST, API_PORT   127.0.0.1, 9000 (the admin API, OAuth, /health, /metrics)
+  BASE_DOMAIN          auth.{BASE_DOMAIN} is the authorization server's hostname
+  GITHUB_CLIENT_ID, OIDC_ISSUER   the login provider of the OAuth server
+  LOG_LEVEL            tracing filter (info)";
 
 fn main() -> ExitCode {
     // `.env` first, so client commands find ADMIN_TOKEN and API_URL there too.
@@ -52,6 +77,10 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Args::command(), "portcullis", &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
         Command::Client(r) => portcullis::cli::run(args.opts, *r),
     }

@@ -69,7 +69,7 @@ impl Sealer {
         let (nonce, rest) = raw.split_at(12);
         let (ct, tag) = rest.split_at(rest.len() - 16);
         let plain = decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), b"portcullis", ct, tag)
-            .map_err(|_| SealError("authentication failed (is SECRET_KEY the same on every instance?)".into()))?;
+            .map_err(|_| SealError("authentication failed: SECRET_KEY differs from the one that sealed it (it must be the same on every instance; when SECRET_KEY is unset it is derived from ADMIN_TOKEN, so changing ADMIN_TOKEN changes it)".into()))?;
         String::from_utf8(plain).map_err(|e| SealError(e.to_string()))
     }
 }

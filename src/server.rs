@@ -73,7 +73,7 @@ async fn connect(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
             }
             Err(e) => {
                 anyhow::bail!(
-                    "cannot reach Redis at {} after {}s: {e}",
+                    "cannot reach Redis at {} after {}s: {e} (set STORE=embedded to run one instance without Redis)",
                     redacted(&cfg.redis_url),
                     cfg.redis_startup_timeout.as_secs()
                 )

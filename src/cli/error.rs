@@ -8,6 +8,10 @@ use thiserror::Error;
 /// Why a client command failed.
 #[derive(Debug, Error)]
 pub enum CliError {
+    /// The bearer token cannot be put in an `Authorization` header
+    /// (a control character or non-ASCII byte, often a pasted newline).
+    #[error("the token contains characters that cannot be sent in an HTTP header; check ADMIN_TOKEN or --token")]
+    UnsendableToken,
     /// No bearer token was given and nobody is logged in.
     #[error("no admin token: set ADMIN_TOKEN (the justfile reads it from .env), pass --token, or run `portcullis login`")]
     MissingToken,

@@ -110,6 +110,9 @@ impl Api {
     /// A client of the admin API at `api_url` calling with `token`.
     pub fn new(api_url: &str, token: &str) -> CliResult<Self> {
         let token = Some(token.trim()).filter(|t| !t.is_empty()).ok_or(CliError::MissingToken)?;
+        if reqwest::header::HeaderValue::from_str(token).is_err() {
+            return Err(CliError::UnsendableToken);
+        }
         let base = parse_base(api_url)?;
         Ok(Self {
             base,
@@ -208,6 +211,13 @@ mod tests {
         assert!(parse_base("127.0.0.1:9000").is_err());
         assert!(parse_base("ftp://h").is_err());
         assert!(parse_base("http://").is_err());
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_named_as_such() {
+        let e = Api::new("http://127.0.0.1:9000", "abc\u{7f}def").err();
+        assert!(matches!(e, Some(CliError::UnsendableToken)), "{e:?}");
+        assert!(Api::new("http://127.0.0.1:9000", "pc_abcdef").is_ok());
     }
 
     #[test]

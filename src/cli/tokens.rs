@@ -66,6 +66,9 @@ pub enum TokenVerb {
     Reveal {
         /// Token name.
         name: String,
+        /// Print only the value, for `V=$(portcullis token reveal NAME --value)`.
+        #[arg(long)]
+        value: bool,
     },
     /// Delete a token and every proxy, route and certificate it owns.
     Delete {
@@ -152,7 +155,7 @@ pub async fn run(api: &Api, json_out: bool, verb: TokenVerb) -> CliResult {
         }
         TokenVerb::List => api.get(&[TOKENS, ""]).await?,
         TokenVerb::Show { name } => api.get(&[TOKENS, name]).await?,
-        TokenVerb::Reveal { name } => api.get(&[TOKENS, name, "reveal"]).await?,
+        TokenVerb::Reveal { name, .. } => api.get(&[TOKENS, name, "reveal"]).await?,
         TokenVerb::Delete { name } => api.delete(&[TOKENS, name]).await?,
         TokenVerb::Info => api.get(&[TOKENS, "info"]).await?,
         TokenVerb::Email { email, name: None } => api.put(&[TOKENS, "email"], &json!({ "cert_email": email })).await?,
@@ -167,6 +170,14 @@ pub async fn run(api: &Api, json_out: bool, verb: TokenVerb) -> CliResult {
     };
     if json_out {
         super::output::json(&v);
+        return Ok(());
+    }
+    if let TokenVerb::Reveal { value: true, name } = &verb {
+        let value = v
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CliError::Protocol(format!("token {name} was revealed without its value")))?;
+        emit(&format!("{value}\n"));
         return Ok(());
     }
     emit(&match verb {

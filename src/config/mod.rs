@@ -340,6 +340,23 @@ fn redis_url() -> Result<String, ConfigError> {
     Ok(url.to_string())
 }
 
+/// The secrets `.env.example` ships with placeholder values: a copy used
+/// as it is would run with publicly known credentials, so start-up stops.
+const PLACEHOLDER_SECRETS: [&str; 3] = [vars::ADMIN_TOKEN, vars::SECRET_KEY, vars::REDIS_PASSWORD];
+
+fn refuse_placeholders() -> Result<(), ConfigError> {
+    for var in PLACEHOLDER_SECRETS {
+        if raw(var).is_some_and(|v| v.starts_with("change-me")) {
+            return Err(ConfigError {
+                var,
+                value: "<placeholder>".into(),
+                reason: "is the placeholder from .env.example: set a random value (`openssl rand -hex 32`)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Derives the secrets key: `SECRET_KEY` if set, else from `ADMIN_TOKEN`.
 fn secret_key(admin_token: Option<&str>) -> Result<[u8; 32], ConfigError> {
     use sha2::{Digest, Sha256};
@@ -368,6 +385,7 @@ impl Config {
     /// Loads `.env` (if present) and then the environment, validating every value.
     pub fn from_env() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
+        refuse_placeholders()?;
         let admin_token = raw(vars::ADMIN_TOKEN);
         if let Some(t) = &admin_token {
             if t.len() < 16 {

@@ -15,3 +15,4 @@ mod admin_startup;
 mod auth;
 mod dataplane;
 mod embedded_store;
+mod newcomer;
