@@ -17,7 +17,7 @@ default:
 run:
     ./scripts/run.sh
 
-# Run every test (unit, integration, benches as tests).
+# Run every test (fmt and clippy gates, unit, integration, Python suites).
 test:
     ./scripts/test.sh
 

@@ -82,6 +82,17 @@ ensure_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo is still not on PATH"
 }
 
+# ensure_rust_components NAME...: rustup components (rustfmt, clippy) that a
+# minimal toolchain lacks.
+ensure_rust_components() {
+    command -v rustup >/dev/null 2>&1 || return 0
+    local installed
+    installed="$(rustup component list --installed 2>/dev/null || true)"
+    for c in "$@"; do
+        grep -q "^$c" <<<"$installed" || rustup component add "$c"
+    done
+}
+
 # Packages every build needs (a C toolchain and OpenSSL headers for pingora/openssl-sys).
 BUILD_PACKAGES=(build-essential ca-certificates curl cmake pkg-config libssl-dev)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, the integration tests (real Redis, real
-# `portcullis serve`, real backends), benches compiled as tests, and the
-# Python suites against the built binary (tests/mcp, tests/oauth).
+# Runs every test: `cargo fmt --check` and clippy with warnings as errors,
+# unit tests, the integration tests (real Redis, real `portcullis serve`, real
+# backends), and the Python suites against the built binary (tests/mcp,
+# tests/oauth; a skip or xfail fails them). The bench floor is compiled here;
+# `just bench` runs the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -10,6 +12,11 @@ cd "$(dirname "$0")/.."
 ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
+ensure_rust_components rustfmt clippy
+
+# Style and lint gates first: they fail in seconds, the suites take minutes.
+cargo fmt --all -- --check
+OPENSSL_NO_VENDOR=1 cargo clippy --all-targets -- -D warnings 2>&1
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1
 

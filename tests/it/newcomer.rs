@@ -54,7 +54,7 @@ async fn an_unreachable_redis_points_at_the_embedded_store() {
     let code = proc.wait_exit(Duration::from_secs(15));
     let log = proc.log_text();
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}:\n{log}");
-    let last = log.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default();
+    let last = log.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(
         last.contains("STORE=embedded"),
         "the last line does not name STORE=embedded: {last}"

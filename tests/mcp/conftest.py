@@ -158,3 +158,6 @@ def mcp_url(portcullis, backend) -> str:
             last = e
         time.sleep(0.1)
     pytest.fail(f"{url} never answered 401 with resource_metadata; last: {last!r} {getattr(last, 'headers', '')}")
+
+# A skip or xfail fails the run (tests/pyharness/strict_skips.py).
+pytest_plugins = ["strict_skips"]

@@ -430,3 +430,6 @@ def introspector(server):
     """A confidential client used to introspect on the main server."""
     with httpx.Client(timeout=30) as h:
         return register_client(h, server.issuer, redirect_uris=[unused_loopback_redirect()], client_name="introspector")
+
+# A skip or xfail fails the run (tests/pyharness/strict_skips.py).
+pytest_plugins = ["strict_skips"]
