@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::admin_api::{make_cert, start, Events};
-use crate::harness::Redis;
+use crate::harness::{Redis, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_each_write_publishes_exactly_one_change_event() {
@@ -171,37 +171,48 @@ async fn admin_each_write_publishes_exactly_one_change_event() {
     assert_eq!(s, 200, "{v}");
     ev.expect_one("token", "delete", "frank").await;
 
-    // Rejected writes publish nothing.
-    let _ = p
-        .admin(
+    // Rejected writes publish nothing: each is refused with its own status,
+    // then a sentinel write's event must be the very next one (pub/sub keeps
+    // the order of publishes, so no timing window is needed).
+    let (c, k) = ("junk", "junk");
+    let rejected: [(&str, &str, Option<&str>, Option<serde_json::Value>, u16); 7] = [
+        (
             "POST",
             "/api/v1/proxy/targets/",
+            Some(ADMIN_TOKEN),
             Some(json!({"hostname": "bad host", "target_url": "http://127.0.0.1:1"})),
-        )
-        .await;
-    let _ = p
-        .admin(
+            422,
+        ),
+        (
             "POST",
             "/api/v1/proxy/targets/",
+            Some(ADMIN_TOKEN),
             Some(json!({"hostname": "localhost", "target_url": "http://127.0.0.1:1"})),
-        )
-        .await;
-    let _ = p
-        .admin(
+            409,
+        ),
+        (
             "POST",
             "/api/v1/routes/",
+            Some(ADMIN_TOKEN),
             Some(json!({"path_pattern": "/x", "target_type": "port", "target_value": "1", "priority": 1001})),
-        )
-        .await;
-    let _ = p.admin("DELETE", "/api/v1/routes/nope", None).await;
-    let _ = p.admin("DELETE", "/api/v1/tokens/erin", None).await;
-    let _ = p.call("DELETE", "/api/v1/proxy/targets/localhost", None, None).await;
-    let _ = p
-        .admin(
+            422,
+        ),
+        ("DELETE", "/api/v1/routes/nope", Some(ADMIN_TOKEN), None, 404),
+        ("DELETE", "/api/v1/tokens/erin", Some(ADMIN_TOKEN), None, 404),
+        ("DELETE", "/api/v1/proxy/targets/localhost", None, None, 401),
+        (
             "POST",
             "/api/v1/certificates/upload",
-            Some(json!({"cert_name": "x", "certificate_pem": "junk", "private_key_pem": "junk"})),
-        )
-        .await;
-    ev.expect_none().await;
+            Some(ADMIN_TOKEN),
+            Some(json!({"cert_name": "x", "certificate_pem": c, "private_key_pem": k})),
+            422,
+        ),
+    ];
+    for (method, path, token, body, want) in rejected {
+        let (s, v) = p.call(method, path, token, body).await;
+        assert_eq!(s, want, "{method} {path}: {v}");
+    }
+    let (s, v) = p.admin("POST", "/api/v1/tokens/", Some(json!({"name": "sentinel"}))).await;
+    assert_eq!(s, 201, "{v}");
+    ev.expect_one("token", "create", "sentinel").await;
 }
