@@ -105,20 +105,29 @@ class Redis:
     one database each (`new_db`)."""
 
     def __init__(self, workdir: Path):
-        self.port = free_port()
         self.password = secrets.token_hex(16)
         d = workdir / "redis"
         d.mkdir()
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.exit("redis-server not installed (apt-get install redis-server)", 2)
-        self.proc = Proc(
-            "redis",
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-             "--save", "", "--appendonly", "no", "--dir", str(d)],
-            {"PATH": os.environ.get("PATH", "")}, d, workdir,
-        )
-        wait_port(self.port, 15, self.proc.p, "redis-server")
+        # A port free a moment ago can be taken before redis binds it (other
+        # suites run beside this one): the set-up is retried on a new port.
+        for attempt in range(3):
+            self.port = free_port()
+            self.proc = Proc(
+                "redis",
+                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
+                 "--save", "", "--appendonly", "no", "--dir", str(d)],
+                {"PATH": os.environ.get("PATH", "")}, d, workdir,
+            )
+            try:
+                wait_port(self.port, 15, self.proc.p, "redis-server")
+                break
+            except RuntimeError:
+                self.proc.stop()
+                if attempt == 2:
+                    raise
         self._next_db = 0
 
     def dump(self, db: int) -> str:
