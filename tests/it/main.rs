@@ -16,3 +16,4 @@ mod auth;
 mod dataplane;
 mod embedded_store;
 mod newcomer;
+mod resilience;
