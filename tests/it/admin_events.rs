@@ -6,6 +6,9 @@ use serde_json::json;
 use crate::admin_api::{make_cert, start, Events};
 use crate::harness::{Redis, ADMIN_TOKEN};
 
+/// A write that must be refused: method, path, token, body, expected status.
+type Refused<'a> = (&'a str, &'a str, Option<&'a str>, Option<serde_json::Value>, u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_each_write_publishes_exactly_one_change_event() {
     let redis = Redis::start();
@@ -175,7 +178,7 @@ async fn admin_each_write_publishes_exactly_one_change_event() {
     // then a sentinel write's event must be the very next one (pub/sub keeps
     // the order of publishes, so no timing window is needed).
     let (c, k) = ("junk", "junk");
-    let rejected: [(&str, &str, Option<&str>, Option<serde_json::Value>, u16); 7] = [
+    let rejected: [Refused<'_>; 7] = [
         (
             "POST",
             "/api/v1/proxy/targets/",
