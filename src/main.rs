@@ -29,7 +29,13 @@ enum Command {
     /// environment variables override); `.env.example` lists every one with
     /// its default. A bad value stops start-up with one line naming it.
     #[command(after_long_help = SERVE_ENV_HELP)]
-    Serve,
+    Serve {
+        /// Zero-downtime upgrade: take the listening sockets from the running
+        /// portcullis over UPGRADE_SOCKET (send it SIGQUIT once this one is
+        /// waiting); the old process then drains and exits.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Print a shell completion script: `portcullis completion bash > /etc/bash_completion.d/portcullis`.
     Completion {
         /// The shell to complete for.
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let args = Args::parse();
     match args.command {
-        Command::Serve => {
+        Command::Serve { upgrade } => {
             let cfg = match Config::from_env() {
                 Ok(c) => c,
                 Err(e) => {
@@ -70,7 +76,7 @@ fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_filter))
                 .init();
-            match portcullis::server::serve(cfg) {
+            match portcullis::server::serve(cfg, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("portcullis: {e:#}");

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
-use pingora::proxy::{http_proxy, http_proxy_service_with_name};
+use pingora::protocols::http::v1::server::HeadLimits;
+use pingora::protocols::http::v2::server::default_h2_options;
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -18,10 +21,10 @@ use crate::admin::service::ControlPlane;
 use crate::config::Config;
 use crate::manage::BOOTSTRAP_ADMIN;
 use crate::model::{now_rfc3339, Proxy};
-use crate::proxy::proxy_protocol::ProxyProtocolApp;
+use crate::proxy::proxy_protocol::{Gate, PerIpLimit, ProxyHeaderBeforeTls};
 use crate::proxy::Edge;
 use crate::secrets::{token_hash, Sealer};
-use crate::snapshot::sync::SyncService;
+use crate::snapshot::sync::{KeyRefresh, SyncService};
 use crate::snapshot::{build, SnapshotHandle};
 use crate::store::{Store, StoreError};
 use crate::tls::{ensure_self_signed, SniSelector};
@@ -37,7 +40,8 @@ fn redacted(url: &str) -> String {
     }
 }
 
-/// Fails with a one-line reason if a port cannot be bound.
+/// Fails with a one-line reason if a port cannot be bound. Skipped on an
+/// upgrade: the running process holds the ports and hands them over.
 fn preflight(cfg: &Config) -> anyhow::Result<()> {
     let mut ports = vec![
         ("HTTP_PORT", SocketAddr::new(cfg.server_host, cfg.http_port)),
@@ -167,11 +171,69 @@ async fn ensure_oauth_entry_points(store: &dyn Store, cfg: &Config) -> anyhow::R
     Ok(())
 }
 
-/// Runs the whole process until SIGTERM/SIGINT.
-pub fn serve(cfg: Config) -> anyhow::Result<()> {
+/// The data plane app of one listener, with the client deadlines and limits
+/// of `cfg` (pingora's HTTP/2 options, and the vendored pingora-core's HTTP/1
+/// head limits: see vendor/pingora-core/PATCHED.md).
+fn edge_app(pconf: &Arc<ServerConf>, edge: Edge, cfg: &Config) -> Arc<HttpProxy<Edge>> {
+    let limits = &cfg.limits;
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(limits.http2_idle_timeout);
+    options.h1_head_limits = Some(HeadLimits {
+        head_timeout: limits.header_timeout,
+        idle_timeout: limits.keepalive_timeout,
+        max_bytes: limits.max_header_bytes,
+    });
+    options.h1_body_timeout = Some(limits.body_timeout);
+    let mut h2 = default_h2_options();
+    h2.max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let mut app = http_proxy(pconf, edge);
+    app.server_options = Some(options);
+    app.h2_options = Some(h2);
+    Arc::new(app)
+}
+
+/// Ends the process as soon as a graceful stop (SIGTERM, or SIGQUIT after the
+/// listeners went to an upgraded process) has no request left in flight.
+/// Pingora alone would always wait the whole grace period; it stays the upper
+/// bound (pingora ends the process after it even if requests remain).
+struct Drain;
+
+/// How often, and how many times in a row, the drain sees no request in
+/// flight before it ends the process (a request between reading its head and
+/// being counted is not lost).
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+const DRAIN_IDLE_POLLS: u32 = 3;
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Drain {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        let started = Instant::now();
+        let mut idle = 0;
+        loop {
+            tokio::time::sleep(DRAIN_POLL).await;
+            idle = if crate::metrics::ACTIVE_REQUESTS.get() <= 0 { idle + 1 } else { 0 };
+            if idle >= DRAIN_IDLE_POLLS {
+                tracing::info!(drained_ms = started.elapsed().as_millis() as u64, "no request in flight; exiting");
+                std::process::exit(0);
+            }
+        }
+    }
+}
+
+/// Runs the whole process until SIGTERM/SIGINT, or until an upgraded process
+/// took the listeners over (SIGQUIT). With `upgrade`, takes the listening
+/// sockets from the running process over `UPGRADE_SOCKET` first.
+pub fn serve(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     crate::metrics::init();
-    preflight(&cfg)?;
+    if !upgrade {
+        preflight(&cfg)?;
+    }
     let sealer = Sealer::new(cfg.secret_key);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -187,46 +249,61 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     })?;
     drop(rt);
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snapshot));
-    let wake = Arc::new(tokio::sync::Notify::new());
+    let keys = Arc::new(KeyRefresh::default());
 
     let conf = ServerConf {
         threads: cfg.proxy_threads,
         grace_period_seconds: Some(cfg.shutdown_grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         max_retries: 1,
+        upgrade_sock: cfg.upgrade_socket.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let pconf = server.configuration.clone();
 
-    let mut edge = http_proxy_service_with_name(
-        &pconf,
-        Edge {
-            handle: handle.clone(),
-            config: cfg.clone(),
-            wake: wake.clone(),
-        },
-        "portcullis data plane",
-    );
+    let per_ip = PerIpLimit::new(cfg.limits.max_connections_per_ip);
+    let new_edge = || Edge {
+        handle: handle.clone(),
+        config: cfg.clone(),
+        wake: keys.clone(),
+    };
+    let gate = Gate {
+        inner: edge_app(&pconf, new_edge(), &cfg),
+        proxy_protocol: false,
+        config: cfg.clone(),
+        per_ip: per_ip.clone(),
+    };
+    let mut edge = Service::new("portcullis data plane".into(), gate);
     edge.add_tcp(&SocketAddr::new(cfg.server_host, cfg.http_port).to_string());
     let mut tls = TlsSettings::with_callbacks(Box::new(SniSelector { handle: handle.clone() })).context("TLS settings")?;
     tls.enable_h2();
     edge.add_tls_with_settings(&SocketAddr::new(cfg.server_host, cfg.https_port).to_string(), None, tls);
+    if cfg.https_proxy_protocol {
+        edge.endpoints()
+            .set_pre_tls_callback(Arc::new(ProxyHeaderBeforeTls { config: cfg.clone() }));
+    }
     server.add_service(edge);
 
     if cfg.proxy_protocol_port != 0 {
-        let app = ProxyProtocolApp {
-            inner: Arc::new(http_proxy(
-                &pconf,
-                Edge {
-                    handle: handle.clone(),
-                    config: cfg.clone(),
-                    wake: wake.clone(),
-                },
-            )),
+        if cfg.trusted_proxies.is_empty() {
+            tracing::warn!(
+                port = cfg.proxy_protocol_port,
+                "TRUSTED_PROXIES is empty: the PROXY protocol listener closes every connection"
+            );
+        }
+        let gate = Gate {
+            inner: edge_app(&pconf, new_edge(), &cfg),
+            proxy_protocol: true,
+            config: cfg.clone(),
+            per_ip,
         };
-        let mut pp = Service::new("portcullis PROXY protocol".into(), app);
+        let mut pp = Service::new("portcullis PROXY protocol".into(), gate);
         pp.add_tcp(&SocketAddr::new(cfg.server_host, cfg.proxy_protocol_port).to_string());
         server.add_service(pp);
     }
@@ -237,9 +314,10 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             config: cfg.clone(),
             handle,
             fallback,
-            wake,
+            keys,
         },
     ));
+    server.add_service(background_service("drain", Drain));
     let mut control = background_service("control plane", ControlPlane { config: cfg.clone() });
     control.threads = Some(2);
     server.add_service(control);

@@ -19,6 +19,21 @@ pub struct ControlPlane {
     pub config: Arc<Config>,
 }
 
+/// Binds the control plane with `SO_REUSEPORT`, so an upgraded process
+/// (`serve --upgrade`) listens next to the draining one instead of waiting
+/// for it to exit.
+fn listen_shared(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 #[async_trait]
 impl BackgroundService for ControlPlane {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -34,7 +49,7 @@ impl BackgroundService for ControlPlane {
             }
         };
         let listener = loop {
-            match tokio::net::TcpListener::bind(addr).await {
+            match listen_shared(addr) {
                 Ok(l) => break l,
                 Err(e) => tracing::warn!(%addr, error = %e, "cannot bind the control plane yet; retrying"),
             }

@@ -178,7 +178,7 @@ fn verify(keys: &AuthKeys, token: &str) -> Result<Identity, Option<String>> {
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| Some("malformed token".to_string()))?;
     let kid = header.kid.ok_or_else(|| Some("token has no kid".to_string()))?;
-    let key = keys.keys.get(&kid).ok_or(None)?;
+    let key = keys.keys.get(&kid).ok_or_else(|| keys.unknown_kid(&kid))?;
     let mut v = Validation::new(Algorithm::RS256);
     v.set_issuer(&[keys.issuer.as_str()]);
     v.validate_aud = false;

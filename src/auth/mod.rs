@@ -23,6 +23,9 @@ use crate::store::{Store, StoreError};
 /// Most verified tokens remembered per snapshot before the cache starts over.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 
+/// Most unknown key ids remembered before that cache starts over.
+const UNKNOWN_KIDS_MAX: usize = 1_000;
+
 /// A token whose signature was checked, with the identity header values
 /// (user id, user, e-mail, scopes) built once: a cached hit copies nothing.
 pub struct Verified {
@@ -64,6 +67,9 @@ pub struct AuthKeys {
     /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
     /// expiry and revocation are still checked on every hit.
     verified: std::sync::Mutex<crate::snapshot::FastMap<String, (String, Identity)>>,
+    /// Key ids that were unknown, and since when: for a key refresh interval
+    /// a token naming one is refused at once, without asking for a refresh.
+    unknown_kids: std::sync::Mutex<crate::snapshot::FastMap<String, std::time::Instant>>,
 }
 
 /// The cache key: the token's last 43 characters (part of its signature), so
@@ -98,6 +104,24 @@ impl AuthKeys {
 }
 
 impl AuthKeys {
+    /// A token names `kid`, which this snapshot lacks: `None` the first time
+    /// (ask for a key refresh), then the refusal reason for a refresh
+    /// interval (answered 401 at once).
+    pub fn unknown_kid(&self, kid: &str) -> Option<String> {
+        let mut m = self.unknown_kids.lock().ok()?;
+        let now = std::time::Instant::now();
+        if m.get(kid)
+            .is_some_and(|since| now.duration_since(*since) < crate::snapshot::sync::KEY_REFRESH_INTERVAL)
+        {
+            return Some("token signed with an unknown key".into());
+        }
+        if m.len() >= UNKNOWN_KIDS_MAX {
+            m.clear();
+        }
+        m.insert(kid.to_string(), now);
+        None
+    }
+
     /// Loads keys and revocations from the store.
     pub async fn load(store: &dyn Store, sealer: &Sealer, oauth: &OAuthConfig) -> Result<Self, StoreError> {
         let keys = match crate::oauth::keys::ring(store, sealer, oauth.jwt_private_key_pem.as_deref()).await {
@@ -113,6 +137,7 @@ impl AuthKeys {
             revoked: store.list_revocations().await?.into_iter().collect(),
             allowed_users: oauth.allowed_users.clone(),
             verified: std::sync::Mutex::default(),
+            unknown_kids: std::sync::Mutex::default(),
         })
     }
 }

@@ -81,6 +81,24 @@ pub mod vars {
     pub const RSA_KEY_SIZE: &str = "RSA_KEY_SIZE";
     /// Base URL of the admin API for the CLI.
     pub const API_URL: &str = "API_URL";
+    /// Seconds a client has for a whole HTTP/1 request head.
+    pub const CLIENT_HEADER_TIMEOUT: &str = "CLIENT_HEADER_TIMEOUT";
+    /// Seconds an HTTP/1.1 connection may idle between requests.
+    pub const KEEPALIVE_TIMEOUT: &str = "KEEPALIVE_TIMEOUT";
+    /// Seconds an HTTP/2 connection may idle with no open stream.
+    pub const HTTP2_IDLE_TIMEOUT: &str = "HTTP2_IDLE_TIMEOUT";
+    /// Seconds a read of a request body may wait for data.
+    pub const CLIENT_BODY_TIMEOUT: &str = "CLIENT_BODY_TIMEOUT";
+    /// Largest request head in bytes (larger: 431).
+    pub const MAX_REQUEST_HEADER_BYTES: &str = "MAX_REQUEST_HEADER_BYTES";
+    /// Open connections allowed per client address (0: no limit).
+    pub const MAX_CONNECTIONS_PER_IP: &str = "MAX_CONNECTIONS_PER_IP";
+    /// CIDRs of the load balancers whose PROXY headers and forwarding headers are believed.
+    pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
+    /// Expect a PROXY header on the HTTPS listener too.
+    pub const HTTPS_PROXY_PROTOCOL: &str = "HTTPS_PROXY_PROTOCOL";
+    /// Unix socket over which `serve --upgrade` takes the listeners over.
+    pub const UPGRADE_SOCKET: &str = "UPGRADE_SOCKET";
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -140,10 +158,123 @@ pub struct Config {
     pub shutdown_grace_period: Duration,
     /// Data plane worker threads.
     pub proxy_threads: usize,
+    /// Client deadlines and limits of the data plane.
+    pub limits: ClientLimits,
+    /// Load balancers whose PROXY headers and forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The HTTPS listener expects a PROXY header before the TLS handshake.
+    pub https_proxy_protocol: bool,
+    /// Unix socket path of the zero-downtime upgrade hand-over.
+    pub upgrade_socket: String,
     /// ACME settings.
     pub acme: AcmeConfig,
     /// OAuth authorization server settings.
     pub oauth: OAuthConfig,
+}
+
+/// Deadlines and limits for data plane clients (defaults close to nginx's).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLimits {
+    /// A whole HTTP/1 request head, from the connection's start or from the
+    /// first byte of a next request (nginx `client_header_timeout`, 60 s).
+    pub header_timeout: Duration,
+    /// Idle HTTP/1.1 connection between requests (nginx `keepalive_timeout`, 75 s).
+    pub keepalive_timeout: Duration,
+    /// Idle HTTP/2 connection with no open stream (nginx uses `keepalive_timeout`, 75 s).
+    pub http2_idle_timeout: Duration,
+    /// Silence while reading a request body (nginx `client_body_timeout`, 60 s).
+    pub body_timeout: Duration,
+    /// Largest request head in bytes, HTTP/1 head or HTTP/2 header list (64 KiB).
+    pub max_header_bytes: usize,
+    /// Open connections per client address; 0 is no limit.
+    pub max_connections_per_ip: usize,
+}
+
+/// Largest `MAX_REQUEST_HEADER_BYTES`: pingora's own fixed bound.
+const MAX_HEADER_BYTES_CEILING: usize = 1024 * 1024;
+
+fn client_limits() -> Result<ClientLimits, ConfigError> {
+    let max_header_bytes: usize = parse(vars::MAX_REQUEST_HEADER_BYTES, 64 * 1024, "a number of bytes")?;
+    if !(1024..=MAX_HEADER_BYTES_CEILING).contains(&max_header_bytes) {
+        return Err(ConfigError {
+            var: vars::MAX_REQUEST_HEADER_BYTES,
+            value: max_header_bytes.to_string(),
+            reason: format!("must be between 1024 and {MAX_HEADER_BYTES_CEILING}"),
+        });
+    }
+    Ok(ClientLimits {
+        header_timeout: seconds(vars::CLIENT_HEADER_TIMEOUT, 60)?,
+        keepalive_timeout: seconds(vars::KEEPALIVE_TIMEOUT, 75)?,
+        http2_idle_timeout: seconds(vars::HTTP2_IDLE_TIMEOUT, 75)?,
+        body_timeout: seconds(vars::CLIENT_BODY_TIMEOUT, 60)?,
+        max_header_bytes,
+        max_connections_per_ip: parse(vars::MAX_CONNECTIONS_PER_IP, 0, "a connection count (0: no limit)")?,
+    })
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`; a bare address is one host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/prefix` or a bare address.
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { net: addr, prefix })
+    }
+
+    /// True when `ip` (IPv4-mapped IPv6 counts as IPv4) lies in the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `TRUSTED_PROXIES`: CIDRs separated by commas or spaces (default none).
+fn trusted_proxies() -> Result<Vec<Cidr>, ConfigError> {
+    let Some(v) = raw(vars::TRUSTED_PROXIES) else {
+        return Ok(Vec::new());
+    };
+    v.split([',', ' '])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Cidr::parse(p).ok_or_else(|| ConfigError {
+                var: vars::TRUSTED_PROXIES,
+                value: v.clone(),
+                reason: format!("{p:?} is not an address or CIDR block"),
+            })
+        })
+        .collect()
+}
+
+fn boolean(var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match raw(var).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError {
+            var,
+            value: other.to_string(),
+            reason: "expected true or false".into(),
+        }),
+    }
 }
 
 /// ACME issuance and renewal settings.
@@ -419,6 +550,10 @@ impl Config {
             redis_startup_timeout: seconds(vars::REDIS_STARTUP_TIMEOUT, 30)?,
             shutdown_grace_period: seconds(vars::SHUTDOWN_GRACE_PERIOD, 10)?,
             proxy_threads: parse(vars::PROXY_THREADS, threads_default, "a thread count")?,
+            limits: client_limits()?,
+            trusted_proxies: trusted_proxies()?,
+            https_proxy_protocol: boolean(vars::HTTPS_PROXY_PROTOCOL, false)?,
+            upgrade_socket: raw(vars::UPGRADE_SOCKET).unwrap_or_else(|| "/tmp/portcullis-upgrade.sock".into()),
             acme: acme_config()?,
             oauth: oauth::oauth_config(&raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase())?,
         };
@@ -461,6 +596,12 @@ impl Config {
         Ok(())
     }
 
+    /// True when `ip` is a trusted load balancer (`TRUSTED_PROXIES`): only
+    /// those may send PROXY headers, and only theirs `X-Forwarded-*` count.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(ip))
+    }
+
     /// URL at which this instance's control plane is reachable from the data plane.
     pub fn api_base_url(&self) -> String {
         let host = if self.api_host.is_unspecified() {
@@ -471,6 +612,29 @@ impl Config {
         match host {
             IpAddr::V6(h) => format!("http://[{h}]:{}", self.api_port),
             IpAddr::V4(h) => format!("http://{h}:{}", self.api_port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_blocks_match_their_addresses_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains(ip("10.1.255.3")));
+        assert!(c.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped");
+        assert!(!c.contains(ip("10.2.0.1")));
+        assert!(!c.contains(ip("::1")));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.9")));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:1::5")) && !v6.contains(ip("2001:db9::1")));
+        for bad in ["10.0.0.0/33", "::/129", "x", "10.0.0.0/", "/8"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -81,6 +81,62 @@ pub static CHANGE_EVENTS: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!("portcullis_change_events_total", "Change events received").unwrap_or_else(|e| panic!("metric registration: {e}"))
 });
 
+/// Client-caused failures of the data plane, by kind: `head_timeout` (a
+/// request head or idle keep-alive deadline passed mid-head), `head_too_large`
+/// (431), `bad_head` (400), `closed` (the client closed or reset mid-head).
+/// Logged at debug level only: they are the clients' doing, not ours.
+pub static CLIENT_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_client_errors_total",
+        "Requests the client broke off or got wrong (logged at debug level)",
+        &["kind"]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// Counts a request head the client broke off or got wrong (pingora's
+/// `request_head_error` hook) under its [`CLIENT_ERRORS`] kind.
+pub fn client_head_error(e: &pingora::Error) {
+    let kind = match e.etype() {
+        pingora::ErrorType::ReadTimedout => "head_timeout",
+        pingora::ErrorType::HTTPStatus(431) => "head_too_large",
+        pingora::ErrorType::InvalidHTTPHeader => "bad_head",
+        _ => "closed",
+    };
+    CLIENT_ERRORS.with_label_values(&[kind]).inc();
+}
+
+/// The [`CLIENT_ERRORS`] kinds.
+pub const CLIENT_ERROR_KINDS: [&str; 4] = ["head_timeout", "head_too_large", "bad_head", "closed"];
+
+/// Connections closed at once, by reason: `per_ip_limit`
+/// (`MAX_CONNECTIONS_PER_IP`), `untrusted_proxy` (a PROXY listener peer not in
+/// `TRUSTED_PROXIES`), `bad_proxy_header`.
+pub static CONNECTIONS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_connections_refused_total",
+        "Data plane connections closed before any request",
+        &["reason"]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
+/// The [`CONNECTIONS_REFUSED`] reasons.
+pub const REFUSAL_REASONS: [&str; 3] = ["per_ip_limit", "untrusted_proxy", "bad_proxy_header"];
+
+/// Signing key refreshes asked for by tokens with an unknown `kid`, by
+/// result: `changed` (new keys swapped in), `unchanged`, `failed`, and
+/// `skipped` (answered 401 at once: a refresh ran less than the refresh
+/// interval ago).
+pub static KEY_REFRESHES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_key_refreshes_total",
+        "Signing key refreshes asked for by unknown key ids",
+        &["result"]
+    )
+    .unwrap_or_else(|e| panic!("metric registration: {e}"))
+});
+
 /// Registers process metrics and touches every metric so they appear at zero.
 pub fn init() {
     #[cfg(target_os = "linux")]
@@ -99,6 +155,15 @@ pub fn init() {
     }
     Lazy::force(&SNAPSHOT_TIMESTAMP);
     Lazy::force(&CHANGE_EVENTS);
+    for kind in CLIENT_ERROR_KINDS {
+        CLIENT_ERRORS.with_label_values(&[kind]);
+    }
+    for reason in REFUSAL_REASONS {
+        CONNECTIONS_REFUSED.with_label_values(&[reason]);
+    }
+    for result in ["changed", "unchanged", "failed", "skipped"] {
+        KEY_REFRESHES.with_label_values(&[result]);
+    }
 }
 
 /// The registry in Prometheus text format.

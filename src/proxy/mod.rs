@@ -26,8 +26,8 @@ pub struct Edge {
     pub handle: SnapshotHandle,
     /// Timeouts and ports.
     pub config: Arc<Config>,
-    /// Asks the snapshot sync for an immediate rebuild (unknown signing key).
-    pub wake: Arc<tokio::sync::Notify>,
+    /// Asks the snapshot sync for a key refresh (unknown signing key), at most one per interval.
+    pub wake: Arc<crate::snapshot::sync::KeyRefresh>,
 }
 
 /// Per-request state.
@@ -61,16 +61,10 @@ impl Ctx {
 }
 
 impl Edge {
-    /// Asks for a snapshot rebuild and waits (bounded) until a newer one is in place.
+    /// Asks for a signing key refresh and waits (bounded) for it; returns at
+    /// once when one ran less than a refresh interval ago.
     async fn refresh_snapshot(&self) {
-        let before = self.handle.load().built_at;
-        self.wake.notify_one();
-        for _ in 0..50 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            if self.handle.load().built_at != before {
-                return;
-            }
-        }
+        self.wake.refresh().await;
     }
 }
 
@@ -186,6 +180,11 @@ impl ProxyHttp for Edge {
             *body = if end_of_stream { ctx.metadata_fallback.clone() } else { None };
         }
         Ok(None)
+    }
+
+    /// A request head the client broke off or got wrong: counted, logged at debug only.
+    fn request_head_error(&self, e: &Error) {
+        metrics::client_head_error(e);
     }
 
     /// Clients that hang up mid-request are routine, not errors worth a log line each.

@@ -1,19 +1,33 @@
-//! The PROXY protocol listener (v1 text and v2 binary, from a load balancer):
-//! reads the header, makes its source address the client address, then
-//! serves the connection exactly like the plain HTTP listener. Connections
-//! without a valid header are closed: behind a PROXY-speaking balancer a
-//! missing header means a client bypassed it.
+//! The connection gate in front of every data plane listener: the PROXY
+//! protocol (v1 text and v2 binary, from a load balancer) and the per-address
+//! connection cap.
+//!
+//! A PROXY header is read only from a trusted load balancer (`TRUSTED_PROXIES`):
+//! any other peer of a PROXY-protocol listener is closed at once, since it
+//! could otherwise claim any client address. The header's source becomes the
+//! client address, then the connection is served exactly like the plain
+//! listener's. A trusted peer without a valid header is closed too: behind a
+//! PROXY-speaking balancer a missing header means something is wrong.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
+use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, UniqueID};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::config::Config;
+use crate::metrics;
+
+/// How long a trusted balancer has to send its PROXY header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 const V2_SIGNATURE: [u8; 12] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A];
 const V1_MAX: usize = 107;
@@ -124,28 +138,144 @@ fn set_client_addr<S: GetSocketDigest + UniqueID + ?Sized>(s: &mut S, addr: Sock
     s.set_socket_digest(d);
 }
 
-/// Wraps the HTTP app: PROXY header first, then ordinary HTTP.
-pub struct ProxyProtocolApp<A> {
+/// The connection's peer (client) address, if it is an IP socket.
+fn peer_ip<S: GetSocketDigest + ?Sized>(s: &S) -> Option<IpAddr> {
+    let d = s.get_socket_digest()?;
+    d.peer_addr()?.as_inet().map(|a| a.ip())
+}
+
+/// Reads the PROXY header of a connection from a trusted balancer and makes
+/// its source the client address; `false` means close the connection.
+async fn accept_proxy_header<S>(stream: &mut S, config: &Config) -> bool
+where
+    S: AsyncRead + GetSocketDigest + UniqueID + Unpin + ?Sized,
+{
+    let peer = peer_ip(stream);
+    if !peer.is_some_and(|ip| config.is_trusted_proxy(ip)) {
+        metrics::CONNECTIONS_REFUSED.with_label_values(&["untrusted_proxy"]).inc();
+        tracing::debug!(peer = ?peer, "closing a PROXY-protocol connection from a peer not in TRUSTED_PROXIES");
+        return false;
+    }
+    match tokio::time::timeout(HEADER_TIMEOUT, read_header(stream)).await {
+        Ok(Ok(Some(addr))) => set_client_addr(stream, addr),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            metrics::CONNECTIONS_REFUSED.with_label_values(&["bad_proxy_header"]).inc();
+            tracing::debug!(error = %e, peer = ?peer, "closing a PROXY-protocol connection");
+            return false;
+        }
+        Err(_) => {
+            metrics::CONNECTIONS_REFUSED.with_label_values(&["bad_proxy_header"]).inc();
+            tracing::debug!(peer = ?peer, "closing a PROXY-protocol connection: no header within 5 s");
+            return false;
+        }
+    }
+    true
+}
+
+/// Open connections per client address, for `MAX_CONNECTIONS_PER_IP`; one
+/// set shared by every listener.
+pub struct PerIpLimit {
+    limit: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIpLimit {
+    /// The shared counter, or `None` when `limit` is 0 (no limit).
+    pub fn new(limit: usize) -> Option<Arc<PerIpLimit>> {
+        (limit > 0).then(|| {
+            Arc::new(PerIpLimit {
+                limit,
+                open: Mutex::new(HashMap::new()),
+            })
+        })
+    }
+
+    /// Counts one more connection from `ip`, unless it has `limit` open already.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PerIpSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot { set: self.clone(), ip })
+    }
+}
+
+/// One counted connection; released when the connection ends.
+struct PerIpSlot {
+    set: Arc<PerIpLimit>,
+    ip: IpAddr,
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut open = self.set.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Wraps the HTTP app of a listener: the PROXY header first (on PROXY
+/// listeners), then the per-address cap, then ordinary HTTP.
+pub struct Gate<A> {
     /// The HTTP proxy app.
     pub inner: Arc<A>,
+    /// Expect a PROXY header (only trusted peers may send one).
+    pub proxy_protocol: bool,
+    /// `TRUSTED_PROXIES`.
+    pub config: Arc<Config>,
+    /// `MAX_CONNECTIONS_PER_IP`, if set.
+    pub per_ip: Option<Arc<PerIpLimit>>,
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyProtocolApp<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Gate<A> {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        match tokio::time::timeout(Duration::from_secs(5), read_header(&mut stream)).await {
-            Ok(Ok(Some(addr))) => set_client_addr(&mut *stream, addr),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "closing a PROXY-protocol connection");
-                return None;
-            }
-            Err(_) => {
-                tracing::warn!("closing a PROXY-protocol connection: no header within 5 s");
-                return None;
-            }
+        if self.proxy_protocol && !accept_proxy_header(&mut *stream, &self.config).await {
+            return None;
         }
+        let _slot = match (&self.per_ip, peer_ip(&*stream)) {
+            (Some(set), Some(ip)) => match set.acquire(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics::CONNECTIONS_REFUSED.with_label_values(&["per_ip_limit"]).inc();
+                    tracing::debug!(client = %ip, "closing a connection: MAX_CONNECTIONS_PER_IP reached");
+                    return None;
+                }
+            },
+            _ => None,
+        };
         self.inner.process_new(stream, shutdown).await
+    }
+
+    /// Passes the shutdown on, so kept-alive connections waiting for a next
+    /// request are closed at once.
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// The PROXY header on the HTTPS listener (`HTTPS_PROXY_PROTOCOL`), read
+/// before the TLS handshake, from trusted balancers only.
+pub struct ProxyHeaderBeforeTls {
+    /// `TRUSTED_PROXIES`.
+    pub config: Arc<Config>,
+}
+
+#[async_trait]
+impl PreTlsProcess for ProxyHeaderBeforeTls {
+    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
+        if accept_proxy_header(stream, &self.config).await {
+            Ok(())
+        } else {
+            pingora::Error::e_explain(pingora::ErrorType::ReadError, "PROXY header refused")
+        }
     }
 }
 

@@ -1,20 +1,94 @@
 //! Keeps the snapshot current: rebuilds on every change event (coalescing
 //! bursts) and on a periodic full reconcile, so a lost pub/sub message heals.
+//! Tokens naming an unknown signing key ask for a key refresh, bounded by
+//! [`KeyRefresh`]: it reloads the keys alone, never the whole snapshot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::{build, SnapshotHandle};
+use super::{build, Snapshot, SnapshotHandle};
+use crate::auth::AuthKeys;
 use crate::config::Config;
 use crate::metrics;
 use crate::secrets::Sealer;
 use crate::store::Store;
 use crate::tls::CertKey;
+
+/// At most one signing key refresh per this interval, however many tokens
+/// with unknown key ids arrive; the others are answered 401 at once. Key
+/// rotation reaches the data plane by change event, so this refresh is only a
+/// fallback (e.g. a lost event).
+pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the request that triggered a key refresh waits for it.
+const KEY_REFRESH_WAIT: Duration = Duration::from_secs(1);
+
+/// The bounded key refresh shared by the data plane (which asks) and the
+/// sync service (which reloads the keys).
+pub struct KeyRefresh {
+    origin: Instant,
+    /// Milliseconds after `origin` (plus one) of the last refresh asked for; 0: never.
+    last: AtomicU64,
+    /// Wakes the sync service.
+    wake: tokio::sync::Notify,
+    /// Refreshes finished, and their signal, for the waiting request.
+    done: AtomicU64,
+    finished: tokio::sync::Notify,
+}
+
+impl Default for KeyRefresh {
+    fn default() -> Self {
+        KeyRefresh {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
+            done: AtomicU64::new(0),
+            finished: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl KeyRefresh {
+    /// Asks for a key refresh and waits (at most 1 s) until it finished;
+    /// returns at once, `false`, when one was asked for less than
+    /// [`KEY_REFRESH_INTERVAL`] ago.
+    pub async fn refresh(&self) -> bool {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.last.load(Ordering::Acquire);
+        let interval = u64::try_from(KEY_REFRESH_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        if (last != 0 && now.saturating_sub(last) < interval)
+            || self.last.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
+            metrics::KEY_REFRESHES.with_label_values(&["skipped"]).inc();
+            return false;
+        }
+        let before = self.done.load(Ordering::Acquire);
+        let finished = self.finished.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
+        self.wake.notify_one();
+        let _ = tokio::time::timeout(KEY_REFRESH_WAIT, async {
+            while self.done.load(Ordering::Acquire) == before {
+                finished.as_mut().await;
+                finished.set(self.finished.notified());
+                finished.as_mut().enable();
+            }
+        })
+        .await;
+        true
+    }
+
+    fn mark_done(&self) {
+        self.done.fetch_add(1, Ordering::AcqRel);
+        self.finished.notify_waiters();
+    }
+}
 
 /// The background service that owns snapshot rebuilding.
 pub struct SyncService {
@@ -24,8 +98,8 @@ pub struct SyncService {
     pub handle: SnapshotHandle,
     /// Certificate for names no stored certificate covers.
     pub fallback: Arc<CertKey>,
-    /// Rebuild requests from the data plane (an unknown signing key id).
-    pub wake: Arc<tokio::sync::Notify>,
+    /// Key refresh requests from the data plane (an unknown signing key id).
+    pub keys: Arc<KeyRefresh>,
 }
 
 impl SyncService {
@@ -45,6 +119,39 @@ impl SyncService {
                 tracing::warn!(error = %e, "snapshot rebuild failed; keeping the previous snapshot");
             }
         }
+    }
+
+    /// Reloads the signing keys (and revocations) alone and swaps them in,
+    /// sharing everything else with the current snapshot; no swap when the
+    /// key ids are unchanged, so the verified-token cache survives.
+    pub async fn refresh_keys(&self, store: &dyn Store) {
+        let sealer = Sealer::new(self.config.secret_key);
+        let result = match AuthKeys::load(store, &sealer, &self.config.oauth).await {
+            Ok(auth) => {
+                let cur = self.handle.load();
+                let same = auth.keys.len() == cur.auth.keys.len() && auth.keys.keys().all(|k| cur.auth.keys.contains_key(k));
+                if same {
+                    "unchanged"
+                } else {
+                    self.handle.store(Arc::new(Snapshot {
+                        proxies: cur.proxies.clone(),
+                        certs: cur.certs.clone(),
+                        challenges: cur.challenges.clone(),
+                        auth,
+                        control: cur.control.clone(),
+                        built_at: SystemTime::now(),
+                    }));
+                    tracing::info!("signing keys refreshed for a token with an unknown key id");
+                    "changed"
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "signing key refresh failed; keeping the current keys");
+                "failed"
+            }
+        };
+        metrics::KEY_REFRESHES.with_label_values(&[result]).inc();
+        self.keys.mark_done();
     }
 
     async fn connect(&self, shutdown: &mut ShutdownWatch) -> Option<Arc<dyn Store>> {
@@ -86,7 +193,7 @@ impl BackgroundService for SyncService {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tick.tick() => self.rebuild(&*store).await,
-                    _ = self.wake.notified() => self.rebuild(&*store).await,
+                    _ = self.keys.wake.notified() => self.refresh_keys(&*store).await,
                     ev = events.next() => {
                         let Some(ev) = ev else {
                             tracing::warn!("change event subscription ended; resubscribing");

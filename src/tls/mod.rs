@@ -57,6 +57,9 @@ impl CertKey {
 }
 
 /// Certificates by name: exact names, wildcard parents, and the fallback.
+/// Cloned (shallowly, the certificates are shared) when only the signing keys
+/// of a snapshot change.
+#[derive(Clone)]
 pub struct CertTable {
     exact: HashMap<String, Arc<CertKey>>,
     wildcard: HashMap<String, Arc<CertKey>>,

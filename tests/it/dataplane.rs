@@ -689,7 +689,7 @@ async fn an_h2_upload_ending_in_an_empty_frame_is_terminated_once() {
 async fn proxy_protocol_listener_takes_the_client_address_from_the_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = Redis::start();
-    let p = Portcullis::start(&redis).await;
+    let p = Portcullis::start_with(&redis, &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
     let a = backend::start("A").await;
     p.create_proxy(json!({"hostname": "pp.test", "target_url": a.url()})).await;
     wait_backend(&p, "pp.test", "/", "A").await;
@@ -957,7 +957,7 @@ async fn upstream_tls_is_verified_unless_the_proxy_opts_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_in_front_speaks_proxy_protocol_v1_and_v2() {
     let redis = Redis::start();
-    let p = Portcullis::start(&redis).await;
+    let p = Portcullis::start_with(&redis, &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
     let a = backend::start("A").await;
     p.create_proxy(json!({"hostname": "lb.test", "target_url": a.url()})).await;
     wait_backend(&p, "lb.test", "/", "A").await;

@@ -14,6 +14,7 @@ mod admin_events;
 mod admin_startup;
 mod auth;
 mod dataplane;
+mod edge_limits;
 mod embedded_store;
 mod newcomer;
 mod resilience;

@@ -90,7 +90,6 @@ mod proxy_cache;
 mod proxy_common;
 mod proxy_custom;
 mod proxy_h1;
-mod silence;
 mod proxy_h2;
 mod proxy_purge;
 mod proxy_trait;
@@ -348,23 +347,27 @@ where
             }
             Err(mut e) => {
                 e.as_down();
-                if matches!(e.etype, InvalidHTTPHeader) {
-                    debug!(
-                        "Fail to proxy: {e}, downstream session type: {}",
-                        downstream_session.session_type()
-                    );
+                // portcullis patch: every failure to read a request head is the
+                // client's (closed, stalled, malformed, oversized): a debug line
+                // and the `request_head_error` hook, not an error line each.
+                debug!(
+                    "Fail to read a request head: {e}, downstream session type: {}",
+                    downstream_session.session_type()
+                );
+                self.inner.request_head_error(&e);
+                let status = match e.etype {
+                    InvalidHTTPHeader => Some(400),
+                    HTTPStatus(431) => Some(431),
+                    // otherwise the connection must be broken, no need to send anything
+                    _ => None,
+                };
+                if let Some(status) = status {
                     downstream_session
-                        .respond_error(400)
+                        .respond_error(status)
                         .await
                         .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
+                            debug!("failed to send error response to downstream: {e}");
                         });
-                } else {
-                    // otherwise the connection must be broken, no need to send anything
-                    error!(
-                        "Fail to proxy: {e}, downstream session type: {}",
-                        downstream_session.session_type()
-                    );
                 }
                 downstream_session.shutdown().await;
                 return None;

@@ -543,6 +543,12 @@ pub trait ProxyHttp {
     ) {
     }
 
+    /// portcullis patch: a request head could not be read (the client closed
+    /// or stalled mid-head, or sent a malformed or oversized head). These are
+    /// the client's doing, so the proxy logs them at debug level only and
+    /// reports each here (e.g. to count them).
+    fn request_head_error(&self, _error: &Error) {}
+
     /// A value of true means that the log message will be suppressed. The default value is false.
     ///
     /// See also: [`Self::suppress_proxy_warn_log`].

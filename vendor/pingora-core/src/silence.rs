@@ -1,16 +1,20 @@
-//! portcullis patch: the HTTP/1 upstream read timeout without a timer per read.
+//! portcullis patch: deadlines without a timer per read.
 //!
 //! Upstream pingora applies `peer.options.read_timeout` to every read of the
-//! response (`pingora_core`'s `HttpSession::read_timeout`): each read that has
-//! to wait registers a fresh timer and cancels it when data arrives. On a
+//! response (`HttpSession::read_timeout` of the HTTP/1 client): each read that
+//! has to wait registers a fresh timer and cancels it when data arrives. On a
 //! proxied 1 KiB request that was ≈ 2,600 of ≈ 89,000 instructions (valgrind
 //! callgrind, 2026-11-24), the largest single cost portcullis added to the bare
 //! framework; a reused `tokio::time::Sleep` still cost ≈ 1,400 (clock reads,
 //! resets, and the runtime's timer wheel on every park).
 //!
-//! Here the exchange loop in `proxy_h1` keeps one [`Silence`] per exchange.
+//! Two users keep one [`Silence`] each instead:
+//! - the exchange loop in `pingora-proxy`'s `proxy_h1` (upstream silence);
+//! - the HTTP/1 server session's `read_request` (the downstream request head
+//!   deadline and the keep-alive idle deadline, `HeadLimits`).
+//!
 //! Arming it is one clock read and one atomic store of the deadline; a
-//! watchdog thread checks all deadlines every [`TICK`] and wakes the exchanges
+//! watchdog thread checks all deadlines every [`TICK`] and wakes the tasks
 //! whose deadline has passed, as pingora's own `fast_timeout` fires its timers
 //! from a clock thread. A deadline fires up to one tick late (more if that
 //! thread waits for a CPU), never early: fine for a bound configured in
@@ -18,8 +22,8 @@
 //! starved watchdog then arms deadlines in the past: under heavy load that
 //! cut a live SSE stream.)
 //!
-//! The [`Watch`] state each exchange uses is kept per thread for the next
-//! exchange; the watchdog holds weak references and forgets dropped ones.
+//! The [`Watch`] state each user takes is kept per thread for the next one;
+//! the watchdog holds weak references and forgets dropped ones.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -65,7 +69,7 @@ struct RunningGuard(&'static Watchdog);
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
-        log::error!("the upstream read timeout thread stopped, read timeouts are off");
+        log::error!("the deadline thread stopped, HTTP/1 read deadlines are off");
     }
 }
 
@@ -81,7 +85,7 @@ impl Watchdog {
                     watchdog.run()
                 });
             if let Err(e) = &spawned {
-                log::error!("cannot start the upstream read timeout thread, read timeouts are off: {e}");
+                log::error!("cannot start the deadline thread, HTTP/1 read deadlines are off: {e}");
             }
             Watchdog {
                 start: Instant::now(),
@@ -137,13 +141,13 @@ thread_local! {
 
 /// The silence bound of one exchange: it elapses when the loop has not been
 /// restarted for `limit`. Without a limit (or a watchdog) it never elapses.
-pub(crate) struct Silence {
+pub struct Silence {
     /// The exchange's watch and its limit in milliseconds.
     watch: Option<(Arc<Watch>, u64)>,
 }
 
 impl Silence {
-    pub(crate) fn new(limit: Option<Duration>) -> Self {
+    pub fn new(limit: Option<Duration>) -> Self {
         let watch = limit.and_then(|limit| {
             let watchdog = Watchdog::global();
             watchdog.running.load(Ordering::Acquire).then(|| {
@@ -158,8 +162,15 @@ impl Silence {
         Silence { watch }
     }
 
+    /// Changes the window's length; it applies from the next [`Self::restart`].
+    pub fn set_limit(&mut self, limit: Duration) {
+        if let Some((_, limit_ms)) = &mut self.watch {
+            *limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        }
+    }
+
     /// Starts the window again from now.
-    pub(crate) fn restart(&mut self) {
+    pub fn restart(&mut self) {
         if let Some((w, limit_ms)) = &self.watch {
             let now = Watchdog::global().now();
             // A limit of centuries must not wrap around to a passed deadline or
@@ -185,8 +196,22 @@ impl Silence {
     }
 
     /// Resolves once the window has passed.
-    pub(crate) async fn elapsed(&self) {
+    pub async fn elapsed(&self) {
         poll_fn(|cx| self.poll_elapsed(cx)).await
+    }
+
+    /// Runs `fut` until it finishes (`Some`) or the window passes (`None`).
+    /// `fut` is polled first, so a result that is ready wins over a passed
+    /// deadline.
+    pub async fn bound<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            self.poll_elapsed(cx).map(|()| None)
+        })
+        .await
     }
 }
 
