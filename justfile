@@ -29,6 +29,24 @@ build:
 bench:
     ./benches/run.sh
 
+# Zero-downtime binary upgrade: start `binary` with `serve --upgrade`, then
+# have the running portcullis (`old-pid`, default: the oldest one) hand its
+# listening sockets over; the old process drains and exits.
+upgrade binary="target/release/portcullis" old-pid="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sock="${UPGRADE_SOCKET:-/tmp/portcullis-upgrade.sock}"
+    old="{{old-pid}}"
+    if [ -z "$old" ]; then old="$(pgrep -o -x portcullis)"; fi
+    rm -f "$sock"
+    "{{binary}}" serve --upgrade &
+    new=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+    [ -S "$sock" ] || { echo "the new process never opened $sock" >&2; kill "$new"; exit 1; }
+    kill -QUIT "$old"
+    echo "portcullis $new took over from $old"
+    wait "$new"
+
 # Start portcullis and Redis with docker compose.
 up:
     docker compose up -d

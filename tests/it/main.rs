@@ -16,5 +16,7 @@ mod auth;
 mod dataplane;
 mod edge_limits;
 mod embedded_store;
+mod key_refresh;
+mod lifecycle;
 mod newcomer;
 mod resilience;
