@@ -8,6 +8,8 @@ use super::{free_port, Proc};
 
 pub struct Pebble {
     pub dir: tempfile::TempDir,
+    /// The port Pebble sends HTTP-01 validations to.
+    pub http_port: u16,
     pub acme_port: u16,
     pub mgmt_port: u16,
     pub dns_mgmt_port: u16,
@@ -117,6 +119,7 @@ impl Pebble {
         );
         let p = Pebble {
             dir,
+            http_port,
             acme_port,
             mgmt_port,
             dns_mgmt_port,
