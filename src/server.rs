@@ -115,8 +115,11 @@ async fn ensure_localhost_proxy(store: &dyn Store, cfg: &Config) -> anyhow::Resu
     Ok(())
 }
 
-/// The OAuth endpoints every proxy forwards to the control plane (priority 95).
-const OAUTH_ROUTES: [(&str, &str); 10] = [
+/// The OAuth routes earlier versions stored at start-up (global, priority
+/// 95, so they took `/token`, `/register`, `/callback`, ... from every
+/// proxy's backend). The OAuth endpoints are built-in routes now
+/// (`proxy::builtin`); these records are removed when unchanged.
+const LEGACY_OAUTH_ROUTES: [(&str, &str); 10] = [
     ("oauth-authorize", "^/authorize$"),
     ("oauth-token", "^/token$"),
     ("oauth-callback", "^/callback$"),
@@ -132,29 +135,36 @@ const OAUTH_ROUTES: [(&str, &str); 10] = [
     ("oauth-device", "^/device(/code|/token)?$"),
 ];
 
-/// Creates the default OAuth routes and the `auth.{BASE_DOMAIN}` proxy when missing (never overwrites).
+/// Removes the stored default OAuth routes of earlier versions, when they
+/// are exactly as start-up wrote them (an edited one is the admin's route).
+async fn remove_legacy_oauth_routes(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
+    for (id, pattern) in LEGACY_OAUTH_ROUTES {
+        let Some(r) = store.get_route(id).await? else { continue };
+        let untouched = r.is_regex
+            && r.path_pattern == pattern
+            && r.target_value == cfg.api_base_url()
+            && r.priority == 95
+            && r.scope == crate::model::RouteScope::Global
+            && r.description == "OAuth endpoint (default route)";
+        if untouched {
+            match store.delete_route(id).await {
+                Ok(()) => tracing::info!(route = id, "removed a stored default OAuth route (now built in)"),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the `auth.{BASE_DOMAIN}` proxy when missing (never overwrites);
+/// the OAuth endpoints on it are built-in routes.
 async fn ensure_oauth_entry_points(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
     let (owner, by) = match cfg.admin_token.as_deref() {
         Some(t) => (token_hash(t), BOOTSTRAP_ADMIN.to_string()),
         None => ("system".to_string(), "system".to_string()),
     };
-    for (id, pattern) in OAUTH_ROUTES {
-        if store.get_route(id).await?.is_some() {
-            continue;
-        }
-        let mut r: crate::model::Route = serde_json::from_value(serde_json::json!({
-            "route_id": id, "path_pattern": pattern, "is_regex": true, "target_type": "url",
-            "target_value": cfg.api_base_url(), "priority": 95, "description": "OAuth endpoint (default route)",
-        }))?;
-        r.validate()?;
-        r.owner_token_hash = owner.clone();
-        r.created_by = by.clone();
-        r.created_at = now_rfc3339();
-        match store.create_route(&r).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    remove_legacy_oauth_routes(store, cfg).await?;
     let auth_host = format!("auth.{}", cfg.base_domain);
     if crate::model::valid_hostname(&auth_host) && store.get_proxy(&auth_host).await?.is_none() {
         let mut p: Proxy = serde_json::from_value(serde_json::json!({"hostname": auth_host, "target_url": cfg.api_base_url()}))?;

@@ -26,10 +26,10 @@ pub enum Outcome {
 pub struct RequestInfo<'a> {
     /// Method.
     pub method: &'a str,
-    /// Path.
+    /// The normalized path (`proxy::path`): every decision uses this form.
     pub path: &'a str,
-    /// Path and query (for the login return URL).
-    pub path_and_query: &'a str,
+    /// Query, for the login return URL.
+    pub query: Option<&'a str>,
     /// Over TLS.
     pub tls: bool,
     /// Host header as sent (with port).
@@ -44,26 +44,53 @@ fn scheme(tls: bool) -> &'static str {
     }
 }
 
+/// The scheme and host of this proxy's resource as the authorization server
+/// accepts it: a proxy with HTTPS on, reached over plain HTTP, is named by its
+/// canonical `https://{hostname}` (an `http://` resource would be refused as
+/// `invalid_target`); otherwise the scheme and Host the client used (a
+/// validated `host[:port]`, see `proxy::dispatch::valid_authority`).
+pub fn resource_origin<'a>(p: &'a Proxy, req: &RequestInfo<'a>) -> (&'static str, &'a str) {
+    if !req.tls && p.enable_https {
+        ("https", p.hostname.as_str())
+    } else {
+        (scheme(req.tls), req.raw_host)
+    }
+}
+
 /// The URL of this proxy's protected resource metadata.
 pub fn metadata_url(p: &Proxy, req: &RequestInfo<'_>) -> String {
+    let (scheme, host) = resource_origin(p, req);
     format!(
-        "{}://{}/.well-known/oauth-protected-resource{}",
-        scheme(req.tls),
-        req.raw_host,
+        "{scheme}://{host}/.well-known/oauth-protected-resource{}",
         p.resource_endpoint.as_deref().unwrap_or("")
     )
 }
 
-/// Paths that never need a token.
-fn always_public(p: &Proxy, route: Option<&CompiledRoute>, req: &RequestInfo<'_>) -> bool {
-    req.method == "OPTIONS"
-        || req.path.starts_with("/.well-known/")
+/// `path` is `prefix` or below it, on a segment boundary: `/public` covers
+/// `/public` and `/public/x`, never `/publicx`.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'))
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn cors_preflight(session: &Session, req: &RequestInfo<'_>) -> bool {
+    let h = &session.req_header().headers;
+    req.method == "OPTIONS" && h.contains_key(http::header::ORIGIN) && h.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// Requests that never need a token: the metadata documents this proxy
+/// serves (not the rest of `/.well-known/`), `/health`, excluded paths, and
+/// CORS preflights where the proxy allows them. Built-in routes never reach
+/// the check. `req.path` is normalized, so no dot segment can walk out of an
+/// exempt prefix.
+fn always_public(p: &Proxy, session: &Session, req: &RequestInfo<'_>) -> bool {
+    (super::metadata::serves_metadata(p) && super::metadata::is_metadata_path(p, req.path))
         || req.path == "/health"
-        || req.path.starts_with("/_portcullis/")
-        || route.is_some_and(|r| r.route.route_id.starts_with("oauth-"))
         || p.auth_excluded_paths
             .as_ref()
-            .is_some_and(|ex| ex.iter().any(|e| req.path.starts_with(e.as_str())))
+            .is_some_and(|ex| ex.iter().any(|e| under(req.path, e)))
+        || (p.auth_allow_cors_preflight && cors_preflight(session, req))
 }
 
 /// The token from `Authorization: Bearer` or the proxy's session cookie (borrowed, not copied).
@@ -130,7 +157,11 @@ fn wants_html(session: &Session) -> bool {
 }
 
 fn login_redirect(req: &RequestInfo<'_>) -> Reply {
-    let rd: String = url::form_urlencoded::byte_serialize(req.path_and_query.as_bytes()).collect();
+    let back = match req.query {
+        Some(q) => format!("{}?{q}", req.path),
+        None => req.path.to_string(),
+    };
+    let rd: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
     Reply::redirect(302, format!("/_portcullis/login?rd={rd}"))
 }
 
@@ -211,7 +242,7 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
         Some(v) => v,
         None => p.auth_enabled,
     };
-    if !required || always_public(p, route, req) {
+    if !required || always_public(p, session, req) {
         return Outcome::Skip;
     }
     let passthrough = p.auth_mode == AuthMode::Passthrough;
@@ -290,6 +321,17 @@ mod tests {
         assert!(email_allowed(&l, Some("bob@other.org")));
         assert!(!email_allowed(&l, Some("eve@example.com.evil")));
         assert!(!email_allowed(&l, None));
+    }
+
+    #[test]
+    fn excluded_paths_end_on_segment_boundaries() {
+        assert!(under("/public", "/public"));
+        assert!(under("/public/x", "/public"));
+        assert!(under("/public/x", "/public/"));
+        assert!(!under("/publicx", "/public"));
+        assert!(!under("/publicx/y", "/public"));
+        assert!(!under("/public", "/public/"));
+        assert!(under("/anything", "/"));
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub fn is_metadata_path(p: &Proxy, path: &str) -> bool {
 
 /// The metadata document.
 pub fn document(p: &Proxy, req: &RequestInfo<'_>, issuer: &str) -> Value {
-    let scheme = if req.tls { "https" } else { "http" };
-    let origin = format!("{scheme}://{}", req.raw_host);
+    let (scheme, host) = super::check::resource_origin(p, req);
+    let origin = format!("{scheme}://{host}");
     let auth_server = p.auth_proxy.as_ref().map_or_else(|| issuer.to_string(), |h| format!("https://{h}"));
     let mut doc = json!({
         "resource": format!("{origin}{}", p.resource_endpoint.as_deref().unwrap_or("")),

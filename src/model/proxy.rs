@@ -121,9 +121,24 @@ pub struct Proxy {
     /// Prefix of identity headers.
     #[serde(default = "default_prefix")]
     pub auth_header_prefix: String,
-    /// Paths that skip auth.
+    /// Paths that skip auth, each with everything below it (`/public`
+    /// covers `/public/x`, not `/publicx`).
     #[serde(default)]
     pub auth_excluded_paths: Option<Vec<String>>,
+    /// CORS preflights (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) pass without a token; off by default,
+    /// when every `OPTIONS` needs one like any other method.
+    #[serde(default)]
+    pub auth_allow_cors_preflight: bool,
+    /// Pass client header names containing `_` upstream (dropped by default,
+    /// like nginx's `underscores_in_headers off`).
+    #[serde(default)]
+    pub allow_underscores_in_headers: bool,
+    /// Serve the OAuth endpoints (`/authorize`, `/token`, `/register`, ...)
+    /// on this host too, forwarded to the control plane; otherwise only
+    /// `auth.{BASE_DOMAIN}` does, and these paths reach this proxy's backend.
+    #[serde(default)]
+    pub oauth_endpoints: bool,
     /// Which routes apply.
     #[serde(default)]
     pub route_mode: RouteMode,

@@ -1,5 +1,6 @@
-//! Header rules for the upstream request: path join, Host, forwarding headers
-//! set by us (inbound copies and any `X-Auth-*` stripped), custom headers.
+//! Header rules for the upstream request: the normalized path joined to the
+//! target's, Host, forwarding headers set by us (inbound copies, any
+//! `X-Auth-*` and, by default, any name with `_` stripped), custom headers.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -44,9 +45,13 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
     // The placeholder allocates nothing (an empty header map), unlike `build_no_case`.
     let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
-    if !u.base_path.is_empty() || parts.uri.authority().is_some() {
-        let pq = parts.uri.path_and_query().map_or("/", |x| x.as_str());
-        let joined = format!("{}{}", u.base_path, pq);
+    if !u.base_path.is_empty() || parts.uri.authority().is_some() || ctx.path.is_some() {
+        // The normalized path the decisions were made on, never the raw one.
+        let path = ctx.path.as_deref().unwrap_or(parts.uri.path());
+        let joined = match parts.uri.query() {
+            Some(q) => format!("{}{path}?{q}", u.base_path),
+            None => format!("{}{path}", u.base_path),
+        };
         parts.uri = joined.parse::<http::Uri>().or_err(InvalidHTTPHeader, "joined upstream path")?;
     }
     rewrite(session, &mut parts.headers, ctx, u)?;
@@ -72,12 +77,33 @@ fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx) 
     Ok(())
 }
 
+/// `name` starts with `prefix`, `_` and `-` comparing equal (both lower case).
+fn starts_with_dashed(name: &str, prefix: &str) -> bool {
+    let dash = |c: u8| if c == b'_' { b'-' } else { c };
+    name.len() >= prefix.len() && name.bytes().zip(prefix.bytes()).all(|(a, b)| dash(a) == dash(b))
+}
+
+/// True for a client header the upstream must not get: a forwarding or
+/// identity header (`_` and `-` compare equal: WSGI, PHP-FPM and Rack map
+/// `X_Auth_User` and `X-Auth-User` to the same variable), or any name with
+/// `_` unless the proxy allows them (nginx's `underscores_in_headers off`).
+fn dropped(name: &str, prefix: &str, allow_underscores: bool) -> bool {
+    (!allow_underscores && name.contains('_'))
+        || FORGEABLE.iter().any(|f| f.len() == name.len() && starts_with_dashed(name, f))
+        || starts_with_dashed(name, "x-auth-")
+        || starts_with_dashed(name, prefix)
+}
+
 /// Applies every header rule to a plain header map.
 fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot::Upstream) -> Result<()> {
     let prefix = ctx.entry.as_ref().map_or("x-auth-", |e| e.auth_prefix_lower.as_str());
-    let forgeable = |n: &str| FORGEABLE.contains(&n) || n.starts_with("x-auth-") || n.starts_with(prefix);
-    if h.keys().any(|k| forgeable(k.as_str())) {
-        let strip: Vec<HeaderName> = h.keys().filter(|k| forgeable(k.as_str())).cloned().collect();
+    let allow_underscores = ctx.entry.as_ref().is_some_and(|e| e.proxy.allow_underscores_in_headers);
+    if h.keys().any(|k| dropped(k.as_str(), prefix, allow_underscores)) {
+        let strip: Vec<HeaderName> = h
+            .keys()
+            .filter(|k| dropped(k.as_str(), prefix, allow_underscores))
+            .cloned()
+            .collect();
         for k in strip {
             h.remove(&k);
         }
@@ -252,6 +278,27 @@ fn strip_cookie(h: &mut HeaderMap, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn underscores_and_dashes_compare_equal_in_the_strip_list() {
+        for n in [
+            "x_forwarded_for",
+            "x-forwarded_for",
+            "x_auth_user",
+            "x-auth_scopes",
+            "x_real_ip",
+            "my_user_id",
+            "x-forwarded-for",
+        ] {
+            assert!(dropped(n, "my-user-", true), "{n}");
+        }
+        for n in ["x_custom", "accept_language"] {
+            assert!(dropped(n, "x-auth-", false), "{n}");
+            assert!(!dropped(n, "x-auth-", true), "{n}");
+        }
+        assert!(!dropped("x-forwarded-fort", "x-auth-", false));
+        assert!(!dropped("accept", "x-auth-", false));
+    }
 
     #[test]
     fn ip_values_match_display() {

@@ -1,10 +1,13 @@
 //! The data plane: one Pingora `ProxyHttp` for every hostname. Each phase
-//! hands off to a small module: `dispatch` decides, `headers` rewrites,
-//! `respond` answers early, `failure` maps errors to 502/504.
+//! hands off to a small module: `dispatch` decides (on the path `path`
+//! normalizes, with the `builtin` routes), `headers` rewrites, `respond`
+//! answers early, `failure` maps errors to 502/504.
 
+mod builtin;
 mod dispatch;
 mod failure;
 mod headers;
+mod path;
 pub mod proxy_protocol;
 pub(crate) mod respond;
 
@@ -48,6 +51,9 @@ pub struct Ctx {
     metadata_fallback: Option<bytes::Bytes>,
     /// The backend's body is being replaced by `metadata_fallback`.
     replace_body: bool,
+    /// The normalized request path when it differs from the path as
+    /// received; `None` (no copy) when the request's path is already normal.
+    path: Option<String>,
 }
 
 impl Ctx {
@@ -88,6 +94,7 @@ impl ProxyHttp for Edge {
             auth_applied: false,
             metadata_fallback: None,
             replace_body: false,
+            path: None,
         }
     }
 

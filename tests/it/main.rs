@@ -15,6 +15,7 @@ mod admin_startup;
 mod auth;
 mod dataplane;
 mod edge_limits;
+mod edge_paths;
 mod embedded_store;
 mod key_refresh;
 mod lifecycle;

@@ -182,7 +182,10 @@ def test_issuer_never_comes_from_request_headers(server):
 
 def test_endpoints_through_the_data_plane(server):
     dp = f"http://127.0.0.1:{server.env['HTTP_PORT']}"
-    for host in ("auth.localhost", "mcp.test"):  # the auth proxy, and any proxy through the default OAuth routes
+    # The OAuth endpoints are built in on the auth proxy and on proxies that opt in.
+    r = server.admin("PUT", "/api/v1/proxy/targets/mcp.test", json={"oauth_endpoints": True})
+    assert r.status_code == 200, r.text
+    for host in ("auth.localhost", "mcp.test"):
         deadline = time.monotonic() + 10
         while True:
             r = httpx.get(f"{dp}/.well-known/oauth-authorization-server", headers={"Host": host})
