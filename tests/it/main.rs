@@ -13,6 +13,7 @@ mod admin_bad_input;
 mod admin_events;
 mod admin_startup;
 mod auth;
+mod cli;
 mod dataplane;
 mod edge_limits;
 mod edge_paths;

@@ -1,0 +1,327 @@
+//! The CLI end to end (issue 19): the real binary against a real server,
+//! checking what a person reads, the `--json` shape scripts rely on, the
+//! exit codes (0 done, 1 refused or failed, 2 bad command line) and the
+//! one-line `error: ...` format.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::admin_api::{make_cert, start};
+use crate::harness::{refused_port, Portcullis, Redis};
+
+/// A CLI bound to one server and one token.
+struct Cli {
+    api_url: String,
+    token: String,
+    dir: tempfile::TempDir,
+}
+
+/// What one CLI run printed and how it exited.
+struct Run {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    fn ok(self) -> String {
+        assert_eq!(self.code, Some(0), "stdout:\n{}\nstderr:\n{}", self.out, self.err);
+        self.out
+    }
+
+    fn json(self) -> Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{out}"))
+    }
+
+    /// Refused or failed: exit 1 and one `error: ...` line on stderr, nothing on stdout.
+    fn refused(self) -> String {
+        assert_eq!(self.code, Some(1), "stdout:\n{}\nstderr:\n{}", self.out, self.err);
+        assert!(self.out.is_empty(), "stdout on failure:\n{}", self.out);
+        let lines: Vec<&str> = self.err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one error line expected:\n{}", self.err);
+        let msg = lines[0]
+            .strip_prefix("error: ")
+            .unwrap_or_else(|| panic!("not `error: ...`: {}", lines[0]));
+        msg.to_string()
+    }
+}
+
+impl Cli {
+    fn new(p: &Portcullis, token: &str) -> Cli {
+        Cli {
+            api_url: format!("http://127.0.0.1:{}", p.api_port),
+            token: token.to_string(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("API_URL", &self.api_url)
+            .env("ADMIN_TOKEN", &self.token)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code(),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A file in the CLI's working directory.
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_generate_to_cascading_delete() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    let admin = Cli::new(&p, &p.admin_token);
+
+    let out = admin
+        .run(&["token", "generate", "alice", "--scope", "user", "--email", "a@example.com"])
+        .ok();
+    assert!(out.starts_with("created token alice (scope: user)"), "{out}");
+    let value = out.lines().map(str::trim).find(|l| l.starts_with("pcl_")).unwrap().to_string();
+    assert!(out.contains("shown only once"), "{out}");
+
+    let v = admin.run(&["token", "generate", "bob", "--json"]).json();
+    assert_eq!((v["name"].as_str(), v["scope"].as_str()), (Some("bob"), Some("user")), "{v}");
+    assert!(v["token"].as_str().is_some_and(|t| t.starts_with("pcl_")), "{v}");
+
+    let list = admin.run(&["token", "list"]).ok();
+    let header = list.lines().next().unwrap();
+    for col in ["NAME", "SCOPE", "EMAIL", "CREATED_BY", "CREATED_AT"] {
+        assert!(header.contains(col), "{list}");
+    }
+    assert!(
+        list.lines().any(|l| l.starts_with("alice ") && l.contains("a@example.com")),
+        "{list}"
+    );
+    let names: Vec<String> = admin
+        .run(&["token", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        admin.run(&["token", "list", "--json"]).ok().find("pcl_").is_none(),
+        "values are never listed"
+    );
+
+    assert_eq!(admin.run(&["token", "reveal", "alice", "--value"]).ok(), format!("{value}\n"));
+
+    // alice sees herself, changes her own e-mail, and may not create tokens.
+    let alice = Cli::new(&p, &value);
+    let info = alice.run(&["token", "info", "--json"]).json();
+    assert_eq!(info["name"], "alice", "{info}");
+    let out = alice.run(&["token", "email", "new@example.com"]).ok();
+    assert_eq!(out, "updated the certificate e-mail of token alice to new@example.com\n");
+    assert_eq!(
+        admin.run(&["token", "show", "alice", "--json"]).json()["cert_email"],
+        "new@example.com"
+    );
+    let msg = alice.run(&["token", "generate", "mallory"]).refused();
+    assert!(msg.to_lowercase().contains("admin"), "{msg}");
+    let mine = alice.run(&["token", "list", "--json"]).json();
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "a user lists only itself: {mine}");
+
+    // What alice owns goes with her.
+    alice
+        .run(&["proxy", "create", "alice.test", "http://127.0.0.1:9", "--no-https"])
+        .ok();
+    let out = admin.run(&["token", "delete", "alice"]).ok();
+    assert!(out.starts_with("deleted token alice"), "{out}");
+    assert!(out.contains("also deleted its proxies: alice.test"), "{out}");
+    let msg = admin.run(&["proxy", "show", "alice.test"]).refused();
+    assert!(msg.contains("not found"), "{msg}");
+    let msg = admin.run(&["token", "show", "alice"]).refused();
+    assert!(msg.contains("not found"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_routes_and_services_round_trip() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    let cli = Cli::new(&p, &p.admin_token);
+
+    let out = cli
+        .run(&[
+            "proxy",
+            "create",
+            "app.test",
+            "http://127.0.0.1:3000",
+            "--header",
+            "X-Env=prod",
+            "--response-header",
+            "X-Frame-Options=DENY",
+            "--no-https",
+        ])
+        .ok();
+    assert_eq!(out, "created proxy app.test -> http://127.0.0.1:3000\n");
+    let v = cli.run(&["proxy", "show", "app.test", "--json"]).json();
+    assert_eq!(v["custom_headers"]["X-Env"], "prod", "{v}");
+    assert_eq!(v["custom_response_headers"]["X-Frame-Options"], "DENY", "{v}");
+    assert_eq!(v["enable_https"], false, "{v}");
+    let shown = cli.run(&["proxy", "show", "app.test"]).ok();
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("target_url:") && l.ends_with("http://127.0.0.1:3000")),
+        "{shown}"
+    );
+
+    cli.run(&["proxy", "update", "app.test", "--set", "auth_required_users=[\"alice\"]"])
+        .ok();
+    let v = cli.run(&["proxy", "show", "app.test", "--json"]).json();
+    assert_eq!(v["auth_required_users"], serde_json::json!(["alice"]), "{v}");
+    assert_eq!(cli.run(&["proxy", "disable", "app.test"]).ok(), "disabled proxy app.test\n");
+    assert_eq!(cli.run(&["proxy", "show", "app.test", "--json"]).json()["enabled"], false);
+    assert_eq!(cli.run(&["proxy", "enable", "app.test"]).ok(), "enabled proxy app.test\n");
+    let hosts: Vec<Value> = cli
+        .run(&["proxy", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["hostname"].clone())
+        .collect();
+    assert!(hosts.contains(&Value::from("app.test")), "{hosts:?}");
+
+    // Routes.
+    let out = cli
+        .run(&[
+            "route",
+            "create",
+            "/api/",
+            "port",
+            "8080",
+            "--priority",
+            "90",
+            "--methods",
+            "GET,POST",
+            "--id",
+            "api-r",
+        ])
+        .ok();
+    assert_eq!(out, "created route api-r: /api/ -> port:8080\n");
+    let v = cli.run(&["route", "show", "api-r", "--json"]).json();
+    assert_eq!(
+        (v["priority"].as_i64(), v["methods"].clone()),
+        (Some(90), serde_json::json!(["GET", "POST"])),
+        "{v}"
+    );
+    assert_eq!(
+        cli.run(&["route", "update", "api-r", "--set", "priority=80"]).ok(),
+        "updated route api-r: priority=80\n"
+    );
+    assert_eq!(cli.run(&["route", "show", "api-r", "--json"]).json()["priority"], 80);
+    let table = cli.run(&["route", "list"]).ok();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("api-r ") && l.contains("port:8080") && l.contains("GET,POST")),
+        "{table}"
+    );
+    assert!(cli.run(&["route", "formatted"]).ok().contains("api-r"));
+    let msg = cli.run(&["route", "create", "/x", "port", "notaport"]).refused();
+    assert!(msg.contains("target_value"), "{msg}");
+    assert_eq!(cli.run(&["route", "delete", "api-r"]).ok(), "deleted route api-r\n");
+    assert!(cli.run(&["route", "show", "api-r"]).refused().contains("not found"));
+
+    // Named services.
+    assert_eq!(
+        cli.run(&["service", "register", "auth", "http://127.0.0.1:9100"]).ok(),
+        "registered service auth -> http://127.0.0.1:9100\n"
+    );
+    let list = cli.run(&["service", "list"]).ok();
+    assert!(
+        list.lines().any(|l| l.starts_with("auth ") && l.ends_with("http://127.0.0.1:9100")),
+        "{list}"
+    );
+    assert_eq!(cli.run(&["service", "delete", "auth"]).ok(), "deleted service auth\n");
+
+    assert_eq!(cli.run(&["proxy", "delete", "app.test"]).ok(), "deleted proxy app.test\n");
+    assert!(cli.run(&["proxy", "show", "app.test"]).refused().contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_upload_show_and_delete() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    let cli = Cli::new(&p, &p.admin_token);
+    let (cert, key) = make_cert(&["files.example.test"], -1, 30);
+    let (cert_path, key_path) = (cli.file("fullchain.pem", &cert), cli.file("privkey.pem", &key));
+
+    cli.run(&["cert", "upload", "files", "--cert", &cert_path, "--key", &key_path]).ok();
+    let v = cli.run(&["cert", "show", "files", "--json"]).json();
+    assert_eq!(v["domains"], serde_json::json!(["files.example.test"]), "{v}");
+    assert!(!v.to_string().contains("PRIVATE KEY"), "the key is never shown: {v}");
+    let pem = cli.run(&["cert", "show", "files", "--pem"]).ok();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----") && !pem.contains("PRIVATE"), "{pem}");
+    let list = cli.run(&["cert", "list"]).ok();
+    assert!(list.lines().any(|l| l.starts_with("files ")), "{list}");
+
+    let msg = cli
+        .run(&["cert", "upload", "bad", "--cert", &cli.file("junk.pem", "junk"), "--key", &key_path])
+        .refused();
+    assert!(!msg.is_empty());
+    let msg = cli
+        .run(&["cert", "upload", "missing", "--cert", "/nonexistent.pem", "--key", &key_path])
+        .refused();
+    assert!(msg.contains("/nonexistent.pem"), "names the file: {msg}");
+
+    cli.run(&["cert", "delete", "files"]).ok();
+    assert!(cli.run(&["cert", "show", "files"]).refused().contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_error_lines() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    let cli = Cli::new(&p, &p.admin_token);
+
+    // Bad command line: clap's usage on stderr, exit 2.
+    let r = cli.run(&["route", "frob"]);
+    assert_eq!(r.code, Some(2), "{}", r.err);
+    assert!(r.err.contains("Usage:"), "{}", r.err);
+
+    // A wrong token: exit 1, the server's reason.
+    let msg = Cli::new(&p, "pcl_not-a-real-token-0000000000000000")
+        .run(&["token", "list"])
+        .refused();
+    assert!(!msg.contains("cannot reach"), "{msg}");
+
+    // No server: exit 1, names the URL and what to check.
+    let (_hold, closed) = refused_port();
+    let gone = Cli {
+        api_url: format!("http://127.0.0.1:{closed}"),
+        token: p.admin_token.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let msg = gone.run(&["token", "list"]).refused();
+    assert!(msg.contains(&format!("127.0.0.1:{closed}")) && msg.contains("API_URL"), "{msg}");
+
+    // No token at all.
+    let none = Cli::new(&p, "");
+    let msg = none.run(&["proxy", "list"]).refused();
+    assert!(msg.contains("ADMIN_TOKEN"), "{msg}");
+
+    // The OAuth server's health through the CLI.
+    let v = cli.run(&["oauth", "health", "--json"]).json();
+    assert!(v["issuer"].as_str().is_some_and(|i| i.starts_with("https://")), "{v}");
+}
