@@ -83,7 +83,9 @@ pub static CHANGE_EVENTS: Lazy<IntCounter> = Lazy::new(|| {
 
 /// Client-caused failures of the data plane, by kind: `head_timeout` (a
 /// request head or idle keep-alive deadline passed mid-head), `head_too_large`
-/// (431), `bad_head` (400), `closed` (the client closed or reset mid-head).
+/// (431), `bad_head` (400), `closed` (the client closed or reset mid-head),
+/// `aborted` (the client went away or stalled during a request's body or
+/// response).
 /// Logged at debug level only: they are the clients' doing, not ours.
 pub static CLIENT_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
@@ -106,8 +108,10 @@ pub fn client_head_error(e: &pingora::Error) {
     CLIENT_ERRORS.with_label_values(&[kind]).inc();
 }
 
-/// The [`CLIENT_ERRORS`] kinds.
-pub const CLIENT_ERROR_KINDS: [&str; 4] = ["head_timeout", "head_too_large", "bad_head", "closed"];
+/// The [`CLIENT_ERRORS`] kinds; `tls_handshake` (a failed or abandoned TLS
+/// handshake, counted by the vendored pingora-core) is brought up to date
+/// on each scrape.
+pub const CLIENT_ERROR_KINDS: [&str; 6] = ["head_timeout", "head_too_large", "bad_head", "closed", "aborted", "tls_handshake"];
 
 /// Connections closed at once, by reason: `per_ip_limit`
 /// (`MAX_CONNECTIONS_PER_IP`), `untrusted_proxy` (a PROXY listener peer not in
@@ -168,6 +172,9 @@ pub fn init() {
 
 /// The registry in Prometheus text format.
 pub fn render() -> String {
+    let handshakes = pingora::services::listening::DOWNSTREAM_HANDSHAKE_ERRORS.load(std::sync::atomic::Ordering::Relaxed);
+    let counted = CLIENT_ERRORS.with_label_values(&["tls_handshake"]);
+    counted.inc_by(handshakes.saturating_sub(counted.get()));
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()

@@ -196,8 +196,12 @@ impl ProxyHttp for Edge {
 
     /// Clients that hang up mid-request are routine, not errors worth a log line each.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        e.esource() == &ErrorSource::Downstream
-            && matches!(e.etype(), ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout)
+        let client = e.esource() == &ErrorSource::Downstream
+            && matches!(e.etype(), ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout);
+        if client {
+            metrics::CLIENT_ERRORS.with_label_values(&["aborted"]).inc();
+        }
+        client
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -305,3 +305,58 @@ async fn proxy_headers_are_taken_from_trusted_balancers_only() {
         .unwrap();
     assert!(out.is_empty(), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_breaking_off_log_no_error_lines_and_are_counted() {
+    let (_r, p, _a) = proxied(&[("LOG_LEVEL", "INFO")], "quiet.test").await;
+    let port = p.http_port;
+    for i in 0..60 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let bytes: &[u8] = match i % 3 {
+            // mid-head
+            0 => b"GET / HTTP/1.1\r\nHost: quiet.test\r\nX-Half: ",
+            // mid-body
+            1 => b"POST / HTTP/1.1\r\nHost: quiet.test\r\nContent-Length: 100000\r\n\r\npartial",
+            // mid-response: 8 MiB the client stops reading after the first bytes
+            _ => b"GET /big?mb=8 HTTP/1.1\r\nHost: quiet.test\r\n\r\n",
+        };
+        s.write_all(bytes).await.unwrap();
+        if i % 3 == 2 {
+            let mut first = [0u8; 1024];
+            let _ = s.read(&mut first).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // a reset, not a polite close (a zero linger does not block the drop)
+        #[allow(deprecated)]
+        let _ = s.set_linger(Some(Duration::ZERO));
+        drop(s);
+    }
+    // a TLS client that gives up mid-handshake
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(("127.0.0.1", p.https_port)).await.unwrap();
+        s.write_all(&[0x16, 0x03, 0x01, 0x00, 0x50, 0x01]).await.unwrap();
+        drop(s);
+    }
+    let counted = eventually(Duration::from_secs(5), || async {
+        (metric(&p, "portcullis_client_errors_total{kind=\"closed\"}").await >= 15.0).then_some(())
+    })
+    .await;
+    // every request still works afterwards
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: quiet.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    let errors: Vec<String> = p
+        .proc
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(String::from)
+        .collect();
+    assert!(errors.is_empty(), "client-caused failures logged as errors:\n{}", errors.join("\n"));
+    assert!(counted.is_some(), "aborted heads were not counted");
+    assert!(metric(&p, "portcullis_client_errors_total{kind=\"tls_handshake\"}").await >= 10.0);
+    assert!(metric(&p, "portcullis_client_errors_total{kind=\"aborted\"}").await >= 10.0);
+}

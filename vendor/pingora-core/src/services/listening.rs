@@ -37,8 +37,14 @@ use pingora_error::Result;
 use pingora_runtime::current_handle;
 use pingora_timeout::timeout;
 use std::fs::Permissions;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// portcullis patch: downstream handshakes (TLS, or a pre-TLS step such as a
+/// PROXY header) that failed or timed out, process-wide. Logged at debug
+/// level only: they are the clients' doing.
+pub static DOWNSTREAM_HANDSHAKE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Override the runtime options used to run a listening service.
 pub type RuntimeOptsOverride = Arc<dyn Fn(&RuntimeOpts) -> Option<RuntimeOpts> + Send + Sync>;
@@ -236,17 +242,21 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,
                                     Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                                        // portcullis patch: a client that fails or
+                                        // abandons its handshake is not our error:
+                                        // debug level, counted in DOWNSTREAM_HANDSHAKE_ERRORS.
+                                        DOWNSTREAM_HANDSHAKE_ERRORS.fetch_add(1, Ordering::Relaxed);
                                         if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
+                                            debug!("Downstream handshake error from {}: {e}", addr);
                                         } else {
-                                            error!("Downstream handshake error: {e}");
+                                            debug!("Downstream handshake error: {e}");
                                         }
                                     }
                                 }
                             }
                             Err(_) => {
-                                error!("Downstream handshake timeout");
+                                DOWNSTREAM_HANDSHAKE_ERRORS.fetch_add(1, Ordering::Relaxed);
+                                debug!("Downstream handshake timeout");
                             }
                         }
                     });
