@@ -329,12 +329,21 @@ where
     {
         // phase 1 read request header
 
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
+        // portcullis patch: a new connection is not dropped on shutdown before
+        // its first request: its client has just connected to send one (to
+        // this process, or before an upgrade handed the listener over), and
+        // dropping it fails that request. The head timeout bounds the wait,
+        // and the response ends the connection (keep-alive is off on shutdown).
+        let res = if downstream_session.is_first_bounded_request() {
+            downstream_session.read_request().await
+        } else {
+            tokio::select! {
+                biased; // biased select is cheaper, and we don't want to drop already buffered requests
+                res = downstream_session.read_request() => { res }
+                _ = self.await_shutdown() => {
+                    // service shutting down, dropping the connection to stop more req from coming in
+                    return None;
+                }
             }
         };
         match res {

@@ -381,6 +381,12 @@ impl Session {
         }
     }
 
+    /// portcullis patch: a new HTTP/1 connection with head limits, waiting
+    /// for its first request (see `HttpSession::is_first_bounded_request`).
+    pub fn is_first_bounded_request(&self) -> bool {
+        matches!(self, Self::H1(s) if s.is_first_bounded_request())
+    }
+
     /// Sets the downstream read timeout. This will trigger if we're unable
     /// to read from the stream after `timeout`.
     ///

@@ -234,6 +234,12 @@ impl HttpSession {
         }
     }
 
+    /// portcullis patch: true for the first request of a connection with head
+    /// limits (its wait is bounded by the head timeout, not the idle one).
+    pub fn is_first_bounded_request(&self) -> bool {
+        self.head_limits.is_some() && !self.reused
+    }
+
     /// portcullis patch: bounds reading the request head by `limits`
     /// (`reused`: a next request on a kept-alive connection).
     pub fn set_head_limits(&mut self, limits: Option<HeadLimits>, reused: bool) {
