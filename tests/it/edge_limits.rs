@@ -360,3 +360,43 @@ async fn clients_breaking_off_log_no_error_lines_and_are_counted() {
     assert!(metric(&p, "portcullis_client_errors_total{kind=\"tls_handshake\"}").await >= 10.0);
     assert!(metric(&p, "portcullis_client_errors_total{kind=\"aborted\"}").await >= 10.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    let (_r, p, _a) = proxied(&[("HTTP2_IDLE_TIMEOUT", "2")], "h2.test").await;
+    let https = p.https_port;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+        use std::io::{Read, Write};
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", https)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        b.set_alpn_protos(b"\x02h2").unwrap();
+        let mut s = b
+            .build()
+            .configure()
+            .unwrap()
+            .verify_hostname(false)
+            .connect("h2.test", tcp)
+            .unwrap();
+        assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+        // the client preface and an empty SETTINGS frame, then nothing
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return t.elapsed(),
+                Ok(_) => {} // SETTINGS, its ACK, the GOAWAY
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_secs(9),
+        "closed after {closed_after:?}, HTTP2_IDLE_TIMEOUT=2"
+    );
+}

@@ -31,6 +31,7 @@ async fn sigterm_exits_as_soon_as_in_flight_requests_are_done() {
         .unwrap();
     let took = t.elapsed();
     assert_eq!(code, Some(0));
+    eprintln!("(c) idle instance: exit 0 {took:?} after SIGTERM (grace period 20 s)");
     assert!(took < Duration::from_secs(3), "an idle instance took {took:?} to exit");
 
     // under load: 20 requests of 1.5 s in flight at SIGTERM all complete
@@ -72,6 +73,7 @@ async fn sigterm_exits_as_soon_as_in_flight_requests_are_done() {
         .unwrap();
     assert_eq!(code, Some(0));
     let took = t.elapsed();
+    eprintln!("(c) under load: 20 of 20 in-flight requests completed, exit 0 {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(5), "exit {took:?} after SIGTERM, grace period 20 s");
 }
 

@@ -21,4 +21,5 @@ mod embedded_store;
 mod key_refresh;
 mod lifecycle;
 mod newcomer;
+mod reliability;
 mod resilience;
