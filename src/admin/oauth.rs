@@ -61,8 +61,11 @@ async fn jwks(State(s): State<Arc<AppState>>) -> Response {
 async fn authorize(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
     s.manager.oauth.authorize(&q(&raw)).await
 }
-async fn callback(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
-    s.manager.oauth.callback(&q(&raw)).await
+async fn callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    s.manager.oauth.callback(&headers, &q(&raw)).await
+}
+async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    s.manager.oauth.decide(&headers, &body).await
 }
 async fn token(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     s.manager.oauth.token(&headers, &body).await
@@ -77,8 +80,8 @@ async fn introspect(State(s): State<Arc<AppState>>, headers: HeaderMap, body: By
 async fn revoke(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     s.manager.oauth.revoke(&headers, &body).await
 }
-async fn verify(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    s.manager.oauth.verify(&headers).await
+async fn verify(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    s.manager.oauth.verify(&headers, &q(&raw)).await
 }
 async fn register(State(s): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Response {
     let meta = match serde_json::from_slice(&body) {
@@ -115,15 +118,20 @@ async fn device_code(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
         Err(e) => e.into_response(),
     }
 }
-async fn device_page(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
-    s.manager.oauth.device_page(&q(&raw)).await
+async fn device_page(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    s.manager.oauth.device_page(&q(&raw), source(peer, &headers)).await
 }
 
 async fn proxy_login(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     s.manager.oauth.proxy_login(&headers, &q(&raw)).await
 }
-async fn proxy_callback(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
-    s.manager.oauth.proxy_callback(&q(&raw)).await
+async fn proxy_callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    s.manager.oauth.proxy_callback(&headers, &q(&raw)).await
 }
 
 /// Adds the OAuth protocol endpoints.
@@ -134,6 +142,7 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
         .route("/callback", get(callback))
+        .route("/consent", post(consent))
         .route("/token", post(token))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))

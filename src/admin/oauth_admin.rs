@@ -22,7 +22,8 @@ fn oauth_err(e: OAuthError) -> ApiError {
 fn client_view(c: crate::oauth::model::Client) -> Value {
     json!({"client_id": c.client_id, "client_name": c.client_name, "redirect_uris": c.redirect_uris,
         "grant_types": c.grant_types, "token_endpoint_auth_method": c.token_endpoint_auth_method, "scope": c.scope,
-        "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source})
+        "client_id_issued_at": c.client_id_issued_at, "client_secret_expires_at": c.client_secret_expires_at, "source": c.source,
+        "resource_server": c.resource_server, "pre_approved": c.pre_approved})
 }
 
 /// One live access token's record, or 404.
@@ -67,6 +68,66 @@ async fn delete_client(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(i
         return Err(ManageError::NotFound(format!("client {id}")).into());
     }
     reply(StatusCode::OK, json!({"status": "deleted", "client_id": id}))
+}
+
+/// `PATCH /api/v1/oauth/clients/{id}`: `resource_server` (may introspect
+/// others' tokens) and `pre_approved` (no consent page), both booleans.
+async fn patch_client(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    super::ApiJson(b): super::ApiJson,
+) -> JsonResult {
+    require_admin(&c)?;
+    let flag = |k: &str| -> Result<Option<bool>, ApiError> {
+        match b.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(v)) => Ok(Some(*v)),
+            Some(_) => Err(ManageError::Invalid(crate::model::ValidationError::new(k, "must be true or false")).into()),
+        }
+    };
+    let (rs, pa) = (flag("resource_server")?, flag("pre_approved")?);
+    if let Some(k) = b
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "resource_server" | "pre_approved")))
+    {
+        return Err(ManageError::Invalid(crate::model::ValidationError::new(
+            k,
+            "unknown field (resource_server, pre_approved)",
+        ))
+        .into());
+    }
+    let found = s
+        .manager
+        .oauth
+        .set_client_flags(&id, rs, pa)
+        .await
+        .map_err(oauth_err)?
+        .ok_or_else(|| ManageError::NotFound(format!("client {id}")))?;
+    reply(StatusCode::OK, client_view(found))
+}
+
+async fn consents(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
+    require_admin(&c)?;
+    let list = s.manager.oauth.list_consents().await.map_err(oauth_err)?;
+    reply(
+        StatusCode::OK,
+        list.iter().map(crate::oauth::consent::consent_view).collect::<Vec<_>>(),
+    )
+}
+
+async fn forget_client_consents(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
+    require_admin(&c)?;
+    let n = s.manager.oauth.forget_consents(&id, None).await.map_err(oauth_err)?;
+    reply(StatusCode::OK, json!({"status": "revoked", "client_id": id, "consents": n}))
+}
+
+async fn forget_consent(State(s): State<Arc<AppState>>, Authed(c): Authed, Path((id, user)): Path<(String, String)>) -> JsonResult {
+    require_admin(&c)?;
+    if s.manager.oauth.forget_consents(&id, Some(&user)).await.map_err(oauth_err)? == 0 {
+        return Err(ManageError::NotFound(format!("consent of {user} for client {id}")).into());
+    }
+    reply(StatusCode::OK, json!({"status": "revoked", "client_id": id, "user_id": user}))
 }
 
 async fn client_tokens(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
@@ -184,10 +245,15 @@ async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::Ap
         .unwrap_or_else(|| i64::try_from(s.manager.config.oauth.access_token_lifetime.as_secs()).unwrap_or(1800));
     let family = crate::oauth::random_token(16);
     let client = b["client_id"].as_str().unwrap_or("portcullis-admin");
+    // The admin names the audience; none named: the admin API's own resource.
+    let mut aud = str_list("aud");
+    if aud.is_empty() {
+        aud.push(s.manager.oauth.admin_resource());
+    }
     let (jwt, claims) = s
         .manager
         .oauth
-        .sign_access_ttl(client, &user, &scope, &str_list("aud"), &family, ttl)
+        .sign_access_ttl(client, &user, &scope, &aud, &family, ttl)
         .await
         .map_err(oauth_err)?;
     reply(
@@ -234,7 +300,19 @@ async fn proxy_sessions(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(
 /// Adds the OAuth admin endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     super::both(r, "/api/v1/oauth/clients/", get(clients))
-        .route("/api/v1/oauth/clients/{client_id}", get(client).delete(delete_client))
+        .route(
+            "/api/v1/oauth/clients/{client_id}",
+            get(client).delete(delete_client).patch(patch_client),
+        )
+        .route(
+            "/api/v1/oauth/clients/{client_id}/consents",
+            axum::routing::delete(forget_client_consents),
+        )
+        .route(
+            "/api/v1/oauth/clients/{client_id}/consents/{user_id}",
+            axum::routing::delete(forget_consent),
+        )
+        .route("/api/v1/oauth/consents", get(consents))
         .route("/api/v1/oauth/clients/{client_id}/tokens", get(client_tokens))
         .route("/api/v1/oauth/tokens", get(tokens))
         .route("/api/v1/oauth/tokens/{jti}", get(token).delete(revoke_token))

@@ -2,10 +2,13 @@
 //! indicators, the login at the upstream provider, allowlists, and RFC 9207
 //! `iss` in every authorization response.
 
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::consent::{browser_cookie, cookie_value, html_page, see_other};
 use super::model::{CodeGrant, LoginSession, User};
 use super::params::Params;
+use super::tokens::GrantBase;
 use super::upstream::s256;
 use super::{canonical_resource, random_token, scopes, OAuth, OAuthError, OAuthResult};
 use crate::model::Proxy;
@@ -44,7 +47,7 @@ impl OAuth {
         for r in raw {
             let c = canonical_resource(r)
                 .ok_or_else(|| OAuthError::invalid_target(format!("{r} is not an absolute https URI without fragment")))?;
-            let known = self.store.kv_get(&format!("resource:{c}")).await?.is_some() || {
+            let known = c == self.admin_resource() || self.store.kv_get(&format!("resource:{c}")).await?.is_some() || {
                 let host = url::Url::parse(&c)
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
@@ -83,7 +86,7 @@ impl OAuth {
         let state = p.get("state").ok().flatten().map(String::from);
         let given = matches!(p.get("redirect_uri"), Ok(Some(_)));
         match self.start_login(&p, &client, &redirect_uri, given, state.clone()).await {
-            Ok(location) => Redirect::to(&location).into_response(),
+            Ok(r) => r,
             Err(e) => redirect_error(&redirect_uri, state.as_deref(), self.issuer(), &e),
         }
     }
@@ -95,7 +98,7 @@ impl OAuth {
         redirect_uri: &str,
         redirect_uri_given: bool,
         state: Option<String>,
-    ) -> OAuthResult<String> {
+    ) -> OAuthResult<Response> {
         if p.get("response_type")? != Some("code") {
             return Err(OAuthError {
                 code: "unsupported_response_type",
@@ -118,11 +121,9 @@ impl OAuth {
                 "code_challenge must be a base64url SHA-256 (43 characters)",
             ));
         }
-        let scope = p.scopes()?;
-        if let Some(bad) = scope.iter().find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str())) {
-            return Err(OAuthError::invalid_scope(format!("unknown scope {bad}")));
-        }
+        let scope = client_scope(client, p.scopes()?)?;
         let resources = self.check_resources(&p.all("resource")).await?;
+        // A client's proxy_hostname only narrows (that proxy's lists apply on top of the server's).
         let proxy_hostname = p.get("proxy_hostname")?.map(str::to_ascii_lowercase);
         let session = LoginSession {
             client_id: client.client_id.clone(),
@@ -133,27 +134,52 @@ impl OAuth {
             scope,
             resources,
             proxy_hostname,
+            server_chose_proxy: false,
+            browser: String::new(),
             upstream_verifier: random_token(32),
             nonce: random_token(16),
             device_user_code: None,
         };
-        self.begin_upstream(session).await
+        self.begin_upstream(session, true).await
     }
 
-    /// Stores the session and returns the upstream login URL.
-    pub async fn begin_upstream(&self, session: LoginSession) -> OAuthResult<String> {
+    /// Stores the session and redirects to the upstream login. With
+    /// `bind_browser` (the browser is on the issuer's origin now), a
+    /// short-lived cookie binds the login to this browser: `/callback`
+    /// refuses a login that comes back to a browser without it.
+    pub async fn begin_upstream(&self, mut session: LoginSession, bind_browser: bool) -> OAuthResult<Response> {
         let proxy = self.session_proxy(&session).await?;
         let sid = random_token(24);
         let url = self.upstream_authorize_url(&sid, &session, proxy.as_ref()).await?;
+        let ttl = self.config.oauth.session_timeout.as_secs();
+        let cookie = if bind_browser {
+            let nonce = random_token(24);
+            session.browser = super::tokens::digest(&nonce);
+            Some(browser_cookie(&self.as_cookie_name(&sid), &nonce, self.issuer_is_https(), ttl))
+        } else {
+            None
+        };
         let json = serde_json::to_string(&session).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store
-            .kv_set(
-                &format!("oauth:state:{sid}"),
-                &json,
-                Some(self.config.oauth.session_timeout.as_secs()),
-            )
-            .await?;
-        Ok(url)
+        self.store.kv_set(&format!("oauth:state:{sid}"), &json, Some(ttl)).await?;
+        let mut r = see_other(&url)?;
+        if let Some(c) = cookie {
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&c).map_err(|e| OAuthError::server(e.to_string()))?,
+            );
+        }
+        Ok(r)
+    }
+
+    /// True when the issuer is served over https (then cookies are `__Host-`).
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer().starts_with("https://")
+    }
+
+    /// Name of the browser-binding cookie of login `sid` at the issuer.
+    pub fn as_cookie_name(&self, sid: &str) -> String {
+        let prefix = if self.issuer_is_https() { "__Host-" } else { "" };
+        format!("{prefix}portcullis_as_{}", sid.get(..12).unwrap_or(sid))
     }
 
     async fn session_proxy(&self, s: &LoginSession) -> OAuthResult<Option<Proxy>> {
@@ -163,8 +189,10 @@ impl OAuth {
         }
     }
 
-    /// Handles `GET /callback` from the upstream provider.
-    pub async fn callback(&self, query: &[u8]) -> Response {
+    /// Handles `GET /callback` from the upstream provider: only in the
+    /// browser that started the login (its binding cookie); then the
+    /// consent or device approval page when one is due, else the code.
+    pub async fn callback(&self, headers: &HeaderMap, query: &[u8]) -> Response {
         let p = Params::parse(query);
         let sid = match p.require("state") {
             Ok(s) => s.to_string(),
@@ -178,29 +206,52 @@ impl OAuth {
             Ok(None) => return OAuthError::invalid_request("unknown or expired login session").into_response(),
             Err(e) => return OAuthError::from(e).into_response(),
         };
+        let cookie_name = self.as_cookie_name(&sid);
+        if !session.browser.is_empty() {
+            let presented = cookie_value(headers, &cookie_name).map(super::tokens::digest);
+            if !presented.is_some_and(|d| crate::secrets::constant_time_eq(&d, &session.browser)) {
+                tracing::warn!(client = %session.client_id, "login callback without the browser-binding cookie refused");
+                return not_this_browser();
+            }
+        }
         let outcome = self.finish_login(&p, &session).await;
         if let Some(user_code) = &session.device_user_code {
-            return self.device_login_done(user_code, outcome).await;
+            return match outcome {
+                Ok((user, granted)) => {
+                    self.device_decision_page(user_code, user, granted, &session.browser, &cookie_name)
+                        .await
+                }
+                Err(e) => self.device_login_failed(user_code, e).await,
+            };
         }
         match outcome {
-            Ok((user, granted)) => match self.issue_code(&session, user, granted).await {
-                Ok(code) => {
-                    let mut u = match url::Url::parse(&session.redirect_uri) {
-                        Ok(u) => u,
-                        Err(e) => return OAuthError::server(e.to_string()).into_response(),
-                    };
-                    {
-                        let mut q = u.query_pairs_mut();
-                        q.append_pair("code", &code);
-                        if let Some(s) = &session.state {
-                            q.append_pair("state", s);
-                        }
-                        q.append_pair("iss", self.issuer());
-                    }
-                    Redirect::to(u.as_str()).into_response()
-                }
+            Ok((user, granted)) => match self.needs_consent(&session, &user, &granted).await {
+                Ok(false) => self.code_redirect(&session, user, granted).await,
+                Ok(true) => self.consent_page(session, user, granted, &cookie_name).await,
                 Err(e) => redirect_error(&session.redirect_uri, session.state.as_deref(), self.issuer(), &e),
             },
+            Err(e) => redirect_error(&session.redirect_uri, session.state.as_deref(), self.issuer(), &e),
+        }
+    }
+
+    /// Issues the code and sends the browser back to the client (RFC 9207 `iss` included).
+    pub async fn code_redirect(&self, session: &LoginSession, user: User, granted: Vec<String>) -> Response {
+        match self.issue_code(session, user, granted).await {
+            Ok(code) => {
+                let mut u = match url::Url::parse(&session.redirect_uri) {
+                    Ok(u) => u,
+                    Err(e) => return OAuthError::server(e.to_string()).into_response(),
+                };
+                {
+                    let mut q = u.query_pairs_mut();
+                    q.append_pair("code", &code);
+                    if let Some(s) = &session.state {
+                        q.append_pair("state", s);
+                    }
+                    q.append_pair("iss", self.issuer());
+                }
+                Redirect::to(u.as_str()).into_response()
+            }
             Err(e) => redirect_error(&session.redirect_uri, session.state.as_deref(), self.issuer(), &e),
         }
     }
@@ -214,8 +265,14 @@ impl OAuth {
         let proxy = self.session_proxy(session).await?;
         let user = self.upstream_user(code, session, proxy.as_ref()).await?;
         scopes::may_log_in(self.config.oauth.allowed_users.as_deref(), proxy.as_ref(), &user).map_err(OAuthError::access_denied)?;
-        let entitled = scopes::entitled(&self.config.oauth, proxy.as_ref(), &user);
+        let entitled = scopes::entitled(&self.config.oauth, proxy.as_ref(), session.server_chose_proxy, &user);
         let granted = scopes::grant(&session.scope, &entitled);
+        if session.resources.contains(&self.admin_resource()) && !scopes::admin_api_scope(&granted) {
+            return Err(OAuthError::access_denied(format!(
+                "user {} is not entitled to the admin API (needs the admin or user scope from the server's configuration)",
+                user.username
+            )));
+        }
         tracing::info!(user = %user.username, client = %session.client_id, scopes = ?granted, "login succeeded");
         Ok((user, granted))
     }
@@ -231,6 +288,8 @@ impl OAuth {
             resources: s.resources.clone(),
             user,
             family: random_token(16),
+            proxy_hostname: s.proxy_hostname.clone(),
+            server_chose_proxy: s.server_chose_proxy,
         };
         let json = serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?;
         self.store
@@ -247,6 +306,7 @@ impl OAuth {
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
         resources: Vec<String>,
+        refreshable: bool,
     ) -> OAuthResult<serde_json::Value> {
         let h = super::tokens::digest(code);
         let Some(raw) = self.store.kv_take(&format!("oauth:code:{h}")).await? else {
@@ -287,6 +347,39 @@ impl OAuth {
             }
             asked
         };
-        self.mint(client_id, &g.user, &g.scope, &aud, &g.family).await
+        let base = refreshable.then(|| GrantBase {
+            scope: g.scope.clone(),
+            resources: g.resources.clone(),
+            proxy_hostname: g.proxy_hostname.clone(),
+            server_chose_proxy: g.server_chose_proxy,
+        });
+        self.mint(client_id, &g.user, &g.scope, &aud, &g.family, base).await
     }
+}
+
+/// The scopes a client asks for, within its registered `scope` (none asked
+/// for: all it registered, or everything when it registered none).
+pub fn client_scope(client: &super::model::Client, asked: Vec<String>) -> OAuthResult<Vec<String>> {
+    if let Some(bad) = asked.iter().find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str())) {
+        return Err(OAuthError::invalid_scope(format!("unknown scope {bad}")));
+    }
+    if let Some(bad) = asked.iter().find(|s| !super::tokens::client_may_ask(client, s)) {
+        return Err(OAuthError::invalid_scope(format!(
+            "this client is not registered for the scope {bad}"
+        )));
+    }
+    match (&client.scope, asked.is_empty()) {
+        (Some(reg), true) => Ok(reg.split_whitespace().map(String::from).collect()),
+        _ => Ok(asked),
+    }
+}
+
+/// The page for a login callback that reached a browser which did not start it.
+fn not_this_browser() -> Response {
+    html_page(
+        StatusCode::BAD_REQUEST,
+        "Sign-in not started in this browser",
+        "<p>This sign-in link was not started in this browser, or it expired. For your safety it was not completed: \
+         someone may have sent you a link from their own sign-in.</p><p>Go back to the application and sign in again.</p>",
+    )
 }

@@ -17,6 +17,13 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_GRANT];
 const CIMD_MAX_BYTES: usize = 64 * 1024;
 
+/// The one answer for every failure to get a metadata document (refused
+/// address, connection error, HTTP status): the caller learns nothing about
+/// the network behind the server. Details go to the log.
+fn cimd_unavailable() -> OAuthError {
+    OAuthError::invalid_client("the client metadata document could not be retrieved")
+}
+
 fn client_key(id: &str) -> String {
     format!("oauth:client:{id}")
 }
@@ -65,6 +72,8 @@ fn builtin_cli() -> Client {
         client_id_issued_at: 0,
         client_secret_expires_at: 0,
         source: "builtin".into(),
+        resource_server: false,
+        pre_approved: true,
     }
 }
 
@@ -152,27 +161,38 @@ fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<
         client_id_issued_at: now(),
         client_secret_expires_at: 0,
         source: source.into(),
+        resource_server: false,
+        pre_approved: false,
     })
 }
 
-fn is_private(ip: IpAddr) -> bool {
+/// True only for global unicast addresses: the CIMD fetch refuses every
+/// other kind (loopback, private, shared, link-local, site-local,
+/// benchmarking, documentation, multicast, reserved, `0.0.0.0/8`, and IPv6
+/// forms that embed an IPv4 address: mapped, compatible, NAT64, 6to4, Teredo).
+fn is_global_unicast(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => {
-            v.is_private()
-                || v.is_loopback()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.is_multicast()
-                || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1])
+            let [a, b, c, _] = v.octets();
+            !(a == 0
+                || a == 10
+                || a == 127
+                || a >= 224
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 169 && b == 254)
+                || (a == 172 && (16..32).contains(&b))
+                || (a == 192 && b == 168)
+                || (a == 192 && b == 0 && (c == 0 || c == 2))
+                || (a == 192 && b == 88 && c == 99)
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 198 && b == 51 && c == 100)
+                || (a == 203 && b == 0 && c == 113))
         }
         IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || v.is_multicast()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped().is_some_and(|m| is_private(IpAddr::V4(m)))
+            let s = v.segments();
+            // Only 2000::/3 is global unicast; inside it, refuse the
+            // IETF protocol block (Teredo, ORCHID, ...), documentation and 6to4.
+            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] < 0x0200) && !(s[0] == 0x2001 && s[1] == 0x0db8) && s[0] != 0x2002
         }
     }
 }
@@ -287,6 +307,8 @@ impl OAuth {
         c.registration_token_hash = old.registration_token_hash.clone();
         c.client_id_issued_at = old.client_id_issued_at;
         c.client_secret_expires_at = old.client_secret_expires_at;
+        c.resource_server = old.resource_server;
+        c.pre_approved = old.pre_approved;
         self.save_client(&c).await?;
         Ok(self.registration_body(&c, None, None))
     }
@@ -294,7 +316,7 @@ impl OAuth {
     /// RFC 7592 delete.
     pub async fn registration_delete(&self, client_id: &str, reg_token: Option<&str>) -> OAuthResult<()> {
         self.managed_client(client_id, reg_token).await?;
-        self.store.kv_del(&client_key(client_id)).await?;
+        self.delete_client(client_id).await?;
         Ok(())
     }
 
@@ -346,10 +368,41 @@ impl OAuth {
     }
 
     /// Deletes a registered client (admin API).
+    /// Its tokens are revoked with it (every family it was issued), and the
+    /// consents users gave it are forgotten.
     pub async fn delete_client(&self, client_id: &str) -> OAuthResult<bool> {
         let existed = self.store.kv_get(&client_key(client_id)).await?.is_some();
         self.store.kv_del(&client_key(client_id)).await?;
+        let families = self.store.kv_smembers(&super::tokens::client_families_key(client_id)).await?;
+        for f in &families {
+            self.revoke_family(f).await?;
+        }
+        self.store.kv_del(&super::tokens::client_families_key(client_id)).await?;
+        self.forget_consents(client_id, None).await?;
+        if !families.is_empty() {
+            tracing::info!(client_id, families = families.len(), "deleted client's tokens revoked");
+        }
         Ok(existed)
+    }
+
+    /// Admin: marks a client as resource server and/or pre-approved.
+    pub async fn set_client_flags(
+        &self,
+        client_id: &str,
+        resource_server: Option<bool>,
+        pre_approved: Option<bool>,
+    ) -> OAuthResult<Option<Client>> {
+        let Some(mut c) = self.registered_client(client_id).await? else {
+            return Ok(None);
+        };
+        if let Some(v) = resource_server {
+            c.resource_server = v;
+        }
+        if let Some(v) = pre_approved {
+            c.pre_approved = v;
+        }
+        self.save_client(&c).await?;
+        Ok(Some(c))
     }
 
     /// Fetches and validates a Client ID Metadata Document: https only, no
@@ -385,27 +438,21 @@ impl OAuth {
         let addr = *addrs
             .first()
             .ok_or_else(|| OAuthError::invalid_client("the client_id host has no address"))?;
-        if !allowed && addrs.iter().any(|a| is_private(a.ip())) {
-            tracing::warn!(client_id = url, %addr, "refused to fetch a client metadata document from a private address");
-            return Err(OAuthError::invalid_client(
-                "the client_id URL points at a private or loopback address",
-            ));
+        if !allowed && addrs.iter().any(|a| !is_global_unicast(a.ip())) {
+            tracing::warn!(client_id = url, %addr, "refused to fetch a client metadata document from a non-global address");
+            return Err(cimd_unavailable());
         }
         let client = self.pinned_client(Duration::from_secs(5), &host, addr)?;
-        let mut resp = client
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| OAuthError::invalid_client(format!("cannot fetch the client metadata document: {e}")))?;
+        let mut resp = client.get(url).header("Accept", "application/json").send().await.map_err(|e| {
+            tracing::warn!(client_id = url, error = %e, "client metadata document fetch failed");
+            cimd_unavailable()
+        })?;
         if !resp.status().is_success() {
-            return Err(OAuthError::invalid_client(format!(
-                "the client metadata document answered {}",
-                resp.status()
-            )));
+            tracing::warn!(client_id = url, status = %resp.status(), "client metadata document fetch refused");
+            return Err(cimd_unavailable());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| OAuthError::invalid_client(e.to_string()))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|_| cimd_unavailable())? {
             body.extend_from_slice(&chunk);
             if body.len() > CIMD_MAX_BYTES {
                 return Err(OAuthError::invalid_client("the client metadata document is larger than 64 KiB"));
@@ -450,19 +497,34 @@ mod tests {
     }
 
     #[test]
-    fn private_addresses() {
+    fn only_global_unicast_addresses_are_fetched() {
         for ip in [
             "127.0.0.1",
             "10.1.2.3",
             "192.168.0.1",
             "169.254.1.1",
-            "::1",
-            "fc00::1",
-            "::ffff:127.0.0.1",
+            "0.0.0.1",
+            "198.18.0.1",
+            "198.19.255.1",
             "100.64.0.1",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "fec0::1",
+            "::ffff:127.0.0.1",
+            "::ffff:93.184.216.34",
+            "::7f00:1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "2001::1",
+            "2001:db8::1",
         ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
+            assert!(!is_global_unicast(ip.parse().unwrap()), "{ip}");
         }
-        assert!(!is_private("93.184.216.34".parse().unwrap()));
+        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(is_global_unicast(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

@@ -1,25 +1,39 @@
 //! Device authorization grant (RFC 8628): `/device/code`, the `/device`
 //! page where a person enters the code and logs in upstream, and polling.
 
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
 use serde_json::{json, Value};
 
-use super::model::{now, DeviceGrant, LoginSession, User};
+use super::authorize::client_scope;
+use super::consent::{device_gone, escape, html_page};
+use super::model::{now, DeviceGrant, LoginSession};
 use super::params::{client_credentials, Params};
 use super::token::DEVICE_GRANT;
-use super::tokens::digest;
+use super::tokens::{digest, GrantBase};
 use super::{random_token, OAuth, OAuthError, OAuthResult};
 
-const DEVICE_TTL_SECS: u64 = 600;
+/// Lifetime of a device code.
+pub const DEVICE_TTL_SECS: u64 = 600;
 const INTERVAL_SECS: i64 = 5;
+/// No vowels (no words), no look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B are absent or single).
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+/// 10 characters of 20: 43 bits (RFC 8628 §6.1 asks for enough entropy given the throttle).
+const USER_CODE_LEN: usize = 10;
+/// Failed user-code entries allowed per source address and per entered code in one window.
+const MAX_FAILURES_PER_SOURCE: i64 = 5;
+const MAX_FAILURES_PER_CODE: i64 = 3;
+const FAILURE_WINDOW_SECS: u64 = 300;
 
 fn new_user_code() -> String {
-    let c: String = (0..8)
-        .map(|_| USER_CODE_ALPHABET[usize::from(rand::random::<u8>()) % USER_CODE_ALPHABET.len()] as char)
+    let mut rng = rand::rng();
+    let c: String = (0..USER_CODE_LEN)
+        .map(|_| USER_CODE_ALPHABET[rng.random_range(0..USER_CODE_ALPHABET.len())] as char)
         .collect();
-    format!("{}-{}", &c[..4], &c[4..])
+    format!("{}-{}", &c[..USER_CODE_LEN / 2], &c[USER_CODE_LEN / 2..])
 }
 
 fn normalize_user_code(s: &str) -> String {
@@ -27,26 +41,20 @@ fn normalize_user_code(s: &str) -> String {
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
+        .take(64)
         .collect();
-    if c.len() == 8 {
-        format!("{}-{}", &c[..4], &c[4..])
+    if c.len() == USER_CODE_LEN {
+        format!("{}-{}", &c[..USER_CODE_LEN / 2], &c[USER_CODE_LEN / 2..])
     } else {
         c
     }
 }
 
-fn page(title: &str, body: &str) -> Response {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
-    ))
-    .into_response()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn entry_form(note: &str) -> String {
+    format!(
+        "{note}<form method=get action=device><label>Code shown on your device <input name=user_code autofocus></label> \
+         <button type=submit>Continue</button></form>"
+    )
 }
 
 impl OAuth {
@@ -58,10 +66,7 @@ impl OAuth {
         if !client.grant_types.iter().any(|g| g == DEVICE_GRANT) {
             return Err(OAuthError::unauthorized_client("this client may not use the device grant"));
         }
-        let scope = p.scopes()?;
-        if let Some(bad) = scope.iter().find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str())) {
-            return Err(OAuthError::invalid_scope(format!("unknown scope {bad}")));
-        }
+        let scope = client_scope(&client, p.scopes()?)?;
         let resources = self.check_resources(&p.all("resource")).await?;
         let device_code = random_token(32);
         let user_code = new_user_code();
@@ -97,31 +102,51 @@ impl OAuth {
         }))
     }
 
-    /// `GET /device[?user_code=]`: a form, or the start of the upstream login.
-    pub async fn device_page(&self, query: &[u8]) -> Response {
+    /// `GET /device[?user_code=]`: the entry form; with a code, the login
+    /// at the identity provider, after which the approval page shows the
+    /// code and the client and waits for the person's explicit answer.
+    /// Failed entries are throttled per source address and per entered code.
+    pub async fn device_page(&self, query: &[u8], source: IpAddr) -> Response {
         let p = Params::parse(query);
-        let Ok(Some(code)) = p.get("user_code") else {
-            return page(
-                "Connect a device",
-                "<form method=get action=device><label>Code shown on your device <input name=user_code autofocus></label> <button>Continue</button></form>",
-            );
+        let Ok(Some(entered)) = p.get("user_code") else {
+            return html_page(StatusCode::OK, "Connect a device", &entry_form(""));
         };
-        let code = normalize_user_code(code);
-        let Ok(Some(h)) = self.store.kv_get(&format!("oauth:user_code:{code}")).await else {
-            return page(
-                "Unknown code",
-                "<p>That code is unknown or expired. Start again on your device.</p>",
-            );
+        let code = normalize_user_code(entered);
+        let src_key = format!("oauth:device_fail:src:{source}");
+        let code_key = format!("oauth:device_fail:code:{}", digest(&code));
+        for (k, max) in [(&src_key, MAX_FAILURES_PER_SOURCE), (&code_key, MAX_FAILURES_PER_CODE)] {
+            match self.store.kv_get(k).await {
+                Ok(Some(n)) if n.parse::<i64>().unwrap_or(0) >= max => {
+                    return html_page(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many attempts",
+                        "<p>Too many wrong codes were entered. Wait a few minutes, then try again.</p>",
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => return OAuthError::from(e).into_response(),
+            }
+        }
+        let g = match self.device_by_user_code(&code).await {
+            Ok(Some((_, g))) => g,
+            Ok(None) => {
+                for k in [&src_key, &code_key] {
+                    if let Err(e) = self.store.kv_incr(k, FAILURE_WINDOW_SECS).await {
+                        return OAuthError::from(e).into_response();
+                    }
+                }
+                tracing::info!(%source, "unknown device user code entered");
+                return html_page(
+                    StatusCode::NOT_FOUND,
+                    "Unknown code",
+                    &entry_form("<p>That code is unknown or expired. Check the code on your device.</p>"),
+                );
+            }
+            Err(e) => return e.into_response(),
         };
-        let Ok(Some(raw)) = self.store.kv_get(&format!("oauth:device:{h}")).await else {
-            return page(
-                "Unknown code",
-                "<p>That code is unknown or expired. Start again on your device.</p>",
-            );
-        };
-        let Ok(g) = serde_json::from_str::<DeviceGrant>(&raw) else {
-            return OAuthError::server("corrupt device grant").into_response();
-        };
+        if g.user.is_some() || g.denied.is_some() {
+            return device_gone();
+        }
         let session = LoginSession {
             client_id: g.client_id,
             redirect_uri: String::new(),
@@ -131,53 +156,20 @@ impl OAuth {
             scope: g.scope,
             resources: g.resources,
             proxy_hostname: None,
+            server_chose_proxy: false,
+            browser: String::new(),
             upstream_verifier: random_token(32),
             nonce: random_token(16),
             device_user_code: Some(code),
         };
-        match self.begin_upstream(session).await {
-            Ok(url) => Redirect::to(&url).into_response(),
-            Err(e) => e.into_response(),
+        match self.begin_upstream(session, true).await {
+            Ok(r) => r,
+            Err(e) => html_page(e.status, "Sign-in failed", &format!("<p>{}</p>", escape(&e.description))),
         }
-    }
-
-    /// Called by `/callback` when the login was for a device code.
-    pub async fn device_login_done(&self, user_code: &str, outcome: OAuthResult<(User, Vec<String>)>) -> Response {
-        let Ok(Some(h)) = self.store.kv_get(&format!("oauth:user_code:{user_code}")).await else {
-            return page("Expired", "<p>The device code expired. Start again on your device.</p>");
-        };
-        let key = format!("oauth:device:{h}");
-        let Ok(Some(raw)) = self.store.kv_get(&key).await else {
-            return page("Expired", "<p>The device code expired. Start again on your device.</p>");
-        };
-        let Ok(mut g) = serde_json::from_str::<DeviceGrant>(&raw) else {
-            return OAuthError::server("corrupt device grant").into_response();
-        };
-        let (title, text) = match outcome {
-            Ok((user, granted)) => {
-                let msg = format!("<p>Signed in as {}. You can return to your device.</p>", escape(&user.username));
-                g.user = Some(user);
-                g.granted_scope = granted;
-                ("Device connected", msg)
-            }
-            Err(e) => {
-                g.denied = Some(e.description.clone());
-                ("Access denied", format!("<p>{}</p>", escape(&e.description)))
-            }
-        };
-        let ttl = DEVICE_TTL_SECS;
-        if let Err(e) = self
-            .store
-            .kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(ttl))
-            .await
-        {
-            return OAuthError::from(e).into_response();
-        }
-        page(title, &text)
     }
 
     /// The device_code grant at the token endpoint.
-    pub async fn device_token(&self, client_id: &str, device_code: &str) -> OAuthResult<Value> {
+    pub async fn device_token(&self, client_id: &str, device_code: &str, refreshable: bool) -> OAuthResult<Value> {
         let key = format!("oauth:device:{}", digest(device_code));
         let raw = self
             .store
@@ -209,6 +201,13 @@ impl OAuth {
             return Err(OAuthError::invalid_grant("device code already used"));
         }
         self.store.kv_del(&format!("oauth:user_code:{}", g.user_code)).await?;
-        self.mint(client_id, &user, &g.granted_scope, &g.resources, &random_token(16)).await
+        let base = refreshable.then(|| GrantBase {
+            scope: g.granted_scope.clone(),
+            resources: g.resources.clone(),
+            proxy_hostname: None,
+            server_chose_proxy: false,
+        });
+        self.mint(client_id, &user, &g.granted_scope, &g.resources, &random_token(16), base)
+            .await
     }
 }

@@ -1,6 +1,8 @@
-//! Introspection (RFC 7662, authenticated callers only), revocation
-//! (RFC 7009, a client revokes only its own tokens) and `/verify`
-//! (ForwardAuth for nginx `auth_request`, Traefik, Caddy).
+//! Introspection (RFC 7662, authenticated callers only: a client learns
+//! about its own tokens, a client the admin marked as resource server about
+//! any), revocation (RFC 7009, a client revokes only its own tokens) and
+//! `/verify` (ForwardAuth for nginx `auth_request`, Traefik, Caddy), which
+//! checks the token's audience against the host it is asked about.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,8 +42,9 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
 }
 
 impl OAuth {
-    /// The caller of introspection: an authenticated client, or an admin API token.
-    async fn introspection_caller(&self, headers: &HeaderMap, p: &Params, admin_ok: bool) -> OAuthResult<Option<String>> {
+    /// The caller of introspection: an authenticated confidential client
+    /// (`Some((id, resource_server))`), or `None` for an admin API token.
+    async fn introspection_caller(&self, headers: &HeaderMap, p: &Params, admin_ok: bool) -> OAuthResult<Option<(String, bool)>> {
         if admin_ok {
             return Ok(None);
         }
@@ -53,31 +56,38 @@ impl OAuth {
         if c.client_secret_hash.is_none() {
             return Err(OAuthError::invalid_client("introspection requires a confidential client"));
         }
-        Ok(Some(id))
+        Ok(Some((id, c.resource_server)))
     }
 
     /// `POST /introspect`; `admin_ok` when the caller presented an admin API token.
     pub async fn introspect(&self, headers: &HeaderMap, body: &[u8], admin_ok: bool) -> Response {
         let p = Params::parse(body);
-        if let Err(e) = self.introspection_caller(headers, &p, admin_ok).await {
-            return e.into_response();
-        }
+        let caller = match self.introspection_caller(headers, &p, admin_ok).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        // A client that is not a resource server sees only its own tokens;
+        // others' are inactive to it (RFC 7662 §4: answer inactive rather than reveal).
+        let may_see = |owner: &str| match &caller {
+            None | Some((_, true)) => true,
+            Some((id, false)) => id == owner,
+        };
         let Ok(token) = p.require("token") else {
             return OAuthError::invalid_request("missing parameter token").into_response();
         };
         let inactive = || Json(json!({"active": false})).into_response();
         if looks_like_jwt(token) {
             return match self.verify_access(token).await {
-                Ok(c) => Json(json!({
+                Ok(c) if may_see(&c.client_id) => Json(json!({
                     "active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id, "username": c.preferred_username,
                     "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "jti": c.jti,
                 }))
                 .into_response(),
-                Err(_) => inactive(),
+                _ => inactive(),
             };
         }
         match self.refresh_record(token).await {
-            Ok(Some(g)) if g.rotated_at.is_none() => Json(json!({
+            Ok(Some(g)) if g.rotated_at.is_none() && may_see(&g.client_id) => Json(json!({
                 "active": true, "token_type": "refresh_token", "scope": g.scope.join(" "), "client_id": g.client_id,
                 "username": g.user.username, "sub": g.user.id, "exp": g.expires_at, "iss": self.issuer(),
             }))
@@ -117,10 +127,99 @@ impl OAuth {
         Ok(())
     }
 
-    /// `/verify`: 200 with identity headers for a valid token or session, else 401.
-    pub async fn verify(&self, headers: &HeaderMap) -> Response {
+    /// What `/verify` is asked about: `?resource=URI` (exact), `?rd=URL`
+    /// (its host), else `X-Forwarded-Host` (+ `X-Forwarded-Proto`) from the
+    /// calling proxy. `(scheme, host as addressed, exact resource)`.
+    fn verify_target(headers: &HeaderMap, p: &Params) -> OAuthResult<(String, String, Option<String>)> {
+        let from_url = |u: &str| -> OAuthResult<(String, String)> {
+            let parsed = url::Url::parse(u).map_err(|_| OAuthError::invalid_request(format!("{u} is not an absolute URL")))?;
+            let host = parsed
+                .host_str()
+                .ok_or_else(|| OAuthError::invalid_request(format!("{u} has no host")))?;
+            let authority = match parsed.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            Ok((parsed.scheme().to_string(), authority))
+        };
+        if let Some(r) = p.get("resource")? {
+            let c = super::canonical_resource(r).ok_or_else(|| OAuthError::invalid_request("resource must be an absolute http(s) URI"))?;
+            let (scheme, host) = from_url(&c)?;
+            return Ok((scheme, host, Some(c)));
+        }
+        if let Some(rd) = p.get("rd")? {
+            if rd.starts_with("http://") || rd.starts_with("https://") {
+                let (scheme, host) = from_url(rd)?;
+                return Ok((scheme, host, None));
+            }
+        }
+        let host = headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                OAuthError::invalid_token("/verify needs the host it checks: X-Forwarded-Host from the proxy, or ?resource=URI or ?rd=URL")
+            })?;
+        let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+            Some("http") => "http",
+            _ => "https",
+        };
+        Ok((scheme.to_string(), host.to_string(), None))
+    }
+
+    /// The data plane's audience rule for host `host`: the proxy's resource
+    /// URI (public https or as addressed) or its root, or one of its allowed
+    /// audiences; for a host that is no proxy, its root; and with an exact
+    /// `resource` asked about, that resource.
+    async fn audience_fits(&self, aud: &[String], scheme: &str, host: &str, resource: Option<&str>) -> OAuthResult<bool> {
+        let key = {
+            let h = if host.starts_with('[') {
+                host.find(']').map_or(host, |i| &host[..=i])
+            } else {
+                host.split(':').next().unwrap_or_default()
+            };
+            h.trim_end_matches('.').to_ascii_lowercase()
+        };
+        let proxy = self.store.get_proxy(&key).await?;
+        let canon = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+        let names = |a: &str, scheme: &str, host: &str, path: &str| {
+            let a = canon(a);
+            let root = format!("{scheme}://{}", host.to_ascii_lowercase());
+            a == root || (!path.is_empty() && a == format!("{root}{}", canon(path)))
+        };
+        Ok(aud.iter().any(|a| {
+            if resource.is_some_and(|r| canon(r) == canon(a)) {
+                return true;
+            }
+            match &proxy {
+                Some(p) => {
+                    let ep = p.resource_endpoint.as_deref().unwrap_or("");
+                    names(a, "https", &p.hostname, ep)
+                        || names(a, scheme, host, ep)
+                        || p.auth_allowed_audiences
+                            .as_ref()
+                            .is_some_and(|l| l.iter().any(|x| canon(x) == canon(a)))
+                }
+                None => names(a, "https", &key, "") || names(a, scheme, host, ""),
+            }
+        }))
+    }
+
+    /// `/verify`: 200 with identity headers for a valid token or session
+    /// whose audience is the host asked about, else 401.
+    pub async fn verify(&self, headers: &HeaderMap, query: &[u8]) -> Response {
+        let p = Params::parse(query);
         let claims: Result<AccessClaims, OAuthError> = match request_token(headers) {
-            Some(t) => self.verify_access(&t).await,
+            Some(t) => match (self.verify_access(&t).await, Self::verify_target(headers, &p)) {
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                (Ok(c), Ok((scheme, host, resource))) => match self.audience_fits(&c.aud, &scheme, &host, resource.as_deref()).await {
+                    Ok(true) => Ok(c),
+                    Ok(false) => Err(OAuthError::invalid_token(format!("the token's audience is not {host}"))),
+                    Err(e) => Err(e),
+                },
+            },
             None => Err(OAuthError::invalid_token("no bearer token or session cookie")),
         };
         match claims {
@@ -143,6 +242,7 @@ impl OAuth {
                 }
                 r
             }
+            Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR => e.into_response(),
             Err(e) => {
                 let mut r = (
                     StatusCode::UNAUTHORIZED,

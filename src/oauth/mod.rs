@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod consent;
 pub mod device;
 pub mod error;
 pub mod introspect;

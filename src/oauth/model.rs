@@ -36,6 +36,13 @@ pub struct Client {
     pub client_secret_expires_at: i64,
     /// `dcr`, `cimd` or `builtin`.
     pub source: String,
+    /// Set by the admin: the client is a resource server and may introspect
+    /// tokens issued to other clients.
+    #[serde(default)]
+    pub resource_server: bool,
+    /// Set by the admin: no consent page for this client.
+    #[serde(default)]
+    pub pre_approved: bool,
 }
 
 /// The person behind a login.
@@ -73,6 +80,13 @@ pub struct LoginSession {
     pub resources: Vec<String>,
     /// Proxy whose allowlist applies.
     pub proxy_hostname: Option<String>,
+    /// The server picked the proxy (proxy login), not a client parameter.
+    #[serde(default)]
+    pub server_chose_proxy: bool,
+    /// Digest of the nonce in the browser-binding cookie set when this login
+    /// started at the authorization server (empty: bound at the proxy instead).
+    #[serde(default)]
+    pub browser: String,
     /// Our PKCE verifier toward the upstream IdP.
     pub upstream_verifier: String,
     /// OIDC nonce.
@@ -102,6 +116,12 @@ pub struct CodeGrant {
     pub user: User,
     /// Token family created from this code.
     pub family: String,
+    /// Proxy whose lists applied at login (re-applied at every refresh).
+    #[serde(default)]
+    pub proxy_hostname: Option<String>,
+    /// The server picked that proxy.
+    #[serde(default)]
+    pub server_chose_proxy: bool,
 }
 
 /// A refresh token (stored by hash).
@@ -113,10 +133,16 @@ pub struct RefreshGrant {
     pub client_id: String,
     /// User.
     pub user: User,
-    /// Scopes.
+    /// Scopes of the grant (an access token may be narrower).
     pub scope: Vec<String>,
-    /// Resources.
+    /// Resources of the grant (an access token may be narrower).
     pub resources: Vec<String>,
+    /// Proxy whose lists applied at login (re-applied at every refresh).
+    #[serde(default)]
+    pub proxy_hostname: Option<String>,
+    /// The server picked that proxy.
+    #[serde(default)]
+    pub server_chose_proxy: bool,
     /// Unix expiry.
     pub expires_at: i64,
     /// When it was used (rotated away), if it was.

@@ -1,5 +1,9 @@
-//! Who may log in and which scopes they get: global lists, per-proxy
-//! allowlists and the `OAUTH_LOCALHOST_*` overrides.
+//! Who may log in and which scopes they get. Privileges come only from the
+//! server's configuration (`OAUTH_ADMIN_USERS`, `OAUTH_USER_USERS`,
+//! `OAUTH_MCP_USERS`, `OAUTH_ALLOWED_GITHUB_USERS`, and the
+//! `OAUTH_LOCALHOST_*` overrides for the built-in localhost proxy); the
+//! per-proxy lists a proxy owner writes (`auth_required_users`,
+//! `oauth_*_users`) may only narrow what those grant, never widen it.
 
 use super::model::User;
 use crate::model::Proxy;
@@ -8,54 +12,53 @@ fn listed(list: &[String], user: &User) -> bool {
     list.iter().any(|u| u == "*" || u.eq_ignore_ascii_case(&user.username))
 }
 
-/// Checks the login allowlist: the proxy's `auth_required_users` when set,
-/// else `OAUTH_ALLOWED_GITHUB_USERS` (unset = anyone).
+/// Checks the login allowlists: `OAUTH_ALLOWED_GITHUB_USERS` (unset = anyone)
+/// and, when the login is for a proxy, that proxy's `auth_required_users` too.
 pub fn may_log_in(global: Option<&[String]>, proxy: Option<&Proxy>, user: &User) -> Result<(), String> {
-    let list = proxy.and_then(|p| p.auth_required_users.as_deref()).or(global);
-    match list {
-        None => Ok(()),
-        Some(l) if listed(l, user) => Ok(()),
-        Some(_) => Err(format!("user {} is not allowed to log in here", user.username)),
+    if global.is_some_and(|l| !listed(l, user)) {
+        return Err(format!("user {} is not allowed to log in here", user.username));
+    }
+    match proxy.and_then(|p| p.auth_required_users.as_deref()) {
+        Some(l) if !listed(l, user) => Err(format!("user {} is not allowed to log in here", user.username)),
+        _ => Ok(()),
     }
 }
 
-/// Scopes the user is entitled to.
-pub fn entitled(cfg: &crate::config::OAuthConfig, proxy: Option<&Proxy>, user: &User) -> Vec<String> {
-    let localhost = proxy.is_some_and(|p| p.hostname == "localhost");
-    let pick = |own: Option<&Vec<String>>, local: &Option<Vec<String>>, global: &Vec<String>| -> Vec<String> {
-        if let Some(o) = own {
-            return o.clone();
-        }
-        if localhost {
-            if let Some(l) = local {
-                return l.clone();
-            }
-        }
-        global.clone()
+/// Scopes the user is entitled to: the configured tiers (for the localhost
+/// proxy chosen by the server, its `OAUTH_LOCALHOST_*` overrides), each
+/// tier dropped when the proxy has its own list for it and the user is not
+/// on it. `server_chose_proxy` is false when the proxy came from a client's
+/// `proxy_hostname` parameter: a client parameter never selects the
+/// localhost overrides.
+pub fn entitled(cfg: &crate::config::OAuthConfig, proxy: Option<&Proxy>, server_chose_proxy: bool, user: &User) -> Vec<String> {
+    let localhost = server_chose_proxy && proxy.is_some_and(|p| p.hostname == "localhost");
+    let tier = |own: Option<&Vec<String>>, local: &Option<Vec<String>>, global: &Vec<String>| -> bool {
+        let base = match local {
+            Some(l) if localhost => l,
+            _ => global,
+        };
+        listed(base, user) && own.is_none_or(|o| listed(o, user))
     };
-    let admin = pick(
+    let mut out: Vec<&str> = Vec::new();
+    if tier(
         proxy.and_then(|p| p.oauth_admin_users.as_ref()),
         &cfg.localhost_admin_users,
         &cfg.admin_users,
-    );
-    let usr = pick(
+    ) {
+        out.extend(["admin", "user", "mcp", "mcp:read", "mcp:write", "mcp:admin"]);
+    }
+    if tier(
         proxy.and_then(|p| p.oauth_user_users.as_ref()),
         &cfg.localhost_user_users,
         &cfg.user_users,
-    );
-    let mcp = pick(
+    ) {
+        out.extend(["user", "mcp:read"]);
+    }
+    if tier(
         proxy.and_then(|p| p.oauth_mcp_users.as_ref()),
         &cfg.localhost_mcp_users,
         &cfg.mcp_users,
-    );
-    let mut out: Vec<&str> = Vec::new();
-    if listed(&admin, user) {
-        out.extend(["admin", "user", "mcp", "mcp:read", "mcp:write", "mcp:admin"]);
-    }
-    if listed(&usr, user) {
-        out.extend(["user", "mcp:read"]);
-    }
-    if listed(&mcp, user) {
+    ) {
         out.extend(["mcp", "mcp:read", "mcp:write"]);
     }
     let mut v: Vec<String> = Vec::new();
@@ -65,6 +68,11 @@ pub fn entitled(cfg: &crate::config::OAuthConfig, proxy: Option<&Proxy>, user: &
         }
     }
     v
+}
+
+/// True when `scope` lets its holder use the admin API (read or write).
+pub fn admin_api_scope(scope: &[String]) -> bool {
+    scope.iter().any(|s| s == "admin" || s == "user")
 }
 
 /// The granted scopes: requested ∩ entitled (everything entitled when none requested).

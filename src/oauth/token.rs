@@ -33,8 +33,7 @@ impl OAuth {
         let grant = p.require("grant_type")?.to_string();
         let (client_id, secret) = client_credentials(headers, &p)?;
         let client = self.authenticate_client(&client_id, secret.as_deref()).await?;
-        let refresh_with_code = grant == "refresh_token" && client.grant_types.iter().any(|g| g == "authorization_code");
-        if !(client.grant_types.contains(&grant) || refresh_with_code) {
+        if !client.grant_types.contains(&grant) {
             return Err(match grant.as_str() {
                 "authorization_code" | "refresh_token" | DEVICE_GRANT => {
                     OAuthError::unauthorized_client(format!("this client may not use the {grant} grant"))
@@ -42,6 +41,8 @@ impl OAuth {
                 _ => OAuthError::unsupported_grant_type(format!("grant type {grant} is not supported")),
             });
         }
+        // A refresh token only for a client registered for the refresh grant.
+        let refreshable = client.grant_types.iter().any(|g| g == "refresh_token");
         match grant.as_str() {
             "authorization_code" => {
                 self.redeem_code(
@@ -50,15 +51,16 @@ impl OAuth {
                     p.get("redirect_uri")?,
                     p.get("code_verifier")?,
                     p.all("resource"),
+                    refreshable,
                 )
                 .await
             }
             "refresh_token" => {
                 let scope = p.get("scope")?.map(|s| s.split_whitespace().map(String::from).collect());
                 let resources = self.check_resources(&p.all("resource")).await?;
-                self.refresh(&client_id, p.require("refresh_token")?, scope, resources).await
+                self.refresh(&client, p.require("refresh_token")?, scope, resources).await
             }
-            DEVICE_GRANT => self.device_token(&client_id, p.require("device_code")?).await,
+            DEVICE_GRANT => self.device_token(&client_id, p.require("device_code")?, refreshable).await,
             other => Err(OAuthError::unsupported_grant_type(format!("grant type {other} is not supported"))),
         }
     }

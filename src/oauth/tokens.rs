@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::model::{now, AccessRecord, RefreshGrant, User};
-use super::{random_token, OAuth, OAuthError, OAuthResult};
+use super::model::{now, AccessRecord, Client, RefreshGrant, User};
+use super::{random_token, scopes, OAuth, OAuthError, OAuthResult};
 
 /// Claims of our access tokens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,8 +44,29 @@ pub struct AccessClaims {
     pub groups: Vec<String>,
 }
 
-/// How long a rotated refresh token may be retried (concurrent retry) with the same result.
+/// How long a rotated refresh token may be retried (concurrent retry) with
+/// the same result. Only a confidential client, authenticated again with its
+/// secret, gets that result: a public client has no authentication that
+/// tells its own retry from a thief's replay, so any reuse revokes the family.
 const REFRESH_GRACE_SECS: i64 = 10;
+
+/// What a refresh token carries: the grant, which an access token minted
+/// from it may narrow without narrowing the grant (RFC 6749 §6).
+pub struct GrantBase {
+    /// Scopes of the grant.
+    pub scope: Vec<String>,
+    /// Resources of the grant.
+    pub resources: Vec<String>,
+    /// Proxy whose lists applied at login.
+    pub proxy_hostname: Option<String>,
+    /// The server picked that proxy.
+    pub server_chose_proxy: bool,
+}
+
+/// The set of token families issued to a client (revoked when it is deleted).
+pub fn client_families_key(client_id: &str) -> String {
+    format!("oauth:client_families:{client_id}")
+}
 /// Leeway for exp/nbf checks.
 pub const LEEWAY_SECS: u64 = 30;
 
@@ -92,7 +113,7 @@ impl OAuth {
         let ring = self.keys().await?;
         let iat = now().min(now() + ttl - 1);
         let aud = if aud.is_empty() {
-            vec![self.issuer().to_string()]
+            vec![self.no_resource_audience(client_id)]
         } else {
             aud.to_vec()
         };
@@ -136,16 +157,62 @@ impl OAuth {
         Ok((jwt, claims))
     }
 
-    /// Mints an access token and a refresh token in `family`; the token response body.
-    pub async fn mint(&self, client_id: &str, user: &User, scope: &[String], aud: &[String], family: &str) -> OAuthResult<Value> {
-        let (jwt, claims) = self.sign_access(client_id, user, scope, aud, family).await?;
+    /// The audience of a token asked for without `resource`: a URN no
+    /// protected resource, `/verify` or the admin API accepts (RFC 8707
+    /// leaves it to the server; the admin API needs its own resource named).
+    pub fn no_resource_audience(&self, client_id: &str) -> String {
+        format!("urn:portcullis:client:{client_id}")
+    }
+
+    /// The admin API's resource indicator: the issuer itself. Only a client
+    /// that names it explicitly, for a user whose configured scopes include
+    /// `admin` or `user`, gets a token the admin API accepts.
+    pub fn admin_resource(&self) -> String {
+        self.issuer().trim_end_matches('/').to_string()
+    }
+
+    /// Mints an access token (scope and audience as given; no audience: the
+    /// no-resource URN) and, with `grant`, a refresh token in `family`; the
+    /// token response body.
+    pub async fn mint(
+        &self,
+        client_id: &str,
+        user: &User,
+        scope: &[String],
+        aud: &[String],
+        family: &str,
+        grant: Option<GrantBase>,
+    ) -> OAuthResult<Value> {
+        let aud: Vec<String> = if aud.is_empty() {
+            vec![self.no_resource_audience(client_id)]
+        } else {
+            aud.to_vec()
+        };
+        let (jwt, claims) = self.sign_access(client_id, user, scope, &aud, family).await?;
+        self.store
+            .kv_sadd(&client_families_key(client_id), family, self.refresh_ttl())
+            .await?;
+        let mut body = json!({
+            "access_token": jwt,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl(),
+            "scope": claims.scope,
+        });
+        if aud.iter().any(|a| !a.starts_with("urn:portcullis:")) {
+            body["resource"] = json!(aud);
+        }
+        let Some(base) = grant else {
+            return Ok(body);
+        };
         let refresh = format!("prt_{}", random_token(32));
         let grant = RefreshGrant {
             family: family.into(),
             client_id: client_id.into(),
             user: user.clone(),
-            scope: scope.to_vec(),
-            resources: aud.to_vec(),
+            scope: base.scope,
+            resources: base.resources,
+            proxy_hostname: base.proxy_hostname,
+            server_chose_proxy: base.server_chose_proxy,
             expires_at: now() + i64::try_from(self.refresh_ttl()).unwrap_or(i64::MAX / 2),
             rotated_at: None,
             rotated_response: None,
@@ -161,16 +228,7 @@ impl OAuth {
         self.store
             .kv_sadd(&format!("oauth:family:{family}:refresh"), &hash, self.refresh_ttl())
             .await?;
-        let mut body = json!({
-            "access_token": jwt,
-            "token_type": "Bearer",
-            "expires_in": self.access_ttl(),
-            "refresh_token": refresh,
-            "scope": claims.scope,
-        });
-        if !aud.is_empty() {
-            body["resource"] = json!(aud);
-        }
+        body["refresh_token"] = json!(refresh);
         Ok(body)
     }
 
@@ -244,33 +302,84 @@ impl OAuth {
         Ok(Some(g))
     }
 
-    /// The refresh grant: rotation on every use; reuse of a rotated token
-    /// revokes its family, except a retry within the grace window, which
-    /// gets the same response.
-    pub async fn refresh(&self, client_id: &str, refresh: &str, scope: Option<Vec<String>>, resources: Vec<String>) -> OAuthResult<Value> {
+    /// Re-evaluates a grant at refresh time: the proxy it was for still
+    /// exists, the user may still log in, and only scopes the user is still
+    /// entitled to (and the client still registered for) remain. A user who
+    /// holds none of the granted scopes any more gets `invalid_grant`.
+    async fn reevaluate(&self, client: &Client, g: &RefreshGrant) -> OAuthResult<GrantBase> {
+        let proxy = match &g.proxy_hostname {
+            Some(h) => Some(
+                self.store
+                    .get_proxy(h)
+                    .await?
+                    .ok_or_else(|| OAuthError::invalid_grant("the proxy this grant was for no longer exists"))?,
+            ),
+            None => None,
+        };
+        scopes::may_log_in(self.config.oauth.allowed_users.as_deref(), proxy.as_ref(), &g.user).map_err(OAuthError::invalid_grant)?;
+        let entitled = scopes::entitled(&self.config.oauth, proxy.as_ref(), g.server_chose_proxy, &g.user);
+        let scope: Vec<String> = g
+            .scope
+            .iter()
+            .filter(|s| entitled.contains(s) && client_may_ask(client, s))
+            .cloned()
+            .collect();
+        if !g.scope.is_empty() && scope.is_empty() {
+            return Err(OAuthError::invalid_grant("the user no longer holds any of the granted scopes"));
+        }
+        let admin = self.admin_resource();
+        if g.resources.contains(&admin) && !scopes::admin_api_scope(&scope) {
+            return Err(OAuthError::invalid_grant("the user is no longer entitled to the admin API"));
+        }
+        Ok(GrantBase {
+            scope,
+            resources: g.resources.clone(),
+            proxy_hostname: g.proxy_hostname.clone(),
+            server_chose_proxy: g.server_chose_proxy,
+        })
+    }
+
+    /// A rotated token's stored response, for a confidential client's retry;
+    /// any other reuse revokes the family.
+    async fn replay(&self, client: &Client, g: &RefreshGrant, sealed: Option<&str>) -> OAuthResult<Value> {
+        if client.client_secret_hash.is_some() {
+            if let Some(sealed) = sealed {
+                let body = self.sealer.open(sealed).map_err(|e| OAuthError::server(e.to_string()))?;
+                return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
+            }
+        }
+        self.revoke_family(&g.family).await?;
+        tracing::warn!(family = %g.family, client = %client.client_id, "refresh token replay: family revoked");
+        Err(OAuthError::invalid_grant(
+            "refresh token reuse detected; every token of this grant is revoked",
+        ))
+    }
+
+    /// The refresh grant: rotation on every use, entitlements and the
+    /// client's registration re-evaluated (scopes only shrink); reuse of a
+    /// rotated token revokes its family, except a confidential client's
+    /// retry within the grace window, which gets the same response. The new
+    /// refresh token keeps the grant's scope and resources when the access
+    /// token is narrowed.
+    pub async fn refresh(&self, client: &Client, refresh: &str, scope: Option<Vec<String>>, resources: Vec<String>) -> OAuthResult<Value> {
         let hash = digest(refresh);
         let g = self
             .refresh_record(refresh)
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
-        if g.client_id != client_id {
+        if g.client_id != client.client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
         if let Some(rotated) = g.rotated_at {
-            if now() - rotated <= REFRESH_GRACE_SECS {
-                if let Some(sealed) = &g.rotated_response {
-                    let body = self.sealer.open(sealed).map_err(|e| OAuthError::server(e.to_string()))?;
-                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
-                }
-            }
-            self.revoke_family(&g.family).await?;
-            return Err(OAuthError::invalid_grant(
-                "refresh token reuse detected; every token of this grant is revoked",
-            ));
+            let sealed = (now() - rotated <= REFRESH_GRACE_SECS)
+                .then_some(g.rotated_response.as_deref())
+                .flatten();
+            return self.replay(client, &g, sealed).await;
         }
+        let base = self.reevaluate(client, &g).await?;
         let scope = match scope {
-            None => g.scope.clone(),
-            Some(s) if s.iter().all(|x| g.scope.contains(x)) => s,
+            None => base.scope.clone(),
+            Some(s) if s.iter().all(|x| g.scope.contains(x)) => s.into_iter().filter(|x| base.scope.contains(x)).collect(),
             Some(_) => return Err(OAuthError::invalid_scope("a refresh may only narrow the granted scopes")),
         };
         let aud = if resources.is_empty() {
@@ -283,14 +392,13 @@ impl OAuth {
         if !self.store.kv_set_nx(&format!("oauth:refresh_lock:{hash}"), "1", 30).await? {
             for _ in 0..40 {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                if let Some(sealed) = self.refresh_record(refresh).await?.and_then(|r| r.rotated_response) {
-                    let body = self.sealer.open(&sealed).map_err(|e| OAuthError::server(e.to_string()))?;
-                    return serde_json::from_str(&body).map_err(|e| OAuthError::server(e.to_string()));
+                if let Some(done) = self.refresh_record(refresh).await?.filter(|r| r.rotated_response.is_some()) {
+                    return self.replay(client, &done, done.rotated_response.as_deref()).await;
                 }
             }
             return Err(OAuthError::invalid_grant("refresh token is being used concurrently"));
         }
-        let body = match self.mint(client_id, &g.user, &scope, &aud, &g.family).await {
+        let body = match self.mint(&client.client_id, &g.user, &scope, &aud, &g.family, Some(base)).await {
             Ok(b) => b,
             Err(e) => {
                 self.store.kv_del(&format!("oauth:refresh_lock:{hash}")).await?;
@@ -310,4 +418,12 @@ impl OAuth {
             .await?;
         Ok(body)
     }
+}
+
+/// True when the client may ask for `scope` (its registered `scope`, if any).
+pub fn client_may_ask(client: &Client, scope: &str) -> bool {
+    client
+        .scope
+        .as_deref()
+        .is_none_or(|list| list.split_whitespace().any(|s| s == scope))
 }

@@ -151,15 +151,15 @@ impl OAuth {
             .map_err(|e| upstream_err("user", e))?;
         let login = user["login"].as_str().ok_or_else(|| upstream_err("user", "no login"))?.to_string();
         let id = user["id"].as_i64().map_or_else(|| login.clone(), |i| i.to_string());
-        let mut email = user["email"].as_str().map(String::from);
-        if email.is_none() {
-            if let Ok(r) = get("/user/emails").await {
-                if let Ok(Value::Array(list)) = r.json::<Value>().await {
-                    email = list
-                        .iter()
-                        .find(|e| e["primary"].as_bool() == Some(true) && e["verified"].as_bool() != Some(false))
-                        .and_then(|e| e["email"].as_str().map(String::from));
-                }
+        // Only an address GitHub lists as verified counts (the profile's public
+        // `email` is not necessarily one): the primary verified one, else none.
+        let mut email = None;
+        if let Ok(r) = get("/user/emails").await {
+            if let Ok(Value::Array(list)) = r.json::<Value>().await {
+                email = list
+                    .iter()
+                    .find(|e| e["primary"].as_bool() == Some(true) && e["verified"].as_bool() == Some(true))
+                    .and_then(|e| e["email"].as_str().map(String::from));
             }
         }
         let mut groups = Vec::new();
@@ -267,7 +267,11 @@ impl OAuth {
         Ok(User {
             id: format!("oidc:{sub}"),
             username,
-            email: claims["email"].as_str().map(String::from),
+            // An e-mail counts only when the provider says it is verified.
+            email: claims["email"]
+                .as_str()
+                .filter(|_| claims["email_verified"].as_bool() == Some(true) || claims["email_verified"].as_str() == Some("true"))
+                .map(String::from),
             groups,
         })
     }

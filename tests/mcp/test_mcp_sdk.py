@@ -8,7 +8,9 @@ identity and never the bearer token."""
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -78,8 +80,14 @@ class Browser:
         async with httpx.AsyncClient(follow_redirects=False, timeout=30) as c:
             for _ in range(10):
                 r = await c.get(url)
-                loc = r.headers.get("location")
                 self.hops.append((r.status_code, url))
+                consent = re.search(r'<form method=post action="([^"]+/consent)">(.*?)</form>', r.text) if r.status_code == 200 else None
+                if consent and 'value="approve"' in consent.group(2):
+                    # the consent page for a self-registered client (issue 13 item 8): the person approves
+                    fields = dict(re.findall(r'name=(\w+) value="([^"]*)"', consent.group(2)))
+                    r = await c.post(html.unescape(consent.group(1)), data=fields)
+                    self.hops.append((r.status_code, consent.group(1)))
+                loc = r.headers.get("location")
                 assert r.status_code in (302, 303, 307), f"GET {url} answered {r.status_code}: {r.text[:2000]}"
                 assert loc, f"GET {url} redirected without Location"
                 url = urljoin(url, loc)

@@ -359,8 +359,8 @@ class Flows:
     def close(self):
         self.http.close()
 
-    def browser(self, login: str = "alice", cancel: bool = False) -> Browser:
-        return Browser([self.issuer, self.upstream], login=login, github=self.github, cancel=cancel)
+    def browser(self, login: str = "alice", cancel: bool = False, decide: str | None = "approve") -> Browser:
+        return Browser([self.issuer, self.upstream], login=login, github=self.github, cancel=cancel, decide=decide)
 
     def register(self, **meta) -> dict:
         meta.setdefault("redirect_uris", [unused_loopback_redirect()])
@@ -379,7 +379,8 @@ class Flows:
         )
 
     def authorize(self, reg: dict, login: str = "alice", resource: str | list[str] | None = MCP_RESOURCE, scope: str | None = None,
-                  redirect_uri: str | None = None, cancel: bool = False, **extra) -> tuple[OAuth2Client, BrowserResult, str, str]:
+                  redirect_uri: str | None = None, cancel: bool = False, decide: str | None = "approve",
+                  **extra) -> tuple[OAuth2Client, BrowserResult, str, str]:
         """Runs /authorize → upstream login → /callback in a fresh browser.
         Returns (authlib client, browser result, code_verifier, state)."""
         c = self.client(reg, redirect_uri, scope)
@@ -388,7 +389,7 @@ class Flows:
         if resource:
             from helpers import add_query
             url = add_query(url, [("resource", r) for r in ([resource] if isinstance(resource, str) else resource)])
-        with self.browser(login, cancel) as b:
+        with self.browser(login, cancel, decide) as b:
             res = b.open(url)
         return c, res, verifier, state
 
@@ -407,8 +408,9 @@ class Flows:
             return self.http.post(f"{self.issuer}/introspect", data={"token": token}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         return self.http.post(f"{self.issuer}/introspect", data={"token": token}, auth=(reg["client_id"], reg["client_secret"]))
 
-    def verify(self, token: str) -> httpx.Response:
-        return self.http.get(f"{self.issuer}/verify", headers={"Authorization": f"Bearer {token}"})
+    def verify(self, token: str, resource: str = MCP_RESOURCE) -> httpx.Response:
+        """/verify asked about `resource` (the audience /verify checks)."""
+        return self.http.get(f"{self.issuer}/verify", params={"resource": resource}, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture
@@ -429,7 +431,11 @@ def gh_flows(gh_server, github):
 def introspector(server):
     """A confidential client used to introspect on the main server."""
     with httpx.Client(timeout=30) as h:
-        return register_client(h, server.issuer, redirect_uris=[unused_loopback_redirect()], client_name="introspector")
+        reg = register_client(h, server.issuer, redirect_uris=[unused_loopback_redirect()], client_name="introspector")
+    # only a client the admin marks as resource server introspects others' tokens
+    r = server.admin("PATCH", f"/api/v1/oauth/clients/{reg['client_id']}", json={"resource_server": True})
+    assert r.status_code == 200 and r.json()["resource_server"] is True, r.text
+    return reg
 
 # A skip or xfail fails the run (tests/pyharness/strict_skips.py).
 pytest_plugins = ["strict_skips"]

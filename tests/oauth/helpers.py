@@ -103,6 +103,8 @@ class BrowserResult:
     response: httpx.Response
     # Every URL visited, in order.
     visited: list[str] = field(default_factory=list)
+    # Our consent / device approval pages shown on the way.
+    decision_pages: list[httpx.Response] = field(default_factory=list)
 
     @property
     def params(self) -> dict[str, str]:
@@ -117,9 +119,14 @@ class Browser:
     leaves them (the client's redirect_uri), without connecting there.
     A new Browser is a new browser profile: no cookies, so a new login."""
 
-    def __init__(self, follow: list[str], login: str = "alice", github: str | None = None, cancel: bool = False):
+    def __init__(self, follow: list[str], login: str = "alice", github: str | None = None, cancel: bool = False,
+                 decide: str | None = "approve"):
         self.follow = {urlsplit(u).netloc for u in follow}
         self.login = login
+        # the answer to our consent / device approval page ("approve", "deny"),
+        # submitted through its HTML form; None stops on that page
+        self.decide = decide
+        self.decision_pages: list[httpx.Response] = []
         # press the IdP's "Cancel" link instead of signing in
         self.cancel = cancel
         self.github = urlsplit(github).netloc if github else None
@@ -148,7 +155,7 @@ class Browser:
             if resp.is_redirect:
                 nxt = urljoin(url, resp.headers["location"])
                 if urlsplit(nxt).netloc not in self.follow:
-                    return BrowserResult(nxt, resp, visited)
+                    return BrowserResult(nxt, resp, visited, list(self.decision_pages))
                 url = nxt
                 continue
             ctype = resp.headers.get("content-type", "")
@@ -157,6 +164,14 @@ class Browser:
                 cancel = re.search(r'<a href="([^"]+)">\[ Cancel \]</a>', resp.text)
                 if self.cancel and cancel and "/interaction/" in urlsplit(url).path:
                     url = urljoin(url, html.unescape(cancel.group(1)))
+                    continue
+                decision = decision_form(resp.text, self.decide) if self.decide else None
+                if forms and decision is None and any(f["action"].endswith("/consent") for f in forms):
+                    self.decision_pages.append(resp)
+                if decision is not None and urlsplit(url).netloc in self.follow:
+                    self.decision_pages.append(resp)
+                    url = urljoin(url, decision["action"])
+                    method, data = "POST", {n: v for n, v, _ in decision["inputs"]}
                     continue
                 if forms and urlsplit(url).netloc in self.follow and "/interaction/" in urlsplit(url).path:
                     form = forms[0]
@@ -170,8 +185,16 @@ class Browser:
                     url = urljoin(url, form["action"])
                     method, data = "POST", fields
                     continue
-            return BrowserResult(None, resp, visited)
+            return BrowserResult(None, resp, visited, list(self.decision_pages))
         raise AssertionError(f"too many steps: {visited}")
+
+
+def decision_form(page: str, decision: str) -> dict | None:
+    """The form of our consent / device approval page that answers `decision`."""
+    for f in parse_forms(page):
+        if f["method"] == "post" and f["action"].endswith("/consent") and ("decision", decision) in [(n, v) for n, v, _ in f["inputs"]]:
+            return f
+    return None
 
 
 def register_client(http: httpx.Client, issuer: str, **meta) -> dict:

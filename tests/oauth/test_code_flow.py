@@ -138,11 +138,14 @@ def test_too_many_resources_is_invalid_target(flows):
     assert p["error"] == "invalid_target" and p["iss"] == flows.issuer and p["state"] == state
 
 
-def test_no_resource_gives_issuer_audience(flows, server):
+def test_no_resource_gives_an_audience_nothing_accepts(flows, server):
+    # issue 20 item 3: this used to be the issuer (an admin API credential)
     reg = flows.register()
-    tok = flows.tokens(reg, login="dave", resource=None)
+    tok = flows.tokens(reg, login="alice", resource=None)
     _, claims = jwt_parts(tok["access_token"])
-    assert claims["aud"] == [server.issuer]
+    assert claims["aud"] == [f"urn:portcullis:client:{reg['client_id']}"]
+    r = httpx.get(f"{server.url}/api/v1/proxy/targets/", headers={"Authorization": f"Bearer {tok['access_token']}"})
+    assert r.status_code == 401, r.text
 
 
 def test_scope_request_is_narrowed_to_entitlement(flows):

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from authlib.jose import JsonWebKey, jwt
 
-from conftest import ADMIN_TOKEN
+from conftest import ADMIN_TOKEN, MCP_RESOURCE
 from helpers import DEVICE_GRANT, jwt_parts
 
 CLI = "portcullis-cli"
@@ -18,7 +18,7 @@ def _poll(issuer, device_code, path="/token"):
 
 
 def test_device_flow_end_to_end(flows, server):
-    r = httpx.post(f"{server.issuer}/device/code", data={"client_id": CLI})
+    r = httpx.post(f"{server.issuer}/device/code", data={"client_id": CLI, "resource": MCP_RESOURCE})
     assert r.status_code == 200, r.text
     assert "no-store" in r.headers.get("cache-control", "")
     d = r.json()
@@ -177,6 +177,6 @@ def test_second_rotation_keeps_unexpired_tokens_valid(spare_server):
     assert s.admin("POST", "/api/v1/oauth/keys/rotate").status_code == 200
     second = s.admin("POST", "/api/v1/oauth/keys/rotate")
     assert second.status_code == 200, second.text
-    assert httpx.get(f"{s.issuer}/verify", headers={"Authorization": f"Bearer {t1}"}).status_code == 200
+    assert httpx.get(f"{s.issuer}/verify", params={"resource": s.issuer}, headers={"Authorization": f"Bearer {t1}"}).status_code == 200
     kid = jwt_parts(t1)[0]["kid"]
     assert kid in [k["kid"] for k in httpx.get(f"{s.issuer}/jwks").json()["keys"]]

@@ -63,8 +63,8 @@ def test_allowlist_refuses_other_users(gh_flows, gh_server):
 
 def test_admin_scope_token_drives_the_admin_api(gh_flows, gh_server):
     reg = gh_flows.register()
-    # no resource: the audience is the issuer itself, which the admin API requires
-    tok = gh_flows.tokens(reg, login="alice", resource=None)
+    # the admin API's resource named explicitly: the audience is the issuer itself, which the admin API requires
+    tok = gh_flows.tokens(reg, login="alice", resource=gh_server.issuer)
     _, claims = jwt_parts(tok["access_token"])
     assert claims["aud"] == [gh_server.issuer]
     assert "admin" in claims["scope"].split()
@@ -79,7 +79,7 @@ def test_admin_scope_token_drives_the_admin_api(gh_flows, gh_server):
 
 def test_user_scope_token_reads_but_cannot_write(gh_flows, gh_server):
     reg = gh_flows.register()
-    tok = gh_flows.tokens(reg, login="carol", resource=None)  # carol is in OAUTH_USER_USERS only
+    tok = gh_flows.tokens(reg, login="carol", resource=gh_server.issuer)  # carol is in OAUTH_USER_USERS only
     scopes = tok["scope"].split()
     assert "user" in scopes and "admin" not in scopes
     h = {"Authorization": f"Bearer {tok['access_token']}"}
@@ -99,7 +99,7 @@ def test_verify_headers_with_github_identity(gh_flows, gh_server):
     reg = gh_flows.register()
     at = gh_flows.tokens(reg, login="alice")["access_token"]
     _, claims = jwt_parts(at)
-    r = httpx.get(f"{gh_server.issuer}/verify", headers={"Authorization": f"Bearer {at}"})
+    r = httpx.get(f"{gh_server.issuer}/verify", params={"resource": MCP_RESOURCE}, headers={"Authorization": f"Bearer {at}"})
     assert r.status_code == 200
     assert r.headers["x-auth-user"] == "alice"
     assert r.headers["x-auth-email"] == "alice@users.test"
@@ -126,11 +126,12 @@ def test_per_proxy_github_app_allowlist_and_scopes(gh_flows, gh_server, github):
     c, res, verifier, state = gh_flows.authorize(reg, login="carol", proxy_hostname="team.test")
     assert res.params.get("code"), res.params
     tok = c.fetch_token(f"{gh_server.issuer}/token", authorization_response=res.redirect, code_verifier=verifier, state=state)
-    # the proxy's own GitHub app was used, and its admin list
+    # the proxy's own GitHub app was used; its admin list only narrows (issue 13 item 1: it used to grant
+    # carol `admin`, which only OAUTH_ADMIN_USERS may): carol keeps her configured `user` scope
     reqs = github.requests[before:]
     assert [r["query"]["client_id"] for r in reqs if r["path"] == "/login/oauth/authorize"] == [["team-app-id"]]
     assert [r["form"]["client_secret"] for r in reqs if r["path"] == "/login/oauth/access_token"] == [["team-app-secret"]]
-    assert "admin" in tok["scope"].split()
+    assert "admin" not in tok["scope"].split() and "user" in tok["scope"].split(), tok["scope"]
 
     # alice may log in globally, but not where the proxy's auth_required_users leaves her out
     _, res, _, state = gh_flows.authorize(reg, login="alice", proxy_hostname="team.test")
@@ -141,14 +142,14 @@ def test_user_scope_token_cannot_reveal_api_tokens(gh_flows, gh_server):
     r = gh_server.admin("POST", "/api/v1/tokens", json={"name": "ops-secret", "scope": "admin"})
     assert r.status_code in (200, 201), r.text
     secret = r.json()["token"]
-    tok = gh_flows.tokens(gh_flows.register(), login="carol", resource=None)  # user scope only
+    tok = gh_flows.tokens(gh_flows.register(), login="carol", resource=gh_server.issuer)  # user scope only
     r = httpx.get(f"{gh_server.url}/api/v1/tokens/ops-secret/reveal", headers={"Authorization": f"Bearer {tok['access_token']}"})
     assert secret not in r.text
     assert r.status_code == 403, r.text
 
 
 def test_user_scope_token_cannot_read_the_oauth_admin_api(gh_flows, gh_server):
-    tok = gh_flows.tokens(gh_flows.register(), login="carol", resource=None)
+    tok = gh_flows.tokens(gh_flows.register(), login="carol", resource=gh_server.issuer)
     h = {"Authorization": f"Bearer {tok['access_token']}"}
     for path in ("/api/v1/oauth/tokens", "/api/v1/oauth/clients/", "/api/v1/oauth/sessions"):
         r = httpx.get(f"{gh_server.url}{path}", headers=h)
@@ -176,7 +177,8 @@ def test_oauth_admin_api(gh_flows, gh_server):
     r = gh_server.admin("DELETE", f"/api/v1/oauth/sessions/{sess[0]['session_id']}")
     assert r.status_code == 200
     # the whole session is gone: access token and refresh token
-    assert httpx.get(f"{gh_server.issuer}/verify", headers={"Authorization": f"Bearer {tok['access_token']}"}).status_code == 401
+    assert httpx.get(f"{gh_server.issuer}/verify", params={"resource": MCP_RESOURCE},
+                     headers={"Authorization": f"Bearer {tok['access_token']}"}).status_code == 401
     r = httpx.post(f"{gh_server.issuer}/token", data={"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]}, auth=(reg["client_id"], reg["client_secret"]))
     assert r.json()["error"] == "invalid_grant"
 

@@ -245,13 +245,13 @@ def test_verify(flows, server):
     at = flows.tokens(reg, login="alice")["access_token"]
     _, claims = jwt_parts(at)
     for method in ("GET", "POST"):
-        r = httpx.request(method, f"{server.issuer}/verify", headers={"Authorization": f"Bearer {at}"})
+        r = httpx.request(method, f"{server.issuer}/verify", params={"resource": MCP_RESOURCE}, headers={"Authorization": f"Bearer {at}"})
         assert r.status_code == 200
         assert r.headers["x-auth-user"] == "alice"
         assert r.headers["x-auth-scopes"] == claims["scope"]
         assert "x-auth-email" in r.headers
     # the session cookie works as well
-    r = httpx.get(f"{server.issuer}/verify", headers={"Cookie": f"unified_auth_token={at}"})
+    r = httpx.get(f"{server.issuer}/verify", params={"resource": MCP_RESOURCE}, headers={"Cookie": f"unified_auth_token={at}"})
     assert r.status_code == 200 and r.headers["x-auth-user"] == "alice"
 
     r = httpx.get(f"{server.issuer}/verify")
@@ -259,7 +259,7 @@ def test_verify(flows, server):
     assert r.headers["www-authenticate"].lower().startswith("bearer")
     assert "x-auth-user" not in r.headers
     for bad in ["garbage", at[:-6] + "AAAAAA", "Basic Zm9vOmJhcg=="]:
-        r = httpx.get(f"{server.issuer}/verify", headers={"Authorization": f"Bearer {bad}"})
+        r = httpx.get(f"{server.issuer}/verify", params={"resource": MCP_RESOURCE}, headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401 and "www-authenticate" in r.headers
 
 
@@ -271,7 +271,7 @@ def test_verify_refuses_expired_tokens(flows, server):
     assert flows.verify(at).status_code == 401
     assert flows.introspect(at).json() == {"active": False}
     fresh = server.admin("POST", "/api/v1/oauth/test-token", json={"username": "new", "scope": "user"}).json()["access_token"]
-    assert flows.verify(fresh).status_code == 200
+    assert flows.verify(fresh, resource=server.issuer).status_code == 200
 
 
 def test_verify_refuses_forged_tokens(flows, server):

@@ -1,6 +1,7 @@
 // The upstream OpenID Connect provider of the OAuth black-box tests: the real
 // `oidc-provider` (npm) with its development login/consent pages, which
-// accept any login name. Environment:
+// accept any login name (names starting with `unverified-` get
+// email_verified=false). Environment:
 //   IDP_PORT            port to listen on (127.0.0.1)
 //   IDP_CLIENT_SECRET   secret of the one client, `portcullis`
 //   IDP_REDIRECT_URI    its redirect URI (OAUTH_ISSUER + "/callback")
@@ -33,7 +34,8 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, preferred_username: id, name: id, email: `${id}@idp.test`, email_verified: true };
+        // Accounts named unverified-* report an e-mail the provider has not verified.
+        return { sub: id, preferred_username: id, name: id, email: `${id}@idp.test`, email_verified: !id.startsWith('unverified-') };
       },
     };
   },
