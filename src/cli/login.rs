@@ -59,6 +59,12 @@ async fn post_form(base: &Url, path: &[&str], form: &[(&str, &str)]) -> Result<(
 async fn start_device(issuer: &Url, args: &LoginArgs) -> CliResult<DeviceAuthorization> {
     let mut form = vec![("client_id", CLI_CLIENT_ID), ("scope", args.scope.as_str())];
     form.extend(args.resources.iter().map(|r| ("resource", r.as_str())));
+    // The server gives a token without resource an audience nothing accepts:
+    // by default name the admin API's resource (the issuer) explicitly.
+    let admin_api = issuer.as_str().trim_end_matches('/').to_string();
+    if args.resources.is_empty() {
+        form.push(("resource", admin_api.as_str()));
+    }
     let (status, body) = post_form(issuer, &["device", "code"], &form)
         .await
         .map_err(|reason| CliError::IssuerUnreachable {
