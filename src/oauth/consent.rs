@@ -79,7 +79,7 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[derive(Serialize, Deserialize)]
 enum Waiting {
     /// First authorization of a registered client by this user.
-    Consent { session: LoginSession, granted: Vec<String> },
+    Consent { session: Box<LoginSession>, granted: Vec<String> },
     /// A device code to approve.
     Device { user_code: String, granted: Vec<String> },
 }
@@ -198,7 +198,18 @@ impl OAuth {
         );
         let browser = session.browser.clone();
         let (redirect_uri, state) = (session.redirect_uri.clone(), session.state.clone());
-        match self.park(Waiting::Consent { session, granted }, user, &browser, cookie).await {
+        match self
+            .park(
+                Waiting::Consent {
+                    session: Box::new(session),
+                    granted,
+                },
+                user,
+                &browser,
+                cookie,
+            )
+            .await
+        {
             Ok((id, csrf)) => html_page(
                 StatusCode::OK,
                 &format!("Allow {name}?"),
