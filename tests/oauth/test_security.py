@@ -168,8 +168,14 @@ class DataPlane:
 def _start_proxy_login(flows, dp: DataPlane, rd: str) -> tuple[str, str, str]:
     """Starts /_portcullis/login?rd= in a browser and logs in at the IdP; returns
     (the callback path the IdP login sent the browser to, the state cookie's name, its value)."""
+    deadline = time.monotonic() + 15
     with httpx.Client(follow_redirects=False, timeout=30) as c:
-        r = dp.get(c, f"/_portcullis/login?rd={rd}")
+        # a new proxy reaches the data plane by change event: poll until it serves the host
+        while True:
+            r = dp.get(c, f"/_portcullis/login?rd={rd}")
+            if r.status_code in (302, 303) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     assert r.status_code in (302, 303), r.text
     cookies = [v for k, v in r.headers.multi_items() if k.lower() == "set-cookie" and v.startswith("portcullis_login_")]
     name, value = cookies[0].split(";")[0].split("=", 1) if cookies else ("no-state-cookie", "")
