@@ -411,11 +411,30 @@ def test_refresh_replay_by_a_public_client_revokes_the_family(flows, server):
 
 
 def test_deleting_a_client_revokes_its_tokens(flows, server):
+    # a protected proxy: its backend (nothing listens) answers 502 once the token passes, 401 when it does not
+    r = server.admin("POST", "/api/v1/proxy/targets/", json={"hostname": "revoke.test", "target_url": "http://127.0.0.1:9", "enable_https": False,
+                                                            "auth_enabled": True})
+    assert r.status_code in (200, 201), r.text
+    dp = DataPlane(server, "revoke.test")
     reg = flows.register()
-    tok = flows.tokens(reg, login="dave")
-    assert flows.verify(tok["access_token"]).status_code == 200
+    tok = flows.tokens(reg, login="dave", resource="https://revoke.test")
+    bearer = {"Host": dp.host, "Authorization": f"Bearer {tok['access_token']}"}
+
+    def data_plane_status() -> int:
+        return httpx.get(f"{dp.base}/x", headers=bearer).status_code
+
+    deadline = time.monotonic() + 15
+    while data_plane_status() == 404 and time.monotonic() < deadline:  # the new proxy reaches the data plane by event
+        time.sleep(0.2)
+    assert data_plane_status() == 502
+    assert flows.verify(tok["access_token"], resource="https://revoke.test").status_code == 200
     assert server.admin("DELETE", f"/api/v1/oauth/clients/{reg['client_id']}").status_code == 200
-    assert flows.verify(tok["access_token"]).status_code == 401
+    assert flows.verify(tok["access_token"], resource="https://revoke.test").status_code == 401
+    # the data plane learns the revocation by change event: within the propagation time, not at expiry
+    deadline = time.monotonic() + 5
+    while data_plane_status() != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert data_plane_status() == 401
     assert flows.introspect(tok["access_token"]).json() == {"active": False}
     r = httpx.post(f"{server.issuer}/token", data={"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]},
                    auth=(reg["client_id"], reg["client_secret"]))
