@@ -53,6 +53,10 @@ pub struct IssueRequest {
     pub created_by: String,
     /// Proxy to attach the certificate to once issued.
     pub attach_to: Option<String>,
+    /// Fingerprint of the stored certificate this order replaces (`None`:
+    /// there is none). A certificate found changed, deleted, or owned by
+    /// someone else when the order finishes is left alone: the new one is not stored.
+    pub replaces: Option<String>,
 }
 
 /// Generation status as stored under `cert:status:{name}`.
@@ -70,6 +74,9 @@ pub struct CertStatus {
     pub staging: bool,
     /// Last change.
     pub updated_at: String,
+    /// Who ordered it (not shown by the API): only they and the admin may read the status.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner_token_hash: String,
 }
 
 /// Why an order could not even start.
@@ -157,6 +164,7 @@ impl Acme {
             domains: req.domains.clone(),
             staging: req.staging,
             updated_at: now_rfc3339(),
+            owner_token_hash: req.owner_token_hash.clone(),
         };
         let ttl = if matches!(status, "issued" | "failed") {
             self.config.acme.status_retention.as_secs()

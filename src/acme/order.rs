@@ -244,17 +244,32 @@ async fn finish(
         created_by: req.created_by.clone(),
         created_at: now_rfc3339(),
     };
+    let current = acme.store.get_cert(&req.cert_name).await?;
+    let unchanged = match (&current, &req.replaces) {
+        (None, None) => true,
+        (Some(c), Some(fp)) => c.fingerprint_sha256 == *fp && c.owner_token_hash == req.owner_token_hash,
+        _ => false,
+    };
+    if !unchanged {
+        return Err(OrderError::Other(format!(
+            "certificate {} was created, replaced or deleted while the order ran; the newly issued certificate was not stored",
+            req.cert_name
+        )));
+    }
     acme.store.put_cert(&cert).await?;
     if let Some(host) = &req.attach_to {
-        attach(acme, host, &req.cert_name).await?;
+        attach(acme, host, req).await?;
     }
     Ok(info.serial)
 }
 
-/// Points a proxy at a certificate (if the proxy still exists).
-async fn attach(acme: &Acme, host: &str, cert_name: &str) -> Result<(), OrderError> {
+/// Points a proxy at a certificate, if the proxy still exists and still
+/// belongs to whoever ordered the certificate (a hostname deleted and taken
+/// by another owner meanwhile is left alone).
+async fn attach(acme: &Acme, host: &str, req: &IssueRequest) -> Result<(), OrderError> {
+    let cert_name = req.cert_name.as_str();
     if let Some(mut p) = acme.store.get_proxy(host).await? {
-        if p.cert_name.as_deref() != Some(cert_name) {
+        if p.owner_token_hash == req.owner_token_hash && p.cert_name.as_deref() != Some(cert_name) {
             p.cert_name = Some(cert_name.to_string());
             acme.store.update_proxy(&p).await?;
         }

@@ -31,6 +31,7 @@ impl Acme {
             owner_token_hash: cert.owner_token_hash.clone(),
             created_by: cert.created_by.clone(),
             attach_to: None,
+            replaces: Some(cert.fingerprint_sha256.clone()),
         })
         .await
     }

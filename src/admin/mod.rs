@@ -60,11 +60,23 @@ impl FromRequestParts<Arc<AppState>> for Authed {
     }
 }
 
-/// The request body, or a 400 in the API's error shape.
+/// Largest request body the admin API reads (axum's default limit): a
+/// certificate chain with its key fits many times over.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The request body, or a 400 (413 when over [`MAX_BODY_BYTES`]) in the API's error shape.
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())
+        }
+    })
 }
 
 /// Parses a JSON object; malformed JSON or another JSON type is a 400.

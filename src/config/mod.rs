@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod networks;
 mod oauth;
 pub use oauth::{is_loopback_host, GithubConfig, LoginProvider, OAuthConfig, OidcConfig, UserList};
 
@@ -99,6 +100,9 @@ pub mod vars {
     pub const HTTPS_PROXY_PROTOCOL: &str = "HTTPS_PROXY_PROTOCOL";
     /// Unix socket over which `serve --upgrade` takes the listeners over.
     pub const UPGRADE_SOCKET: &str = "UPGRADE_SOCKET";
+    /// Networks (CIDR list) that targets of non-admin owners may reach even
+    /// though they are loopback, link-local or unspecified.
+    pub const USER_TARGET_ALLOW_NETWORKS: &str = "USER_TARGET_ALLOW_NETWORKS";
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -170,6 +174,8 @@ pub struct Config {
     pub acme: AcmeConfig,
     /// OAuth authorization server settings.
     pub oauth: OAuthConfig,
+    /// `USER_TARGET_ALLOW_NETWORKS`: local networks non-admin targets may reach.
+    pub user_target_allow_networks: Vec<Cidr>,
 }
 
 /// Deadlines and limits for data plane clients (defaults close to nginx's).
@@ -556,6 +562,7 @@ impl Config {
             upgrade_socket: raw(vars::UPGRADE_SOCKET).unwrap_or_else(|| "/tmp/portcullis-upgrade.sock".into()),
             acme: acme_config()?,
             oauth: oauth::oauth_config(&raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase())?,
+            user_target_allow_networks: networks::parse_networks(vars::USER_TARGET_ALLOW_NETWORKS, raw(vars::USER_TARGET_ALLOW_NETWORKS))?,
         };
         cfg.validate()?;
         Ok(cfg)

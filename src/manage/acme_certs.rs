@@ -46,9 +46,14 @@ pub struct ProxyCertRequest {
     pub cert_name: Option<String>,
 }
 
-/// Name of the certificate generated for a proxy.
+/// Name of the certificate generated for a proxy: `proxy-` and the hostname
+/// with `.` as `-` (the reference's `proxy-api-example-com`) and `-` as
+/// `--`. Injective: hostnames have no empty labels and no label starts or
+/// ends with `-`, so a run of n hyphens in the name is a dot when n is 1 and
+/// n/2 hyphens otherwise (`col.example` → `proxy-col-example`, `col-example`
+/// → `proxy-col--example`).
 pub fn proxy_cert_name(hostname: &str) -> String {
-    format!("proxy-{}", hostname.replace('.', "-"))
+    format!("proxy-{}", hostname.replace('-', "--").replace('.', "-"))
 }
 
 fn accepted(name: &str) -> Value {
@@ -74,8 +79,11 @@ impl Manager {
         if !valid_name(&r.cert_name) {
             return Err(ValidationError::new("cert_name", "letters, digits, '-', '_' and '.' only").into());
         }
-        if let Some(existing) = self.store.get_cert(&r.cert_name).await? {
-            if !caller.owns(&existing.owner_token_hash) {
+        self.require_cert_domains(caller, &domains, if multi { "domains" } else { "domain" })
+            .await?;
+        let existing = self.store.get_cert(&r.cert_name).await?;
+        if let Some(e) = &existing {
+            if !caller.may_write(&e.owner_token_hash) {
                 return Err(ManageError::Conflict(format!("certificate {} already exists", r.cert_name)));
             }
         }
@@ -89,21 +97,27 @@ impl Manager {
                 owner_token_hash: caller.hash.clone(),
                 created_by: caller.name.clone(),
                 attach_to: None,
+                replaces: existing.map(|e| e.fingerprint_sha256),
             })
             .await?;
         Ok(accepted(&r.cert_name))
     }
 
     /// Generation status of a certificate the caller may see.
+    /// An order's status is the orderer's (older records without an owner: the admin's).
     pub async fn cert_status(&self, caller: &Caller, name: &str) -> ManageResult<CertStatus> {
         let cert = self.store.get_cert(name).await?;
-        if let Some(c) = &cert {
-            if !caller.owns(&c.owner_token_hash) {
-                return Err(ManageError::NotFound(format!("certificate {name}")));
-            }
+        let status = self.acme.status(name).await?;
+        let hidden = cert.as_ref().is_some_and(|c| !caller.may_read(&c.owner_token_hash))
+            || status.as_ref().is_some_and(|s| !caller.may_read(&s.owner_token_hash));
+        if hidden {
+            return Err(ManageError::NotFound(format!("certificate {name}")));
         }
-        match (self.acme.status(name).await?, cert) {
-            (Some(s), _) => Ok(s),
+        match (status, cert) {
+            (Some(s), _) => Ok(CertStatus {
+                owner_token_hash: String::new(),
+                ..s
+            }),
             (None, Some(c)) => Ok(CertStatus {
                 cert_name: c.cert_name,
                 status: "issued".into(),
@@ -111,6 +125,7 @@ impl Manager {
                 domains: c.domains,
                 staging: false,
                 updated_at: c.created_at,
+                owner_token_hash: String::new(),
             }),
             (None, None) => Err(ManageError::NotFound(format!("certificate {name}"))),
         }
@@ -119,9 +134,10 @@ impl Manager {
     /// Renews an ACME certificate now (same directory), or re-issues it from production.
     pub async fn renew_cert(&self, caller: &Caller, name: &str, production: bool) -> ManageResult<Value> {
         let cert = match self.store.get_cert(name).await? {
-            Some(c) if caller.owns(&c.owner_token_hash) => c,
+            Some(c) if caller.may_read(&c.owner_token_hash) => c,
             _ => return Err(ManageError::NotFound(format!("certificate {name}"))),
         };
+        self.require_cert_domains(caller, &cert.domains, "domains").await?;
         if cert.source != "acme" {
             return Err(ManageError::Conflict(format!(
                 "certificate {name} was {}ed, not issued by ACME",
@@ -141,6 +157,14 @@ impl Manager {
 
     pub(super) async fn issue_for_proxy(&self, caller: &Caller, p: &Proxy, staging: bool, email: Option<String>) -> ManageResult<Value> {
         let name = proxy_cert_name(&p.hostname);
+        let existing = self.store.get_cert(&name).await?;
+        if let Some(e) = &existing {
+            if e.owner_token_hash != p.owner_token_hash {
+                return Err(ManageError::Conflict(format!(
+                    "certificate {name} exists and belongs to another account; order one under another name and attach it"
+                )));
+            }
+        }
         self.acme
             .start(IssueRequest {
                 cert_name: name.clone(),
@@ -151,6 +175,7 @@ impl Manager {
                 owner_token_hash: p.owner_token_hash.clone(),
                 created_by: caller.name.clone(),
                 attach_to: Some(p.hostname.clone()),
+                replaces: existing.map(|e| e.fingerprint_sha256),
             })
             .await?;
         Ok(accepted(&name))
@@ -160,7 +185,7 @@ impl Manager {
     pub async fn proxy_cert_attach(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<Proxy> {
         let r: ProxyCertRequest = from_json(body)?;
         let name = r.cert_name.ok_or_else(|| ValidationError::new("cert_name", "required"))?;
-        self.get_cert(caller, &name).await?;
+        self.usable_cert(caller, &name).await?;
         self.update_proxy(caller, hostname, json!({"cert_name": name})).await
     }
 }

@@ -31,9 +31,10 @@ impl Manager {
             return Err(ValidationError::new("cert_name", "letters, digits, '-', '_' and '.' only").into());
         }
         let info = CertInfo::parse(&up.certificate_pem, &up.private_key_pem)?;
+        self.require_cert_domains(caller, &info.domains, "certificate_pem").await?;
         let existing = self.store.get_cert(&up.cert_name).await?;
         if let Some(e) = &existing {
-            if !caller.owns(&e.owner_token_hash) {
+            if !caller.may_write(&e.owner_token_hash) {
                 return Err(ManageError::Conflict(format!("certificate {} already exists", up.cert_name)));
             }
         }
@@ -69,7 +70,7 @@ impl Manager {
             .list_certs()
             .await?
             .into_iter()
-            .filter(|c| caller.owns(&c.owner_token_hash))
+            .filter(|c| caller.may_read(&c.owner_token_hash))
             .map(|c| c.public())
             .collect();
         v.sort_by(|a, b| a.cert_name.cmp(&b.cert_name));
@@ -79,7 +80,7 @@ impl Manager {
     /// One certificate, without its key.
     pub async fn get_cert(&self, caller: &Caller, name: &str) -> ManageResult<Certificate> {
         match self.store.get_cert(name).await? {
-            Some(c) if caller.owns(&c.owner_token_hash) => Ok(c.public()),
+            Some(c) if caller.may_read(&c.owner_token_hash) => Ok(c.public()),
             _ => Err(ManageError::NotFound(format!("certificate {name}"))),
         }
     }

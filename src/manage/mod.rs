@@ -3,6 +3,7 @@
 //! call. They enforce ownership and validation; front ends stay thin.
 
 pub mod acme_certs;
+pub mod authz;
 pub mod certs;
 pub mod proxies;
 pub mod resources;
@@ -20,6 +21,8 @@ use crate::config::Config;
 use crate::model::{TokenScope, ValidationError};
 use crate::secrets::{constant_time_eq, token_hash, SealError, Sealer};
 use crate::store::{Store, StoreError};
+
+pub use authz::{require_admin, BOOTSTRAP_ADMIN};
 
 /// Everything management operations need.
 #[derive(Clone)]
@@ -49,21 +52,6 @@ pub struct Caller {
     pub email: Option<String>,
     /// May read but not change (OAuth tokens with the `user` scope).
     pub read_only: bool,
-}
-
-/// Name the bootstrap admin token goes by.
-pub const BOOTSTRAP_ADMIN: &str = "ADMIN_TOKEN";
-
-impl Caller {
-    /// True for admin tokens.
-    pub fn is_admin(&self) -> bool {
-        self.scope == TokenScope::Admin
-    }
-    /// True when this caller may see an object owned by `owner_hash`.
-    /// Read-only OAuth callers (`user` scope) see every object but change none.
-    pub fn owns(&self, owner_hash: &str) -> bool {
-        self.is_admin() || self.read_only || constant_time_eq(&self.hash, owner_hash)
-    }
 }
 
 /// Why a management operation failed; mapped to HTTP once, in `admin::error`.
@@ -225,14 +213,5 @@ impl Manager {
             email: c.email,
             read_only,
         })
-    }
-}
-
-/// Fails with `Forbidden` unless the caller is an admin.
-pub fn require_admin(caller: &Caller) -> ManageResult<()> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ManageError::Forbidden("this operation needs an admin token".into()))
     }
 }

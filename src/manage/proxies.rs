@@ -25,6 +25,11 @@ impl Manager {
         }
         let mut p: Proxy = from_json(body)?;
         p.validate()?;
+        self.check_claimable_host(caller, &p.hostname)?;
+        self.check_user_target(caller, "target_url", &p.target_url).await?;
+        if let Some(name) = &p.cert_name {
+            self.usable_cert(caller, name).await?;
+        }
         self.seal_secret(&mut p)?;
         p.owner_token_hash = caller.hash.clone();
         p.created_by = caller.name.clone();
@@ -36,7 +41,7 @@ impl Manager {
                 .store
                 .get_cert(&existing)
                 .await?
-                .is_some_and(|c| c.domains.contains(&p.hostname))
+                .is_some_and(|c| c.owner_token_hash == p.owner_token_hash && c.domains.contains(&p.hostname))
         {
             p.cert_name = Some(existing);
         }
@@ -70,7 +75,7 @@ impl Manager {
             .list_proxies()
             .await?
             .into_iter()
-            .filter(|p| caller.owns(&p.owner_token_hash))
+            .filter(|p| caller.may_read(&p.owner_token_hash))
             .map(Proxy::public)
             .collect())
     }
@@ -79,7 +84,7 @@ impl Manager {
     pub(super) async fn stored_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<Proxy> {
         let hostname = hostname.to_ascii_lowercase();
         match self.store.get_proxy(&hostname).await? {
-            Some(p) if caller.owns(&p.owner_token_hash) => Ok(p),
+            Some(p) if caller.may_read(&p.owner_token_hash) => Ok(p),
             _ => Err(ManageError::NotFound(format!("proxy {hostname}"))),
         }
     }
@@ -96,6 +101,12 @@ impl Manager {
         merge(&mut v, patch, &LOCKED)?;
         let mut p: Proxy = from_json(v)?;
         p.validate()?;
+        if p.target_url != current.target_url {
+            self.check_user_target(caller, "target_url", &p.target_url).await?;
+        }
+        if let Some(name) = p.cert_name.as_ref().filter(|n| current.cert_name.as_ref() != Some(*n)) {
+            self.usable_cert(caller, name).await?;
+        }
         self.seal_secret(&mut p)?;
         self.store.update_proxy(&p).await?;
         tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy updated");

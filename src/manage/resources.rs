@@ -187,7 +187,7 @@ impl Manager {
             .await?
             .into_iter()
             .filter_map(|(_, raw)| serde_json::from_str::<Resource>(&raw).ok())
-            .filter(|r| caller.owns(&r.owner_token_hash))
+            .filter(|r| caller.may_read(&r.owner_token_hash))
             .collect();
         v.sort_by(|a, b| a.uri.cmp(&b.uri));
         Ok(v)
@@ -202,7 +202,7 @@ impl Manager {
             .await?
             .and_then(|raw| serde_json::from_str::<Resource>(&raw).ok())
         {
-            Some(r) if caller.owns(&r.owner_token_hash) => Ok(r),
+            Some(r) if caller.may_read(&r.owner_token_hash) => Ok(r),
             _ => Err(ManageError::NotFound(format!("resource {uri}"))),
         }
     }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{from_json, merge, Caller, ManageError, ManageResult, Manager};
-use crate::model::{now_rfc3339, Route};
+use crate::model::{now_rfc3339, Route, RouteScope, TargetType};
 
 const LOCKED: [&str; 4] = ["route_id", "owner_token_hash", "created_by", "created_at"];
 
@@ -18,12 +18,43 @@ impl Manager {
         }
         let mut r: Route = from_json(body)?;
         r.validate()?;
+        self.authorize_route(caller, &r).await?;
         r.owner_token_hash = caller.hash.clone();
         r.created_by = caller.name.clone();
         r.created_at = now_rfc3339();
         self.store.create_route(&r).await?;
         tracing::info!(route = %r.route_id, by = %caller.name, "route created");
         Ok(r)
+    }
+
+    /// What a route may say, by caller (README, "Authorization model"):
+    /// only the admin creates global routes, names hosts of other owners or
+    /// uses named services; a user's route is scoped to proxies it owns and
+    /// its target passes the user target rules.
+    async fn authorize_route(&self, caller: &Caller, r: &Route) -> ManageResult<()> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        if r.scope == RouteScope::Global {
+            return Err(ManageError::Forbidden(
+                "scope: only the admin creates global routes; send \"scope\": \"proxy\" with \"proxy_hostnames\" of your own proxies"
+                    .into(),
+            ));
+        }
+        for h in &r.proxy_hostnames {
+            self.require_host(caller, h, "proxy_hostnames").await?;
+        }
+        match r.target_type {
+            TargetType::Hostname => self.require_host(caller, &r.target_value, "target_value").await,
+            TargetType::Service => Err(ManageError::Forbidden(
+                "target_type: service targets are the admin's shared services; use a url target".into(),
+            )),
+            TargetType::Port => {
+                self.check_user_target(caller, "target_value", &format!("http://127.0.0.1:{}", r.target_value))
+                    .await
+            }
+            TargetType::Url => self.check_user_target(caller, "target_value", &r.target_value).await,
+        }
     }
 
     /// Routes the caller may see, highest priority first.
@@ -33,7 +64,7 @@ impl Manager {
             .list_routes()
             .await?
             .into_iter()
-            .filter(|r| caller.owns(&r.owner_token_hash))
+            .filter(|r| caller.may_read(&r.owner_token_hash))
             .collect();
         v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.route_id.cmp(&b.route_id)));
         Ok(v)
@@ -42,7 +73,7 @@ impl Manager {
     /// One route.
     pub async fn get_route(&self, caller: &Caller, id: &str) -> ManageResult<Route> {
         match self.store.get_route(id).await? {
-            Some(r) if caller.owns(&r.owner_token_hash) => Ok(r),
+            Some(r) if caller.may_read(&r.owner_token_hash) => Ok(r),
             _ => Err(ManageError::NotFound(format!("route {id}"))),
         }
     }
@@ -54,6 +85,7 @@ impl Manager {
         merge(&mut v, patch, &LOCKED)?;
         let mut r: Route = from_json(v)?;
         r.validate()?;
+        self.authorize_route(caller, &r).await?;
         self.store.update_route(&r).await?;
         tracing::info!(route = %r.route_id, by = %caller.name, "route updated");
         Ok(r)

@@ -29,8 +29,13 @@ impl Manager {
         Ok(s)
     }
 
-    /// Every named service.
-    pub async fn list_services(&self, _caller: &Caller) -> ManageResult<Vec<ExternalService>> {
+    /// Every named service, for the admin. Services are the admin's (only the
+    /// admin registers them or routes to them) and their URLs are internal:
+    /// other callers get an empty list.
+    pub async fn list_services(&self, caller: &Caller) -> ManageResult<Vec<ExternalService>> {
+        if !caller.is_admin() {
+            return Ok(Vec::new());
+        }
         let mut v: Vec<ExternalService> = self
             .store
             .list_service_urls()

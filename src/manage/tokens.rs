@@ -114,7 +114,7 @@ impl Manager {
 
     async fn visible_token(&self, caller: &Caller, name: &str) -> ManageResult<Token> {
         match self.store.get_token(name).await? {
-            Some(t) if caller.is_admin() || t.hash == caller.hash => Ok(t),
+            Some(t) if caller.may_read(&t.hash) => Ok(t),
             _ => Err(ManageError::NotFound(format!("token {name}"))),
         }
     }

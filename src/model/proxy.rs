@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{valid_hostname, valid_name, validate_http_url, ValidationError};
+use super::{
+    check_list_size, check_text_len, valid_hostname, valid_name, validate_http_url, ValidationError, MAX_ENTRIES, MAX_ENTRY_LEN,
+    MAX_TEXT_LEN,
+};
 
 /// How the data plane treats requests without a valid token on an auth-enabled proxy.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -197,15 +200,63 @@ fn check_list(field: &str, v: &Option<Vec<String>>) -> Result<(), ValidationErro
         if items.iter().any(|s| s.trim().is_empty()) {
             return Err(ValidationError::new(field, "entries must be non-empty strings"));
         }
+        check_list_size(field, items)?;
     }
     Ok(())
 }
 
-fn check_headers(field: &str, h: &BTreeMap<String, String>) -> Result<(), ValidationError> {
+/// Header names a proxy's custom headers may not set, compared in lower
+/// case with `_` read as `-` (some servers treat them alike): hop-by-hop and
+/// framing headers (a second `Content-Length` or `Transfer-Encoding` desyncs
+/// the upstream: request smuggling), the headers upstreams trust for the
+/// client's address, host and scheme, and credentials.
+const RESERVED_HEADERS: [&str; 13] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+    "forwarded",
+    "x-real-ip",
+    "authorization",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Name prefixes refused for the same reason: `X-Forwarded-*`, and the
+/// identity headers the data plane sets after checking a token.
+const RESERVED_PREFIXES: [&str; 2] = ["x-forwarded-", "x-auth-"];
+
+/// True when a custom header may not use `name`: a reserved name, a reserved
+/// prefix, or the proxy's own identity header prefix (`auth_prefix`).
+pub fn reserved_header(name: &str, auth_prefix: &str) -> bool {
+    let norm = |s: &str| s.trim().to_ascii_lowercase().replace('_', "-");
+    let n = norm(name);
+    let own = norm(auth_prefix);
+    RESERVED_HEADERS.contains(&n.as_str()) || RESERVED_PREFIXES.iter().any(|p| n.starts_with(p)) || (!own.is_empty() && n.starts_with(&own))
+}
+
+fn check_headers(field: &str, h: &BTreeMap<String, String>, auth_prefix: &str) -> Result<(), ValidationError> {
+    if h.len() > MAX_ENTRIES {
+        return Err(ValidationError::new(
+            field,
+            format!("at most {MAX_ENTRIES} headers (got {})", h.len()),
+        ));
+    }
     for (k, v) in h {
-        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        if k.len() > MAX_ENTRY_LEN || http::HeaderName::from_bytes(k.as_bytes()).is_err() {
             return Err(ValidationError::new(field, format!("invalid header name {k:?}")));
         }
+        if reserved_header(k, auth_prefix) {
+            return Err(ValidationError::new(
+                field,
+                format!("{k} may not be set: hop-by-hop, framing, forwarding, credential and identity headers are managed by the proxy"),
+            ));
+        }
+        check_text_len(field, v, MAX_TEXT_LEN)?;
         if http::HeaderValue::from_str(v).is_err() {
             return Err(ValidationError::new(field, format!("invalid value for header {k:?}")));
         }
@@ -245,8 +296,37 @@ impl Proxy {
                 return Err(ValidationError::new("auth_proxy", format!("{a:?} is not a valid hostname")));
             }
         }
-        check_headers("custom_headers", &self.custom_headers)?;
-        check_headers("custom_response_headers", &self.custom_response_headers)?;
+        check_headers("custom_headers", &self.custom_headers, &self.auth_header_prefix)?;
+        check_headers("custom_response_headers", &self.custom_response_headers, &self.auth_header_prefix)?;
+        for (f, v) in [("enabled_routes", &self.enabled_routes), ("disabled_routes", &self.disabled_routes)] {
+            check_list_size(f, v)?;
+        }
+        for (f, v) in [
+            ("oauth_admin_users", &self.oauth_admin_users),
+            ("oauth_user_users", &self.oauth_user_users),
+            ("oauth_mcp_users", &self.oauth_mcp_users),
+            ("resource_versions", &self.resource_versions),
+            ("resource_bearer_methods", &self.resource_bearer_methods),
+        ] {
+            check_list_size(f, v.as_deref().unwrap_or_default())?;
+        }
+        for (f, v) in [
+            ("resource_endpoint", &self.resource_endpoint),
+            ("resource_documentation_suffix", &self.resource_documentation_suffix),
+            ("github_client_id", &self.github_client_id),
+        ] {
+            check_text_len(f, v.as_deref().unwrap_or_default(), MAX_ENTRY_LEN)?;
+        }
+        check_text_len("auth_header_prefix", &self.auth_header_prefix, MAX_ENTRY_LEN)?;
+        check_text_len("auth_cookie_name", &self.auth_cookie_name, MAX_ENTRY_LEN)?;
+        for (f, v) in [
+            ("resource_server_info", &self.resource_server_info),
+            ("resource_custom_metadata", &self.resource_custom_metadata),
+        ] {
+            if let Some(v) = v {
+                check_text_len(f, &v.to_string(), MAX_TEXT_LEN * 4)?;
+            }
+        }
         for (f, v) in [
             ("auth_required_users", &self.auth_required_users),
             ("auth_required_emails", &self.auth_required_emails),

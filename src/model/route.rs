@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{valid_hostname, valid_name, validate_http_url, ValidationError};
+use super::{check_list_size, check_text_len, valid_hostname, valid_name, validate_http_url, ValidationError, MAX_TEXT_LEN, MAX_URL_LEN};
 
 /// Highest accepted priority; higher is checked first.
 pub const MAX_PRIORITY: i64 = 1000;
@@ -100,6 +100,13 @@ impl Route {
         if self.path_pattern.is_empty() {
             return Err(ValidationError::new("path_pattern", "must not be empty"));
         }
+        check_text_len("path_pattern", &self.path_pattern, MAX_URL_LEN)?;
+        if self.path_pattern.chars().any(char::is_control) {
+            return Err(ValidationError::new("path_pattern", "must not contain control characters"));
+        }
+        check_text_len("description", &self.description, MAX_TEXT_LEN)?;
+        check_list_size("proxy_hostnames", &self.proxy_hostnames)?;
+        check_list_size("auth_scopes", self.auth_scopes.as_deref().unwrap_or_default())?;
         if self.is_regex {
             regex::Regex::new(&self.path_pattern).map_err(|e| ValidationError::new("path_pattern", format!("invalid regex: {e}")))?;
         } else if !self.path_pattern.starts_with('/') {

@@ -1,7 +1,7 @@
 //! Builds a [`Snapshot`] from the store: resolves targets, compiles routes,
 //! loads certificates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use http::{HeaderName, HeaderValue};
 
 use super::{CompiledRoute, Matcher, ProxyEntry, Snapshot, Upstream};
-use crate::model::{Proxy, Route, RouteMode, RouteScope, TargetType};
+use crate::model::{cert_covers, Certificate, Proxy, Route, RouteMode, RouteScope, TargetType, TokenScope};
 use crate::secrets::Sealer;
 use crate::store::{Store, StoreError};
 use crate::tls::{CertKey, CertTable};
@@ -58,17 +58,55 @@ impl Resolver {
 }
 
 /// Custom headers: the valid entries of a stored header map, parsed once
-/// per snapshot (names lower case, as the header maps hold them).
-fn parse_headers(h: &std::collections::BTreeMap<String, String>) -> Vec<(HeaderName, HeaderValue)> {
+/// per snapshot (names lower case, as the header maps hold them). Names the
+/// API refuses (framing, hop-by-hop, trust and identity headers) are skipped
+/// here too, so a record stored before that rule cannot inject them.
+fn parse_headers(h: &std::collections::BTreeMap<String, String>, auth_prefix: &str) -> Vec<(HeaderName, HeaderValue)> {
     h.iter()
+        .filter(|(k, _)| !crate::model::reserved_header(k, auth_prefix))
         .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
         .collect()
 }
 
-fn applies(route: &Route, proxy: &Proxy) -> bool {
+/// The owners whose records get the user-scope rules again at every build
+/// (README, "Authorization model"): hashes of stored `user` tokens. Every
+/// other owner is an admin (the bootstrap token, admin tokens, OAuth admins;
+/// OAuth `user` callers cannot write) or the start-up defaults.
+struct Owners {
+    users: HashSet<String>,
+}
+
+impl Owners {
+    fn restricted(&self, owner: &str) -> bool {
+        self.users.contains(owner)
+    }
+
+    /// True when `cert` may serve `proxy`'s hostname: the admin's
+    /// certificates serve any host, a user's only hosts of its own proxies.
+    fn cert_may_serve(&self, cert: &Certificate, proxy: &Proxy) -> bool {
+        !self.restricted(&cert.owner_token_hash) || cert.owner_token_hash == proxy.owner_token_hash
+    }
+}
+
+/// Applies the user target rules to a resolved upstream of a restricted owner.
+fn allowed_for(restricted: bool, cfg: &crate::config::Config, up: Result<Arc<Upstream>, String>) -> Result<Arc<Upstream>, String> {
+    match up {
+        Ok(u) if restricted => match cfg.user_target_refusal(u.addr) {
+            Some(why) => Err(format!("target refused: {why}")),
+            None => Ok(u),
+        },
+        other => other,
+    }
+}
+
+fn applies(route: &Route, proxy: &Proxy, owners: &Owners) -> bool {
     let scoped = match route.scope {
-        RouteScope::Global => true,
-        RouteScope::Proxy => route.proxy_hostnames.iter().any(|h| h == &proxy.hostname),
+        // a global route of a user (stored before only the admin could make them) applies nowhere
+        RouteScope::Global => !owners.restricted(&route.owner_token_hash),
+        RouteScope::Proxy => {
+            route.proxy_hostnames.iter().any(|h| h == &proxy.hostname)
+                && (!owners.restricted(&route.owner_token_hash) || route.owner_token_hash == proxy.owner_token_hash)
+        }
     };
     let mode = match proxy.route_mode {
         RouteMode::All => !proxy.disabled_routes.contains(&route.route_id),
@@ -78,12 +116,16 @@ fn applies(route: &Route, proxy: &Proxy) -> bool {
     route.enabled && scoped && mode
 }
 
-async fn compile_route(
-    route: Route,
-    res: &mut Resolver,
-    targets: &HashMap<String, Result<Arc<Upstream>, String>>,
-    services: &HashMap<String, String>,
-) -> Option<CompiledRoute> {
+/// What compiling routes needs besides the resolver.
+struct RouteInputs<'a> {
+    targets: &'a HashMap<String, Result<Arc<Upstream>, String>>,
+    proxies: &'a HashMap<String, Proxy>,
+    services: &'a HashMap<String, String>,
+    owners: &'a Owners,
+    cfg: &'a crate::config::Config,
+}
+
+async fn compile_route(route: Route, res: &mut Resolver, inp: &RouteInputs<'_>) -> Option<CompiledRoute> {
     let matcher = if route.is_regex {
         match regex::Regex::new(&route.path_pattern) {
             Ok(r) => Matcher::regex(r),
@@ -95,18 +137,35 @@ async fn compile_route(
     } else {
         Matcher::Prefix(route.path_pattern.clone())
     };
+    let restricted = inp.owners.restricted(&route.owner_token_hash);
     let upstream = match route.target_type {
         TargetType::Port => res.upstream(&format!("http://127.0.0.1:{}", route.target_value)).await,
         TargetType::Url => res.upstream(&route.target_value).await,
-        TargetType::Service => match services.get(&route.target_value) {
+        TargetType::Service if restricted => Err("service targets are the admin's; this route's owner is not".to_string()),
+        TargetType::Service => match inp.services.get(&route.target_value) {
             Some(url) => res.upstream(url).await,
             None => Err(format!("service {} is not registered", route.target_value)),
         },
-        TargetType::Hostname => targets
-            .get(&route.target_value)
-            .cloned()
-            .unwrap_or_else(|| Err(format!("no proxy for hostname {}", route.target_value))),
+        TargetType::Hostname => match inp.proxies.get(&route.target_value) {
+            // The request is checked against the auth of the proxy it arrived
+            // at, never the target's: so a route may lead only to a proxy of
+            // its own owner, or (admin routes) to one without auth.
+            Some(t) if t.owner_token_hash != route.owner_token_hash && (restricted || t.auth_enabled) => Err(format!(
+                "{} belongs to another owner{}",
+                t.hostname,
+                if t.auth_enabled { " and requires auth" } else { "" }
+            )),
+            _ => inp
+                .targets
+                .get(&route.target_value)
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no proxy for hostname {}", route.target_value))),
+        },
     };
+    let upstream = allowed_for(restricted, inp.cfg, upstream);
+    if let Err(e) = &upstream {
+        tracing::debug!(route = %route.route_id, reason = %e, "route target unavailable");
+    }
     Some(CompiledRoute { route, matcher, upstream })
 }
 
@@ -122,18 +181,42 @@ pub async fn build(
     let services = store.list_service_urls().await?;
     let certs = store.list_certs().await?;
     let challenges = store.list_challenges().await?;
+    let owners = Owners {
+        users: store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.scope == TokenScope::User)
+            .map(|t| t.hash)
+            .collect(),
+    };
     let auth = crate::auth::AuthKeys::load(store, sealer, &cfg.oauth).await?;
 
     let mut res = Resolver::default();
     let control = res.upstream(&cfg.api_base_url()).await;
     let mut targets = HashMap::new();
     for p in &proxies {
-        targets.insert(p.hostname.clone(), res.upstream(&p.target_url).await);
+        let up = res.upstream(&p.target_url).await;
+        targets.insert(p.hostname.clone(), allowed_for(owners.restricted(&p.owner_token_hash), cfg, up));
     }
-    routes.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.route_id.cmp(&b.route_id)));
+    // Highest priority first; at equal priority a proxy's own routes before global ones.
+    routes.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| (a.scope == RouteScope::Global).cmp(&(b.scope == RouteScope::Global)))
+            .then_with(|| a.route_id.cmp(&b.route_id))
+    });
+    let by_host: HashMap<String, Proxy> = proxies.iter().map(|p| (p.hostname.clone(), p.clone())).collect();
+    let inputs = RouteInputs {
+        targets: &targets,
+        proxies: &by_host,
+        services: &services,
+        owners: &owners,
+        cfg,
+    };
     let mut compiled = Vec::with_capacity(routes.len());
     for r in routes {
-        if let Some(c) = compile_route(r, &mut res, &targets, &services).await {
+        if let Some(c) = compile_route(r, &mut res, &inputs).await {
             compiled.push(Arc::new(c));
         }
     }
@@ -144,8 +227,18 @@ pub async fn build(
         match CertKey::from_record(c, sealer) {
             Ok(ck) => {
                 let ck = Arc::new(ck);
-                table.insert_domains(&c.domains, ck.clone());
-                by_name.insert(c.cert_name.clone(), ck);
+                if owners.restricted(&c.owner_token_hash) {
+                    // A user's certificate serves only hostnames of its own proxies, never a wildcard.
+                    let own: Vec<String> = proxies
+                        .iter()
+                        .filter(|p| owners.cert_may_serve(c, p) && c.domains.iter().any(|d| cert_covers(d, &p.hostname)))
+                        .map(|p| p.hostname.clone())
+                        .collect();
+                    table.insert_domains(&own, ck.clone());
+                } else {
+                    table.insert_domains(&c.domains, ck.clone());
+                }
+                by_name.insert(c.cert_name.clone(), (c, ck));
             }
             Err(e) => tracing::warn!(cert = %c.cert_name, error = %e, "certificate not loaded"),
         }
@@ -153,16 +246,18 @@ pub async fn build(
 
     let mut entries = super::FastMap::with_capacity_and_hasher(proxies.len(), Default::default());
     for p in proxies {
-        if let Some(ck) = p.cert_name.as_ref().and_then(|n| by_name.get(n)) {
-            table.insert_exact_if_absent(&p.hostname, ck.clone());
+        if let Some((c, ck)) = p.cert_name.as_ref().and_then(|n| by_name.get(n)) {
+            if owners.cert_may_serve(c, &p) {
+                table.insert_exact_if_absent(&p.hostname, ck.clone());
+            }
         }
-        let routes: Vec<Arc<CompiledRoute>> = compiled.iter().filter(|r| applies(&r.route, &p)).cloned().collect();
+        let routes: Vec<Arc<CompiledRoute>> = compiled.iter().filter(|r| applies(&r.route, &p, &owners)).cloned().collect();
         let entry = ProxyEntry {
             target: targets.remove(&p.hostname).unwrap_or_else(|| Err("unresolved".into())),
             route_leads: routes.iter().map(|r| r.matcher.lead()).collect(),
             routes,
-            request_headers: parse_headers(&p.custom_headers),
-            response_headers: parse_headers(&p.custom_response_headers),
+            request_headers: parse_headers(&p.custom_headers, &p.auth_header_prefix),
+            response_headers: parse_headers(&p.custom_response_headers, &p.auth_header_prefix),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
             requests_by_class: crate::metrics::STATUS_CLASSES
                 .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),

@@ -173,12 +173,21 @@ impl Keys<'_> {
     }
     /// Sets the route's unique (path, priority) and priority index keys.
     fn index_route(&mut self, r: &Route) {
-        self.set(keys::route_unique(&r.path_pattern, r.priority), r.route_id.clone(), None);
+        for u in keys::route_unique_keys(r) {
+            self.set(u, r.route_id.clone(), None);
+        }
         self.set(keys::route_priority(r.priority, &r.route_id), r.route_id.clone(), None);
     }
     /// Removes the route's index keys.
     fn unindex_route(&mut self, r: &Route) {
-        self.del(&keys::route_unique(&r.path_pattern, r.priority));
+        for u in keys::route_unique_keys(r) {
+            self.del(&u);
+        }
+        if let Some(legacy) = keys::route_unique_legacy(r) {
+            if self.get(&legacy).as_deref() == Some(r.route_id.as_str()) {
+                self.del(&legacy);
+            }
+        }
         self.del(&keys::route_priority(r.priority, &r.route_id));
     }
     /// Removes the domain index entries of `name` that still point at it.
@@ -378,13 +387,13 @@ impl Store for EmbeddedStore {
 
     async fn create_route(&self, route: &Route) -> StoreResult<()> {
         let key = keys::route(&route.route_id);
-        let unique = keys::route_unique(&route.path_pattern, route.priority);
+        let unique = keys::route_unique_keys(route);
         self.write(
             |k| {
                 if k.exists(&key) {
                     return Err(StoreError::Conflict(format!("route id {} already exists", route.route_id)));
                 }
-                if k.exists(&unique) {
+                if unique.iter().any(|u| k.exists(u)) {
                     return Err(route_conflict(route));
                 }
                 k.set(key.clone(), encode(route), None);
@@ -403,9 +412,8 @@ impl Store for EmbeddedStore {
                 let old: Route = k
                     .json(&key)?
                     .ok_or_else(|| StoreError::NotFound(format!("route {}", route.route_id)))?;
-                let old_u = keys::route_unique(&old.path_pattern, old.priority);
-                let new_u = keys::route_unique(&route.path_pattern, route.priority);
-                if old_u != new_u && k.exists(&new_u) {
+                let old_u = keys::route_unique_keys(&old);
+                if keys::route_unique_keys(route).iter().any(|u| !old_u.contains(u) && k.exists(u)) {
                     return Err(route_conflict(route));
                 }
                 k.unindex_route(&old);

@@ -19,6 +19,36 @@ pub fn route_priority(priority: i64, id: &str) -> String {
 pub fn route_unique(path: &str, priority: i64) -> String {
     format!("route:unique:{path}:{priority}")
 }
+/// `route:unique-host:{hostname}:{path}:{prio}`: the per-hostname
+/// uniqueness key of a proxy-scoped route.
+pub fn route_unique_host(hostname: &str, path: &str, priority: i64) -> String {
+    format!("route:unique-host:{hostname}:{path}:{priority}")
+}
+/// The path+priority uniqueness keys of a route. A global route holds
+/// `route:unique:{path}:{prio}` (global routes conflict with global routes);
+/// a proxy-scoped route holds one [`route_unique_host`] key per hostname, so
+/// it conflicts only with routes of the same proxies and nobody can block a
+/// path and priority for every proxy by creating a route on their own.
+pub fn route_unique_keys(r: &crate::model::Route) -> Vec<String> {
+    match r.scope {
+        crate::model::RouteScope::Global => vec![route_unique(&r.path_pattern, r.priority)],
+        crate::model::RouteScope::Proxy => {
+            let mut hosts: Vec<&String> = r.proxy_hostnames.iter().collect();
+            hosts.sort();
+            hosts.dedup();
+            hosts
+                .into_iter()
+                .map(|h| route_unique_host(h, &r.path_pattern, r.priority))
+                .collect()
+        }
+    }
+}
+/// For a proxy-scoped route, the global uniqueness key it held before
+/// uniqueness became per hostname; removed with the route when it still
+/// names the route.
+pub fn route_unique_legacy(r: &crate::model::Route) -> Option<String> {
+    (r.scope == crate::model::RouteScope::Proxy).then(|| route_unique(&r.path_pattern, r.priority))
+}
 /// `token:{name}`
 pub fn token(name: &str) -> String {
     format!("token:{name}")

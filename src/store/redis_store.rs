@@ -228,6 +228,20 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Adds the deletion of a route's index keys to `op`: its uniqueness and
+    /// priority keys, and a pre-upgrade global uniqueness key still naming it.
+    async fn drop_route_indexes(&self, op: &mut WriteOp, r: &Route) -> StoreResult<()> {
+        op.del.extend(keys::route_unique_keys(r));
+        op.del.push(keys::route_priority(r.priority, &r.route_id));
+        if let Some(legacy) = keys::route_unique_legacy(r) {
+            if self.raw(&legacy).await?.as_deref() == Some(r.route_id.as_str()) {
+                op.check(legacy.clone(), "equals", r.route_id.clone());
+                op.del.push(legacy);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the deletion of one owned record (and its indexes) to `op`.
     async fn cascade_member(&self, op: &mut WriteOp, member: &str, report: &mut CascadeReport) -> StoreResult<()> {
         let raw = self.raw(member).await?;
@@ -238,8 +252,7 @@ impl RedisStore {
             report.proxies.push(h.to_string());
         } else if let Some(id) = member.strip_prefix("route:") {
             let r: Route = decode(member, &raw)?;
-            op.del.push(keys::route_unique(&r.path_pattern, r.priority));
-            op.del.push(keys::route_priority(r.priority, id));
+            self.drop_route_indexes(op, &r).await?;
             report.routes.push(id.to_string());
         } else if let Some(name) = member.strip_prefix("cert:") {
             let c: Certificate = decode(member, &raw)?;
@@ -315,11 +328,13 @@ impl Store for RedisStore {
 
     async fn create_route(&self, route: &Route) -> StoreResult<()> {
         let key = keys::route(&route.route_id);
-        let unique = keys::route_unique(&route.path_pattern, route.priority);
         let mut op = WriteOp::new(EventKind::Route, &route.route_id, "create");
-        op.check(key.clone(), "absent", "").check(unique.clone(), "absent", "");
+        op.check(key.clone(), "absent", "");
+        for unique in keys::route_unique_keys(route) {
+            op.check(unique.clone(), "absent", "");
+            op.set.push((unique, route.route_id.clone()));
+        }
         op.set.push((key.clone(), encode(route)));
-        op.set.push((unique, route.route_id.clone()));
         op.set
             .push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
         op.sadd.push((keys::owner(&route.owner_token_hash), key.clone()));
@@ -342,18 +357,16 @@ impl Store for RedisStore {
                 let old: Route = decode(&key, &raw)?;
                 let mut op = WriteOp::new(EventKind::Route, &route.route_id, "update");
                 op.check(key.clone(), "equals", raw);
-                let (old_u, new_u) = (
-                    keys::route_unique(&old.path_pattern, old.priority),
-                    keys::route_unique(&route.path_pattern, route.priority),
-                );
-                if old_u != new_u {
-                    op.check(new_u.clone(), "absent", "");
+                let (old_u, new_u) = (keys::route_unique_keys(&old), keys::route_unique_keys(route));
+                for k in new_u.iter().filter(|k| !old_u.contains(k)) {
+                    op.check(k.clone(), "absent", "");
                     conflict.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-                op.del.push(old_u);
-                op.del.push(keys::route_priority(old.priority, &old.route_id));
+                self.drop_route_indexes(&mut op, &old).await?;
                 op.set.push((key.clone(), encode(route)));
-                op.set.push((new_u, route.route_id.clone()));
+                for k in new_u {
+                    op.set.push((k, route.route_id.clone()));
+                }
                 op.set
                     .push((keys::route_priority(route.priority, &route.route_id), route.route_id.clone()));
                 Ok(op)
@@ -373,8 +386,7 @@ impl Store for RedisStore {
             let mut op = WriteOp::new(EventKind::Route, id, "delete");
             op.check(key.clone(), "equals", raw);
             op.del.push(key.clone());
-            op.del.push(keys::route_unique(&r.path_pattern, r.priority));
-            op.del.push(keys::route_priority(r.priority, id));
+            self.drop_route_indexes(&mut op, &r).await?;
             op.srem.push((keys::owner(&r.owner_token_hash), key.clone()));
             Ok(op)
         })

@@ -12,9 +12,19 @@ use crate::harness::{eventually, Portcullis, Redis, ADMIN_TOKEN};
 
 /// Starts portcullis for an admin test; ACME points at a closed local port
 /// so no test reaches the internet or depends on issuance.
+/// Every backend here is on loopback, which user-scope owners may reach only
+/// through `USER_TARGET_ALLOW_NETWORKS`: these tests allow 127.0.0.0/8.
 pub async fn start(redis: &Redis) -> Portcullis {
     let acme = "http://127.0.0.1:9/directory";
-    Portcullis::start_with(redis, &[("ACME_DIRECTORY_URL", acme), ("ACME_STAGING_URL", acme)]).await
+    Portcullis::start_with(
+        redis,
+        &[
+            ("ACME_DIRECTORY_URL", acme),
+            ("ACME_STAGING_URL", acme),
+            ("USER_TARGET_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ],
+    )
+    .await
 }
 
 /// Asserts an error answer: `status`, a JSON object with string `error` and
@@ -404,6 +414,16 @@ async fn admin_token_endpoints_and_secrecy() {
 async fn admin_proxy_endpoints() {
     let redis = Redis::start();
     let p = start(&redis).await;
+    // `cert_name` must name a certificate the caller may use
+    let (c, k) = make_cert(&["api.example.test"], -1, 30);
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/upload",
+            Some(json!({"cert_name": "api-cert", "certificate_pem": c, "private_key_pem": k})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
 
     let full = json!({
         "hostname": "API.Example.test",
@@ -457,7 +477,7 @@ async fn admin_proxy_endpoints() {
         .admin(
             "POST",
             "/api/v1/proxy/targets/",
-            Some(json!({"hostname": "min.test", "target_url": "https://backend.test", "cert_name": "min-cert"})),
+            Some(json!({"hostname": "min.test", "target_url": "https://backend.test", "cert_name": "api-cert"})),
         )
         .await;
     assert_eq!(s, 201, "{min}");

@@ -92,7 +92,10 @@ async fn admin_non_admin_token_sees_and_changes_only_its_own() {
                 "POST",
                 "/api/v1/routes/",
                 Some(tok),
-                Some(json!({"route_id": id, "path_pattern": format!("/{id}"), "target_type": "port", "target_value": "1"})),
+                Some(
+                    json!({"route_id": id, "path_pattern": format!("/{id}"), "target_type": "port", "target_value": "1",
+                    "scope": "proxy", "proxy_hostnames": [host]}),
+                ),
             )
             .await;
         assert_eq!(s, 201, "{v}");
@@ -280,7 +283,8 @@ async fn admin_cascade_delete_removes_owned_objects_and_indexes() {
                     "POST",
                     "/api/v1/routes/",
                     Some(tok),
-                    Some(json!({"route_id": format!("{prefix}-r{i}"), "path_pattern": format!("/{prefix}/{i}"), "priority": 100 + i, "target_type": "port", "target_value": "1"})),
+                    Some(json!({"route_id": format!("{prefix}-r{i}"), "path_pattern": format!("/{prefix}/{i}"), "priority": 100 + i, "target_type": "port", "target_value": "1",
+                        "scope": "proxy", "proxy_hostnames": [format!("{prefix}{i}.test")]})),
                 )
                 .await;
             assert_eq!(s, 201, "{v}");
@@ -303,8 +307,8 @@ async fn admin_cascade_delete_removes_owned_objects_and_indexes() {
         "route:c-r1",
         "route:priority:100:c-r0",
         "route:priority:101:c-r1",
-        "route:unique:/c/0:100",
-        "route:unique:/c/1:101",
+        "route:unique-host:c0.test:/c/0:100",
+        "route:unique-host:c1.test:/c/1:101",
         "cert:c-cert",
         "cert:domain:c.example.test",
         "cert:domain:www.c.example.test",
@@ -325,8 +329,8 @@ async fn admin_cascade_delete_removes_owned_objects_and_indexes() {
         "route:d-r1",
         "route:priority:100:d-r0",
         "route:priority:101:d-r1",
-        "route:unique:/d/0:100",
-        "route:unique:/d/1:101",
+        "route:unique-host:d0.test:/d/0:100",
+        "route:unique-host:d1.test:/d/1:101",
         "cert:d-cert",
         "cert:domain:d.example.test",
         "cert:domain:www.d.example.test",
@@ -396,22 +400,25 @@ async fn admin_cascade_delete_removes_owned_objects_and_indexes() {
     assert_error(&p.admin("GET", "/api/v1/proxy/targets/c0.test", None).await, 404, None);
     assert_error(&p.admin("GET", "/api/v1/routes/c-r0", None).await, 404, None);
     assert_error(&p.admin("GET", "/api/v1/certificates/c-cert", None).await, 404, None);
-    // The freed path+priority and hostname can be taken again.
-    let (s, v) = p
-        .call(
-            "POST",
-            "/api/v1/routes/",
-            Some(&dave),
-            Some(json!({"route_id": "again", "path_pattern": "/c/0", "priority": 100, "target_type": "port", "target_value": "1"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    // The freed hostname and its path+priority can be taken again.
     let (s, v) = p
         .call(
             "POST",
             "/api/v1/proxy/targets/",
             Some(&dave),
             Some(json!({"hostname": "c0.test", "target_url": "http://127.0.0.1:1", "enable_https": false})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = p
+        .call(
+            "POST",
+            "/api/v1/routes/",
+            Some(&dave),
+            Some(
+                json!({"route_id": "again", "path_pattern": "/c/0", "priority": 100, "target_type": "port", "target_value": "1",
+                "scope": "proxy", "proxy_hostnames": ["c0.test"]}),
+            ),
         )
         .await;
     assert_eq!(s, 201, "{v}");

@@ -150,7 +150,10 @@ async fn admin_each_write_publishes_exactly_one_change_event() {
                 "POST",
                 "/api/v1/routes/",
                 Some(&erin),
-                Some(json!({"route_id": id, "path_pattern": format!("/{id}"), "target_type": "port", "target_value": "1"})),
+                Some(
+                    json!({"route_id": id, "path_pattern": format!("/{id}"), "target_type": "port", "target_value": "1",
+                    "scope": "proxy", "proxy_hostnames": ["erin.test"]}),
+                ),
             )
             .await;
         assert_eq!(s, 201, "{v}");

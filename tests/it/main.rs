@@ -23,3 +23,4 @@ mod lifecycle;
 mod newcomer;
 mod reliability;
 mod resilience;
+mod tenant;
