@@ -28,10 +28,12 @@ pub struct CreateProxy {
     /// Send the target's Host header upstream instead of the client's.
     #[arg(long)]
     pub no_preserve_host: bool,
-    /// Do not serve plain HTTP.
+    /// Do not serve plain HTTP: plain-HTTP requests are redirected to HTTPS
+    /// (308), or answered 404 when HTTPS is off too.
     #[arg(long)]
     pub no_http: bool,
-    /// Do not serve HTTPS.
+    /// Do not serve HTTPS: HTTPS requests are redirected to plain HTTP
+    /// (308), or answered 404 when HTTP is off too.
     #[arg(long)]
     pub no_https: bool,
     /// Skip TLS verification of the upstream (self-signed backends).

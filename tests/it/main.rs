@@ -13,6 +13,7 @@ mod admin_bad_input;
 mod admin_events;
 mod admin_startup;
 mod auth;
+mod auth_options;
 mod cli;
 mod dataplane;
 mod edge_limits;

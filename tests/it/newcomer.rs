@@ -117,3 +117,19 @@ async fn token_reveal_value_prints_only_the_value() {
     let err = text(&out.stderr);
     assert!(err.contains("cannot be sent") && !err.contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    let version = text(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(version.trim(), format!("portcullis {} (commit {head})", env!("CARGO_PKG_VERSION")));
+}
