@@ -40,9 +40,11 @@ pub fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    // No form-action: browsers apply it to the redirect after the form
+    // (to the client's redirect URI), which it would block.
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     r
 }
@@ -234,7 +236,7 @@ impl OAuth {
             .and_then(|c| c.client_name)
             .unwrap_or_else(|| g.client_id.clone());
         let body = format!(
-            "<p>Signed in as <b>{user}</b>.</p><p>The device showing the code <b style=\"font-size:1.5em\">{code}</b> \
+            "<p>Signed in as <b>{user}</b>.</p><p>The device showing the code <b><code>{code}</code></b> \
              (application <b>{name}</b>) asks to act for you.</p><ul><li>Scopes: {scopes}</li><li>Resources: {res}</li></ul>\
              <p>Approve only if your own device shows exactly this code.</p>",
             user = escape(&user.username),
