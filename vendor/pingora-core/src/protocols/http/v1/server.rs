@@ -353,6 +353,7 @@ impl HttpSession {
         let limits = self.head_limits;
         let max_head = limits.map_or(MAX_HEADER_SIZE, |l| l.max_bytes);
         let mut idle = self.reused && already_read == 0;
+        let mut rearm = false;
         let mut deadline = limits.map(|l| {
             let mut d = Silence::new(Some(if idle { l.idle_timeout } else { l.head_timeout }));
             d.restart();
@@ -384,6 +385,12 @@ impl HttpSession {
             if skip_next_read {
                 skip_next_read = false;
             } else {
+                if rearm {
+                    if let (Some(d), Some(l)) = (deadline.as_mut(), limits) {
+                        d.set_limit(l.head_timeout);
+                        d.restart();
+                    }
+                }
                 let read = match &deadline {
                     None => self.read_request_buf(&mut buf, already_read).await?,
                     Some(d) => match d.bound(self.read_request_buf(&mut buf, already_read)).await {
@@ -404,14 +411,11 @@ impl HttpSession {
                     return Ok(None);
                 };
                 already_read += n;
-                if idle {
-                    // the next request has started: now its head must arrive in time
-                    idle = false;
-                    if let (Some(d), Some(l)) = (deadline.as_mut(), limits) {
-                        d.set_limit(l.head_timeout);
-                        d.restart();
-                    }
-                }
+                // The next request has started: from here its head must arrive
+                // within the head timeout. Re-armed before a further read only,
+                // so a head that came in one read costs no second clock read.
+                rearm = idle;
+                idle = false;
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
