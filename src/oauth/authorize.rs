@@ -224,14 +224,21 @@ impl OAuth {
                 Err(e) => self.device_login_failed(user_code, e).await,
             };
         }
-        match outcome {
+        let mut done = match outcome {
             Ok((user, granted)) => match self.needs_consent(&session, &user, &granted).await {
                 Ok(false) => self.code_redirect(&session, user, granted).await,
-                Ok(true) => self.consent_page(session, user, granted, &cookie_name).await,
+                // The consent form still needs the binding cookie.
+                Ok(true) => return self.consent_page(session, user, granted, &cookie_name).await,
                 Err(e) => redirect_error(&session.redirect_uri, session.state.as_deref(), self.issuer(), &e),
             },
             Err(e) => redirect_error(&session.redirect_uri, session.state.as_deref(), self.issuer(), &e),
+        };
+        if !session.browser.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&browser_cookie(&cookie_name, "", self.issuer_is_https(), 0)) {
+                done.headers_mut().append(header::SET_COOKIE, v);
+            }
         }
+        done
     }
 
     /// Issues the code and sends the browser back to the client (RFC 9207 `iss` included).
