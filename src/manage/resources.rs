@@ -156,6 +156,7 @@ impl Manager {
     pub async fn create_resource(&self, caller: &Caller, body: Value) -> ManageResult<Resource> {
         let mut r: Resource = from_json(body)?;
         r.uri = Self::canonical_uri(&r.uri)?;
+        self.authorize_resource(caller, &r).await?;
         if self.store.kv_get(&resource_key(&r.uri)).await?.is_some() {
             return Err(ManageError::Conflict(format!("resource {} already exists", r.uri)));
         }
@@ -172,6 +173,19 @@ impl Manager {
         }
         self.save_resource(&r).await?;
         Ok(r)
+    }
+
+    /// A resource names hostnames (its URI's, `proxy_target`): a user's only its own.
+    async fn authorize_resource(&self, caller: &Caller, r: &Resource) -> ManageResult<()> {
+        let host = url::Url::parse(&r.uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        self.require_host(caller, &host, "uri").await?;
+        if let Some(t) = &r.proxy_target {
+            self.require_host(caller, t, "proxy_target").await?;
+        }
+        Ok(())
     }
 
     async fn save_resource(&self, r: &Resource) -> ManageResult<()> {
@@ -213,6 +227,7 @@ impl Manager {
         let mut v = serde_json::to_value(&cur).map_err(|e| ManageError::Store(e.to_string()))?;
         super::merge(&mut v, patch, &["uri", "owner_token_hash", "created_at"])?;
         let r: Resource = from_json(v)?;
+        self.authorize_resource(caller, &r).await?;
         self.save_resource(&r).await?;
         Ok(r)
     }

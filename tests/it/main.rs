@@ -11,6 +11,7 @@ mod admin_api;
 mod admin_auth;
 mod admin_bad_input;
 mod admin_events;
+mod admin_matrix;
 mod admin_startup;
 mod auth;
 mod auth_options;
