@@ -199,3 +199,11 @@ pub fn oauth_config(base_domain: &str) -> Result<OAuthConfig, ConfigError> {
         http_ca_bundle,
     })
 }
+
+#[cfg(test)]
+impl OAuthConfig {
+    /// The settings as read from the environment of a unit test (no OAuth variables set there).
+    pub fn from_test_env() -> Self {
+        oauth_config("example.com").expect("the OAuth defaults are valid")
+    }
+}

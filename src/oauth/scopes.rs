@@ -107,4 +107,39 @@ mod tests {
         assert_eq!(grant(&[], &ent), ent);
         assert_eq!(grant(&["admin".into(), "user".into()], &ent), vec!["user".to_string()]);
     }
+
+    fn proxy(v: serde_json::Value) -> Proxy {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn per_proxy_lists_only_narrow() {
+        let mut cfg = crate::config::OAuthConfig::from_test_env();
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        cfg.admin_users = names(&["alice"]);
+        cfg.user_users = names(&["carol"]);
+        cfg.mcp_users = names(&["dave"]);
+        cfg.localhost_admin_users = Some(names(&["*"]));
+        let wide = proxy(serde_json::json!({"hostname": "p.test", "target_url": "http://127.0.0.1:1",
+            "oauth_admin_users": ["*"], "oauth_user_users": ["*"], "auth_required_users": ["*"]}));
+        // a proxy saying "everyone is admin" gives dave nothing more than his configured mcp
+        assert_eq!(
+            entitled(&cfg, Some(&wide), false, &user("dave")),
+            entitled(&cfg, None, false, &user("dave"))
+        );
+        assert!(!entitled(&cfg, Some(&wide), true, &user("dave")).contains(&"admin".to_string()));
+        // a proxy list without alice drops her admin there
+        let narrow = proxy(serde_json::json!({"hostname": "n.test", "target_url": "http://127.0.0.1:1", "oauth_admin_users": ["nobody"]}));
+        assert!(!entitled(&cfg, Some(&narrow), true, &user("alice")).contains(&"admin".to_string()));
+        // the localhost overrides apply only when the server picked the localhost proxy
+        let local = proxy(serde_json::json!({"hostname": "localhost", "target_url": "http://127.0.0.1:1"}));
+        assert!(entitled(&cfg, Some(&local), true, &user("dave")).contains(&"admin".to_string()));
+        assert!(!entitled(&cfg, Some(&local), false, &user("dave")).contains(&"admin".to_string()));
+        // the global allowlist always applies; a proxy list narrows it
+        let allowed = names(&["alice"]);
+        assert!(may_log_in(Some(&allowed), Some(&wide), &user("bob")).is_err());
+        let only_carol =
+            proxy(serde_json::json!({"hostname": "c.test", "target_url": "http://127.0.0.1:1", "auth_required_users": ["carol"]}));
+        assert!(may_log_in(None, Some(&only_carol), &user("alice")).is_err());
+    }
 }
