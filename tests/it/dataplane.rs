@@ -754,12 +754,23 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let a = backend::start("A").await;
     p.create_proxy(json!({"hostname": "slow.test", "target_url": a.url()})).await;
     wait_backend(&p, "slow.test", "/", "A").await;
-    let url = p.http("/slow?ms=1500");
+    let url = p.http("/slow?ms=3000");
     let inflight = tokio::spawn(async move {
         let r = reqwest::Client::new().get(url).header("Host", "slow.test").send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Terminate only once the request is in flight in the proxy (a fixed
+    // sleep raced the connect on a loaded machine).
+    let metrics = p.api("/metrics");
+    let in_flight = eventually(Duration::from_secs(10), || async {
+        let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("portcullis_active_downstream_requests "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert!(in_flight.is_some(), "the slow request never reached the proxy");
     p.proc.terminate();
     let (s, body) = inflight.await.unwrap();
     assert_eq!((s, body.as_str()), (200, "slow done"));
