@@ -113,10 +113,21 @@ pub fn token_from<'s>(session: &'s Session, cookie: &str) -> Option<&'s str> {
         .map(|(_, v)| v)
 }
 
+/// `s` as the content of a quoted-string parameter: printable ASCII without
+/// `"` and `\` (a token's error text can quote what the token carried),
+/// at most 200 characters.
+fn quoted_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '"' { '\'' } else { c })
+        .filter(|c| (c.is_ascii_graphic() || *c == ' ') && *c != '\\')
+        .take(200)
+        .collect()
+}
+
 fn unauthorized(p: &Proxy, req: &RequestInfo<'_>, error: Option<&str>) -> Reply {
     let mut www = format!("Bearer realm=\"{}\", resource_metadata=\"{}\"", p.hostname, metadata_url(p, req));
     if let Some(e) = error {
-        www.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", e.replace('"', "'")));
+        www.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", quoted_safe(e)));
     }
     Reply::json(
         401,
@@ -321,6 +332,15 @@ mod tests {
         assert!(email_allowed(&l, Some("bob@other.org")));
         assert!(!email_allowed(&l, Some("eve@example.com.evil")));
         assert!(!email_allowed(&l, None));
+    }
+
+    #[test]
+    fn error_descriptions_cannot_leave_their_quotes() {
+        assert_eq!(
+            quoted_safe("bad \"x\", resource_metadata=\"e\\\"\r\nX: y"),
+            "bad 'x', resource_metadata='e'X: y"
+        );
+        assert_eq!(quoted_safe(&"a".repeat(300)).len(), 200);
     }
 
     #[test]

@@ -174,13 +174,7 @@ async fn dot_segments_and_encodings_never_pass_an_auth_exemption() {
         "resource_endpoint": "/mcp", "resource_override_backend": true, "auth_excluded_paths": ["/public"]}),
     )
     .await;
-    p.create_proxy(
-        json!({"hostname": "cors.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true,
-        "auth_allow_cors_preflight": true}),
-    )
-    .await;
     wait_for(&p, "guard.test", "/x", 401).await;
-    wait_for(&p, "cors.test", "/x", 401).await;
     let preflight = "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n";
     let denied = [
         ("GET", "guard.test", "/.well-known/../secret.txt", ""),
@@ -193,7 +187,6 @@ async fn dot_segments_and_encodings_never_pass_an_auth_exemption() {
         ("GET", "guard.test", "//secret", ""),
         ("OPTIONS", "guard.test", "/secret", ""),
         ("OPTIONS", "guard.test", "/secret", preflight),
-        ("OPTIONS", "cors.test", "/secret", ""),
     ];
     for (method, host, target, extra) in denied {
         let a = req(&p, method, host, target, extra).await;
@@ -217,6 +210,16 @@ async fn dot_segments_and_encodings_never_pass_an_auth_exemption() {
         assert_eq!(v["error"], "bad_request", "{target}: {}", a.body);
     }
     assert!(b.seen().is_empty(), "refused requests reached the backend: {:?}", b.lines());
+
+    // A CORS preflight passes only where the proxy allows it; a plain OPTIONS never does.
+    p.create_proxy(
+        json!({"hostname": "cors.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true,
+        "auth_allow_cors_preflight": true}),
+    )
+    .await;
+    wait_for(&p, "cors.test", "/x", 401).await;
+    assert_eq!(req(&p, "OPTIONS", "cors.test", "/secret", "").await.status, 401);
+    assert!(b.seen().is_empty(), "{:?}", b.lines());
 
     // Exempt paths pass, and the backend gets the normalized path the decision was made on.
     let passed = [
@@ -273,18 +276,10 @@ async fn header_names_with_underscores_never_forge_identity_or_addresses() {
     let b = RawBackend::start().await;
     p.create_proxy(json!({"hostname": "strict.test", "target_url": b.url(), "enable_https": false}))
         .await;
-    p.create_proxy(json!({"hostname": "loose.test", "target_url": b.url(), "enable_https": false,
-        "allow_underscores_in_headers": true, "auth_header_prefix": "X-Who-"}))
-        .await;
     wait_for(&p, "strict.test", "/", 200).await;
-    wait_for(&p, "loose.test", "/", 200).await;
-    let before = b.seen().len();
     let forged = "X_Auth_User: root\r\nX-Auth_Scopes: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real_IP: 6.6.6.6\r\nX_Forwarded_Host: evil\r\nX_Who_User: root\r\nX_App_Token: t\r\n";
-    assert_eq!(req(&p, "GET", "strict.test", "/h", forged).await.status, 200);
-    assert_eq!(req(&p, "GET", "loose.test", "/h", forged).await.status, 200);
-    let seen = b.seen();
-    let (strict, loose) = (seen[before].to_ascii_lowercase(), seen[before + 1].to_ascii_lowercase());
-    for head in [&strict, &loose] {
+    // Nothing forged passes, with or without underscores allowed.
+    let clean = |head: &str| {
         for name in [
             "x_auth_user",
             "x-auth_scopes",
@@ -300,8 +295,20 @@ async fn header_names_with_underscores_never_forge_identity_or_addresses() {
             !head.contains("6.6.6.6") && !head.contains("root") && !head.contains("evil"),
             "{head}"
         );
-    }
+    };
+    let before = b.seen().len();
+    assert_eq!(req(&p, "GET", "strict.test", "/h", forged).await.status, 200);
+    let strict = b.seen()[before].to_ascii_lowercase();
+    clean(&strict);
     assert!(!strict.contains("x_app_token"), "underscores are dropped by default:\n{strict}");
+    p.create_proxy(json!({"hostname": "loose.test", "target_url": b.url(), "enable_https": false,
+        "allow_underscores_in_headers": true, "auth_header_prefix": "X-Who-"}))
+        .await;
+    wait_for(&p, "loose.test", "/", 200).await;
+    let before = b.seen().len();
+    assert_eq!(req(&p, "GET", "loose.test", "/h", forged).await.status, 200);
+    let loose = b.seen()[before].to_ascii_lowercase();
+    clean(&loose);
     assert!(loose.contains("x_app_token: t\r\n"), "allowed per proxy:\n{loose}");
 }
 
@@ -360,16 +367,10 @@ async fn oauth_endpoints_are_built_in_only_where_they_belong() {
     let b = RawBackend::start().await;
     p.create_proxy(json!({"hostname": "app.test", "target_url": b.url(), "enable_https": false}))
         .await;
-    p.create_proxy(json!({"hostname": "optin.test", "target_url": b.url(), "enable_https": false, "oauth_endpoints": true}))
-        .await;
     p.create_proxy(json!({"hostname": "locked.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true}))
         .await;
     wait_for(&p, "app.test", "/", 200).await;
     wait_for(&p, "locked.test", "/", 401).await;
-    // No stored route is special any more: none is created at start-up.
-    let (_, routes) = p.admin("GET", "/api/v1/routes/", None).await;
-    assert_eq!(routes, json!([]), "start-up stored routes");
-
     // An application's own OAuth-looking paths reach its backend.
     let before = b.seen().len();
     for target in [
@@ -384,6 +385,13 @@ async fn oauth_endpoints_are_built_in_only_where_they_belong() {
         assert_eq!((a.status, a.body.as_str()), (200, "raw-ok"), "{target}");
     }
     assert_eq!(b.seen().len(), before + 6);
+    // No stored route is special any more: none is created at start-up.
+    let (_, routes) = p.admin("GET", "/api/v1/routes/", None).await;
+    assert_eq!(routes, json!([]), "start-up stored routes");
+
+    p.create_proxy(json!({"hostname": "optin.test", "target_url": b.url(), "enable_https": false, "oauth_endpoints": true}))
+        .await;
+    wait_for(&p, "optin.test", "/", 200).await;
     // The authorization server's host and proxies that opt in serve the built-in endpoints.
     for host in ["auth.localhost", "optin.test"] {
         let a = req(&p, "GET", host, "/jwks", "").await;
