@@ -181,7 +181,8 @@ def make_test_ca(d: Path) -> tuple[Path, Path, Path]:
 
 
 class DocServer:
-    """https://127.0.0.1:PORT serving JSON documents set by the tests."""
+    """https://127.0.0.1:PORT serving the documents set by the tests: JSON
+    of a Python value, or raw bytes."""
 
     def __init__(self, cert: Path, key: Path):
         self.docs: dict[str, object] = {}
@@ -202,7 +203,8 @@ class DocServer:
                     self.end_headers()
                     return
                 doc = srv.docs.get(self.path)
-                body = json.dumps(doc).encode() if doc is not None else b'{"error":"not found"}'
+                # bytes are served as they are (a document that is not JSON)
+                body = doc if isinstance(doc, bytes) else json.dumps(doc).encode() if doc is not None else b'{"error":"not found"}'
                 self.send_response(200 if doc is not None else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

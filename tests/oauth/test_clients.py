@@ -177,19 +177,25 @@ def test_cimd_document_with_another_client_id_is_refused(server, doc_server):
 
 def test_cimd_document_missing_or_not_json_is_refused(server, doc_server):
     _, ch = pkce_pair()
-    for path in ["/clients/absent.json"]:
+    doc_server.docs["/clients/html.json"] = b"<html><body>not a client</body></html>"
+    doc_server.docs["/clients/truncated.json"] = b'{"client_id": "https://'
+    doc_server.docs["/clients/array.json"] = []
+    for path in ["/clients/absent.json", "/clients/html.json", "/clients/truncated.json", "/clients/array.json"]:
+        before = len(doc_server.hits)
         r = httpx.get(add_query(f"{server.issuer}/authorize", {"response_type": "code", "client_id": f"{doc_server.base}{path}",
                                                                  "redirect_uri": "http://127.0.0.1:5555/cb", "code_challenge": ch, "code_challenge_method": "S256"}))
-        assert r.status_code == 400 and "location" not in r.headers
+        assert path in doc_server.hits[before:], f"{path} was never fetched: the refusal proves nothing"
+        assert r.status_code == 400 and "location" not in r.headers, (path, r.status_code, r.text)
 
 
 class _Listener:
-    """Listens on 127.0.0.1:port and counts accepted connections."""
+    """Listens on `host`:port (port 0: a free one) and counts accepted connections."""
 
-    def __init__(self, port):
-        self.sock = socket.socket()
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
+        self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.accepted = 0
@@ -213,23 +219,24 @@ class _Listener:
 
 
 def test_cimd_ssrf_to_a_private_port_is_refused_without_connecting(server, doc_server):
-    try:
-        watch = _Listener(22)
-    except OSError:
-        watch = None  # something (sshd) owns port 22 or we may not bind it: the status checks still run
+    # A private service of our own on a free port, on both loopback
+    # families: the check runs everywhere (it used port 22 and turned
+    # itself off where that could not be bound).
+    watch = _Listener(0)
+    watch6 = _Listener(watch.port, "::1")
     try:
         _, ch = pkce_pair()
-        for client_id in ["https://127.0.0.1:22/x", "https://localhost:22/client.json", "https://[::1]:22/x"]:
+        port = watch.port
+        for client_id in [f"https://127.0.0.1:{port}/x", f"https://localhost:{port}/client.json", f"https://[::1]:{port}/x"]:
             r = httpx.get(add_query(f"{server.issuer}/authorize", {"response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:5555/cb",
                                                                      "code_challenge": ch, "code_challenge_method": "S256", "state": "s"}))
             assert r.status_code == 400, (client_id, r.text)
             assert "location" not in r.headers
         time.sleep(0.5)
-        if watch is not None:
-            assert watch.accepted == 0, "the server connected to 127.0.0.1:22"
+        assert (watch.accepted, watch6.accepted) == (0, 0), f"the server connected to the private port {port}"
     finally:
-        if watch is not None:
-            watch.close()
+        watch.close()
+        watch6.close()
     # the allowed host is host:port exact: the same document server under another name is refused, unfetched
     hits = len(doc_server.hits)
     alias = f"https://localhost:{doc_server.port}/clients/alias.json"
