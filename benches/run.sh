@@ -220,7 +220,9 @@ median_of portcullisauth "$AUTH_LABEL"
 
 # (f) Traefik 3.7 + ForwardAuth to portcullis's /verify. CPU counted: Traefik plus the
 # whole verifier (portcullis, whose data plane is idle now, and its redis).
-curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PC_API_PORT/verify" |
+# /verify checks the audience against the host asked about (Traefik sends X-Forwarded-Host).
+curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-Host: $BENCH_AUTH_HOST" \
+    "http://127.0.0.1:$PC_API_PORT/verify" |
     grep -qx 200 || die "portcullis /verify did not answer 200 to the token"
 start_traefik
 TF_URL="http://127.0.0.1:$TRAEFIK_PORT$BENCH_PATH"
