@@ -230,7 +230,17 @@ async fn passthrough_route_overrides_and_websocket_refusal() {
     let mut r = format!("ws://127.0.0.1:{}/ws", p.http_port).into_client_request().unwrap();
     r.headers_mut().insert("Host", "ws.test".parse().unwrap());
     r.headers_mut().insert("Authorization", format!("Bearer {t}").parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(r).await.is_ok());
+    // With the token the upgrade completes and the backend's echo comes back.
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, resp) = tokio_tungstenite::connect_async(r).await.expect("authenticated upgrade");
+    assert_eq!(resp.status().as_u16(), 101);
+    ws.send(Message::Text("hello through auth".into())).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    match echo {
+        Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), "hello through auth"),
+        other => panic!("no echo over the authenticated WebSocket: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

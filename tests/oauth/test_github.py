@@ -72,9 +72,13 @@ def test_admin_scope_token_drives_the_admin_api(gh_flows, gh_server):
     r = httpx.get(f"{gh_server.url}/api/v1/proxy/targets/", headers=h)
     assert r.status_code == 200, r.text
     r = httpx.post(f"{gh_server.url}/api/v1/proxy/targets/", headers=h, json={"hostname": "alice-made.test", "target_url": "http://127.0.0.1:9", "enable_https": False})
-    assert r.status_code in (200, 201), r.text
+    assert r.status_code == 201, r.text
+    # the proxy is owned by alice's OAuth identity, not by the bootstrap admin
+    made = gh_server.admin("GET", "/api/v1/proxy/targets/alice-made.test").json()
+    assert made["owner_token_hash"] == f"oauth:{claims['sub']}", made
+    assert made["owner_token_hash"] != gh_server.admin("GET", "/api/v1/proxy/targets/localhost").json()["owner_token_hash"]
     r = httpx.delete(f"{gh_server.url}/api/v1/proxy/targets/alice-made.test", headers=h)
-    assert r.status_code in (200, 204), r.text
+    assert r.status_code == 200, r.text
 
 
 def test_user_scope_token_reads_but_cannot_write(gh_flows, gh_server):
