@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +14,28 @@ use super::AppState;
 use crate::oauth::params::bearer;
 use crate::oauth::token::token_response;
 use crate::oauth::OAuthError;
+
+/// Largest request body an OAuth endpoint reads: form posts and client
+/// metadata are a few KiB; more is refused with 413 before it is buffered.
+pub const MAX_OAUTH_BODY: usize = 64 * 1024;
+
+/// A request body of an OAuth endpoint. axum's own rejection (too large,
+/// unreadable) is plain text; this one is the RFC 6749 error JSON.
+struct Body(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OAuthError::body_rejected(e.status(), format!("request body over {} KiB", MAX_OAUTH_BODY / 1024)).into_response())
+            }
+            Err(e) => Err(OAuthError::body_rejected(e.status(), e.body_text()).into_response()),
+        }
+    }
+}
 
 fn q(raw: &Option<String>) -> Vec<u8> {
     raw.clone().unwrap_or_default().into_bytes()
@@ -64,26 +86,31 @@ async fn authorize(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> R
 async fn callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     s.manager.oauth.callback(&headers, &q(&raw)).await
 }
-async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, Body(body): Body) -> Response {
     s.manager.oauth.decide(&headers, &body).await
 }
-async fn token(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(s): State<Arc<AppState>>, headers: HeaderMap, Body(body): Body) -> Response {
     s.manager.oauth.token(&headers, &body).await
 }
-async fn introspect(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn introspect(State(s): State<Arc<AppState>>, headers: HeaderMap, Body(body): Body) -> Response {
     let admin_ok = match bearer(&headers) {
         Some(t) => s.manager.authenticate(Some(t)).await.is_ok_and(|c| c.is_admin()),
         None => false,
     };
     s.manager.oauth.introspect(&headers, &body, admin_ok).await
 }
-async fn revoke(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn revoke(State(s): State<Arc<AppState>>, headers: HeaderMap, Body(body): Body) -> Response {
     s.manager.oauth.revoke(&headers, &body).await
 }
 async fn verify(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     s.manager.oauth.verify(&headers, &q(&raw)).await
 }
-async fn register(State(s): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Response {
+async fn register(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
     let meta = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return OAuthError::invalid_client_metadata(format!("malformed JSON: {e}")).into_response(),
@@ -96,7 +123,7 @@ async fn register(State(s): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo
 async fn registration_read(State(s): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     json_or_error(s.manager.oauth.registration_read(&id, bearer(&headers)).await, StatusCode::OK)
 }
-async fn registration_update(State(s): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn registration_update(State(s): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap, Body(body): Body) -> Response {
     let meta = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return OAuthError::invalid_client_metadata(format!("malformed JSON: {e}")).into_response(),
@@ -112,7 +139,7 @@ async fn registration_delete(State(s): State<Arc<AppState>>, Path(id): Path<Stri
         Err(e) => e.into_response(),
     }
 }
-async fn device_code(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn device_code(State(s): State<Arc<AppState>>, headers: HeaderMap, Body(body): Body) -> Response {
     match s.manager.oauth.device_code(&headers, &body).await {
         Ok(v) => token_response(v),
         Err(e) => e.into_response(),
@@ -136,7 +163,9 @@ async fn proxy_callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQ
 
 /// Adds the OAuth protocol endpoints.
 pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    r.route("/.well-known/oauth-authorization-server", get(metadata))
+    // A router of their own, so the body limit applies to these endpoints only.
+    let oauth = Router::new()
+        .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/.well-known/oauth-authorization-server/{*rest}", get(metadata))
         .route("/.well-known/openid-configuration", get(openid))
         .route("/jwks", get(jwks))
@@ -157,4 +186,6 @@ pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route("/device", get(device_page))
         .route("/_portcullis/login", get(proxy_login))
         .route("/_portcullis/callback", get(proxy_callback))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_OAUTH_BODY));
+    r.merge(oauth)
 }

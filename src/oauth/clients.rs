@@ -335,10 +335,12 @@ impl OAuth {
 
     /// Authenticates a client at the token, introspection and revocation endpoints.
     pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> OAuthResult<Client> {
-        let c = self
-            .client(client_id)
-            .await
-            .map_err(|_| OAuthError::invalid_client("unknown client"))?;
+        // A client that cannot be found or fetched is `invalid_client`; a
+        // store outage stays what it is (503), not a claim that it is unknown.
+        let c = self.client(client_id).await.map_err(|e| match e.code {
+            "temporarily_unavailable" | "server_error" => e,
+            _ => OAuthError::invalid_client("unknown client"),
+        })?;
         match (&c.client_secret_hash, secret) {
             (None, _) => Ok(c),
             (Some(h), Some(s)) if constant_time_eq(h, &digest(s)) => Ok(c),

@@ -60,6 +60,11 @@ fn entry_form(note: &str) -> String {
 impl OAuth {
     /// `POST /device/code`.
     pub async fn device_code(&self, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Value> {
+        // Nobody could approve the code: say so now, not after the client
+        // has polled for the code's whole lifetime.
+        if self.config.oauth.login_provider == crate::config::LoginProvider::None {
+            return Err(OAuthError::no_login_provider());
+        }
         let p = Params::parse(body);
         let (client_id, secret) = client_credentials(headers, &p)?;
         let client = self.authenticate_client(&client_id, secret.as_deref()).await?;

@@ -79,6 +79,20 @@ impl OAuthError {
     pub fn device(code: &'static str, d: impl Into<String>) -> Self {
         Self::new(code, StatusCode::BAD_REQUEST, d)
     }
+    /// `temporarily_unavailable` (503): a dependency we need is down or not
+    /// configured; the description says which, so an operator can act.
+    pub fn unavailable(d: impl Into<String>) -> Self {
+        Self::new("temporarily_unavailable", StatusCode::SERVICE_UNAVAILABLE, d)
+    }
+    /// No upstream login is configured, so nobody can log in (503, named).
+    pub fn no_login_provider() -> Self {
+        Self::unavailable("no login provider: set GITHUB_CLIENT_ID or OIDC_ISSUER")
+    }
+    /// The request body could not be taken: over the size limit (413) or
+    /// unreadable (400), as an RFC 6749 error instead of a plain-text reply.
+    pub fn body_rejected(status: StatusCode, d: impl Into<String>) -> Self {
+        Self::new("invalid_request", status, d)
+    }
     /// `server_error` (500); details are logged, not returned.
     pub fn server(d: impl Into<String>) -> Self {
         let d = d.into();
@@ -88,8 +102,16 @@ impl OAuthError {
 }
 
 impl From<StoreError> for OAuthError {
+    /// A store that cannot be reached is an outage (503, retry later); any
+    /// other store failure is ours (500, logged).
     fn from(e: StoreError) -> Self {
-        Self::server(e.to_string())
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "OAuth request failed: store unavailable");
+                Self::unavailable("the store is unavailable; retry later")
+            }
+            other => Self::server(other.to_string()),
+        }
     }
 }
 

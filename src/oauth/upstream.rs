@@ -100,7 +100,7 @@ impl OAuth {
                     .append_pair("code_challenge_method", "S256");
                 Ok(u.to_string())
             }
-            LoginProvider::None => Err(OAuthError::server("no login provider: set GITHUB_CLIENT_ID or OIDC_ISSUER")),
+            LoginProvider::None => Err(OAuthError::no_login_provider()),
         }
     }
 
@@ -109,7 +109,7 @@ impl OAuth {
         match self.config.oauth.login_provider {
             LoginProvider::Github => self.github_user(code, proxy).await,
             LoginProvider::Oidc => self.oidc_user(code, session).await,
-            LoginProvider::None => Err(OAuthError::server("no login provider configured")),
+            LoginProvider::None => Err(OAuthError::no_login_provider()),
         }
     }
 

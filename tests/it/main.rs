@@ -23,6 +23,7 @@ mod embedded_store;
 mod key_refresh;
 mod lifecycle;
 mod newcomer;
+mod oauth_failures;
 mod reliability;
 mod resilience;
 mod tenant;
