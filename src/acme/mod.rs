@@ -64,7 +64,7 @@ pub struct IssueRequest {
 pub struct CertStatus {
     /// Certificate name.
     pub cert_name: String,
-    /// `pending`, `validating`, `issued` or `failed`.
+    /// `pending`, `validating`, `issued`, `failed` or `skipped` (no order started).
     pub status: String,
     /// Progress or the ACME error text.
     pub message: String,
@@ -91,6 +91,24 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// Why no public CA can validate `host` (HTTP-01 from the internet), or
+/// `None` when one may: IP addresses, `localhost` and the special-use
+/// domains `.localhost`, `.test`, `.internal`, `.local`, `.invalid`, and
+/// single-label names.
+pub fn not_publicly_validatable(host: &str) -> Option<String> {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let last = h.rsplit('.').next().unwrap_or_default();
+    if h.parse::<std::net::IpAddr>().is_ok() || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) {
+        return Some(format!("{h} is an IP address"));
+    }
+    if !h.contains('.') {
+        return Some(format!("{h} is a single-label name"));
+    }
+    ["localhost", "test", "internal", "local", "invalid"]
+        .contains(&last)
+        .then(|| format!("{h} is under .{last}, a special-use domain no public CA validates"))
 }
 
 /// Normalises and checks the names of an order.
@@ -166,7 +184,7 @@ impl Acme {
             updated_at: now_rfc3339(),
             owner_token_hash: req.owner_token_hash.clone(),
         };
-        let ttl = if matches!(status, "issued" | "failed") {
+        let ttl = if matches!(status, "issued" | "failed" | "skipped") {
             self.config.acme.status_retention.as_secs()
         } else {
             self.order_budget().as_secs() * u64::from(ORDER_ATTEMPTS) + 600
@@ -179,6 +197,11 @@ impl Acme {
         {
             tracing::warn!(cert = %req.cert_name, error = %e, "cannot record certificate status");
         }
+    }
+
+    /// Records that no order was started for `req`, and why (status `skipped`).
+    pub async fn skip(&self, req: &IssueRequest, why: &str) {
+        self.set_status(req, "skipped", why).await;
     }
 
     /// The current status of `name`'s generation, if any is retained.

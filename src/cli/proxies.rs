@@ -215,7 +215,16 @@ pub async fn run(api: &Api, json_out: bool, verb: ProxyVerb) -> CliResult {
     let (v, text) = match verb {
         ProxyVerb::Create(c) => {
             let v = api.post(&[PROXY, TARGETS, ""], &c.body()).await?;
-            let t = format!("created proxy {} -> {}\n", field(&v, "hostname"), field(&v, "target_url"));
+            let mut t = format!("created proxy {} -> {}\n", field(&v, "hostname"), field(&v, "target_url"));
+            if let Some(cert) = v.get("certificate") {
+                t.push_str(&format!("certificate {}: {}\n", field(cert, "cert_name"), field(cert, "message")));
+                if cert.get("status").and_then(Value::as_str) == Some("pending") {
+                    t.push_str(&format!(
+                        "follow it with `portcullis cert status {} --wait`\n",
+                        field(cert, "cert_name")
+                    ));
+                }
+            }
             (v, t)
         }
         ProxyVerb::List => {

@@ -100,6 +100,8 @@ pub mod vars {
     pub const HTTPS_PROXY_PROTOCOL: &str = "HTTPS_PROXY_PROTOCOL";
     /// Unix socket over which `serve --upgrade` takes the listeners over.
     pub const UPGRADE_SOCKET: &str = "UPGRADE_SOCKET";
+    /// `false` turns off the automatic certificate order when a proxy is created.
+    pub const ACME_AUTO: &str = "ACME_AUTO";
     /// Networks (CIDR list) that targets of non-admin owners may reach even
     /// though they are loopback, link-local or unspecified.
     pub const USER_TARGET_ALLOW_NETWORKS: &str = "USER_TARGET_ALLOW_NETWORKS";
@@ -308,6 +310,8 @@ pub struct AcmeConfig {
     pub max_workers: usize,
     /// RSA key size.
     pub rsa_key_size: u32,
+    /// Order a certificate automatically when an HTTPS proxy is created (`ACME_AUTO`).
+    pub auto: bool,
 }
 
 /// An http(s) URL from `var` (or `default`), checked.
@@ -363,6 +367,7 @@ fn acme_config() -> Result<AcmeConfig, ConfigError> {
         status_retention: seconds(vars::CERT_STATUS_RETENTION_SECONDS, 300)?,
         max_workers,
         rsa_key_size,
+        auto: boolean(vars::ACME_AUTO, true)?,
     })
 }
 

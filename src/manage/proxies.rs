@@ -1,9 +1,22 @@
 //! Proxy target operations.
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::{from_json, merge, Caller, ManageError, ManageResult, Manager};
 use crate::model::{now_rfc3339, Proxy};
+
+/// What creating a proxy did: the proxy, and (for an HTTPS proxy created
+/// without `cert_name`) what happened about its certificate.
+#[derive(Debug, Serialize)]
+pub struct ProxyCreated {
+    /// The proxy as the API shows it.
+    #[serde(flatten)]
+    pub proxy: Proxy,
+    /// `{cert_name, status: pending|skipped|not_started, message, status_url}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Value>,
+}
 
 /// Fields a caller can never set: identity and ownership.
 const LOCKED: [&str; 4] = ["hostname", "owner_token_hash", "created_by", "created_at"];
@@ -13,7 +26,7 @@ impl Manager {
     /// With `enable_https` and no `cert_name`, issuance of a certificate for
     /// the hostname starts (request options `staging` and `email` apply) and
     /// the result is attached; until then the self-signed one is served.
-    pub async fn create_proxy(&self, caller: &Caller, body: Value) -> ManageResult<Proxy> {
+    pub async fn create_proxy(&self, caller: &Caller, body: Value) -> ManageResult<ProxyCreated> {
         let mut body = body;
         let (mut staging, mut email) = (false, None);
         if let Value::Object(o) = &mut body {
@@ -47,12 +60,66 @@ impl Manager {
         }
         self.store.create_proxy(&p).await?;
         tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy created");
-        if auto_issue && p.cert_name.is_none() {
-            if let Err(e) = self.issue_for_proxy(caller, &p, staging, email).await {
+        let certificate = if auto_issue && p.cert_name.is_none() {
+            Some(self.auto_certificate(caller, &p, staging, email).await)
+        } else {
+            None
+        };
+        Ok(ProxyCreated {
+            proxy: p.public(),
+            certificate,
+        })
+    }
+
+    /// Starts the automatic order for a new proxy, unless it is off
+    /// (`ACME_AUTO`, the proxy's `acme_auto`) or no public CA could validate
+    /// the hostname; says which, and how to follow it. A skip is recorded as
+    /// the certificate's status `skipped`, so the status URL tells it too.
+    async fn auto_certificate(&self, caller: &Caller, p: &Proxy, staging: bool, email: Option<String>) -> Value {
+        let name = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
+        let status_url = format!("/api/v1/certificates/{name}/status");
+        let skip = if !self.config.acme.auto {
+            Some("automatic certificates are off (ACME_AUTO=false)".to_string())
+        } else if !p.acme_auto {
+            Some("automatic certificates are off for this proxy (acme_auto: false)".to_string())
+        } else {
+            crate::acme::not_publicly_validatable(&p.hostname)
+        };
+        let directory = if staging { "staging" } else { "production" };
+        if let Some(why) = skip {
+            let why = format!(
+                "no certificate ordered: {why}; the self-signed certificate is served until one is uploaded or attached, or ordered with POST /api/v1/proxy/targets/{}/cert/generate",
+                p.hostname
+            );
+            tracing::info!(hostname = %p.hostname, reason = %why, "automatic certificate skipped");
+            self.acme
+                .skip(
+                    &crate::acme::IssueRequest {
+                        cert_name: name.clone(),
+                        domains: vec![p.hostname.clone()],
+                        email: None,
+                        staging,
+                        key_type: crate::acme::KeyType::Rsa,
+                        owner_token_hash: p.owner_token_hash.clone(),
+                        created_by: caller.name.clone(),
+                        attach_to: None,
+                        replaces: None,
+                    },
+                    &why,
+                )
+                .await;
+            return json!({"cert_name": name, "status": "skipped", "message": why, "status_url": status_url});
+        }
+        match self.issue_for_proxy(caller, p, staging, email).await {
+            Ok(_) => json!({
+                "cert_name": name, "status": "pending", "directory": directory, "status_url": status_url,
+                "message": format!("ordering a certificate for {} from the {directory} ACME directory; follow it at {status_url}", p.hostname),
+            }),
+            Err(e) => {
                 tracing::warn!(hostname = %p.hostname, error = %e, "automatic certificate issuance did not start");
+                json!({"cert_name": name, "status": "not_started", "message": format!("no certificate ordered: {e}")})
             }
         }
-        Ok(p.public())
     }
 
     /// Seals a newly given GitHub client secret (an unchanged one is already sealed).

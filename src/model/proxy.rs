@@ -76,6 +76,10 @@ pub struct Proxy {
     /// Serve HTTPS.
     #[serde(default = "yes")]
     pub enable_https: bool,
+    /// Order a certificate automatically at creation when HTTPS is on and no
+    /// `cert_name` is given (also needs `ACME_AUTO`).
+    #[serde(default = "yes")]
+    pub acme_auto: bool,
     /// Pass the client's Host header upstream instead of the target's.
     #[serde(default = "yes")]
     pub preserve_host_header: bool,

@@ -111,11 +111,11 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
 
     // a proxy with HTTPS and no certificate gets one issued and attached
     let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "auto.test", "target_url": a.url()})).await;
-    assert_eq!(wait_status(&p, "proxy-auto-test").await["status"], "issued");
+    p.create_proxy(json!({"hostname": "auto.example.org", "target_url": a.url()})).await;
+    assert_eq!(wait_status(&p, "proxy-auto-example-org").await["status"], "issued");
     let attached = eventually(Duration::from_secs(5), || async {
-        let (_, v) = p.admin("GET", "/api/v1/proxy/targets/auto.test", None).await;
-        (v["cert_name"] == "proxy-auto-test").then_some(())
+        let (_, v) = p.admin("GET", "/api/v1/proxy/targets/auto.example.org", None).await;
+        (v["cert_name"] == "proxy-auto-example-org").then_some(())
     })
     .await;
     assert!(attached.is_some());
@@ -123,7 +123,7 @@ async fn issues_single_and_multi_domain_certificates_and_serves_them() {
     let ok = eventually(Duration::from_secs(3), || {
         let root = root2.clone();
         async move {
-            tokio::task::spawn_blocking(move || verified_serial(port, "auto.test", &root))
+            tokio::task::spawn_blocking(move || verified_serial(port, "auto.example.org", &root))
                 .await
                 .unwrap()
                 .ok()

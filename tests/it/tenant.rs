@@ -632,3 +632,56 @@ async fn tenant_user_targets_hostnames_urls_and_sizes_are_bounded() {
     let huge = json!({"hostname": "big.test", "target_url": "http://192.0.2.1", "description": "y".repeat(3 * 1024 * 1024)});
     assert_error(&post(q, &carol, "/api/v1/proxy/targets/", huge).await, 413, None);
 }
+
+/// Creates an HTTPS proxy as the admin; returns the create response's `certificate`.
+async fn https_proxy(p: &Portcullis, host: &str, extra: Value) -> Value {
+    let mut body = json!({"hostname": host, "target_url": "http://192.0.2.1"});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let (s, v) = p.admin("POST", "/api/v1/proxy/targets/", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    v["certificate"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_automatic_certificates_skip_names_no_public_ca_validates_and_can_be_off() {
+    let i = instance("redis", &[]).await;
+    let p = &i.p;
+    for (host, why) in [
+        ("app.test", ".test"),
+        ("192.0.2.10", "IP address"),
+        ("intranet", "single-label"),
+        ("svc.internal", ".internal"),
+        ("printer.local", ".local"),
+        ("dev.localhost", ".localhost"),
+    ] {
+        let c = https_proxy(p, host, json!({})).await;
+        assert_eq!(c["status"], "skipped", "{host}: {c}");
+        assert!(c["message"].as_str().unwrap().contains(why), "{host}: {c}");
+        let (s, st) = p.admin("GET", c["status_url"].as_str().unwrap(), None).await;
+        assert_eq!((s, st["status"].as_str()), (200, Some("skipped")), "{host}: {st}");
+    }
+    let c = https_proxy(p, "quiet.example.org", json!({"acme_auto": false})).await;
+    assert_eq!(c["status"], "skipped", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("acme_auto"), "{c}");
+    // A public name is ordered, and the answer says from where and how to follow it.
+    let c = https_proxy(p, "app.example.org", json!({"staging": true})).await;
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["cert_name"], "proxy-app-example-org");
+    assert_eq!(c["directory"], "staging");
+    assert_eq!(c["status_url"], "/api/v1/certificates/proxy-app-example-org/status");
+    // No certificate section when HTTPS is off or a certificate is named.
+    let (_, v) = p
+        .admin(
+            "POST",
+            "/api/v1/proxy/targets/",
+            Some(json!({"hostname": "plain.example.org", "target_url": "http://192.0.2.1", "enable_https": false})),
+        )
+        .await;
+    assert!(v.get("certificate").is_none(), "{v}");
+
+    // ACME_AUTO=false turns automatic orders off for the instance.
+    let j = instance("redis", &[("ACME_AUTO", "false")]).await;
+    let c = https_proxy(&j.p, "app.example.org", json!({})).await;
+    assert_eq!(c["status"], "skipped", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("ACME_AUTO=false"), "{c}");
+}
