@@ -685,3 +685,46 @@ async fn tenant_automatic_certificates_skip_names_no_public_ca_validates_and_can
     assert_eq!(c["status"], "skipped", "{c}");
     assert!(c["message"].as_str().unwrap().contains("ACME_AUTO=false"), "{c}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_a_finished_acme_order_never_overwrites_a_certificate_replaced_meanwhile() {
+    let redis = Redis::start();
+    let http = crate::harness::free_port();
+    let pebble = crate::harness::pebble::Pebble::start(http, 0);
+    let http_s = http.to_string();
+    let mut env: Vec<(&str, String)> = pebble.env();
+    env.push(("HTTP_PORT", http_s));
+    // the order waits 4 s before its first poll: the upload below lands first
+    env.push(("ACME_POLL_INITIAL_WAIT", "4".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = Portcullis::start_with(&redis, &env).await;
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/",
+            Some(json!({"cert_name": "race", "domain": "race.example.org"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let (c, k) = make_cert(&["race.example.org"], -1, 30);
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/upload",
+            Some(json!({"cert_name": "race", "certificate_pem": c, "private_key_pem": k})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let uploaded = v["fingerprint_sha256"].clone();
+    let done = eventually(Duration::from_secs(90), || async {
+        let (_, v) = p.admin("GET", "/api/v1/certificates/race/status", None).await;
+        (v["status"] == "failed" || v["status"] == "issued").then_some(v)
+    })
+    .await
+    .expect("the order ends");
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["message"].as_str().unwrap().contains("replaced"), "{done}");
+    let (_, now) = p.admin("GET", "/api/v1/certificates/race", None).await;
+    assert_eq!(now["fingerprint_sha256"], uploaded, "the uploaded certificate was overwritten");
+    assert_eq!(now["source"], "upload");
+}
