@@ -93,9 +93,60 @@ fn strings(v: Option<&Value>, field: &str) -> OAuthResult<Option<Vec<String>>> {
     }
 }
 
+/// Most redirect URIs one client may register.
+pub const MAX_REDIRECT_URIS: usize = 20;
+/// Longest redirect URI, and longest value of any other metadata string.
+pub const MAX_METADATA_STRING: usize = 2000;
+/// Longest `client_name` (it is shown on the consent page).
+pub const MAX_CLIENT_NAME: usize = 200;
+/// Largest whole metadata document, as JSON.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// Size limits of registration metadata: self-registration is anonymous,
+/// so what one caller may make us store and show is bounded.
+fn check_limits(meta: &Map<String, Value>, redirect_uris: &[String]) -> OAuthResult<()> {
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::invalid_redirect_uri(format!(
+            "at most {MAX_REDIRECT_URIS} redirect_uris"
+        )));
+    }
+    if redirect_uris.iter().any(|u| u.len() > MAX_METADATA_STRING) {
+        return Err(OAuthError::invalid_redirect_uri(format!(
+            "a redirect URI is longer than {MAX_METADATA_STRING} characters"
+        )));
+    }
+    match meta.get("client_name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(n)) if n.chars().count() <= MAX_CLIENT_NAME && !n.chars().any(char::is_control) => {}
+        Some(Value::String(_)) => {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "client_name must be at most {MAX_CLIENT_NAME} characters, without control characters"
+            )))
+        }
+        Some(_) => return Err(OAuthError::invalid_client_metadata("client_name must be a string")),
+    }
+    let too_long = |v: &Value| matches!(v, Value::String(t) if t.len() > MAX_METADATA_STRING);
+    if let Some((k, _)) = meta
+        .iter()
+        .find(|(_, v)| too_long(v) || v.as_array().is_some_and(|a| a.iter().any(too_long)))
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "{k}: values are limited to {MAX_METADATA_STRING} characters"
+        )));
+    }
+    if serde_json::to_vec(meta).map_or(true, |b| b.len() > MAX_METADATA_BYTES) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "client metadata is limited to {} KiB",
+            MAX_METADATA_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
+
 /// Validates registration metadata into a client (without id/secret).
 fn client_from_metadata(meta: &Map<String, Value>, source: &str) -> OAuthResult<Client> {
     let redirect_uris = strings(meta.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
+    check_limits(meta, &redirect_uris)?;
     let grant_types = strings(meta.get("grant_types"), "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     if let Some(g) = grant_types.iter().find(|g| !GRANTS.contains(&g.as_str())) {
         return Err(OAuthError::invalid_client_metadata(format!(

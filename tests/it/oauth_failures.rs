@@ -143,3 +143,56 @@ async fn a_store_outage_is_503_not_500() {
     assert_eq!((s, v["error"].as_str()), (503, Some("temporarily_unavailable")), "{v}");
     assert!(!v.to_string().contains("127.0.0.1:"), "the store's address leaked: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_registration_has_documented_size_limits() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let register = |doc: Value| post(p.api("/register"), serde_json::to_vec(&doc).unwrap(), "application/json");
+    let uris = |n: usize| -> Vec<String> { (0..n).map(|i| format!("http://127.0.0.1:5555/cb{i}")).collect() };
+
+    // At the limits: 20 redirect URIs, a 200-character name, 2000-character values.
+    let long_uri = format!("http://127.0.0.1:5555/{}", "a".repeat(2000 - 22));
+    let mut at = uris(19);
+    at.push(long_uri.clone());
+    let (s, v) = register(
+        json!({"redirect_uris": at, "client_name": "n".repeat(200), "client_uri": format!("https://x.example/{}", "c".repeat(2000 - 18))}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    let refused = [
+        (json!({"redirect_uris": uris(21)}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": [format!("{long_uri}a")]}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": uris(1), "client_name": "n".repeat(201)}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": uris(1), "client_name": "evil\r\nname"}),
+            "invalid_client_metadata",
+        ),
+        (json!({"redirect_uris": uris(1), "client_name": 7}), "invalid_client_metadata"),
+        (
+            json!({"redirect_uris": uris(1), "tos_uri": "t".repeat(2001)}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": uris(1), "contacts": ["c".repeat(2001)]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": uris(1), "x": (0..20).map(|i| format!("{i}{}", "v".repeat(1000))).collect::<Vec<_>>()}),
+            "invalid_client_metadata",
+        ),
+    ];
+    for (doc, code) in refused {
+        let (s, v) = register(doc.clone()).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some(code)),
+            "{}: {v}",
+            &doc.to_string()[..80.min(doc.to_string().len())]
+        );
+    }
+}
