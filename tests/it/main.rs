@@ -25,5 +25,6 @@ mod lifecycle;
 mod newcomer;
 mod oauth_failures;
 mod reliability;
+mod reliability_changes;
 mod resilience;
 mod tenant;
