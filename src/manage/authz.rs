@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use super::{Caller, ManageError, ManageResult, Manager};
-use crate::model::{cert_covers, Certificate, TokenScope, ValidationError};
+use crate::model::{cert_covers, Certificate, Proxy, TokenScope, ValidationError};
 use crate::secrets::constant_time_eq;
 
 /// Name the bootstrap admin token goes by.
@@ -121,6 +121,31 @@ impl Manager {
             Some(c) if caller.may_read(&c.owner_token_hash) => Ok(c),
             _ => Err(ManageError::NotFound(format!("certificate {name}"))),
         }
+    }
+
+    /// Only the admin sets a proxy's OAuth scope lists (`oauth_*_users`):
+    /// a user may keep what is stored (`current`), not set or change it.
+    pub fn check_scope_lists(&self, caller: &Caller, new: &Proxy, current: Option<&Proxy>) -> ManageResult<()> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let lists = |p: &Proxy| {
+            [
+                ("oauth_admin_users", p.oauth_admin_users.clone()),
+                ("oauth_user_users", p.oauth_user_users.clone()),
+                ("oauth_mcp_users", p.oauth_mcp_users.clone()),
+            ]
+        };
+        let before = current.map(lists);
+        for (i, (field, v)) in lists(new).into_iter().enumerate() {
+            let kept = before.as_ref().map_or(v.is_none(), |b| b[i].1 == v);
+            if !kept {
+                return Err(ManageError::Forbidden(format!(
+                    "{field}: only the admin sets per-proxy OAuth scope lists (scopes come from server configuration)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Checks a hostname a caller wants to serve: users may not claim IP address literals.

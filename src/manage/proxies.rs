@@ -39,6 +39,7 @@ impl Manager {
         let mut p: Proxy = from_json(body)?;
         p.validate()?;
         self.check_claimable_host(caller, &p.hostname)?;
+        self.check_scope_lists(caller, &p, None)?;
         self.check_user_target(caller, "target_url", &p.target_url).await?;
         if let Some(name) = &p.cert_name {
             self.usable_cert(caller, name).await?;
@@ -168,6 +169,7 @@ impl Manager {
         merge(&mut v, patch, &LOCKED)?;
         let mut p: Proxy = from_json(v)?;
         p.validate()?;
+        self.check_scope_lists(caller, &p, Some(&current))?;
         if p.target_url != current.target_url {
             self.check_user_target(caller, "target_url", &p.target_url).await?;
         }

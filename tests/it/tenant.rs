@@ -492,6 +492,37 @@ async fn tenant_user_targets_hostnames_urls_and_sizes_are_bounded() {
     )
     .await;
     assert_eq!(s, 201, "the admin keeps loopback targets: {v}");
+    // Per-proxy OAuth scope lists are the admin's to set.
+    let got = post(
+        p,
+        &alice,
+        "/api/v1/proxy/targets/",
+        json!({"hostname": "s.test", "target_url": "http://192.0.2.1", "enable_https": false, "oauth_admin_users": ["*"]}),
+    )
+    .await;
+    forbidden(&got, "only the admin sets per-proxy OAuth scope lists");
+    proxy(p, &alice, "s.test", "http://192.0.2.1", json!({})).await;
+    let got = p
+        .call(
+            "PUT",
+            "/api/v1/proxy/targets/s.test",
+            Some(&alice),
+            Some(json!({"oauth_user_users": ["alice"]})),
+        )
+        .await;
+    forbidden(&got, "oauth_user_users");
+    let (s, v) = p
+        .call("PUT", "/api/v1/proxy/targets/s.test", Some(&alice), Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(s, 200, "other fields stay hers to change: {v}");
+    let (s, v) = p
+        .admin("PUT", "/api/v1/proxy/targets/s.test", Some(json!({"oauth_mcp_users": ["alice"]})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = p
+        .call("PUT", "/api/v1/proxy/targets/s.test", Some(&alice), Some(json!({"enabled": true})))
+        .await;
+    assert_eq!(s, 200, "a list the admin set does not block her edits: {v}");
     // IP-address hostnames are the admin's.
     let got = post(
         p,
