@@ -187,7 +187,39 @@ async fn stored(
 /// signed may live, `keep_secs`), a new next is made. The rotated ring is
 /// loaded before it is stored, so a ring whose keys cannot be unsealed is
 /// refused, not written.
+///
+/// Rotations are serialized across instances by [`ROTATE_LOCK_KEY`]: two
+/// read-modify-writes of the ring racing each other lost a rotation, and a
+/// stale write could drop a key that live tokens were signed with.
 pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
+    let holder = super::random_token(16);
+    let mut acquired = false;
+    for _ in 0..ROTATE_LOCK_ATTEMPTS {
+        if store.kv_set_nx(ROTATE_LOCK_KEY, &holder, ROTATE_LOCK_TTL_SECS).await? {
+            acquired = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !acquired {
+        return Err(OAuthError::unavailable("another key rotation is in progress; retry"));
+    }
+    let result = rotate_locked(store, sealer, seed_pem, keep_secs).await;
+    // Released only by its holder (a lock that expired meanwhile may be another's).
+    if store.kv_get(ROTATE_LOCK_KEY).await.ok().flatten().as_deref() == Some(holder.as_str()) {
+        let _ = store.kv_del(ROTATE_LOCK_KEY).await;
+    }
+    result
+}
+
+/// The store key that serializes rotations; it expires on its own if its
+/// holder dies mid-rotation.
+pub const ROTATE_LOCK_KEY: &str = "oauth:keys:rotate-lock";
+const ROTATE_LOCK_TTL_SECS: u64 = 10;
+/// How long a rotation waits for another to finish: 200 x 50 ms.
+const ROTATE_LOCK_ATTEMPTS: u32 = 200;
+
+async fn rotate_locked(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
     let (_, old) = stored(store, sealer, seed_pem, store.get_value(RING_KEY).await?).await?;
     let now = chrono::Utc::now().timestamp();
     let mut retired: Vec<RetiredKey> = old.retired.into_iter().filter(|r| now - r.retired_at <= keep_secs).collect();

@@ -21,6 +21,7 @@ mod edge_limits;
 mod edge_paths;
 mod embedded_store;
 mod key_refresh;
+mod key_rotation;
 mod lifecycle;
 mod newcomer;
 mod oauth_failures;
