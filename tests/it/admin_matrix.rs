@@ -1,6 +1,7 @@
 //! The authorization matrix (issue 13, acceptance): every admin API
 //! endpoint and verb, called by {admin token, owner user token, other user
-//! token, no credential} on objects owned by {admin, owner, other}, must
+//! token, no credential, OAuth token with `user`, OAuth token with `mcp`}
+//! on objects owned by {admin, owner, other}, must
 //! answer the status written in ONE table below. The test fails on any cell
 //! that differs, when the router (src/admin) has a path or a method without
 //! a row, and when a row names a path the router lacks.
@@ -22,13 +23,25 @@ enum Obj {
 }
 use Obj::{Admin, None as Nil, Other, Owner};
 
-/// Status per caller: admin token, owner user token, other user token, no credential.
-type Cells = [u16; 4];
+/// Status per caller: admin token, owner user token, other user token, no
+/// credential, OAuth token with scope `user`, OAuth token with scope `mcp`.
+type Cells = [u16; 6];
 
 /// One row: method, path pattern (as in the router, `{x}` filled per object), object, body, statuses.
 type Row = (&'static str, &'static str, Obj, Option<fn(&str) -> Value>, Cells);
 
-const READ_OWN: [Cells; 3] = [[200, 404, 404, 401], [200, 200, 404, 401], [200, 404, 200, 401]];
+/// Reads of one object: the admin and its owner see it; an OAuth `user` token owns nothing.
+const READ_OWN: [Cells; 3] = [
+    [200, 404, 404, 401, 404, 403],
+    [200, 200, 404, 401, 404, 403],
+    [200, 404, 200, 401, 404, 403],
+];
+/// Deletes of one object: as reads, but an OAuth `user` token may only read.
+const DELETE_OWN: [Cells; 3] = [
+    [200, 404, 404, 401, 403, 403],
+    [200, 200, 404, 401, 403, 403],
+    [200, 404, 200, 401, 403, 403],
+];
 
 fn none(_: &str) -> Value {
     json!({})
@@ -85,294 +98,456 @@ fn test_token(_: &str) -> Value {
     json!({"username": "m", "scope": "user"})
 }
 
-/// THE table. Callers: [admin, owner, other, none]. Per-object rows are
+/// THE table. Callers: [admin, owner, other, none, OAuth `user`, OAuth `mcp`]. Per-object rows are
 /// listed for objects of the admin, the owner and the other user.
 fn table() -> Vec<Row> {
     let mut t: Vec<Row> = vec![
         // tokens
-        ("GET", "/api/v1/tokens/", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/tokens/", Nil, Some(new_token), [201, 403, 403, 401]),
-        ("POST", "/api/v1/tokens/generate", Nil, Some(new_generated), [201, 403, 403, 401]),
-        ("GET", "/api/v1/tokens/info", Nil, None, [200, 200, 200, 401]),
-        ("PUT", "/api/v1/tokens/email", Nil, Some(email), [409, 200, 200, 401]),
-        ("GET", "/api/v1/tokens/{name}/reveal", Admin, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/tokens/{name}/reveal", Owner, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/tokens/{name}/reveal", Other, None, [200, 403, 403, 401]),
+        ("GET", "/api/v1/tokens/", Nil, None, [200, 200, 200, 401, 200, 403]),
+        ("POST", "/api/v1/tokens/", Nil, Some(new_token), [201, 403, 403, 401, 403, 403]),
+        (
+            "POST",
+            "/api/v1/tokens/generate",
+            Nil,
+            Some(new_generated),
+            [201, 403, 403, 401, 403, 403],
+        ),
+        ("GET", "/api/v1/tokens/info", Nil, None, [200, 200, 200, 401, 200, 403]),
+        ("PUT", "/api/v1/tokens/email", Nil, Some(email), [409, 200, 200, 401, 403, 403]),
+        ("GET", "/api/v1/tokens/{name}/reveal", Admin, None, [200, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/tokens/{name}/reveal", Owner, None, [200, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/tokens/{name}/reveal", Other, None, [200, 403, 403, 401, 403, 403]),
         // proxies
-        ("GET", "/api/v1/proxy/targets/", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/proxy/targets/", Nil, Some(new_proxy), [201, 201, 201, 401]),
+        ("GET", "/api/v1/proxy/targets/", Nil, None, [200, 200, 200, 401, 200, 403]),
+        (
+            "POST",
+            "/api/v1/proxy/targets/",
+            Nil,
+            Some(new_proxy),
+            [201, 201, 201, 401, 403, 403],
+        ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}",
             Admin,
             Some(enabled),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}",
             Owner,
             Some(enabled),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}",
             Other,
             Some(enabled),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/generate",
             Admin,
             Some(bogus),
-            [422, 404, 404, 401],
+            [422, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/generate",
             Owner,
             Some(bogus),
-            [422, 422, 404, 401],
+            [422, 422, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/generate",
             Other,
             Some(bogus),
-            [422, 404, 422, 401],
+            [422, 404, 422, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/attach",
             Admin,
             Some(bogus),
-            [422, 404, 404, 401],
+            [422, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/attach",
             Owner,
             Some(bogus),
-            [422, 422, 404, 401],
+            [422, 422, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/cert/attach",
             Other,
             Some(bogus),
-            [422, 404, 422, 401],
+            [422, 404, 422, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/auth",
             Admin,
             Some(none),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/auth",
             Owner,
             Some(none),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/auth",
             Other,
             Some(none),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/auth",
             Admin,
             Some(none),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/auth",
             Owner,
             Some(none),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/auth",
             Other,
             Some(none),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/auth", Admin, None, [200, 404, 404, 401]),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/auth", Owner, None, [200, 200, 404, 401]),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/auth", Other, None, [200, 404, 200, 401]),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/auth",
+            Admin,
+            None,
+            [200, 404, 404, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/auth",
+            Owner,
+            None,
+            [200, 200, 404, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/auth",
+            Other,
+            None,
+            [200, 404, 200, 401, 403, 403],
+        ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Admin,
             Some(none),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Owner,
             Some(none),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Other,
             Some(none),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Admin,
             Some(none),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Owner,
             Some(none),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "PUT",
             "/api/v1/proxy/targets/{hostname}/mcp",
             Other,
             Some(none),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/mcp", Admin, None, [200, 404, 404, 401]),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/mcp", Owner, None, [200, 200, 404, 401]),
-        ("DELETE", "/api/v1/proxy/targets/{hostname}/mcp", Other, None, [200, 404, 200, 401]),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/mcp",
+            Admin,
+            None,
+            [200, 404, 404, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/mcp",
+            Owner,
+            None,
+            [200, 200, 404, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/proxy/targets/{hostname}/mcp",
+            Other,
+            None,
+            [200, 404, 200, 401, 403, 403],
+        ),
         // routes
-        ("GET", "/api/v1/routes/", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/routes/", Nil, Some(new_route), [201, 201, 201, 401]),
-        ("POST", "/api/v1/routes/", Nil, Some(new_global_route), [201, 403, 403, 401]),
-        ("GET", "/api/v1/routes/formatted", Nil, None, [200, 200, 200, 401]),
-        ("PUT", "/api/v1/routes/{route_id}", Admin, Some(enabled), [200, 404, 404, 401]),
-        ("PUT", "/api/v1/routes/{route_id}", Owner, Some(enabled), [200, 200, 404, 401]),
-        ("PUT", "/api/v1/routes/{route_id}", Other, Some(enabled), [200, 404, 200, 401]),
+        ("GET", "/api/v1/routes/", Nil, None, [200, 200, 200, 401, 200, 403]),
+        ("POST", "/api/v1/routes/", Nil, Some(new_route), [201, 201, 201, 401, 403, 403]),
+        (
+            "POST",
+            "/api/v1/routes/",
+            Nil,
+            Some(new_global_route),
+            [201, 403, 403, 401, 403, 403],
+        ),
+        ("GET", "/api/v1/routes/formatted", Nil, None, [200, 200, 200, 401, 200, 403]),
+        (
+            "PUT",
+            "/api/v1/routes/{route_id}",
+            Admin,
+            Some(enabled),
+            [200, 404, 404, 401, 403, 403],
+        ),
+        (
+            "PUT",
+            "/api/v1/routes/{route_id}",
+            Owner,
+            Some(enabled),
+            [200, 200, 404, 401, 403, 403],
+        ),
+        (
+            "PUT",
+            "/api/v1/routes/{route_id}",
+            Other,
+            Some(enabled),
+            [200, 404, 200, 401, 403, 403],
+        ),
         // certificates
-        ("GET", "/api/v1/certificates/", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/certificates/", Nil, Some(new_order), [202, 202, 202, 401]),
+        ("GET", "/api/v1/certificates/", Nil, None, [200, 200, 200, 401, 200, 403]),
+        (
+            "POST",
+            "/api/v1/certificates/",
+            Nil,
+            Some(new_order),
+            [202, 202, 202, 401, 403, 403],
+        ),
         (
             "POST",
             "/api/v1/certificates/multi-domain",
             Nil,
             Some(new_multi),
-            [202, 202, 202, 401],
+            [202, 202, 202, 401, 403, 403],
         ),
-        ("POST", "/api/v1/certificates/upload", Nil, Some(new_upload), [201, 201, 201, 401]),
+        (
+            "POST",
+            "/api/v1/certificates/upload",
+            Nil,
+            Some(new_upload),
+            [201, 201, 201, 401, 403, 403],
+        ),
         (
             "POST",
             "/api/v1/certificates/upload",
             Nil,
             Some(upload_for_owner_host),
-            [201, 201, 403, 401],
+            [201, 201, 403, 401, 403, 403],
         ),
-        ("POST", "/api/v1/certificates/{cert_name}/renew", Admin, None, [409, 404, 404, 401]),
-        ("POST", "/api/v1/certificates/{cert_name}/renew", Owner, None, [409, 409, 404, 401]),
-        ("POST", "/api/v1/certificates/{cert_name}/renew", Other, None, [409, 404, 409, 401]),
+        (
+            "POST",
+            "/api/v1/certificates/{cert_name}/renew",
+            Admin,
+            None,
+            [409, 404, 404, 401, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/certificates/{cert_name}/renew",
+            Owner,
+            None,
+            [409, 409, 404, 401, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/certificates/{cert_name}/renew",
+            Other,
+            None,
+            [409, 404, 409, 401, 403, 403],
+        ),
         (
             "POST",
             "/api/v1/certificates/{cert_name}/to-production",
             Admin,
             None,
-            [409, 404, 404, 401],
+            [409, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/certificates/{cert_name}/to-production",
             Owner,
             None,
-            [409, 409, 404, 401],
+            [409, 409, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/certificates/{cert_name}/to-production",
             Other,
             None,
-            [409, 404, 409, 401],
+            [409, 404, 409, 401, 403, 403],
         ),
         // external services (the admin's; users see none)
-        ("GET", "/api/v1/services/external", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/services/external", Nil, Some(new_service), [201, 403, 403, 401]),
-        ("DELETE", "/api/v1/services/external/{name}", Nil, None, [200, 403, 403, 401]),
+        ("GET", "/api/v1/services/external", Nil, None, [200, 200, 200, 401, 200, 403]),
+        (
+            "POST",
+            "/api/v1/services/external",
+            Nil,
+            Some(new_service),
+            [201, 403, 403, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/services/external/{name}",
+            Nil,
+            None,
+            [200, 403, 403, 401, 403, 403],
+        ),
         // resource registry
-        ("GET", "/api/v1/resources/", Nil, None, [200, 200, 200, 401]),
-        ("POST", "/api/v1/resources/", Nil, Some(new_resource), [201, 201, 201, 401]),
-        ("POST", "/api/v1/resources/auto-register", Nil, Some(none), [200, 200, 200, 401]),
-        ("PUT", "/api/v1/resources/{uri}", Admin, Some(none), [200, 404, 404, 401]),
-        ("PUT", "/api/v1/resources/{uri}", Owner, Some(none), [200, 200, 404, 401]),
-        ("PUT", "/api/v1/resources/{uri}", Other, Some(none), [200, 404, 200, 401]),
+        ("GET", "/api/v1/resources/", Nil, None, [200, 200, 200, 401, 200, 403]),
+        (
+            "POST",
+            "/api/v1/resources/",
+            Nil,
+            Some(new_resource),
+            [201, 201, 201, 401, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/resources/auto-register",
+            Nil,
+            Some(none),
+            [200, 200, 200, 401, 403, 403],
+        ),
+        ("PUT", "/api/v1/resources/{uri}", Admin, Some(none), [200, 404, 404, 401, 403, 403]),
+        ("PUT", "/api/v1/resources/{uri}", Owner, Some(none), [200, 200, 404, 401, 403, 403]),
+        ("PUT", "/api/v1/resources/{uri}", Other, Some(none), [200, 404, 200, 401, 403, 403]),
         (
             "POST",
             "/api/v1/resources/{uri}/validate-token",
             Admin,
             Some(a_token),
-            [200, 404, 404, 401],
+            [200, 404, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/resources/{uri}/validate-token",
             Owner,
             Some(a_token),
-            [200, 200, 404, 401],
+            [200, 200, 404, 401, 403, 403],
         ),
         (
             "POST",
             "/api/v1/resources/{uri}/validate-token",
             Other,
             Some(a_token),
-            [200, 404, 200, 401],
+            [200, 404, 200, 401, 403, 403],
         ),
         // OAuth server administration: the admin's alone
-        ("GET", "/api/v1/oauth/clients/", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/clients/{client_id}", Nil, None, [404, 403, 403, 401]),
-        ("DELETE", "/api/v1/oauth/clients/{client_id}", Nil, None, [404, 403, 403, 401]),
-        ("PATCH", "/api/v1/oauth/clients/{client_id}", Nil, Some(none), [404, 403, 403, 401]),
+        ("GET", "/api/v1/oauth/clients/", Nil, None, [200, 403, 403, 401, 403, 403]),
+        (
+            "GET",
+            "/api/v1/oauth/clients/{client_id}",
+            Nil,
+            None,
+            [404, 403, 403, 401, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/oauth/clients/{client_id}",
+            Nil,
+            None,
+            [404, 403, 403, 401, 403, 403],
+        ),
+        (
+            "PATCH",
+            "/api/v1/oauth/clients/{client_id}",
+            Nil,
+            Some(none),
+            [404, 403, 403, 401, 403, 403],
+        ),
         (
             "DELETE",
             "/api/v1/oauth/clients/{client_id}/consents",
             Nil,
             None,
-            [200, 403, 403, 401],
+            [200, 403, 403, 401, 403, 403],
         ),
         (
             "DELETE",
             "/api/v1/oauth/clients/{client_id}/consents/{user_id}",
             Nil,
             None,
-            [404, 403, 403, 401],
+            [404, 403, 403, 401, 403, 403],
         ),
-        ("GET", "/api/v1/oauth/consents", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/clients/{client_id}/tokens", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/tokens", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/tokens/{jti}", Nil, None, [404, 403, 403, 401]),
-        ("DELETE", "/api/v1/oauth/tokens/{jti}", Nil, None, [404, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/sessions", Nil, None, [200, 403, 403, 401]),
-        ("DELETE", "/api/v1/oauth/sessions/{session_id}", Nil, None, [200, 403, 403, 401]),
-        ("POST", "/api/v1/oauth/keys/rotate", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/metrics", Nil, None, [200, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/health", Nil, None, [200, 403, 403, 401]),
-        ("POST", "/api/v1/oauth/test-token", Nil, Some(test_token), [201, 403, 403, 401]),
-        ("GET", "/api/v1/oauth/proxies", Nil, None, [200, 403, 403, 401]),
+        ("GET", "/api/v1/oauth/consents", Nil, None, [200, 403, 403, 401, 403, 403]),
+        (
+            "GET",
+            "/api/v1/oauth/clients/{client_id}/tokens",
+            Nil,
+            None,
+            [200, 403, 403, 401, 403, 403],
+        ),
+        ("GET", "/api/v1/oauth/tokens", Nil, None, [200, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/oauth/tokens/{jti}", Nil, None, [404, 403, 403, 401, 403, 403]),
+        ("DELETE", "/api/v1/oauth/tokens/{jti}", Nil, None, [404, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/oauth/sessions", Nil, None, [200, 403, 403, 401, 403, 403]),
+        (
+            "DELETE",
+            "/api/v1/oauth/sessions/{session_id}",
+            Nil,
+            None,
+            [200, 403, 403, 401, 403, 403],
+        ),
+        ("POST", "/api/v1/oauth/keys/rotate", Nil, None, [200, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/oauth/metrics", Nil, None, [200, 403, 403, 401, 403, 403]),
+        ("GET", "/api/v1/oauth/health", Nil, None, [200, 403, 403, 401, 403, 403]),
+        (
+            "POST",
+            "/api/v1/oauth/test-token",
+            Nil,
+            Some(test_token),
+            [201, 403, 403, 401, 403, 403],
+        ),
+        ("GET", "/api/v1/oauth/proxies", Nil, None, [200, 403, 403, 401, 403, 403]),
         (
             "GET",
             "/api/v1/oauth/proxies/{hostname}/sessions",
             Owner,
             None,
-            [200, 403, 403, 401],
+            [200, 403, 403, 401, 403, 403],
         ),
     ];
     // Reads of one object: the admin and its owner see it, anyone else gets 404.
@@ -398,7 +573,7 @@ fn table() -> Vec<Row> {
         ("/api/v1/resources/{uri}", [Admin, Owner, Other]),
         ("/api/v1/tokens/{name}", [Admin, Owner, Other]),
     ] {
-        for (o, cells) in objs.into_iter().zip(READ_OWN) {
+        for (o, cells) in objs.into_iter().zip(DELETE_OWN) {
             t.push(("DELETE", path, o, None, cells));
         }
     }
@@ -571,6 +746,14 @@ async fn admin_authorization_matrix_holds_for_every_endpoint() {
         assert_eq!(s, 201, "{v}");
         tokens.insert(who, v["token"].as_str().unwrap().to_string());
     }
+    // OAuth access tokens for this issuer, minted by the admin: scope `user` (reads only) and `mcp`.
+    for (who, scope) in [("oauth-user", "user"), ("oauth-mcp", "mcp")] {
+        let (s, v) = p
+            .admin("POST", "/api/v1/oauth/test-token", Some(json!({"username": who, "scope": scope})))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        tokens.insert(who, v["access_token"].as_str().unwrap().to_string());
+    }
     let mut names = BTreeMap::new();
     names.insert("admin", Names { token: "ops" });
     names.insert("owner", Names { token: "owner" });
@@ -608,8 +791,15 @@ async fn admin_authorization_matrix_holds_for_every_endpoint() {
         }
     }
 
-    // The cells, callers in the order none, other, owner, admin.
-    let callers = [("admin", 0), ("owner", 1), ("other", 2), ("none", 3)];
+    // The cells, callers in the order OAuth mcp, OAuth user, none, other, owner, admin.
+    let callers = [
+        ("admin", 0),
+        ("owner", 1),
+        ("other", 2),
+        ("none", 3),
+        ("oauth-user", 4),
+        ("oauth-mcp", 5),
+    ];
     let mut diffs = Vec::new();
     for (method, pattern, obj, body, cells) in &table {
         for (who, col) in callers.iter().rev() {
