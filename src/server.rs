@@ -278,6 +278,11 @@ pub fn serve(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let pconf = server.configuration.clone();
 
     let per_ip = PerIpLimit::new(cfg.limits.max_connections_per_ip);
+    // A stalled TLS handshake is cut like a stalled request head (vendored pingora-core).
+    pingora::services::listening::DOWNSTREAM_HANDSHAKE_TIMEOUT_MS.store(
+        u64::try_from(cfg.limits.header_timeout.as_millis()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let new_edge = || Edge {
         handle: handle.clone(),
         config: cfg.clone(),

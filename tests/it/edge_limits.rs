@@ -400,3 +400,15 @@ async fn an_idle_http2_connection_is_closed() {
         "closed after {closed_after:?}, HTTP2_IDLE_TIMEOUT=2"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_cut_by_the_head_timeout() {
+    let (_r, p, _a) = proxied(&[("CLIENT_HEADER_TIMEOUT", "2")], "tls.test").await;
+    // a ClientHello record header promising 80 bytes, then nothing
+    let mut s = TcpStream::connect(("127.0.0.1", p.https_port)).await.unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x00, 0x50]).await.unwrap();
+    let closed = closed_within(&mut s, Duration::from_secs(10))
+        .await
+        .expect("a stalled TLS handshake was never closed (pingora's default is 60 s)");
+    assert!(closed >= Duration::from_millis(1500), "closed too early: {closed:?}");
+}

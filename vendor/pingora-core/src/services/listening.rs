@@ -46,6 +46,12 @@ use std::time::Duration;
 /// level only: they are the clients' doing.
 pub static DOWNSTREAM_HANDSHAKE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
+/// portcullis patch: how long a downstream handshake (TLS, pre-TLS step) may
+/// take, in milliseconds; upstream's fixed 60 s by default. Portcullis sets
+/// it to its request head timeout, so a client that stalls its handshake is
+/// cut like one that stalls its request head.
+pub static DOWNSTREAM_HANDSHAKE_TIMEOUT_MS: AtomicU64 = AtomicU64::new(60_000);
+
 /// Override the runtime options used to run a listening service.
 pub type RuntimeOptsOverride = Arc<dyn Fn(&RuntimeOpts) -> Option<RuntimeOpts> + Send + Sync>;
 
@@ -237,7 +243,8 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let shutdown = shutdown.clone();
                     current_handle().spawn(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        let limit = Duration::from_millis(DOWNSTREAM_HANDSHAKE_TIMEOUT_MS.load(Ordering::Relaxed));
+                        match timeout(limit, io.handshake()).await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,
