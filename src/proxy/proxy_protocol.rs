@@ -240,8 +240,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Gate<A> {
         if self.proxy_protocol && !accept_proxy_header(&mut *stream, &self.config).await {
             return None;
         }
-        let _slot = match (&self.per_ip, peer_ip(&*stream)) {
-            (Some(set), Some(ip)) => match set.acquire(ip) {
+        let _slot = match self.per_ip.as_ref().and_then(|set| Some((set, peer_ip(&*stream)?))) {
+            Some((set, ip)) => match set.acquire(ip) {
                 Some(slot) => Some(slot),
                 None => {
                     metrics::CONNECTIONS_REFUSED.with_label_values(&["per_ip_limit"]).inc();
@@ -249,7 +249,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Gate<A> {
                     return None;
                 }
             },
-            _ => None,
+            None => None,
         };
         self.inner.process_new(stream, shutdown).await
     }
