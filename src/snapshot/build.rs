@@ -148,13 +148,19 @@ async fn compile_route(route: Route, res: &mut Resolver, inp: &RouteInputs<'_>) 
         },
         TargetType::Hostname => match inp.proxies.get(&route.target_value) {
             // The request is checked against the auth of the proxy it arrived
-            // at, never the target's: so a route may lead only to a proxy of
-            // its own owner, or (admin routes) to one without auth.
-            Some(t) if t.owner_token_hash != route.owner_token_hash && (restricted || t.auth_enabled) => Err(format!(
-                "{} belongs to another owner{}",
-                t.hostname,
-                if t.auth_enabled { " and requires auth" } else { "" }
-            )),
+            // at, never the target's: so a user's route may lead only to its
+            // own proxies, and an admin's route to a user's proxy only when
+            // that proxy has no auth (admins' proxies are one trust domain).
+            Some(t)
+                if t.owner_token_hash != route.owner_token_hash
+                    && (restricted || (t.auth_enabled && inp.owners.restricted(&t.owner_token_hash))) =>
+            {
+                Err(format!(
+                    "{} belongs to another owner{}",
+                    t.hostname,
+                    if t.auth_enabled { " and requires auth" } else { "" }
+                ))
+            }
             _ => inp
                 .targets
                 .get(&route.target_value)
