@@ -8,6 +8,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::builtin::{self, LOGIN_PREFIX};
+use super::forwarded;
 use super::path;
 use super::respond::Reply;
 use super::{Ctx, Edge};
@@ -131,20 +132,26 @@ fn checked_content_length(req: &RequestHeader) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// True when the client's own address is loopback (after a PROXY protocol
-/// header, the address it names).
-fn loopback_client(session: &Session) -> bool {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .is_some_and(|a| a.ip().to_canonical().is_loopback())
+/// Who the client is and how it reached the edge: the peer (after a PROXY
+/// protocol header, the address it names) and the listener, unless the peer
+/// is a trusted balancer, whose `X-Forwarded-*` then say it.
+fn client_of(edge: &Edge, session: &Session, ctx: &mut Ctx) {
+    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    ctx.forwarded_host = None;
+    ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_canonical());
+    if let Some(peer) = ctx.client_ip.filter(|ip| edge.config.is_trusted_proxy(*ip)) {
+        let f = forwarded::from_trusted(&session.req_header().headers, peer, |ip| edge.config.is_trusted_proxy(ip));
+        ctx.client_ip = Some(f.client);
+        ctx.tls = f.https.unwrap_or(ctx.tls);
+        ctx.forwarded_host = f.host;
+    }
 }
 
 /// Decides how to serve the request and fills `ctx`; `refreshed` is set on
 /// the second attempt after a key refresh. The request path is normalized
 /// here, once; every later decision and the upstream request use that form.
 pub fn decide(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool) -> Decision {
-    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    client_of(edge, session, ctx);
     ctx.path = None;
     let req = session.req_header();
     let raw = match checked_host(req).and_then(|h| checked_content_length(req).map(|()| h)) {
@@ -181,7 +188,7 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
         ));
     };
     let p = &entry.proxy;
-    if p.hostname == "localhost" && !loopback_client(session) {
+    if p.hostname == "localhost" && !ctx.client_ip.is_some_and(|ip| ip.is_loopback()) {
         return Decision::Respond(Reply::json(
             403,
             vec![],

@@ -125,13 +125,13 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
         let preserved = if preserve { authority.clone() } else { None };
         h.insert(http::header::HOST, preserved.unwrap_or_else(|| u.authority_value.clone()));
     }
-    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
-        let v = client_ip_value(ip.ip())?;
+    if let Some(ip) = ctx.client_ip {
+        let v = client_ip_value(ip)?;
         h.insert(X_FORWARDED_FOR, v.clone());
         h.insert(X_REAL_IP, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if ctx.tls { "https" } else { "http" }));
-    if let Some(v) = inbound_host.or(authority) {
+    if let Some(v) = ctx.forwarded_host.clone().or(inbound_host).or(authority) {
         h.insert(X_FORWARDED_HOST, v);
     }
     if let Some(e) = &ctx.entry {

@@ -6,6 +6,7 @@
 mod builtin;
 mod dispatch;
 mod failure;
+mod forwarded;
 mod headers;
 mod path;
 pub mod proxy_protocol;
@@ -35,8 +36,13 @@ pub struct Edge {
 
 /// Per-request state.
 pub struct Ctx {
-    /// Request arrived over TLS.
+    /// Request arrived over TLS (at our listener, or at a trusted balancer
+    /// that said so in `X-Forwarded-Proto`).
     tls: bool,
+    /// The client's address: the peer, or what a trusted balancer named.
+    client_ip: Option<std::net::IpAddr>,
+    /// `X-Forwarded-Host` of a trusted balancer, passed on as it is.
+    forwarded_host: Option<http::HeaderValue>,
     /// The proxy serving this host.
     entry: Option<Arc<ProxyEntry>>,
     /// The chosen upstream.
@@ -87,6 +93,8 @@ impl ProxyHttp for Edge {
         metrics::ACTIVE_REQUESTS.inc();
         Ctx {
             tls: false,
+            client_ip: None,
+            forwarded_host: None,
             entry: None,
             upstream: None,
             upstream_sent: None,

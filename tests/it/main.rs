@@ -20,6 +20,7 @@ mod dataplane;
 mod edge_limits;
 mod edge_paths;
 mod embedded_store;
+mod forwarded;
 mod key_refresh;
 mod key_rotation;
 mod lifecycle;
