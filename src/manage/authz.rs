@@ -123,8 +123,9 @@ impl Manager {
         }
     }
 
-    /// Only the admin sets a proxy's OAuth scope lists (`oauth_*_users`):
-    /// a user may keep what is stored (`current`), not set or change it.
+    /// Only the admin sets a proxy's OAuth scope lists (`oauth_*_users`) and
+    /// `oauth_endpoints`: a user may keep what is stored (`current`), not
+    /// set or change it.
     pub fn check_scope_lists(&self, caller: &Caller, new: &Proxy, current: Option<&Proxy>) -> ManageResult<()> {
         if caller.is_admin() {
             return Ok(());
@@ -144,6 +145,13 @@ impl Manager {
                     "{field}: only the admin sets per-proxy OAuth scope lists (scopes come from server configuration)"
                 )));
             }
+        }
+        // The authorization server's pages (login, consent, device approval)
+        // served on a host a user controls would lend them our identity.
+        if new.oauth_endpoints != current.is_some_and(|c| c.oauth_endpoints) {
+            return Err(ManageError::Forbidden(
+                "oauth_endpoints: only the admin serves the authorization server's endpoints on a proxy".into(),
+            ));
         }
         Ok(())
     }

@@ -517,6 +517,16 @@ async fn tenant_user_targets_hostnames_urls_and_sizes_are_bounded() {
         )
         .await;
     forbidden(&got, "oauth_user_users");
+    // So is serving the authorization server's endpoints on a proxy host.
+    let got = p
+        .call(
+            "PUT",
+            "/api/v1/proxy/targets/s.test",
+            Some(&alice),
+            Some(json!({"oauth_endpoints": true})),
+        )
+        .await;
+    forbidden(&got, "oauth_endpoints: only the admin");
     let (s, v) = p
         .call("PUT", "/api/v1/proxy/targets/s.test", Some(&alice), Some(json!({"enabled": false})))
         .await;
