@@ -7,6 +7,7 @@
 mod harness;
 
 mod acme;
+mod acme_ops;
 mod admin_api;
 mod admin_auth;
 mod admin_bad_input;
