@@ -8,21 +8,18 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::harness::pebble::Pebble;
-use crate::harness::{free_port, Portcullis, Redis};
+use crate::harness::{free_port, run_bin, Portcullis, Redis};
 
 /// Runs the CLI against `p` as the admin.
 fn cli(p: &Portcullis, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("API_URL", p.api(""))
-        .env("ADMIN_TOKEN", &p.admin_token)
-        .output()
-        .unwrap()
+    let home = dir.path().to_string_lossy().into_owned();
+    let api = p.api("");
+    run_bin(
+        dir.path(),
+        args,
+        &[("HOME", &home), ("API_URL", &api), ("ADMIN_TOKEN", &p.admin_token)],
+    )
 }
 
 fn ok(out: Output) -> String {

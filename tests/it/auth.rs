@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{backend, eventually, Portcullis, Redis};
+use crate::harness::{backend, eventually, get_as as req, Portcullis, Redis};
 
 async fn token(p: &Portcullis, body: Value) -> (String, String) {
     let (s, v) = p.admin("POST", "/api/v1/oauth/test-token", Some(body)).await;
@@ -20,21 +20,6 @@ async fn token(p: &Portcullis, body: Value) -> (String, String) {
 async fn with_token(p: &Portcullis, host: &str, path: &str, claims: Value) -> (u16, reqwest::header::HeaderMap, Value) {
     let (t, _) = token(p, claims).await;
     req(p, host, path, &[("Authorization", &format!("Bearer {t}"))]).await
-}
-
-async fn req(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut rb = client.get(p.http(path)).header("Host", host);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let r = rb.send().await.unwrap();
-    let (s, h) = (r.status().as_u16(), r.headers().clone());
-    let text = r.text().await.unwrap();
-    (s, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 fn www(h: &reqwest::header::HeaderMap) -> String {

@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::admin_api::{make_cert, start};
-use crate::harness::{refused_port, Portcullis, Redis};
+use crate::harness::{refused_port, run_bin, Portcullis, Redis};
 
 /// A CLI bound to one server and one token.
 struct Cli {
@@ -58,16 +58,9 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("API_URL", &self.api_url)
-            .env("ADMIN_TOKEN", &self.token)
-            .output()
-            .unwrap();
+        let home = self.dir.path().to_string_lossy().into_owned();
+        let env = [("HOME", home.as_str()), ("API_URL", &self.api_url), ("ADMIN_TOKEN", &self.token)];
+        let out: Output = run_bin(self.dir.path(), args, &env);
         Run {
             code: out.status.code(),
             out: String::from_utf8_lossy(&out.stdout).into_owned(),

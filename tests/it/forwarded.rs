@@ -5,24 +5,9 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{backend, eventually, Portcullis, Redis};
-
-async fn get(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut rb = client.get(p.http(path)).header("Host", host);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let r = rb.send().await.unwrap();
-    let (s, h) = (r.status().as_u16(), r.headers().clone());
-    let text = r.text().await.unwrap();
-    (s, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use crate::harness::{backend, eventually, get_as as get, Portcullis, Redis};
 
 /// The headers a client behind a TLS-terminating balancer arrives with.
 const FORWARDED: [(&str, &str); 3] = [

@@ -7,19 +7,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{refused_port, serve_env, spawn, Portcullis, Redis};
+use crate::harness::{refused_port, run_bin, serve_env, spawn, Portcullis, Redis};
 
 /// Runs the binary with exactly `env` (plus PATH) in an empty directory.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+    run_bin(tempfile::tempdir().unwrap().path(), args, env)
 }
 
 fn text(b: &[u8]) -> String {

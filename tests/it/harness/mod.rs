@@ -226,6 +226,37 @@ pub fn serve_env(redis_url: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Runs the built binary to its end with exactly `env` (plus PATH) in `dir`.
+pub fn run_bin(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Sends `GET path` to `p`'s HTTP listener as `host` with `headers`, not
+/// following redirects: the status, the headers and the body as JSON (or as
+/// a JSON string when it is not JSON).
+pub async fn get_as(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut rb = client.get(p.http(path)).header("Host", host);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let (s, h) = (r.status().as_u16(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    (s, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
 /// Spawns the built binary with exactly `env` (plus PATH), in a temp dir (no .env).
 pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
