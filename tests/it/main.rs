@@ -30,4 +30,5 @@ mod oauth_failures;
 mod reliability;
 mod reliability_changes;
 mod resilience;
+mod smuggling;
 mod tenant;

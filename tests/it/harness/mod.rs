@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod github;
 pub mod pebble;
+pub mod raw;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
