@@ -227,9 +227,15 @@ pub fn serve_env(redis_url: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// The binary under test: `PORTCULLIS_BIN` when set (to measure a release
+/// build with the same scenarios), else the debug build of this crate.
+pub fn bin() -> String {
+    std::env::var("PORTCULLIS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_portcullis").to_string())
+}
+
 /// Runs the built binary to its end with exactly `env` (plus PATH) in `dir`.
 pub fn run_bin(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    Command::new(bin())
         .args(args)
         .current_dir(dir)
         .env_clear()
@@ -262,7 +268,7 @@ pub async fn get_as(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &s
 pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("portcullis.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    let mut cmd = Command::new(bin());
     cmd.args(args)
         .current_dir(dir.path())
         .env_clear()
