@@ -318,3 +318,70 @@ async fn exit_codes_and_error_lines() {
     let v = cli.run(&["oauth", "health", "--json"]).json();
     assert!(v["issuer"].as_str().is_some_and(|i| i.starts_with("https://")), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resource_registry_through_the_cli() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    let cli = Cli::new(&p, &p.admin_token);
+    cli.run(&["proxy", "create", "tools.test", "http://127.0.0.1:9", "--no-https"]).ok();
+    let uri = "https://tools.test/mcp";
+
+    cli.run(&["resource", "register", uri, "tools.test", "Tools", "--scopes", "mcp:read,mcp:write"])
+        .ok();
+    let v = cli.run(&["resource", "show", uri, "--json"]).json();
+    assert_eq!(
+        (v["name"].as_str(), v["proxy_target"].as_str()),
+        (Some("Tools"), Some("tools.test")),
+        "{v}"
+    );
+    assert_eq!(v["scopes"], serde_json::json!(["mcp:read", "mcp:write"]), "{v}");
+    let listed = cli.run(&["resource", "list", "--json"]).json();
+    assert!(listed.to_string().contains(uri), "{listed}");
+
+    cli.run(&[
+        "resource",
+        "update",
+        uri,
+        "--set",
+        "name=Tool box",
+        "--set",
+        "scopes=[\"mcp:read\"]",
+    ])
+    .ok();
+    let v = cli.run(&["resource", "show", uri, "--json"]).json();
+    assert_eq!(
+        (v["name"].as_str(), v["scopes"].clone()),
+        (Some("Tool box"), serde_json::json!(["mcp:read"])),
+        "{v}"
+    );
+
+    // A token for the resource is valid; one for another audience is not (exit 1).
+    let (s, t) = p
+        .admin(
+            "POST",
+            "/api/v1/oauth/test-token",
+            Some(serde_json::json!({"username": "u", "scope": "mcp:read", "aud": [uri]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    cli.run(&["resource", "validate-token", uri, t["access_token"].as_str().unwrap()])
+        .ok();
+    let (_, other) = p
+        .admin(
+            "POST",
+            "/api/v1/oauth/test-token",
+            Some(serde_json::json!({"username": "u", "scope": "mcp:read", "aud": ["https://else.test"]})),
+        )
+        .await;
+    let r = cli.run(&["resource", "validate-token", uri, other["access_token"].as_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.err);
+    assert!(
+        r.out.contains("NOT valid") && r.out.contains("audience"),
+        "the report says why: {}",
+        r.out
+    );
+
+    cli.run(&["resource", "delete", uri]).ok();
+    assert!(cli.run(&["resource", "show", uri]).refused().contains("not found"));
+}
