@@ -72,15 +72,6 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
     }
 }
 
-async fn metric(p: &Portcullis, name: &str) -> f64 {
-    let text = p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlines_close_idle_partial_and_trickling_connections() {
     let (_r, p, _a) = proxied(
@@ -153,7 +144,7 @@ async fn deadlines_close_idle_partial_and_trickling_connections() {
         .await
         .expect("a stalled request body was never closed");
 
-    assert!(metric(&p, "portcullis_client_errors_total{kind=\"head_timeout\"}").await >= 2.0);
+    assert!(p.metric("portcullis_client_errors_total{kind=\"head_timeout\"}").await >= 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +182,7 @@ async fn an_oversized_request_head_gets_431() {
     }
     let out = read_response(&mut s).await;
     assert!(out.starts_with("HTTP/1.1 431"), "{out}");
-    assert!(metric(&p, "portcullis_client_errors_total{kind=\"head_too_large\"}").await >= 3.0);
+    assert!(p.metric("portcullis_client_errors_total{kind=\"head_too_large\"}").await >= 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +205,7 @@ async fn max_connections_per_ip_closes_the_extra_connection() {
     let _ = extra.write_all(get).await;
     let out = read_response(&mut extra).await;
     assert!(out.is_empty(), "the 4th connection from one address got: {out}");
-    assert!(metric(&p, "portcullis_connections_refused_total{reason=\"per_ip_limit\"}").await >= 1.0);
+    assert!(p.metric("portcullis_connections_refused_total{reason=\"per_ip_limit\"}").await >= 1.0);
     // the kept-alive ones still work, and a closed one frees its slot
     let mut first = open.remove(0);
     first.write_all(get).await.unwrap();
@@ -263,7 +254,7 @@ async fn proxy_headers_are_taken_from_trusted_balancers_only() {
         .await
         .unwrap();
     assert!(out.is_empty(), "an untrusted peer's PROXY header was served: {out}");
-    assert!(metric(&p, "portcullis_connections_refused_total{reason=\"untrusted_proxy\"}").await >= 1.0);
+    assert!(p.metric("portcullis_connections_refused_total{reason=\"untrusted_proxy\"}").await >= 1.0);
 
     // a trusted balancer on the PROXY listener and, with HTTPS_PROXY_PROTOCOL, on HTTPS
     let (_r, p, _a) = proxied(
@@ -339,7 +330,7 @@ async fn clients_breaking_off_log_no_error_lines_and_are_counted() {
         drop(s);
     }
     let counted = eventually(Duration::from_secs(5), || async {
-        (metric(&p, "portcullis_client_errors_total{kind=\"closed\"}").await >= 15.0).then_some(())
+        (p.metric("portcullis_client_errors_total{kind=\"closed\"}").await >= 15.0).then_some(())
     })
     .await;
     // every request still works afterwards
@@ -357,8 +348,8 @@ async fn clients_breaking_off_log_no_error_lines_and_are_counted() {
         .collect();
     assert!(errors.is_empty(), "client-caused failures logged as errors:\n{}", errors.join("\n"));
     assert!(counted.is_some(), "aborted heads were not counted");
-    assert!(metric(&p, "portcullis_client_errors_total{kind=\"tls_handshake\"}").await >= 10.0);
-    assert!(metric(&p, "portcullis_client_errors_total{kind=\"aborted\"}").await >= 10.0);
+    assert!(p.metric("portcullis_client_errors_total{kind=\"tls_handshake\"}").await >= 10.0);
+    assert!(p.metric("portcullis_client_errors_total{kind=\"aborted\"}").await >= 10.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

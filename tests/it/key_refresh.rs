@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::json;
 
-use crate::harness::{backend, eventually, Portcullis, Redis};
+use crate::harness::{backend, eventually, metric_value, Portcullis, Redis};
 
 /// A syntactically valid RS256 token naming key `kid`, with a junk signature.
 fn forged(kid: &str) -> String {
@@ -21,25 +21,13 @@ fn forged(kid: &str) -> String {
     )
 }
 
-async fn metrics(p: &Portcullis) -> String {
-    p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap()
-}
-
-fn value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Key reloads that ran (not skipped), and full snapshot rebuilds.
 fn reloads_and_rebuilds(text: &str) -> (f64, f64) {
     let reloads = ["changed", "unchanged", "failed"]
         .iter()
-        .map(|r| value(text, &format!("portcullis_key_refreshes_total{{result=\"{r}\"}}")))
+        .map(|r| metric_value(text, &format!("portcullis_key_refreshes_total{{result=\"{r}\"}}")))
         .sum();
-    let rebuilds = value(text, "portcullis_snapshot_rebuilds_total{result=\"ok\"}");
+    let rebuilds = metric_value(text, "portcullis_snapshot_rebuilds_total{result=\"ok\"}");
     (reloads, rebuilds)
 }
 
@@ -79,7 +67,7 @@ async fn a_flood_of_unknown_key_ids_is_refused_at_once_with_bounded_reloads() {
     .await;
     assert!(ok.is_some(), "the valid token never passed");
 
-    let before = reloads_and_rebuilds(&metrics(&p).await);
+    let before = reloads_and_rebuilds(&p.metrics().await);
     // 300 distinct forged key ids, 30 at a time, over at most ~15 s
     let started = Instant::now();
     let mut slow = 0;
@@ -104,7 +92,7 @@ async fn a_flood_of_unknown_key_ids_is_refused_at_once_with_bounded_reloads() {
         assert_eq!(s, 401);
     }
     let elapsed = started.elapsed();
-    let after = reloads_and_rebuilds(&metrics(&p).await);
+    let after = reloads_and_rebuilds(&p.metrics().await);
     assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), vec![401], "{statuses:?}");
     let intervals = (elapsed.as_secs_f64() / 5.0).ceil();
     let reloads = after.0 - before.0;

@@ -48,17 +48,8 @@ async fn sigterm_exits_as_soon_as_in_flight_requests_are_done() {
             })
         })
         .collect();
-    let metrics = p.api("/metrics");
     let all_in = eventually(Duration::from_secs(10), || async {
-        let text = p.client.get(&metrics).send().await.ok()?.text().await.ok()?;
-        let n: f64 = text
-            .lines()
-            .find(|l| l.starts_with("portcullis_active_downstream_requests "))?
-            .rsplit(' ')
-            .next()?
-            .parse()
-            .ok()?;
-        (n >= 20.0).then_some(())
+        (p.metric("portcullis_active_downstream_requests ").await >= 20.0).then_some(())
     })
     .await;
     assert!(all_in.is_some(), "the 20 requests never were all in flight");

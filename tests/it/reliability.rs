@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{backend, eventually, Portcullis, Redis};
+use crate::harness::{backend, eventually, metric_value, Portcullis, Redis};
 
 /// Latency percentiles (ms) of `samples`.
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
@@ -127,14 +127,6 @@ async fn throughput(p: &Portcullis, host: &str, span: Duration) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-fn value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// ~500 tokens per second of `host` for 6 s, their key ids from `kid`, while
 /// the plain proxy's throughput is measured; returns (sent, refused with
 /// 401, plain req/s meanwhile).
@@ -194,11 +186,10 @@ async fn f_an_unknown_key_id_flood_causes_no_rebuild_storm() {
 
     let quiet = throughput(&p, "plain.test", Duration::from_secs(3)).await;
     let (c_sent, c_refused, c_rps) = flood(&p, "auth.flood.test", |_| KNOWN_KID.get().unwrap().clone()).await;
-    let metrics = || async { p.client.get(p.api("/metrics")).send().await.unwrap().text().await.unwrap() };
-    let before = metrics().await;
+    let before = p.metrics().await;
     let (sent, refused, rps) = flood(&p, "auth.flood.test", |n| format!("flood-{n}")).await;
-    let after = metrics().await;
-    let delta = |name: &str| value(&after, name) - value(&before, name);
+    let after = p.metrics().await;
+    let delta = |name: &str| metric_value(&after, name) - metric_value(&before, name);
     let reloads: f64 = ["changed", "unchanged", "failed"]
         .iter()
         .map(|r| delta(&format!("portcullis_key_refreshes_total{{result=\"{r}\"}}")))

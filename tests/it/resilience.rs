@@ -21,14 +21,6 @@ async fn get_host(p: &Portcullis, host: &str, path: &str) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-/// The value of one sample line of /metrics (0 when absent).
-async fn metric(p: &Portcullis, line_prefix: &str) -> f64 {
-    let text = reqwest::get(p.api("/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_prefix).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 const REBUILDS_OK: &str = r#"portcullis_snapshot_rebuilds_total{result="ok"}"#;
 const REBUILDS_FAILED: &str = r#"portcullis_snapshot_rebuilds_total{result="failed"}"#;
 
@@ -90,11 +82,11 @@ async fn a_failed_snapshot_build_keeps_the_previous_one() {
     assert!(reached.is_some(), "kept.test never routed");
 
     // A record that cannot be read makes every rebuild fail from now on.
-    let failed_before = metric(&p, REBUILDS_FAILED).await;
+    let failed_before = p.metric(REBUILDS_FAILED).await;
     redis.cli(&["SET", "proxy:broken.test", "{not json"]);
     redis.cli(&["SADD", "proxies", "broken.test"]);
     let failing = eventually(Duration::from_secs(10), || async {
-        (metric(&p, REBUILDS_FAILED).await > failed_before).then_some(())
+        (p.metric(REBUILDS_FAILED).await > failed_before).then_some(())
     })
     .await;
     assert!(failing.is_some(), "no failed rebuild was counted for an unreadable record");
@@ -109,11 +101,11 @@ async fn a_burst_of_change_events_is_merged_into_few_rebuilds() {
     // No periodic reconcile during the test: every rebuild counted is an event's.
     let p = Portcullis::start_with(&redis, &[("RECONCILE_INTERVAL", "3600")]).await;
     let settled = eventually(Duration::from_secs(10), || async {
-        (metric(&p, REBUILDS_OK).await >= 1.0).then_some(())
+        (p.metric(REBUILDS_OK).await >= 1.0).then_some(())
     })
     .await;
     assert!(settled.is_some());
-    let before = metric(&p, REBUILDS_OK).await;
+    let before = p.metric(REBUILDS_OK).await;
     // 200 events in one pipelined write (raw protocol for --pipe) arrive together.
     let event = json!({"kind": "proxy", "op": "update", "id": "burst.test"}).to_string();
     let one: String = ["PUBLISH", "portcullis:changes", event.as_str()]
@@ -133,13 +125,13 @@ async fn a_burst_of_change_events_is_merged_into_few_rebuilds() {
     assert!(cli.wait().unwrap().success());
     let started = Instant::now();
     let rebuilt = eventually(Duration::from_secs(10), || async {
-        (metric(&p, REBUILDS_OK).await > before).then_some(())
+        (p.metric(REBUILDS_OK).await > before).then_some(())
     })
     .await;
     assert!(rebuilt.is_some(), "the burst caused no rebuild");
     // Let any further rebuilds of the burst happen, then count them.
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
-    let rebuilds = metric(&p, REBUILDS_OK).await - before;
+    let rebuilds = p.metric(REBUILDS_OK).await - before;
     assert!(rebuilds <= 20.0, "200 events caused {rebuilds} rebuilds");
 }
 

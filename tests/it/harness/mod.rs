@@ -264,6 +264,16 @@ pub async fn get_as(p: &Portcullis, host: &str, path: &str, headers: &[(&str, &s
     (s, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// The value of the first `/metrics` sample line starting with `sample`
+/// (name and labels), 0 when there is none.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(sample))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Spawns the built binary with exactly `env` (plus PATH), in a temp dir (no .env).
 pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
@@ -286,6 +296,16 @@ pub fn spawn(args: &[&str], env: &[(String, String)]) -> Proc {
 }
 
 impl Portcullis {
+    /// The control plane's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client.get(self.api("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// One sample of `/metrics` (see [`metric_value`]).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics().await, sample)
+    }
+
     /// Starts against `redis` and waits until /health answers 200 and the data plane accepts.
     pub async fn start(redis: &Redis) -> Portcullis {
         Self::start_with(redis, &[]).await
