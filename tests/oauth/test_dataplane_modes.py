@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from helpers import jwt_parts
 from test_security import DataPlane, _start_proxy_login
 
 
@@ -104,3 +105,33 @@ def test_passthrough_mode_with_and_without_a_token_from_the_code_flow(flows, ser
     tok = flows.tokens(reg, login="alice", resource="https://pass-real.test")
     seen = _seen(_send(dp, {"Authorization": f"Bearer {tok['access_token']}"}))
     assert seen["x-auth-user"] == "alice", seen
+
+
+def test_proxy_sessions_list_only_the_tokens_issued_for_that_proxy(flows, server, echo):
+    _protected(server, echo, "sess-a.test", "forward")
+    _protected(server, echo, "sess-b.test", "forward")
+    reg = flows.register()
+    a = flows.tokens(reg, login="alice", resource="https://sess-a.test")
+    b = flows.tokens(reg, login="bob", resource="https://sess-b.test")
+    ja, jb = (jwt_parts(t["access_token"])[1]["jti"] for t in (a, b))
+
+    def listed(host: str) -> list[dict]:
+        r = server.admin("GET", f"/api/v1/oauth/proxies/{host}/sessions")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    on_a = listed("sess-a.test")
+    assert ja in {t["jti"] for t in on_a} and jb not in {t["jti"] for t in on_a}, on_a
+    assert next(t for t in on_a if t["jti"] == ja)["username"] == "alice"
+    assert jb in {t["jti"] for t in listed("sess-b.test")}
+    assert server.admin("GET", "/api/v1/oauth/proxies/no-such.test/sessions").status_code == 404
+    # revoking the session ends the token on the data plane, and the list shows it no more
+    fam = next(t for t in on_a if t["jti"] == ja)["family"]
+    assert fam in {s["session_id"] for s in server.admin("GET", "/api/v1/oauth/sessions").json()}
+    assert server.admin("DELETE", f"/api/v1/oauth/sessions/{fam}").status_code == 200
+    dp = DataPlane(server, "sess-a.test")
+    deadline = time.monotonic() + 5
+    while _send(dp, {"Authorization": f"Bearer {a['access_token']}"}).status_code != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _send(dp, {"Authorization": f"Bearer {a['access_token']}"}).status_code == 401
+    assert ja not in {t["jti"] for t in listed("sess-a.test")}
