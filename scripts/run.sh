@@ -3,15 +3,18 @@
 # writes .env with fresh secrets on first run, uses the Redis at REDIS_URL when
 # one answers and otherwise the embedded single-node store (or, with
 # STORE=redis, starts a local Redis), builds the release binary and execs
-# `portcullis serve`.
+# `portcullis serve`. With PORTCULLIS_BIN set, that binary is served instead
+# and nothing is built (the tests run this script against their debug build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}"
-ensure_rust
+if [ -z "${PORTCULLIS_BIN:-}" ]; then
+    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_rust
+fi
 
 # --- .env: created once from .env.example with random secrets -------------
 if [ ! -f .env ]; then
@@ -99,10 +102,14 @@ else
 fi
 
 # --- Build and run ---------------------------------------------------------
-log "building the release binary (fat LTO: ~7 min on 2 cores the first time, seconds when up to date)"
-OPENSSL_NO_VENDOR=1 cargo build --release
-
-bin="$ROOT/target/release/portcullis"
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+    bin="$PORTCULLIS_BIN"
+    log "serving $bin (PORTCULLIS_BIN; nothing built)"
+else
+    log "building the release binary (fat LTO: ~7 min on 2 cores the first time, seconds when up to date)"
+    OPENSSL_NO_VENDOR=1 cargo build --release
+    bin="$ROOT/target/release/portcullis"
+fi
 http_port="$(env_value HTTP_PORT)"; http_port="${http_port:-80}"
 https_port="$(env_value HTTPS_PORT)"; https_port="${https_port:-443}"
 if [ "$(id -u)" -ne 0 ] && { [ "$http_port" -lt 1024 ] || [ "$https_port" -lt 1024 ]; }; then

@@ -125,3 +125,67 @@ fn version_names_the_commit_it_was_built_from() {
         .unwrap_or_else(|| "unknown".into());
     assert_eq!(version.trim(), format!("portcullis {} (commit {head})", env!("CARGO_PKG_VERSION")));
 }
+
+/// `just run` (scripts/run.sh) on a machine where no Redis answers: it writes
+/// `.env` with fresh secrets (0600), falls back to the embedded store and
+/// serves with the admin token it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_script_without_redis_serves_from_the_embedded_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    for f in ["scripts/run.sh", "scripts/lib.sh", ".env.example"] {
+        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
+    }
+    let (_hold, closed) = refused_port();
+    let api_port = crate::harness::free_port().to_string();
+    let log = dir.path().join("run.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new("bash")
+        .arg("scripts/run.sh")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("PORTCULLIS_BIN", crate::harness::bin())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{closed}/0"))
+        .env("API_PORT", &api_port)
+        .env("HTTP_PORT", crate::harness::free_port().to_string())
+        .env("HTTPS_PORT", crate::harness::free_port().to_string())
+        .env("PROXY_PROTOCOL_PORT", "0")
+        .env("ACME_DIRECTORY_URL", "http://127.0.0.1:9/directory")
+        .env("ACME_STAGING_URL", "http://127.0.0.1:9/directory")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _proc = crate::harness::Proc::from_child(child, log.clone());
+    let client = reqwest::Client::new();
+    let health = crate::harness::eventually(Duration::from_secs(60), || async {
+        let r = client.get(format!("http://127.0.0.1:{api_port}/health")).send().await.ok()?;
+        r.json::<serde_json::Value>().await.ok()
+    })
+    .await;
+    let run_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let health = health.unwrap_or_else(|| panic!("never served:\n{run_log}"));
+    assert_eq!(health["store"], "embedded", "{health}\n{run_log}");
+    assert!(run_log.contains("using the embedded single-node store"), "{run_log}");
+
+    let env_file = dir.path().join(".env");
+    assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let dotenv = std::fs::read_to_string(&env_file).unwrap();
+    let token = dotenv.lines().find_map(|l| l.strip_prefix("ADMIN_TOKEN=")).unwrap().to_string();
+    assert!(token.starts_with("pcl_") && !token.contains("change-me"), "{token}");
+    let r = client
+        .post(format!("http://127.0.0.1:{api_port}/api/v1/proxy/targets/"))
+        .bearer_auth(&token)
+        .json(&json!({"hostname": "first.test", "target_url": "http://127.0.0.1:9", "enable_https": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    let data = std::fs::read_dir(dir.path().join(".data")).unwrap().count();
+    assert!(data > 0, "the embedded store wrote nothing under .data/");
+}
