@@ -243,14 +243,21 @@ impl Acme {
         a.poll_initial_wait + a.poll_interval * a.poll_max_attempts.max(1) * 2
     }
 
-    /// Runs one order to its end, recording the outcome.
+    /// Runs one order to its end, recording the outcome. The status names
+    /// the directory and each retry, so a user waiting on an unreachable CA
+    /// sees where and why, not a bare "client error".
     async fn run(&self, req: &IssueRequest) {
-        tracing::info!(cert = %req.cert_name, domains = ?req.domains, staging = req.staging, "ACME order starting");
+        let directory = order::directory(self, req);
+        tracing::info!(cert = %req.cert_name, domains = ?req.domains, staging = req.staging, %directory, "ACME order starting");
+        self.set_status(req, "pending", format!("ordering from {directory}")).await;
         let mut outcome = order::issue(self, req).await;
         for attempt in 1..ORDER_ATTEMPTS {
             match &outcome {
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(cert = %req.cert_name, attempt, error = %e, "ACME order hit a transient error; starting it again");
+                    let why = order::with_causes(e);
+                    tracing::warn!(cert = %req.cert_name, attempt, error = %why, "ACME order hit a transient error; starting it again");
+                    let retry = format!("retrying ({}/{}) after {directory}: {why}", attempt + 1, ORDER_ATTEMPTS);
+                    self.set_status(req, "pending", retry).await;
                     tokio::time::sleep(std::time::Duration::from_secs(2 * u64::from(attempt))).await;
                     outcome = order::issue(self, req).await;
                 }
@@ -263,8 +270,9 @@ impl Acme {
                 self.set_status(req, "issued", format!("issued, serial {serial}")).await;
             }
             Err(e) => {
-                tracing::warn!(cert = %req.cert_name, error = %e, "ACME order failed");
-                self.set_status(req, "failed", e.to_string()).await;
+                let why = format!("{directory}: {}", order::with_causes(&e));
+                tracing::warn!(cert = %req.cert_name, error = %why, "ACME order failed");
+                self.set_status(req, "failed", why).await;
             }
         }
     }

@@ -162,13 +162,34 @@ impl Acme {
     }
 }
 
-/// Runs the order; returns the new certificate's serial.
-pub async fn issue(acme: &Acme, req: &IssueRequest) -> Result<String, OrderError> {
-    let directory = if req.staging {
+/// The ACME directory an order for `req` talks to.
+pub fn directory(acme: &Acme, req: &IssueRequest) -> String {
+    if req.staging {
         acme.config.acme.staging_url.clone()
     } else {
         acme.config.acme.directory_url.clone()
-    };
+    }
+}
+
+/// `e` and every error below it, so a connection failure says why
+/// ("client error (Connect): tcp connect error: Connection refused"), not
+/// only its top line.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Runs the order; returns the new certificate's serial.
+pub async fn issue(acme: &Acme, req: &IssueRequest) -> Result<String, OrderError> {
+    let directory = directory(acme, req);
     let account = account(acme, &directory, req.email.as_deref()).await?;
     let ids: Vec<Identifier> = req.domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
     let mut order = new_order(&account, &ids).await?;

@@ -157,3 +157,24 @@ async fn renew_to_production_generate_and_attach_through_the_cli() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
 }
+
+/// `cert create --wait` against a directory nothing answers at: the progress
+/// shows each retry, and the failure names the directory and the cause
+/// (it used to say only "client error (Connect)" after 28 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_directory_is_named_with_its_cause_and_retries() {
+    let redis = Redis::start();
+    // serve_env points ACME at a closed local port
+    let p = Portcullis::start(&redis).await;
+    let out = cli(
+        &p,
+        &["cert", "create", "nowhere", "nowhere.example.org", "--wait", "--timeout", "120"],
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(all.contains("retrying (2/3) after http://127.0.0.1:9/directory"), "{all}");
+    let failed = all.lines().rfind(|l| l.contains("failed")).unwrap_or_default();
+    assert!(failed.contains("http://127.0.0.1:9/directory"), "{all}");
+    assert!(failed.to_lowercase().contains("connect"), "the cause is missing: {failed}");
+}
