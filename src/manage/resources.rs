@@ -261,7 +261,9 @@ impl Manager {
     pub async fn auto_register_resources(&self, caller: &Caller) -> ManageResult<Vec<Resource>> {
         let mut made = Vec::new();
         for p in self.list_proxies(caller).await? {
-            if !crate::auth::metadata::serves_metadata(&p) {
+            // Only proxies that describe a resource: `auth_enabled` alone
+            // protects a site, it does not make it an OAuth resource.
+            if p.resource_endpoint.is_none() && p.resource_scopes.is_none() {
                 continue;
             }
             let uri = format!("https://{}{}", p.hostname, p.resource_endpoint.as_deref().unwrap_or(""));

@@ -252,11 +252,19 @@ async fn metadata_prefers_the_backend_unless_overridden_and_the_registry_checks_
         "ours when the backend has none"
     );
 
-    // registry
+    // registry: proxies with resource settings, not those that only require a login or nothing
+    p.create_proxy(json!({"hostname": "login-only.test", "target_url": b.url(), "enable_https": false, "auth_enabled": true}))
+        .await;
+    p.create_proxy(json!({"hostname": "plain.test", "target_url": b.url(), "enable_https": false}))
+        .await;
     let (s, v) = p.admin("POST", "/api/v1/resources/auto-register", None).await;
     assert_eq!(s, 200, "{v}");
     let uris: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
     assert!(uris.contains(&"https://ours.test/mcp"), "{v}");
+    assert!(
+        !uris.iter().any(|u| u.contains("login-only.test") || u.contains("plain.test")),
+        "{v}"
+    );
     let enc = "https%3A%2F%2Fours.test%2Fmcp";
     let (s, v) = p.admin("GET", &format!("/api/v1/resources/{enc}"), None).await;
     assert_eq!((s, v["proxy_target"].as_str()), (200, Some("ours.test")));
