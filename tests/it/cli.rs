@@ -130,6 +130,9 @@ async fn tokens_from_generate_to_cascading_delete() {
     );
     let msg = alice.run(&["token", "generate", "mallory"]).refused();
     assert!(msg.to_lowercase().contains("admin"), "{msg}");
+    // the bootstrap admin has no stored record: its e-mail is set where its token is
+    let msg = admin.run(&["token", "email", "root@example.com"]).refused();
+    assert!(msg.contains("ADMIN_EMAIL"), "{msg}");
     let mine = alice.run(&["token", "list", "--json"]).json();
     assert_eq!(mine.as_array().map(Vec::len), Some(1), "a user lists only itself: {mine}");
 
