@@ -454,8 +454,11 @@ async fn the_request_timeout_spares_slow_clients_and_long_uploads() {
         let r = get("/slow?ms=2500").await.unwrap();
         assert_eq!(r.status(), 504);
         let waited = t.elapsed();
+        // The promise is "not before the 1 s bound"; the upper bound only has to
+        // tell the timeout from the backend's own answer at 2.5 s, with room for
+        // a loaded 2-core machine.
         assert!(
-            waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
+            waited >= Duration::from_millis(950) && waited < Duration::from_millis(2400),
             "504 after {waited:?}"
         );
     }
