@@ -1,6 +1,8 @@
 //! `portcullis serve`: start-up checks, bootstrap of default state, and the
 //! pingora server with the data plane listeners and background services.
 
+mod self_signed;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +24,12 @@ use crate::config::Config;
 use crate::manage::BOOTSTRAP_ADMIN;
 use crate::model::{now_rfc3339, Proxy};
 use crate::proxy::proxy_protocol::{Gate, PerIpLimit, ProxyHeaderBeforeTls};
-use crate::proxy::Edge;
+use crate::proxy::{Edge, SniSelector};
 use crate::secrets::{token_hash, Sealer};
 use crate::snapshot::sync::{KeyRefresh, SyncService};
 use crate::snapshot::{build, SnapshotHandle};
 use crate::store::{Store, StoreError};
-use crate::tls::{ensure_self_signed, SniSelector};
+use self_signed::ensure_self_signed;
 
 /// Redis URL with any password hidden, for messages.
 fn redacted(url: &str) -> String {

@@ -1,28 +1,13 @@
-//! The per-request access check.
+//! The per-request access check: a pure function of the snapshot's keys,
+//! the proxy, the matched route and the request head.
 
+use http::HeaderMap;
 use jsonwebtoken::{Algorithm, Validation};
-use pingora::proxy::Session;
-use serde_json::json;
 
-use super::{AuthKeys, Identity};
-use crate::model::{AuthMode, Proxy};
-use crate::oauth::tokens::{AccessClaims, LEEWAY_SECS};
-use crate::proxy::respond::Reply;
-use crate::snapshot::CompiledRoute;
+use super::{AuthKeys, Denial, Identity, Outcome, Pass};
+use crate::model::{AccessClaims, AuthMode, Proxy, Route, LEEWAY_SECS};
 
-/// What to do with the request.
-pub enum Outcome {
-    /// Auth does not apply to this request.
-    Skip,
-    /// Forward; with the caller's identity when a valid token was sent.
-    Allow(Option<Identity>),
-    /// Answer now (401, 403 or a redirect to the login).
-    Deny(Reply),
-    /// The token names a key this snapshot lacks: refresh once and retry.
-    UnknownKey,
-}
-
-/// Request facts the check needs.
+/// The request head and how the client reached us: all the check reads.
 pub struct RequestInfo<'a> {
     /// Method.
     pub method: &'a str,
@@ -30,10 +15,12 @@ pub struct RequestInfo<'a> {
     pub path: &'a str,
     /// Query, for the login return URL.
     pub query: Option<&'a str>,
-    /// Over TLS.
+    /// Over TLS (at our listener, or at a trusted balancer that said so).
     pub tls: bool,
-    /// Host header as sent (with port).
+    /// Host header as sent (with port), already validated as `host[:port]`.
     pub raw_host: &'a str,
+    /// The request headers (token, cookies, Accept, CORS preflight).
+    pub headers: &'a HeaderMap,
 }
 
 fn scheme(tls: bool) -> &'static str {
@@ -74,8 +61,8 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-fn cors_preflight(session: &Session, req: &RequestInfo<'_>) -> bool {
-    let h = &session.req_header().headers;
+fn cors_preflight(req: &RequestInfo<'_>) -> bool {
+    let h = req.headers;
     req.method == "OPTIONS" && h.contains_key(http::header::ORIGIN) && h.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
@@ -84,18 +71,17 @@ fn cors_preflight(session: &Session, req: &RequestInfo<'_>) -> bool {
 /// CORS preflights where the proxy allows them. Built-in routes never reach
 /// the check. `req.path` is normalized, so no dot segment can walk out of an
 /// exempt prefix.
-fn always_public(p: &Proxy, session: &Session, req: &RequestInfo<'_>) -> bool {
+fn always_public(p: &Proxy, req: &RequestInfo<'_>) -> bool {
     (super::metadata::serves_metadata(p) && super::metadata::is_metadata_path(p, req.path))
         || req.path == "/health"
         || p.auth_excluded_paths
             .as_ref()
             .is_some_and(|ex| ex.iter().any(|e| under(req.path, e)))
-        || (p.auth_allow_cors_preflight && cors_preflight(session, req))
+        || (p.auth_allow_cors_preflight && cors_preflight(req))
 }
 
 /// The token from `Authorization: Bearer` or the proxy's session cookie (borrowed, not copied).
-pub fn token_from<'s>(session: &'s Session, cookie: &str) -> Option<&'s str> {
-    let h = &session.req_header().headers;
+pub fn token_from<'s>(h: &'s HeaderMap, cookie: &str) -> Option<&'s str> {
     if let Some(v) = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some((s, t)) = v.split_once(' ') {
             if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
@@ -124,56 +110,63 @@ fn quoted_safe(s: &str) -> String {
         .collect()
 }
 
-fn unauthorized(p: &Proxy, req: &RequestInfo<'_>, error: Option<&str>) -> Reply {
-    let mut www = format!("Bearer realm=\"{}\", resource_metadata=\"{}\"", p.hostname, metadata_url(p, req));
+fn unauthorized(p: &Proxy, req: &RequestInfo<'_>, error: Option<&str>) -> Denial {
+    let mut challenge = format!("Bearer realm=\"{}\", resource_metadata=\"{}\"", p.hostname, metadata_url(p, req));
     if let Some(e) = error {
-        www.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", quoted_safe(e)));
+        challenge.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", quoted_safe(e)));
     }
-    Reply::json(
-        401,
-        vec![("WWW-Authenticate", www), ("Access-Control-Allow-Origin", "*".into()), ("Access-Control-Expose-Headers", "WWW-Authenticate".into())],
-        json!({"error": if error.is_some() { "invalid_token" } else { "unauthorized" }, "message": error.unwrap_or("authentication required")}).to_string(),
-    )
+    Denial::Unauthorized {
+        challenge,
+        error: if error.is_some() { "invalid_token" } else { "unauthorized" },
+        message: error.unwrap_or("authentication required").to_string(),
+    }
 }
 
-fn insufficient_scope(p: &Proxy, req: &RequestInfo<'_>, needed: &[String]) -> Reply {
-    let www = format!(
-        "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
-        p.hostname,
-        needed.join(" "),
-        metadata_url(p, req)
-    );
-    Reply::json(
-        403,
-        vec![
-            ("WWW-Authenticate", www),
-            ("Access-Control-Allow-Origin", "*".into()),
-            ("Access-Control-Expose-Headers", "WWW-Authenticate".into()),
-        ],
-        json!({"error": "insufficient_scope", "message": format!("this resource needs scope {}", needed.join(" "))}).to_string(),
-    )
+/// The 401 for a token whose signing key is still unknown after a key refresh.
+pub fn unknown_key(p: &Proxy, req: &RequestInfo<'_>) -> Denial {
+    Denial::Unauthorized {
+        challenge: format!(
+            "Bearer realm=\"{}\", error=\"invalid_token\", resource_metadata=\"{}\"",
+            p.hostname,
+            metadata_url(p, req)
+        ),
+        error: "invalid_token",
+        message: "unknown signing key".to_string(),
+    }
 }
 
-fn forbidden(msg: &str) -> Reply {
-    Reply::json(403, vec![], json!({"error": "access_denied", "message": msg}).to_string())
+fn insufficient_scope(p: &Proxy, req: &RequestInfo<'_>, needed: &[String]) -> Denial {
+    Denial::InsufficientScope {
+        challenge: format!(
+            "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+            p.hostname,
+            needed.join(" "),
+            metadata_url(p, req)
+        ),
+        message: format!("this resource needs scope {}", needed.join(" ")),
+    }
 }
 
-fn wants_html(session: &Session) -> bool {
-    session
-        .req_header()
-        .headers
+fn forbidden(message: String) -> Denial {
+    Denial::Forbidden { message }
+}
+
+fn wants_html(req: &RequestInfo<'_>) -> bool {
+    req.headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"))
 }
 
-fn login_redirect(req: &RequestInfo<'_>) -> Reply {
+fn login_redirect(req: &RequestInfo<'_>) -> Denial {
     let back = match req.query {
         Some(q) => format!("{}?{q}", req.path),
         None => req.path.to_string(),
     };
     let rd: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-    Reply::redirect(302, format!("/_portcullis/login?rd={rd}"))
+    Denial::Login {
+        location: format!("/_portcullis/login?rd={rd}"),
+    }
 }
 
 fn canonical(s: &str) -> String {
@@ -246,21 +239,26 @@ fn email_allowed(list: &[String], email: Option<&str>) -> bool {
     })
 }
 
-/// Decides whether the request may pass.
-pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session: &Session, req: &RequestInfo<'_>) -> Outcome {
-    let route_override = route.and_then(|r| r.route.auth_required);
-    let required = match route_override {
-        Some(v) => v,
-        None => p.auth_enabled,
-    };
-    if !required || always_public(p, session, req) {
+/// Decides whether the request may pass: the route's auth override, else
+/// the proxy's; exemptions; the token (header or cookie) and its signature,
+/// expiry, revocation and audience; then the user, e-mail, group and scope
+/// requirements. Passthrough mode never refuses, it only drops what it cannot
+/// vouch for; redirect mode sends browsers without a usable token to the login.
+pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&Route>, req: &RequestInfo<'_>) -> Outcome {
+    let required = route.and_then(|r| r.auth_required).unwrap_or(p.auth_enabled);
+    if !required || always_public(p, req) {
         return Outcome::Skip;
     }
+    let pass = Pass {
+        token: p.auth_pass_token,
+        identity_headers: p.auth_pass_headers,
+    };
+    let anonymous = Outcome::Allow { identity: None, pass };
     let passthrough = p.auth_mode == AuthMode::Passthrough;
-    let redirect = p.auth_mode == AuthMode::Redirect && wants_html(session);
-    let Some(token) = token_from(session, &p.auth_cookie_name) else {
+    let redirect = p.auth_mode == AuthMode::Redirect && wants_html(req);
+    let Some(token) = token_from(req.headers, &p.auth_cookie_name) else {
         return if passthrough {
-            Outcome::Allow(None)
+            anonymous
         } else if redirect {
             Outcome::Deny(login_redirect(req))
         } else {
@@ -272,7 +270,7 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
         Err(None) => return Outcome::UnknownKey,
         Err(Some(msg)) => {
             return if passthrough {
-                Outcome::Allow(None)
+                anonymous
             } else if redirect {
                 Outcome::Deny(login_redirect(req))
             } else {
@@ -283,28 +281,31 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
     let claims = &identity.claims;
     if !claims.aud.iter().any(|a| audience_ok(p, req, a)) {
         return if passthrough {
-            Outcome::Allow(None)
+            anonymous
         } else {
             Outcome::Deny(unauthorized(p, req, Some("the token's audience is not this resource")))
         };
     }
     if passthrough {
-        return Outcome::Allow(Some(identity));
+        return Outcome::Allow {
+            identity: Some(identity),
+            pass,
+        };
     }
     let users = p.auth_required_users.as_ref().or(keys.allowed_users.as_ref());
     if let Some(list) = users {
         if !list.iter().any(|u| u == "*" || u.eq_ignore_ascii_case(&claims.preferred_username)) {
-            return Outcome::Deny(forbidden(&format!("user {} may not use {}", claims.preferred_username, p.hostname)));
+            return Outcome::Deny(forbidden(format!("user {} may not use {}", claims.preferred_username, p.hostname)));
         }
     }
     if let Some(list) = &p.auth_required_emails {
         if !email_allowed(list, claims.email.as_deref()) {
-            return Outcome::Deny(forbidden("this e-mail address may not use this site"));
+            return Outcome::Deny(forbidden("this e-mail address may not use this site".to_string()));
         }
     }
     if let Some(list) = &p.auth_required_groups {
         if !claims.groups.iter().any(|g| list.contains(g)) {
-            return Outcome::Deny(forbidden("none of your groups may use this site"));
+            return Outcome::Deny(forbidden("none of your groups may use this site".to_string()));
         }
     }
     let has = |s: &String| claims.scope.split_whitespace().any(|h| h == s);
@@ -313,12 +314,15 @@ pub fn check(keys: &AuthKeys, p: &Proxy, route: Option<&CompiledRoute>, session:
             return Outcome::Deny(insufficient_scope(p, req, allowed));
         }
     }
-    if let Some(needed) = route.and_then(|r| r.route.auth_scopes.as_ref()) {
+    if let Some(needed) = route.and_then(|r| r.auth_scopes.as_ref()) {
         if !needed.iter().all(has) {
             return Outcome::Deny(insufficient_scope(p, req, needed));
         }
     }
-    Outcome::Allow(Some(identity))
+    Outcome::Allow {
+        identity: Some(identity),
+        pass,
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,43 @@
 //! ForwardAuth inside the data plane: access tokens checked locally against
-//! the snapshot's keys (no subrequest), per-proxy modes, allowlists, scopes,
-//! audiences, and the answers (401/403 with `WWW-Authenticate`, or a
-//! redirect to the login for browsers).
+//! the snapshot's keys (no subrequest), per-proxy modes, allowlists, scopes
+//! and audiences. [`check`] only decides (a typed [`Outcome`]); the proxy
+//! turns a denial into its reply, and `snapshot::build` loads the keys, so
+//! this module names neither the store nor pingora's session.
 
 mod check;
+mod decision;
 pub mod metadata;
+#[cfg(test)]
+mod tests;
 
-pub use check::{check, metadata_url, Outcome, RequestInfo};
+pub use check::{check, metadata_url, unknown_key, RequestInfo};
+pub use decision::{Denial, Outcome, Pass};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-
 use jsonwebtoken::DecodingKey;
 
-use crate::config::OAuthConfig;
-use crate::oauth::tokens::AccessClaims;
-use crate::secrets::Sealer;
-use crate::store::{Store, StoreError};
+use crate::model::AccessClaims;
 
 /// Most verified tokens remembered per snapshot before the cache starts over.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// Most unknown key ids remembered before that cache starts over.
 const UNKNOWN_KIDS_MAX: usize = 1_000;
+
+/// At most one signing key refresh per this interval, however many tokens
+/// with unknown key ids arrive; the others are answered 401 at once. Key
+/// rotation reaches the data plane by change event, so this refresh is only a
+/// fallback (e.g. a lost event). Here because the unknown-kid memory below
+/// uses it; the snapshot sync bounds its refreshes with it.
+pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Maps read per request: foldhash instead of SipHash (the keys are token
+/// signatures and key ids this process saw; lookups only).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A token whose signature was checked, with the identity header values
 /// (user id, user, e-mail, scopes) built once: a cached hit copies nothing.
@@ -66,10 +79,10 @@ pub struct AuthKeys {
     /// Tokens whose signature this snapshot already checked. It dies with the
     /// snapshot, so a key rotation or revocation (both rebuild it) empties it;
     /// expiry and revocation are still checked on every hit.
-    verified: std::sync::Mutex<crate::snapshot::FastMap<String, (String, Identity)>>,
+    verified: std::sync::Mutex<FastMap<String, (String, Identity)>>,
     /// Key ids that were unknown, and since when: for a key refresh interval
     /// a token naming one is refused at once, without asking for a refresh.
-    unknown_kids: std::sync::Mutex<crate::snapshot::FastMap<String, std::time::Instant>>,
+    unknown_kids: std::sync::Mutex<FastMap<String, Instant>>,
 }
 
 /// The cache key: the token's last 43 characters (part of its signature), so
@@ -83,6 +96,23 @@ fn cache_key(token: &str) -> &str {
 }
 
 impl AuthKeys {
+    /// Verification material as loaded (by `snapshot::build`), with empty caches.
+    pub fn new(
+        issuer: String,
+        keys: HashMap<String, DecodingKey>,
+        revoked: HashSet<String, foldhash::fast::RandomState>,
+        allowed_users: Option<Vec<String>>,
+    ) -> Self {
+        Self {
+            issuer,
+            keys,
+            revoked,
+            allowed_users,
+            verified: std::sync::Mutex::default(),
+            unknown_kids: std::sync::Mutex::default(),
+        }
+    }
+
     /// A token verified earlier under this snapshot's keys.
     pub fn cached(&self, token: &str) -> Option<Identity> {
         let m = self.verified.lock().ok()?;
@@ -101,18 +131,14 @@ impl AuthKeys {
         }
         verified
     }
-}
 
-impl AuthKeys {
     /// A token names `kid`, which this snapshot lacks: `None` the first time
     /// (ask for a key refresh), then the refusal reason for a refresh
     /// interval (answered 401 at once).
     pub fn unknown_kid(&self, kid: &str) -> Option<String> {
         let mut m = self.unknown_kids.lock().ok()?;
-        let now = std::time::Instant::now();
-        if m.get(kid)
-            .is_some_and(|since| now.duration_since(*since) < crate::snapshot::sync::KEY_REFRESH_INTERVAL)
-        {
+        let now = Instant::now();
+        if m.get(kid).is_some_and(|since| now.duration_since(*since) < KEY_REFRESH_INTERVAL) {
             return Some("token signed with an unknown key".into());
         }
         if m.len() >= UNKNOWN_KIDS_MAX {
@@ -120,24 +146,5 @@ impl AuthKeys {
         }
         m.insert(kid.to_string(), now);
         None
-    }
-
-    /// Loads keys and revocations from the store.
-    pub async fn load(store: &dyn Store, sealer: &Sealer, oauth: &OAuthConfig) -> Result<Self, StoreError> {
-        let keys = match crate::oauth::keys::ring(store, sealer, oauth.jwt_private_key_pem.as_deref()).await {
-            Ok(r) => r.all.into_iter().map(|k| (k.kid, k.decoding)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e.description, "signing keys unavailable; tokens cannot be verified");
-                HashMap::new()
-            }
-        };
-        Ok(Self {
-            issuer: oauth.issuer.clone(),
-            keys,
-            revoked: store.list_revocations().await?.into_iter().collect(),
-            allowed_users: oauth.allowed_users.clone(),
-            verified: std::sync::Mutex::default(),
-            unknown_kids: std::sync::Mutex::default(),
-        })
     }
 }

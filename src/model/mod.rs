@@ -2,11 +2,13 @@
 //! and the validation every front end (REST, CLI, MCP) relies on.
 
 mod cert;
+mod claims;
 mod proxy;
 mod route;
 mod token;
 
 pub use cert::{CertInfo, Certificate};
+pub use claims::{AccessClaims, LEEWAY_SECS};
 pub use proxy::{reserved_header, AuthMode, Proxy, RouteMode, MASKED};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};
 pub use token::{Token, TokenScope, TokenView};

@@ -4,45 +4,13 @@
 //! instance's data plane through change events.
 
 use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub use crate::model::{AccessClaims, LEEWAY_SECS};
+
 use super::model::{now, AccessRecord, Client, RefreshGrant, User};
 use super::{random_token, scopes, OAuth, OAuthError, OAuthResult};
-
-/// Claims of our access tokens.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject (`provider:id`).
-    pub sub: String,
-    /// Audience: the granted resources.
-    pub aud: Vec<String>,
-    /// Authorized party: the client.
-    pub azp: String,
-    /// Same as azp (RFC 9068).
-    pub client_id: String,
-    /// Expiry.
-    pub exp: i64,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Token id.
-    pub jti: String,
-    /// Space-separated scopes.
-    pub scope: String,
-    /// User name.
-    pub preferred_username: String,
-    /// E-mail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// Groups.
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
 
 /// How long a rotated refresh token may be retried (concurrent retry) with
 /// the same result. Only a confidential client, authenticated again with its
@@ -67,9 +35,6 @@ pub struct GrantBase {
 pub fn client_families_key(client_id: &str) -> String {
     format!("oauth:client_families:{client_id}")
 }
-/// Leeway for exp/nbf checks.
-pub const LEEWAY_SECS: u64 = 30;
-
 /// SHA-256 hex of a secret, the form secrets are stored under.
 pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

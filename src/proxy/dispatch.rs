@@ -235,6 +235,7 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
         query,
         tls: ctx.tls,
         raw_host: raw,
+        headers: &req.headers,
     };
     if auth::metadata::serves_metadata(p) && auth::metadata::is_metadata_path(p, path) {
         let doc = auth::metadata::document(p, &info, &snap.auth.issuer).to_string();
@@ -244,28 +245,15 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
         ctx.metadata_fallback = Some(bytes::Bytes::from(doc));
     }
     let route = entry.match_route(req.method.as_str(), path);
-    match auth::check(&snap.auth, p, route.map(|r| &**r), session, &info) {
+    match auth::check(&snap.auth, p, route.map(|r| &r.route), &info) {
         Outcome::Skip => {}
-        Outcome::Allow(identity) => {
+        Outcome::Allow { identity, pass } => {
             ctx.identity = identity;
-            ctx.auth_applied = true;
+            ctx.pass = Some(pass);
         }
-        Outcome::Deny(reply) => return Decision::Respond(reply),
+        Outcome::Deny(denial) => return Decision::Respond(denial.into()),
         Outcome::UnknownKey if !refreshed => return Decision::RefreshKeys,
-        Outcome::UnknownKey => {
-            return Decision::Respond(Reply::json(
-                401,
-                vec![(
-                    "WWW-Authenticate",
-                    format!(
-                        "Bearer realm=\"{}\", error=\"invalid_token\", resource_metadata=\"{}\"",
-                        p.hostname,
-                        auth::metadata_url(p, &info)
-                    ),
-                )],
-                serde_json::json!({"error": "invalid_token", "message": "unknown signing key"}).to_string(),
-            ))
-        }
+        Outcome::UnknownKey => return Decision::Respond(auth::unknown_key(p, &info).into()),
     }
     let target = match route {
         Some(r) => &r.upstream,

@@ -136,16 +136,16 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
     }
     if let Some(e) = &ctx.entry {
         let p = &e.proxy;
-        if ctx.auth_applied {
-            if !p.auth_pass_token {
+        if let Some(pass) = ctx.pass {
+            if !pass.token {
                 h.remove(http::header::AUTHORIZATION);
             }
             if h.contains_key(http::header::COOKIE) {
                 strip_cookie(h, &p.auth_cookie_name)?;
             }
-        }
-        if let (Some(id), true) = (&ctx.identity, p.auth_pass_headers) {
-            identity_headers(h, &e.auth_prefix_lower, id)?;
+            if let (Some(id), true) = (&ctx.identity, pass.identity_headers) {
+                identity_headers(h, &e.auth_prefix_lower, id)?;
+            }
         }
         for (k, v) in &e.request_headers {
             h.insert(k.clone(), v.clone());

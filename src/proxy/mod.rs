@@ -1,7 +1,8 @@
 //! The data plane: one Pingora `ProxyHttp` for every hostname. Each phase
 //! hands off to a small module: `dispatch` decides (on the path `path`
 //! normalizes, with the `builtin` routes), `headers` rewrites, `respond`
-//! answers early, `failure` maps errors to 502/504.
+//! answers early, `failure` maps errors to 502/504, `sni` picks the TLS
+//! certificate.
 
 mod builtin;
 mod dispatch;
@@ -11,6 +12,9 @@ mod headers;
 mod path;
 pub mod proxy_protocol;
 pub(crate) mod respond;
+mod sni;
+
+pub use sni::SniSelector;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,8 +55,9 @@ pub struct Ctx {
     upstream_sent: Option<Instant>,
     /// The authenticated caller (identity headers).
     identity: Option<crate::auth::Identity>,
-    /// Auth applied to this request (so the token and session cookie are not passed on).
-    auth_applied: bool,
+    /// Set when auth applied to this request: what of the caller's
+    /// credentials reaches the upstream (the session cookie never does).
+    pass: Option<crate::auth::Pass>,
     /// Our protected resource metadata, served if the backend has none.
     metadata_fallback: Option<bytes::Bytes>,
     /// The backend's body is being replaced by `metadata_fallback`.
@@ -99,7 +104,7 @@ impl ProxyHttp for Edge {
             upstream: None,
             upstream_sent: None,
             identity: None,
-            auth_applied: false,
+            pass: None,
             metadata_fallback: None,
             replace_body: false,
             path: None,

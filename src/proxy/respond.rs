@@ -4,6 +4,9 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use serde_json::json;
+
+use crate::auth::Denial;
 
 /// A complete response to write without contacting an upstream.
 pub struct Reply {
@@ -39,6 +42,36 @@ impl Reply {
             status,
             headers: vec![("Location", location)],
             body: Bytes::new(),
+        }
+    }
+}
+
+impl From<Denial> for Reply {
+    /// The answer to a request `auth::check` refused: a JSON error, with the
+    /// `WWW-Authenticate` challenge readable by browser clients (CORS) for a
+    /// 401 or an insufficient scope.
+    fn from(d: Denial) -> Self {
+        let status = d.status();
+        let challenge = |c: String| {
+            vec![
+                ("WWW-Authenticate", c),
+                ("Access-Control-Allow-Origin", "*".into()),
+                ("Access-Control-Expose-Headers", "WWW-Authenticate".into()),
+            ]
+        };
+        match d {
+            Denial::Unauthorized {
+                challenge: c,
+                error,
+                message,
+            } => Reply::json(status, challenge(c), json!({"error": error, "message": message}).to_string()),
+            Denial::InsufficientScope { challenge: c, message } => Reply::json(
+                status,
+                challenge(c),
+                json!({"error": "insufficient_scope", "message": message}).to_string(),
+            ),
+            Denial::Forbidden { message } => Reply::json(status, vec![], json!({"error": "access_denied", "message": message}).to_string()),
+            Denial::Login { location } => Reply::redirect(status, location),
         }
     }
 }

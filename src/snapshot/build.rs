@@ -1,5 +1,6 @@
 //! Builds a [`Snapshot`] from the store: resolves targets, compiles routes,
-//! loads certificates.
+//! loads certificates and the token verification keys. With `sync`, the only
+//! place the data plane reads the store.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -9,10 +10,32 @@ use std::time::SystemTime;
 use http::{HeaderName, HeaderValue};
 
 use super::{CompiledRoute, Matcher, ProxyEntry, Snapshot, Upstream};
+use crate::auth::AuthKeys;
+use crate::config::OAuthConfig;
 use crate::model::{cert_covers, Certificate, Proxy, Route, RouteMode, RouteScope, TargetType, TokenScope};
 use crate::secrets::Sealer;
 use crate::store::{Store, StoreError};
 use crate::tls::{CertKey, CertTable};
+
+/// Loads the signing keys and revocations; without keys (a broken key
+/// ring) tokens cannot be verified, but the rest of the snapshot still builds.
+pub(super) async fn auth_keys(store: &dyn Store, sealer: &Sealer, oauth: &OAuthConfig) -> Result<AuthKeys, StoreError> {
+    let keys = match crate::oauth::keys::ring(store, sealer, oauth.jwt_private_key_pem.as_deref()).await {
+        Ok(r) => r.all.into_iter().map(|k| (k.kid, k.decoding)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e.description, "signing keys unavailable; tokens cannot be verified");
+            HashMap::new()
+        }
+    };
+    let revoked = store.list_revocations().await?.into_iter().collect();
+    Ok(AuthKeys::new(oauth.issuer.clone(), keys, revoked, oauth.allowed_users.clone()))
+}
+
+/// Loads a stored certificate, decrypting its key.
+fn cert_key(c: &Certificate, sealer: &Sealer) -> Result<CertKey, String> {
+    let key = sealer.open(&c.private_key_encrypted).map_err(|e| e.to_string())?;
+    CertKey::from_pem(&c.fullchain_pem, &key)
+}
 
 /// Resolves host names once per build (no DNS on the request path).
 #[derive(Default)]
@@ -196,7 +219,7 @@ pub async fn build(
             .map(|t| t.hash)
             .collect(),
     };
-    let auth = crate::auth::AuthKeys::load(store, sealer, &cfg.oauth).await?;
+    let auth = auth_keys(store, sealer, &cfg.oauth).await?;
 
     let mut res = Resolver::default();
     let control = res.upstream(&cfg.api_base_url()).await;
@@ -230,7 +253,7 @@ pub async fn build(
     let mut table = CertTable::new(fallback);
     let mut by_name = HashMap::new();
     for c in &certs {
-        match CertKey::from_record(c, sealer) {
+        match cert_key(c, sealer) {
             Ok(ck) => {
                 let ck = Arc::new(ck);
                 if owners.restricted(&c.owner_token_hash) {

@@ -12,19 +12,14 @@ use futures::{FutureExt, StreamExt};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use super::build::auth_keys;
 use super::{build, Snapshot, SnapshotHandle};
-use crate::auth::AuthKeys;
+use crate::auth::KEY_REFRESH_INTERVAL;
 use crate::config::Config;
 use crate::metrics;
 use crate::secrets::Sealer;
 use crate::store::Store;
 use crate::tls::CertKey;
-
-/// At most one signing key refresh per this interval, however many tokens
-/// with unknown key ids arrive; the others are answered 401 at once. Key
-/// rotation reaches the data plane by change event, so this refresh is only a
-/// fallback (e.g. a lost event).
-pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long the request that triggered a key refresh waits for it.
 const KEY_REFRESH_WAIT: Duration = Duration::from_secs(1);
@@ -126,7 +121,7 @@ impl SyncService {
     /// key ids are unchanged, so the verified-token cache survives.
     pub async fn refresh_keys(&self, store: &dyn Store) {
         let sealer = Sealer::new(self.config.secret_key);
-        let result = match AuthKeys::load(store, &sealer, &self.config.oauth).await {
+        let result = match auth_keys(store, &sealer, &self.config.oauth).await {
             Ok(auth) => {
                 let cur = self.handle.load();
                 let same = auth.keys.len() == cur.auth.keys.len() && auth.keys.keys().all(|k| cur.auth.keys.contains_key(k));

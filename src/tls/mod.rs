@@ -1,24 +1,13 @@
-//! TLS for the data plane: certificate selection by SNI at handshake time
-//! from the current snapshot, and the shared self-signed fallback certificate.
-
-mod self_signed;
-
-pub use self_signed::ensure_self_signed;
+//! The data plane's certificate table: parsed chains and keys by name, the
+//! one thing the snapshot keeps for TLS. A leaf: the SNI callback that reads
+//! it lives in `proxy::sni`, loading stored certificates in `snapshot::build`
+//! and the self-signed fallback in start-up (`server`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::NameType;
 use openssl::x509::X509;
-use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
-
-use crate::metrics;
-use crate::model::Certificate;
-use crate::secrets::Sealer;
-use crate::snapshot::SnapshotHandle;
 
 /// A parsed certificate chain and key, ready to hand to OpenSSL.
 pub struct CertKey {
@@ -47,12 +36,6 @@ impl CertKey {
             chain: certs.collect(),
             key,
         })
-    }
-
-    /// Loads a stored certificate, decrypting its key.
-    pub fn from_record(c: &Certificate, sealer: &Sealer) -> Result<Self, String> {
-        let key = sealer.open(&c.private_key_encrypted).map_err(|e| e.to_string())?;
-        Self::from_pem(&c.fullchain_pem, &key)
     }
 }
 
@@ -101,34 +84,5 @@ impl CertTable {
     /// The self-signed fallback.
     pub fn fallback(&self) -> &Arc<CertKey> {
         &self.fallback
-    }
-}
-
-/// The pingora TLS callback choosing a certificate per handshake.
-pub struct SniSelector {
-    /// Current snapshot.
-    pub handle: SnapshotHandle,
-}
-
-#[async_trait]
-impl TlsAccept for SniSelector {
-    async fn certificate_callback(&self, ssl: &mut TlsRef) {
-        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_ascii_lowercase).unwrap_or_default();
-        let snap = self.handle.load();
-        let (ck, outcome) = match snap.certs.find(&sni) {
-            Some(ck) => (ck.clone(), "ok"),
-            None => (snap.certs.fallback().clone(), "default_cert"),
-        };
-        let mut ok = pingora::tls::ext::ssl_use_certificate(ssl, &ck.leaf).is_ok();
-        ok &= pingora::tls::ext::ssl_use_private_key(ssl, &ck.key).is_ok();
-        for c in &ck.chain {
-            ok &= pingora::tls::ext::ssl_add_chain_cert(ssl, c).is_ok();
-        }
-        metrics::TLS_HANDSHAKES
-            .with_label_values(&[if ok { outcome } else { "failed" }])
-            .inc();
-        if !ok {
-            tracing::warn!(sni = %sni, "could not install the certificate for this handshake");
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! The self-signed fallback certificate for `SELF_SIGNED_CN`: created once,
-//! stored, so every instance serves the same one.
+//! The self-signed fallback certificate for `SELF_SIGNED_CN`: created once
+//! at start-up, stored, so every instance serves the same one. Start-up, not
+//! `tls`, owns it: `tls` is only the certificate table and names no store.
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
@@ -10,9 +11,9 @@ use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
 use serde::{Deserialize, Serialize};
 
-use super::CertKey;
 use crate::secrets::Sealer;
 use crate::store::Store;
+use crate::tls::CertKey;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
