@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
 
-use super::{both, reply, ApiJson, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, AppState, Authed, JsonResult};
 
 async fn list(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
     reply(StatusCode::OK, s.manager.list_certs(&c).await?)
@@ -41,12 +40,37 @@ async fn to_production(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n
 }
 
 /// Adds the certificate endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/certificates/", get(list).post(request_one))
-        .route("/api/v1/certificates/upload", post(upload))
-        .route("/api/v1/certificates/multi-domain", post(request_multi))
-        .route("/api/v1/certificates/{cert_name}/status", get(status))
-        .route("/api/v1/certificates/{cert_name}/renew", post(renew))
-        .route("/api/v1/certificates/{cert_name}/to-production", post(to_production))
-        .route("/api/v1/certificates/{cert_name}", get(show).delete(delete))
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/certificates/")
+        .get(list, Op::new("List the certificates the caller may see").ok_json(StatusCode::OK))
+        .post(
+            request_one,
+            Op::new("Order a certificate for one domain (ACME)").ok_json(StatusCode::ACCEPTED),
+        )
+        .done()
+        .at("/api/v1/certificates/upload")
+        .post(upload, Op::new("Upload a certificate and its key").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/certificates/multi-domain")
+        .post(
+            request_multi,
+            Op::new("Order a certificate for several domains (ACME)").ok_json(StatusCode::ACCEPTED),
+        )
+        .done()
+        .at("/api/v1/certificates/{cert_name}/status")
+        .get(status, Op::new("The state of a certificate's order").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/certificates/{cert_name}/renew")
+        .post(renew, Op::new("Renew a certificate now").ok_json(StatusCode::ACCEPTED))
+        .done()
+        .at("/api/v1/certificates/{cert_name}/to-production")
+        .post(
+            to_production,
+            Op::new("Re-issue a staging certificate from production").ok_json(StatusCode::ACCEPTED),
+        )
+        .done()
+        .at("/api/v1/certificates/{cert_name}")
+        .get(show, Op::new("Show a certificate").ok_json(StatusCode::OK))
+        .delete(delete, Op::new("Delete a certificate").ok_json(StatusCode::OK))
+        .done()
 }

@@ -5,6 +5,7 @@ mod certs;
 pub mod error;
 mod oauth;
 mod oauth_admin;
+pub mod openapi;
 mod proxies;
 mod resources;
 mod routes;
@@ -21,13 +22,14 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::manage::{Caller, Manager};
 use crate::metrics;
 use error::{ApiError, ApiResult};
+use openapi::{Api, Op};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -104,6 +106,20 @@ impl<S: Send + Sync> FromRequest<S> for ApiJson {
     }
 }
 
+/// A JSON object body read as the request type `T`: malformed JSON or
+/// another JSON type is a 400; a field `T` refuses (unknown, fixed at
+/// creation, of the wrong type) is a 422 naming it.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let v = json_object(&body_bytes(req, state).await?)?;
+        Ok(Body(crate::manage::from_json(v)?))
+    }
+}
+
 /// Like [`ApiJson`], but an empty body reads as `{}` (optional options).
 pub struct ApiJsonOrEmpty(pub Value);
 
@@ -117,12 +133,6 @@ impl<S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty {
         }
         Ok(Self(json_object(&bytes)?))
     }
-}
-
-/// Registers `path` both with and without a trailing slash (no redirects).
-fn both(router: Router<Arc<AppState>>, path: &str, mr: MethodRouter<Arc<AppState>>) -> Router<Arc<AppState>> {
-    let bare = path.trim_end_matches('/');
-    router.route(bare, mr.clone()).route(&format!("{bare}/"), mr)
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -167,18 +177,40 @@ async fn count_requests(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Every route of the control plane, each with its OpenAPI entry.
+fn api() -> Api {
+    let mut api = Api::new()
+        .at("/health")
+        .get(health, Op::new("Liveness and store reachability").public().ok_json(StatusCode::OK))
+        .done()
+        .at("/metrics")
+        .get(
+            prometheus_text,
+            Op::new("Prometheus metrics").public().ok_media(StatusCode::OK, "text/plain"),
+        )
+        .done();
+    api = tokens::routes(api);
+    api = proxies::routes(api);
+    api = routes::routes(api);
+    api = certs::routes(api);
+    api = services::routes(api);
+    api = oauth::routes(api);
+    api = oauth_admin::routes(api);
+    resources::routes(api)
+}
+
+/// The control plane's routes without state or fallback: what the router
+/// serves, for tests that compare it with the OpenAPI document.
+pub fn routes() -> Router<Arc<AppState>> {
+    api().finish().0
+}
+
 /// The whole control plane router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut r = Router::new().route("/health", get(health)).route("/metrics", get(prometheus_text));
-    r = tokens::routes(r);
-    r = proxies::routes(r);
-    r = routes::routes(r);
-    r = certs::routes(r);
-    r = services::routes(r);
-    r = oauth::routes(r);
-    r = oauth_admin::routes(r);
-    r = resources::routes(r);
-    r.fallback(not_found).layer(middleware::from_fn(count_requests)).with_state(state)
+    routes()
+        .fallback(not_found)
+        .layer(middleware::from_fn(count_requests))
+        .with_state(state)
 }
 
 /// Shorthand for handlers returning JSON.

@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 
+use super::openapi::{Api, Op};
 use super::AppState;
 use crate::oauth::params::bearer;
 use crate::oauth::token::token_response;
@@ -161,31 +161,110 @@ async fn proxy_callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQ
     s.manager.oauth.proxy_callback(&headers, &q(&raw)).await
 }
 
-/// Adds the OAuth protocol endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    // A router of their own, so the body limit applies to these endpoints only.
-    let oauth = Router::new()
-        .route("/.well-known/oauth-authorization-server", get(metadata))
-        .route("/.well-known/oauth-authorization-server/{*rest}", get(metadata))
-        .route("/.well-known/openid-configuration", get(openid))
-        .route("/jwks", get(jwks))
-        .route("/authorize", get(authorize))
-        .route("/callback", get(callback))
-        .route("/consent", post(consent))
-        .route("/token", post(token))
-        .route("/introspect", post(introspect))
-        .route("/revoke", post(revoke))
-        .route("/verify", get(verify).post(verify))
-        .route("/register", post(register))
-        .route(
-            "/register/{client_id}",
-            get(registration_read).put(registration_update).delete(registration_delete),
+/// Adds the OAuth protocol endpoints, each reading at most
+/// [`MAX_OAUTH_BODY`] bytes of body.
+pub fn routes(api: Api) -> Api {
+    let ok = StatusCode::OK;
+    // A route list of its own, so the body limit applies to these endpoints only.
+    let own = Api::new();
+    let page = |s: &str| Op::new(s).oauth().ok_media(StatusCode::OK, "text/html");
+    let own = own
+        .at("/.well-known/oauth-authorization-server")
+        .get(metadata, Op::new("Authorization server metadata (RFC 8414)").oauth().ok_json(ok))
+        .done()
+        .at("/.well-known/oauth-authorization-server/{*rest}")
+        .get(
+            metadata,
+            Op::new("Authorization server metadata for a path-suffixed issuer")
+                .oauth()
+                .ok_json(ok),
         )
-        .route("/device/code", post(device_code))
-        .route("/device/token", post(token))
-        .route("/device", get(device_page))
-        .route("/_portcullis/login", get(proxy_login))
-        .route("/_portcullis/callback", get(proxy_callback))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_OAUTH_BODY));
-    r.merge(oauth)
+        .done()
+        .at("/.well-known/openid-configuration")
+        .get(openid, Op::new("OpenID Connect discovery").oauth().ok_json(ok))
+        .done()
+        .at("/jwks")
+        .get(jwks, Op::new("The signing keys (JWKS)").oauth().ok_json(ok))
+        .done()
+        .at("/authorize")
+        .get(
+            authorize,
+            Op::new("Authorization endpoint: starts the login")
+                .oauth()
+                .redirect(StatusCode::FOUND),
+        )
+        .done()
+        .at("/callback")
+        .get(
+            callback,
+            Op::new("Return from the upstream identity provider")
+                .oauth()
+                .redirect(StatusCode::FOUND),
+        )
+        .done()
+        .at("/consent")
+        .post(
+            consent,
+            Op::new("Answer of the consent page").oauth().redirect(StatusCode::SEE_OTHER),
+        )
+        .done()
+        .at("/token")
+        .post(token, Op::new("Token endpoint").oauth().ok_json(ok))
+        .done()
+        .at("/introspect")
+        .post(introspect, Op::new("Token introspection (RFC 7662)").oauth().ok_json(ok))
+        .done()
+        .at("/revoke")
+        .post(revoke, Op::new("Token revocation (RFC 7009)").oauth().ok_json(ok))
+        .done()
+        .at("/verify")
+        .get(verify, Op::new("ForwardAuth check of a token").oauth().ok_json(ok))
+        .post(verify, Op::new("ForwardAuth check of a token").oauth().ok_json(ok))
+        .done()
+        .at("/register")
+        .post(
+            register,
+            Op::new("Dynamic client registration (RFC 7591)")
+                .oauth()
+                .ok_json(StatusCode::CREATED),
+        )
+        .done()
+        .at("/register/{client_id}")
+        .get(
+            registration_read,
+            Op::new("Read a client registration (RFC 7592)").oauth().ok_json(ok),
+        )
+        .put(
+            registration_update,
+            Op::new("Update a client registration (RFC 7592)").oauth().ok_json(ok),
+        )
+        .delete(
+            registration_delete,
+            Op::new("Delete a client registration (RFC 7592)")
+                .oauth()
+                .redirect(StatusCode::NO_CONTENT),
+        )
+        .done()
+        .at("/device/code")
+        .post(device_code, Op::new("Device authorization (RFC 8628)").oauth().ok_json(ok))
+        .done()
+        .at("/device/token")
+        .post(token, Op::new("Token endpoint for the device flow").oauth().ok_json(ok))
+        .done()
+        .at("/device")
+        .get(device_page, page("The device verification page"))
+        .done()
+        .at("/_portcullis/login")
+        .get(
+            proxy_login,
+            Op::new("Login for a proxy in redirect mode").oauth().redirect(StatusCode::FOUND),
+        )
+        .done()
+        .at("/_portcullis/callback")
+        .get(
+            proxy_callback,
+            Op::new("Return to a proxy after login").oauth().redirect(StatusCode::FOUND),
+        )
+        .done();
+    api.merge(own.limit_body(MAX_OAUTH_BODY))
 }

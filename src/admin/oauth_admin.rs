@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::openapi::{Api, Op};
 use super::{reply, AppState, Authed, JsonResult};
 use crate::manage::{require_admin, ManageError};
 use crate::oauth::OAuthError;
@@ -264,9 +263,7 @@ async fn test_token(State(s): State<Arc<AppState>>, Authed(c): Authed, super::Ap
 
 async fn proxies(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
     require_admin(&c)?;
-    let list: Vec<Value> = s
-        .manager
-        .list_proxies(&c)
+    let list: Vec<Value> = crate::manage::proxies::list(&s.manager, &c)
         .await?
         .into_iter()
         .map(|p| {
@@ -279,7 +276,7 @@ async fn proxies(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResul
 
 async fn proxy_sessions(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(host): Path<String>) -> JsonResult {
     require_admin(&c)?;
-    let p = s.manager.get_proxy(&c, &host).await?;
+    let p = crate::manage::proxies::get(&s.manager, &c, crate::model::ProxyKey { hostname: host }).await?;
     let ep = p.resource_endpoint.unwrap_or_default();
     let resource = format!("https://{}{}", p.hostname, ep);
     let all = s.manager.oauth.list_access_tokens().await.map_err(oauth_err)?;
@@ -298,30 +295,65 @@ async fn proxy_sessions(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(
 }
 
 /// Adds the OAuth admin endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    super::both(r, "/api/v1/oauth/clients/", get(clients))
-        .route(
-            "/api/v1/oauth/clients/{client_id}",
-            get(client).delete(delete_client).patch(patch_client),
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/oauth/clients/")
+        .get(clients, Op::new("List the registered OAuth clients").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/clients/{client_id}")
+        .get(client, Op::new("Show an OAuth client").ok_json(StatusCode::OK))
+        .delete(delete_client, Op::new("Delete an OAuth client").ok_json(StatusCode::OK))
+        .patch(patch_client, Op::new("Set an OAuth client's flags").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/clients/{client_id}/consents")
+        .delete(
+            forget_client_consents,
+            Op::new("Forget every consent given to a client").ok_json(StatusCode::OK),
         )
-        .route(
-            "/api/v1/oauth/clients/{client_id}/consents",
-            axum::routing::delete(forget_client_consents),
+        .done()
+        .at("/api/v1/oauth/clients/{client_id}/consents/{user_id}")
+        .delete(
+            forget_consent,
+            Op::new("Forget one user's consent to a client").ok_json(StatusCode::OK),
         )
-        .route(
-            "/api/v1/oauth/clients/{client_id}/consents/{user_id}",
-            axum::routing::delete(forget_consent),
+        .done()
+        .at("/api/v1/oauth/consents")
+        .get(consents, Op::new("List the consents given").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/clients/{client_id}/tokens")
+        .get(client_tokens, Op::new("List a client's live access tokens").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/tokens")
+        .get(tokens, Op::new("List the live access tokens").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/tokens/{jti}")
+        .get(token, Op::new("Show a live access token").ok_json(StatusCode::OK))
+        .delete(revoke_token, Op::new("Revoke an access token").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/sessions")
+        .get(sessions, Op::new("List the sessions (token families)").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/sessions/{session_id}")
+        .delete(delete_session, Op::new("Revoke a session").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/keys/rotate")
+        .post(rotate, Op::new("Rotate the signing key").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/metrics")
+        .get(metrics, Op::new("Counts of tokens and clients").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/health")
+        .get(health, Op::new("The authorization server's state").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/test-token")
+        .post(test_token, Op::new("Mint an access token").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/oauth/proxies")
+        .get(proxies, Op::new("The proxies' auth settings").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/oauth/proxies/{hostname}/sessions")
+        .get(
+            proxy_sessions,
+            Op::new("Live tokens for a proxy's resource").ok_json(StatusCode::OK),
         )
-        .route("/api/v1/oauth/consents", get(consents))
-        .route("/api/v1/oauth/clients/{client_id}/tokens", get(client_tokens))
-        .route("/api/v1/oauth/tokens", get(tokens))
-        .route("/api/v1/oauth/tokens/{jti}", get(token).delete(revoke_token))
-        .route("/api/v1/oauth/sessions", get(sessions))
-        .route("/api/v1/oauth/sessions/{session_id}", axum::routing::delete(delete_session))
-        .route("/api/v1/oauth/keys/rotate", post(rotate))
-        .route("/api/v1/oauth/metrics", get(metrics))
-        .route("/api/v1/oauth/health", get(health))
-        .route("/api/v1/oauth/test-token", post(test_token))
-        .route("/api/v1/oauth/proxies", get(proxies))
-        .route("/api/v1/oauth/proxies/{hostname}/sessions", get(proxy_sessions))
+        .done()
 }

@@ -4,27 +4,34 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
-use serde_json::json;
 
-use super::{both, reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, Body, JsonResult};
+use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
+use crate::model::{Proxy, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
 
-async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::CREATED, s.manager.create_proxy(&c, b).await?)
+async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, Body(b): Body<ProxySpec>) -> JsonResult {
+    reply(StatusCode::CREATED, proxies::create(&s.manager, &c, b).await?)
 }
 async fn list(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.list_proxies(&c).await?)
+    reply(StatusCode::OK, proxies::list(&s.manager, &c).await?)
 }
-async fn show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.get_proxy(&c, &h).await?)
+async fn show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(hostname): Path<String>) -> JsonResult {
+    reply(StatusCode::OK, proxies::get(&s.manager, &c, ProxyKey { hostname }).await?)
 }
-async fn update(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::OK, s.manager.update_proxy(&c, &h, b).await?)
+async fn update(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(hostname): Path<String>,
+    Body(patch): Body<ProxyPatch>,
+) -> JsonResult {
+    reply(
+        StatusCode::OK,
+        proxies::update(&s.manager, &c, ProxyUpdate { hostname, patch }).await?,
+    )
 }
-async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h): Path<String>) -> JsonResult {
-    s.manager.delete_proxy(&c, &h).await?;
-    reply(StatusCode::OK, json!({"status": "deleted", "hostname": h.to_ascii_lowercase()}))
+async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(hostname): Path<String>) -> JsonResult {
+    reply(StatusCode::OK, proxies::delete(&s.manager, &c, ProxyKey { hostname }).await?)
 }
 
 async fn cert_generate(
@@ -40,9 +47,39 @@ async fn cert_attach(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(h):
 }
 
 /// Adds the proxy endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/proxy/targets/", get(list).post(create))
-        .route("/api/v1/proxy/targets/{hostname}", get(show).put(update).delete(delete))
-        .route("/api/v1/proxy/targets/{hostname}/cert/generate", axum::routing::post(cert_generate))
-        .route("/api/v1/proxy/targets/{hostname}/cert/attach", axum::routing::post(cert_attach))
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/proxy/targets/")
+        .get(
+            list,
+            Op::new("List the proxies the caller may see").ok_list::<Proxy>(StatusCode::OK),
+        )
+        .post(
+            create,
+            Op::new("Create a proxy (HTTPS without cert_name orders a certificate)")
+                .body::<ProxySpec>()
+                .ok::<ProxyCreated>(StatusCode::CREATED),
+        )
+        .done()
+        .at("/api/v1/proxy/targets/{hostname}")
+        .get(show, Op::new("Show a proxy").ok::<Proxy>(StatusCode::OK))
+        .put(
+            update,
+            Op::new("Change some fields of a proxy")
+                .body::<ProxyPatch>()
+                .ok::<Proxy>(StatusCode::OK),
+        )
+        .delete(delete, Op::new("Delete a proxy").ok::<ProxyDeleted>(StatusCode::OK))
+        .done()
+        .at("/api/v1/proxy/targets/{hostname}/cert/generate")
+        .post(
+            cert_generate,
+            Op::new("Order a certificate for a proxy").ok_json(StatusCode::ACCEPTED),
+        )
+        .done()
+        .at("/api/v1/proxy/targets/{hostname}/cert/attach")
+        .post(
+            cert_attach,
+            Op::new("Attach an existing certificate to a proxy").ok::<Proxy>(StatusCode::OK),
+        )
+        .done()
 }

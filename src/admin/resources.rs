@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
 
-use super::{both, reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, JsonResult};
 
 async fn auth_set(
     State(s): State<Arc<AppState>>,
@@ -62,17 +61,50 @@ async fn res_auto(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResu
 }
 
 /// Adds the auth, resource-settings and registry endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/resources/", get(res_list).post(res_create))
-        .route("/api/v1/resources/auto-register", post(res_auto))
-        .route("/api/v1/resources/{uri}", get(res_get).put(res_update).delete(res_delete))
-        .route("/api/v1/resources/{uri}/validate-token", post(res_validate))
-        .route(
-            "/api/v1/proxy/targets/{hostname}/auth",
-            get(auth_get).post(auth_set).put(auth_set).delete(auth_clear),
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/resources/")
+        .get(
+            res_list,
+            Op::new("List the protected resources the caller may see").ok_json(StatusCode::OK),
         )
-        .route(
-            "/api/v1/proxy/targets/{hostname}/mcp",
-            get(mcp_get).post(mcp_set).put(mcp_set).delete(mcp_clear),
+        .post(res_create, Op::new("Register a protected resource").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/resources/auto-register")
+        .post(
+            res_auto,
+            Op::new("Register every proxy's protected resource").ok_json(StatusCode::OK),
         )
+        .done()
+        .at("/api/v1/resources/{uri}")
+        .get(res_get, Op::new("Show a protected resource").ok_json(StatusCode::OK))
+        .put(res_update, Op::new("Change a protected resource").ok_json(StatusCode::OK))
+        .delete(res_delete, Op::new("Delete a protected resource").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/resources/{uri}/validate-token")
+        .post(
+            res_validate,
+            Op::new("Check a token against a protected resource").ok_json(StatusCode::OK),
+        )
+        .done()
+        .at("/api/v1/proxy/targets/{hostname}/auth")
+        .get(auth_get, Op::new("A proxy's auth settings").ok_json(StatusCode::OK))
+        .post(auth_set, Op::new("Set a proxy's auth settings").ok_json(StatusCode::OK))
+        .put(auth_set, Op::new("Set a proxy's auth settings").ok_json(StatusCode::OK))
+        .delete(auth_clear, Op::new("Turn a proxy's auth off").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/proxy/targets/{hostname}/mcp")
+        .get(mcp_get, Op::new("A proxy's protected resource settings").ok_json(StatusCode::OK))
+        .post(
+            mcp_set,
+            Op::new("Set a proxy's protected resource settings").ok_json(StatusCode::OK),
+        )
+        .put(
+            mcp_set,
+            Op::new("Set a proxy's protected resource settings").ok_json(StatusCode::OK),
+        )
+        .delete(
+            mcp_clear,
+            Op::new("Clear a proxy's protected resource settings").ok_json(StatusCode::OK),
+        )
+        .done()
 }

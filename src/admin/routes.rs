@@ -5,12 +5,11 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde_json::json;
 
 use super::error::ApiResult;
-use super::{both, reply, ApiJson, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, AppState, Authed, JsonResult};
 
 async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
     reply(StatusCode::CREATED, s.manager.create_route(&c, b).await?)
@@ -34,8 +33,20 @@ async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Pat
 }
 
 /// Adds the route endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/routes/", get(list).post(create))
-        .route("/api/v1/routes/formatted", get(formatted))
-        .route("/api/v1/routes/{route_id}", get(show).put(update).delete(delete))
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/routes/")
+        .get(list, Op::new("List the routes the caller may see").ok_json(StatusCode::OK))
+        .post(create, Op::new("Create a route").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/routes/formatted")
+        .get(
+            formatted,
+            Op::new("The routes as a text table").ok_media(StatusCode::OK, "text/plain"),
+        )
+        .done()
+        .at("/api/v1/routes/{route_id}")
+        .get(show, Op::new("Show a route").ok_json(StatusCode::OK))
+        .put(update, Op::new("Change some fields of a route").ok_json(StatusCode::OK))
+        .delete(delete, Op::new("Delete a route").ok_json(StatusCode::OK))
+        .done()
 }

@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::Router;
 use serde_json::json;
 
-use super::{both, reply, ApiJson, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, AppState, Authed, JsonResult};
 
 async fn register(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
     reply(StatusCode::CREATED, s.manager.register_service(&c, b).await?)
@@ -22,6 +21,12 @@ async fn unregister(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): 
 }
 
 /// Adds the external service endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/services/external", get(list).post(register)).route("/api/v1/services/external/{name}", delete(unregister))
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/services/external/")
+        .get(list, Op::new("List the external services").ok_json(StatusCode::OK))
+        .post(register, Op::new("Register an external service").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/services/external/{name}")
+        .delete(unregister, Op::new("Unregister an external service").ok_json(StatusCode::OK))
+        .done()
 }

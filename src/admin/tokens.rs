@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::Router;
 use serde_json::json;
 
-use super::{both, reply, ApiJson, AppState, Authed, JsonResult};
+use super::openapi::{Api, Op};
+use super::{reply, ApiJson, AppState, Authed, JsonResult};
 
 async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
     reply(StatusCode::CREATED, s.manager.create_token(&c, b, false).await?)
@@ -37,11 +36,25 @@ async fn reveal(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(name): P
 }
 
 /// Adds the token endpoints.
-pub fn routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    both(r, "/api/v1/tokens/", get(list).post(create))
-        .route("/api/v1/tokens/generate", post(generate))
-        .route("/api/v1/tokens/info", get(info))
-        .route("/api/v1/tokens/email", put(email))
-        .route("/api/v1/tokens/{name}", get(show).delete(delete))
-        .route("/api/v1/tokens/{name}/reveal", get(reveal))
+pub fn routes(api: Api) -> Api {
+    api.at("/api/v1/tokens/")
+        .get(list, Op::new("List the tokens the caller may see").ok_json(StatusCode::OK))
+        .post(create, Op::new("Store a token the caller gives").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/tokens/generate")
+        .post(generate, Op::new("Generate a new token").ok_json(StatusCode::CREATED))
+        .done()
+        .at("/api/v1/tokens/info")
+        .get(info, Op::new("The calling token").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/tokens/email")
+        .put(email, Op::new("Set the calling token's certificate e-mail").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/tokens/{name}")
+        .get(show, Op::new("Show a token").ok_json(StatusCode::OK))
+        .delete(delete, Op::new("Delete a token and what it owns").ok_json(StatusCode::OK))
+        .done()
+        .at("/api/v1/tokens/{name}/reveal")
+        .get(reveal, Op::new("Reveal a token's value").ok_json(StatusCode::OK))
+        .done()
 }

@@ -150,7 +150,7 @@ impl Manager {
 
     /// Starts issuance of a certificate for a proxy and attaches it when issued.
     pub async fn proxy_cert_generate(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<Value> {
-        let p = self.get_proxy(caller, hostname).await?;
+        let p = self.stored_proxy(caller, hostname).await?;
         let r: ProxyCertRequest = from_json(body)?;
         self.issue_for_proxy(caller, &p, r.staging, r.email).await
     }
@@ -183,10 +183,10 @@ impl Manager {
 
     /// Points a proxy at an existing certificate the caller may use.
     pub async fn proxy_cert_attach(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<Proxy> {
-        self.get_proxy(caller, hostname).await?;
+        self.stored_proxy(caller, hostname).await?;
         let r: ProxyCertRequest = from_json(body)?;
         let name = r.cert_name.ok_or_else(|| ValidationError::new("cert_name", "required"))?;
         self.usable_cert(caller, &name).await?;
-        self.update_proxy(caller, hostname, json!({"cert_name": name})).await
+        super::proxies::update_json(self, caller, hostname, json!({"cert_name": name})).await
     }
 }

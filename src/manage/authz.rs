@@ -123,6 +123,19 @@ impl Manager {
         }
     }
 
+    /// The certificate a proxy's `cert_name` refers to, checked when the
+    /// proxy is written: a 422 on `cert_name` when there is none the caller
+    /// may use. Absent and another owner's answer alike, so the reply tells
+    /// nothing about others' certificate names.
+    pub async fn referenced_cert(&self, caller: &Caller, name: &str) -> ManageResult<Certificate> {
+        self.usable_cert(caller, name).await.map_err(|e| match e {
+            ManageError::NotFound(_) => {
+                ValidationError::new("cert_name", format!("there is no certificate {name} that you may use")).into()
+            }
+            other => other,
+        })
+    }
+
     /// Only the admin sets a proxy's OAuth scope lists (`oauth_*_users`) and
     /// `oauth_endpoints`: a user may keep what is stored (`current`), not
     /// set or change it.

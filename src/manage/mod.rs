@@ -8,6 +8,7 @@ pub mod certs;
 pub mod proxies;
 pub mod resources;
 pub mod routes;
+pub mod schema;
 pub mod services;
 pub mod tokens;
 

@@ -1,82 +1,161 @@
-//! Proxy target operations.
+//! Proxy target operations: create, list, show, update, delete.
+//!
+//! Each operation takes the caller and a typed request (`model::ProxySpec`,
+//! `ProxyPatch`, ...) and returns a typed result, so REST, CLI and MCP share
+//! one behaviour; authorization is asked of `authz` inside.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{from_json, merge, Caller, ManageError, ManageResult, Manager};
-use crate::model::{now_rfc3339, Proxy};
+use super::{from_json, Caller, ManageError, ManageResult, Manager};
+use crate::model::{AutoCertOptions, Proxy, ProxyKey, ProxySpec, ProxyUpdate, ValidationError};
 
 /// What creating a proxy did: the proxy, and (for an HTTPS proxy created
 /// without `cert_name`) what happened about its certificate.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProxyCreated {
     /// The proxy as the API shows it.
     #[serde(flatten)]
     pub proxy: Proxy,
-    /// `{cert_name, status: pending|skipped|not_started, message, status_url}`.
+    /// The automatic certificate order, when one was considered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<Value>,
+    pub certificate: Option<AutoCertificate>,
 }
 
-/// Fields a caller can never set: identity and ownership.
-const LOCKED: [&str; 4] = ["hostname", "owner_token_hash", "created_by", "created_at"];
+/// What became of the automatic certificate of a new HTTPS proxy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AutoCertificate {
+    /// Name of the certificate ordered (`proxy-` and the hostname).
+    pub cert_name: String,
+    /// `pending` (ordered), `skipped` (not publicly validatable, or turned
+    /// off) or `not_started` (the order could not start).
+    pub status: String,
+    /// Why, in words.
+    pub message: String,
+    /// Where to follow the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
+    /// `staging` or `production`, for a pending order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyDeleted {
+    /// Always `deleted`.
+    pub status: &'static str,
+    /// The hostname of the proxy deleted.
+    pub hostname: String,
+}
+
+/// Creates a proxy owned by the caller.
+/// With `enable_https` and no `cert_name`, issuance of a certificate for
+/// the hostname starts (request options `staging` and `email` apply) and
+/// the result is attached; until then the self-signed one is served.
+pub async fn create(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResult<ProxyCreated> {
+    let (mut p, order) = spec.into_record(caller.hash.clone(), caller.name.clone());
+    p.validate()?;
+    m.check_claimable_host(caller, &p.hostname)?;
+    m.check_scope_lists(caller, &p, None)?;
+    m.check_user_target(caller, "target_url", &p.target_url).await?;
+    if let Some(name) = &p.cert_name {
+        m.referenced_cert(caller, name).await?;
+    }
+    m.seal_secret(&mut p)?;
+    let existing = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
+    let auto_issue = p.enable_https && p.cert_name.is_none();
+    if auto_issue
+        && m.store
+            .get_cert(&existing)
+            .await?
+            .is_some_and(|c| c.owner_token_hash == p.owner_token_hash && c.domains.contains(&p.hostname))
+    {
+        p.cert_name = Some(existing);
+    }
+    m.store.create_proxy(&p).await?;
+    tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy created");
+    let certificate = if auto_issue && p.cert_name.is_none() {
+        Some(m.auto_certificate(caller, &p, order).await)
+    } else {
+        None
+    };
+    Ok(ProxyCreated {
+        proxy: p.public(),
+        certificate,
+    })
+}
+
+/// Every proxy the caller may see.
+pub async fn list(m: &Manager, caller: &Caller) -> ManageResult<Vec<Proxy>> {
+    Ok(m.store
+        .list_proxies()
+        .await?
+        .into_iter()
+        .filter(|p| caller.may_read(&p.owner_token_hash))
+        .map(Proxy::public)
+        .collect())
+}
+
+/// One proxy; 404 when missing or not the caller's.
+pub async fn get(m: &Manager, caller: &Caller, key: ProxyKey) -> ManageResult<Proxy> {
+    Ok(m.stored_proxy(caller, &key.hostname).await?.public())
+}
+
+/// Applies the fields of a patch to a proxy.
+pub async fn update(m: &Manager, caller: &Caller, req: ProxyUpdate) -> ManageResult<Proxy> {
+    let current = m.stored_proxy(caller, &req.hostname).await?;
+    let mut p = current.clone();
+    req.patch.apply(&mut p);
+    p.validate()?;
+    m.check_scope_lists(caller, &p, Some(&current))?;
+    if p.target_url != current.target_url {
+        m.check_user_target(caller, "target_url", &p.target_url).await?;
+    }
+    if let Some(name) = p.cert_name.as_ref().filter(|n| current.cert_name.as_ref() != Some(*n)) {
+        m.referenced_cert(caller, name).await?;
+    }
+    m.seal_secret(&mut p)?;
+    m.store.update_proxy(&p).await?;
+    tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy updated");
+    Ok(p.public())
+}
+
+/// Deletes a proxy.
+pub async fn delete(m: &Manager, caller: &Caller, key: ProxyKey) -> ManageResult<ProxyDeleted> {
+    let p = m.stored_proxy(caller, &key.hostname).await?;
+    m.store.delete_proxy(&p.hostname).await?;
+    tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy deleted");
+    Ok(ProxyDeleted {
+        status: "deleted",
+        hostname: p.hostname,
+    })
+}
+
+/// An update given as a JSON object, for operations that change a few
+/// proxy fields on the caller's behalf (auth and resource settings,
+/// certificate attach): read as a [`crate::model::ProxyPatch`], so the same
+/// rules apply.
+pub(super) async fn update_json(m: &Manager, caller: &Caller, hostname: &str, patch: serde_json::Value) -> ManageResult<Proxy> {
+    let patch = from_json(patch)?;
+    update(
+        m,
+        caller,
+        ProxyUpdate {
+            hostname: hostname.to_string(),
+            patch,
+        },
+    )
+    .await
+}
 
 impl Manager {
-    /// Creates a proxy owned by the caller.
-    /// With `enable_https` and no `cert_name`, issuance of a certificate for
-    /// the hostname starts (request options `staging` and `email` apply) and
-    /// the result is attached; until then the self-signed one is served.
-    pub async fn create_proxy(&self, caller: &Caller, body: Value) -> ManageResult<ProxyCreated> {
-        let mut body = body;
-        let (mut staging, mut email) = (false, None);
-        if let Value::Object(o) = &mut body {
-            for k in &LOCKED[1..] {
-                o.remove(*k);
-            }
-            staging = o.remove("staging").and_then(|v| v.as_bool()).unwrap_or(false);
-            email = o.remove("email").and_then(|v| v.as_str().map(String::from));
-        }
-        let mut p: Proxy = from_json(body)?;
-        p.validate()?;
-        self.check_claimable_host(caller, &p.hostname)?;
-        self.check_scope_lists(caller, &p, None)?;
-        self.check_user_target(caller, "target_url", &p.target_url).await?;
-        if let Some(name) = &p.cert_name {
-            self.usable_cert(caller, name).await?;
-        }
-        self.seal_secret(&mut p)?;
-        p.owner_token_hash = caller.hash.clone();
-        p.created_by = caller.name.clone();
-        p.created_at = now_rfc3339();
-        let existing = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
-        let auto_issue = p.enable_https && p.cert_name.is_none();
-        if auto_issue
-            && self
-                .store
-                .get_cert(&existing)
-                .await?
-                .is_some_and(|c| c.owner_token_hash == p.owner_token_hash && c.domains.contains(&p.hostname))
-        {
-            p.cert_name = Some(existing);
-        }
-        self.store.create_proxy(&p).await?;
-        tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy created");
-        let certificate = if auto_issue && p.cert_name.is_none() {
-            Some(self.auto_certificate(caller, &p, staging, email).await)
-        } else {
-            None
-        };
-        Ok(ProxyCreated {
-            proxy: p.public(),
-            certificate,
-        })
-    }
-
     /// Starts the automatic order for a new proxy, unless it is off
     /// (`ACME_AUTO`, the proxy's `acme_auto`) or no public CA could validate
     /// the hostname; says which, and how to follow it. A skip is recorded as
     /// the certificate's status `skipped`, so the status URL tells it too.
-    async fn auto_certificate(&self, caller: &Caller, p: &Proxy, staging: bool, email: Option<String>) -> Value {
+    async fn auto_certificate(&self, caller: &Caller, p: &Proxy, order: AutoCertOptions) -> AutoCertificate {
+        let AutoCertOptions { staging, email } = order;
         let name = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
         let status_url = format!("/api/v1/certificates/{name}/status");
         let skip = if !self.config.acme.auto {
@@ -109,16 +188,34 @@ impl Manager {
                     &why,
                 )
                 .await;
-            return json!({"cert_name": name, "status": "skipped", "message": why, "status_url": status_url});
+            return AutoCertificate {
+                cert_name: name,
+                status: "skipped".into(),
+                message: why,
+                status_url: Some(status_url),
+                directory: None,
+            };
         }
         match self.issue_for_proxy(caller, p, staging, email).await {
-            Ok(_) => json!({
-                "cert_name": name, "status": "pending", "directory": directory, "status_url": status_url,
-                "message": format!("ordering a certificate for {} from the {directory} ACME directory; follow it at {status_url}", p.hostname),
-            }),
+            Ok(_) => AutoCertificate {
+                message: format!(
+                    "ordering a certificate for {} from the {directory} ACME directory; follow it at {status_url}",
+                    p.hostname
+                ),
+                cert_name: name,
+                status: "pending".into(),
+                status_url: Some(status_url),
+                directory: Some(directory.into()),
+            },
             Err(e) => {
                 tracing::warn!(hostname = %p.hostname, error = %e, "automatic certificate issuance did not start");
-                json!({"cert_name": name, "status": "not_started", "message": format!("no certificate ordered: {e}")})
+                AutoCertificate {
+                    cert_name: name,
+                    status: "not_started".into(),
+                    message: format!("no certificate ordered: {e}"),
+                    status_url: None,
+                    directory: None,
+                }
             }
         }
     }
@@ -127,25 +224,13 @@ impl Manager {
     fn seal_secret(&self, p: &mut Proxy) -> ManageResult<()> {
         if let Some(s) = &p.github_client_secret {
             if s == crate::model::MASKED || s.is_empty() {
-                return Err(crate::model::ValidationError::new("github_client_secret", "give the secret itself").into());
+                return Err(ValidationError::new("github_client_secret", "give the secret itself").into());
             }
             if self.sealer.open(s).is_err() {
                 p.github_client_secret = Some(self.sealer.seal(s)?);
             }
         }
         Ok(())
-    }
-
-    /// Every proxy the caller may see.
-    pub async fn list_proxies(&self, caller: &Caller) -> ManageResult<Vec<Proxy>> {
-        Ok(self
-            .store
-            .list_proxies()
-            .await?
-            .into_iter()
-            .filter(|p| caller.may_read(&p.owner_token_hash))
-            .map(Proxy::public)
-            .collect())
     }
 
     /// One proxy as stored (secrets sealed); 404 when missing or not the caller's.
@@ -155,38 +240,5 @@ impl Manager {
             Some(p) if caller.may_read(&p.owner_token_hash) => Ok(p),
             _ => Err(ManageError::NotFound(format!("proxy {hostname}"))),
         }
-    }
-
-    /// One proxy; 404 when missing or not the caller's.
-    pub async fn get_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<Proxy> {
-        Ok(self.stored_proxy(caller, hostname).await?.public())
-    }
-
-    /// Applies the fields of `patch` to a proxy.
-    pub async fn update_proxy(&self, caller: &Caller, hostname: &str, patch: Value) -> ManageResult<Proxy> {
-        let current = self.stored_proxy(caller, hostname).await?;
-        let mut v = serde_json::to_value(&current).map_err(|e| ManageError::Store(e.to_string()))?;
-        merge(&mut v, patch, &LOCKED)?;
-        let mut p: Proxy = from_json(v)?;
-        p.validate()?;
-        self.check_scope_lists(caller, &p, Some(&current))?;
-        if p.target_url != current.target_url {
-            self.check_user_target(caller, "target_url", &p.target_url).await?;
-        }
-        if let Some(name) = p.cert_name.as_ref().filter(|n| current.cert_name.as_ref() != Some(*n)) {
-            self.usable_cert(caller, name).await?;
-        }
-        self.seal_secret(&mut p)?;
-        self.store.update_proxy(&p).await?;
-        tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy updated");
-        Ok(p.public())
-    }
-
-    /// Deletes a proxy.
-    pub async fn delete_proxy(&self, caller: &Caller, hostname: &str) -> ManageResult<()> {
-        let p = self.stored_proxy(caller, hostname).await?;
-        self.store.delete_proxy(&p.hostname).await?;
-        tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy deleted");
-        Ok(())
     }
 }

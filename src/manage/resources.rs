@@ -88,13 +88,13 @@ impl Manager {
             return Err(ValidationError::new(bad.clone(), "not an auth setting").into());
         }
         b.entry("auth_enabled").or_insert(json!(true));
-        let p = self.update_proxy(caller, host, Value::Object(b)).await?;
+        let p = super::proxies::update_json(self, caller, host, Value::Object(b)).await?;
         Ok(project(&p, &AUTH_FIELDS))
     }
 
     /// A proxy's auth configuration.
     pub async fn get_proxy_auth(&self, caller: &Caller, host: &str) -> ManageResult<Value> {
-        Ok(project(&self.get_proxy(caller, host).await?, &AUTH_FIELDS))
+        Ok(project(&self.stored_proxy(caller, host).await?.public(), &AUTH_FIELDS))
     }
 
     /// Turns a proxy's auth off and resets its auth settings.
@@ -104,7 +104,7 @@ impl Manager {
             "auth_required_groups": null, "auth_allowed_scopes": null, "auth_allowed_audiences": null, "auth_pass_headers": true,
             "auth_pass_token": false, "auth_cookie_name": "unified_auth_token", "auth_header_prefix": "X-Auth-", "auth_excluded_paths": null,
         });
-        let p = self.update_proxy(caller, host, defaults).await?;
+        let p = super::proxies::update_json(self, caller, host, defaults).await?;
         Ok(project(&p, &AUTH_FIELDS))
     }
 
@@ -127,13 +127,16 @@ impl Manager {
         if !patch.contains_key("resource_endpoint") {
             patch.insert("resource_endpoint".into(), json!("/mcp"));
         }
-        let p = self.update_proxy(caller, host, Value::Object(patch)).await?;
+        let p = super::proxies::update_json(self, caller, host, Value::Object(patch)).await?;
         Ok(project(&p, &MCP_FIELDS.map(|(_, l)| l)))
     }
 
     /// A proxy's resource settings.
     pub async fn get_proxy_resource(&self, caller: &Caller, host: &str) -> ManageResult<Value> {
-        Ok(project(&self.get_proxy(caller, host).await?, &MCP_FIELDS.map(|(_, l)| l)))
+        Ok(project(
+            &self.stored_proxy(caller, host).await?.public(),
+            &MCP_FIELDS.map(|(_, l)| l),
+        ))
     }
 
     /// Clears a proxy's resource settings.
@@ -143,7 +146,7 @@ impl Manager {
             "resource_server_info": null, "resource_override_backend": false, "resource_bearer_methods": null,
             "resource_documentation_suffix": null, "resource_custom_metadata": null,
         });
-        let p = self.update_proxy(caller, host, patch).await?;
+        let p = super::proxies::update_json(self, caller, host, patch).await?;
         Ok(project(&p, &MCP_FIELDS.map(|(_, l)| l)))
     }
 
@@ -260,7 +263,7 @@ impl Manager {
     /// Registers a resource for every proxy with resource settings that lacks one.
     pub async fn auto_register_resources(&self, caller: &Caller) -> ManageResult<Vec<Resource>> {
         let mut made = Vec::new();
-        for p in self.list_proxies(caller).await? {
+        for p in super::proxies::list(self, caller).await? {
             // Only proxies that describe a resource: `auth_enabled` alone
             // protects a site, it does not make it an OAuth resource.
             if p.resource_endpoint.is_none() && p.resource_scopes.is_none() {

@@ -3,13 +3,16 @@
 
 mod cert;
 mod claims;
+pub mod patch;
 mod proxy;
+mod proxy_request;
 mod route;
 mod token;
 
 pub use cert::{CertInfo, Certificate};
 pub use claims::{AccessClaims, LEEWAY_SECS};
 pub use proxy::{reserved_header, AuthMode, Proxy, RouteMode, MASKED};
+pub use proxy_request::{AutoCertOptions, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};
 pub use token::{Token, TokenScope, TokenView};
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{
     check_list_size, check_text_len, valid_hostname, valid_name, validate_http_url, ValidationError, MAX_ENTRIES, MAX_ENTRY_LEN,
@@ -11,7 +12,7 @@ use super::{
 };
 
 /// How the data plane treats requests without a valid token on an auth-enabled proxy.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// 401/403 with `WWW-Authenticate` (APIs, MCP clients).
@@ -24,7 +25,7 @@ pub enum AuthMode {
 }
 
 /// Which routes apply to a proxy.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteMode {
     /// Every applicable route except `disabled_routes`.
@@ -36,19 +37,19 @@ pub enum RouteMode {
     None,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
-fn default_cookie() -> String {
+pub(super) fn default_cookie() -> String {
     "unified_auth_token".into()
 }
-fn default_prefix() -> String {
+pub(super) fn default_prefix() -> String {
     "X-Auth-".into()
 }
 
 /// A proxy target, field for field the reference's Proxy Target schema plus
 /// `verify_upstream_tls` (skip verification for self-signed backends).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
     /// The hostname served (lowercase, no port).

@@ -503,12 +503,23 @@ async fn admin_proxy_endpoints() {
         assert!(hosts.contains(&h), "{h} missing from {hosts:?}");
     }
 
-    // PUT is a partial update; identity and ownership stay put.
+    // PUT is a partial update; naming identity or ownership is refused (422), not ignored.
+    for (k, v) in [
+        ("hostname", "evil.test"),
+        ("owner_token_hash", "sha256:00"),
+        ("created_by", "x"),
+        ("created_at", "x"),
+    ] {
+        let mut body = json!({"target_url": "http://127.0.0.1:9090", "enabled": false});
+        body[k] = json!(v);
+        let got = p.admin("PUT", "/api/v1/proxy/targets/api.example.test", Some(body)).await;
+        assert_error(&got, 422, Some(k));
+    }
     let (s, upd) = p
         .admin(
             "PUT",
             "/api/v1/proxy/targets/api.example.test",
-            Some(json!({"target_url": "http://127.0.0.1:9090", "enabled": false, "hostname": "evil.test", "owner_token_hash": "sha256:00", "created_by": "x"})),
+            Some(json!({"target_url": "http://127.0.0.1:9090", "enabled": false})),
         )
         .await;
     assert_eq!(s, 200, "{upd}");

@@ -582,8 +582,9 @@ fn table() -> Vec<Row> {
 
 /// Routes served by the control plane that are not the admin API: public,
 /// or the OAuth protocol (its own tests). Each must exist in the router.
-const NOT_ADMIN_API: [&str; 20] = [
+const NOT_ADMIN_API: [&str; 21] = [
     "/health",
+    "/api/v1/openapi.json",
     "/metrics",
     "/.well-known/oauth-authorization-server",
     "/.well-known/oauth-authorization-server/{*rest}",
@@ -605,28 +606,13 @@ const NOT_ADMIN_API: [&str; 20] = [
     "/consent",
 ];
 
-/// Every route path registered in src/admin: the literal first argument of
-/// `.route(` and of `both(r, ` (which registers it with and without `/`).
+/// Every route path the control plane router serves, trailing `/` dropped.
 fn router_paths() -> BTreeSet<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/admin");
-    let re = regex::Regex::new(r#"(?s)(?:\.route|\bboth)\(\s*(?:r\s*,\s*)?"([^"]+)""#).unwrap();
-    let mut out = BTreeSet::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let text = std::fs::read_to_string(e.path()).unwrap();
-        for c in re.captures_iter(&text) {
-            out.insert(norm(&c[1]));
-        }
-    }
-    out
+    crate::harness::router::router_paths().iter().map(|p| norm(p)).collect()
 }
 
 fn norm(p: &str) -> String {
-    let t = p.trim_end_matches('/');
-    if t.is_empty() {
-        "/".into()
-    } else {
-        t.to_string()
-    }
+    crate::harness::router::norm(p)
 }
 
 /// Names of the objects each owner has, for filling path parameters.

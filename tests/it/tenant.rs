@@ -346,7 +346,8 @@ async fn tenant_certificates_serve_and_name_only_their_owners_hostnames() {
     .await
     .is_some());
 
-    // cert_name: another owner's certificate is refused on create, update and attach alike.
+    // cert_name: another owner's certificate is refused on create and update
+    // (422, as for an absent one: the reference is checked at write time) and attach (404).
     let (bc, bk) = make_cert(&["bob.test"], -1, 30);
     let (s, v) = post(
         p,
@@ -363,7 +364,7 @@ async fn tenant_certificates_serve_and_name_only_their_owners_hostnames() {
         json!({"hostname": "take.test", "target_url": a.url(), "cert_name": "bobs"}),
     )
     .await;
-    assert_error(&got, 404, None);
+    assert_error(&got, 422, Some("cert_name"));
     let got = p
         .call(
             "PUT",
@@ -372,7 +373,7 @@ async fn tenant_certificates_serve_and_name_only_their_owners_hostnames() {
             Some(json!({"cert_name": "bobs"})),
         )
         .await;
-    assert_error(&got, 404, None);
+    assert_error(&got, 422, Some("cert_name"));
     let got = post(
         p,
         &alice,

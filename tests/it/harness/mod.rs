@@ -7,6 +7,7 @@ pub mod backend;
 pub mod github;
 pub mod pebble;
 pub mod raw;
+pub mod router;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
