@@ -16,6 +16,8 @@ ensure_rust_components rustfmt clippy
 
 # Style and lint gates first: they fail in seconds, the suites take minutes.
 cargo fmt --all -- --check
+# The vendored pingora crates are their release plus the patch files, no more.
+scripts/vendor-patches.sh
 OPENSSL_NO_VENDOR=1 cargo clippy --all-targets -- -D warnings 2>&1
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1

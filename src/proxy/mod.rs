@@ -151,12 +151,38 @@ impl ProxyHttp for Edge {
         peer.options.connection_timeout = Some(self.config.proxy_connect_timeout);
         peer.options.total_connection_timeout = Some(self.config.proxy_connect_timeout);
         peer.options.read_timeout = Some(self.config.proxy_request_timeout);
+        // An upstream that accepts none of the request body (or of a tunnel's
+        // client data) for as long is cut (nginx's proxy_send_timeout):
+        // pingora's own per-write bound, whose timer starts only when a write waits.
+        peer.options.write_timeout = Some(self.config.proxy_request_timeout);
         if u.tls {
             let verify = ctx.entry.as_ref().is_none_or(|e| e.proxy.verify_upstream_tls);
             peer.options.verify_cert = verify;
             peer.options.verify_hostname = verify;
         }
         Ok(Box::new(peer))
+    }
+
+    /// pingora's policy (the peer named, a retry only where it is safe), and a
+    /// request body write that timed out says so: pingora's own text does not
+    /// tell the request from the response.
+    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<Error>, _ctx: &mut Ctx, client_reused: bool) -> Box<Error> {
+        let body_write = e.etype() == &WriteTimedout && e.context.as_ref().is_some_and(|c| c.as_str().contains("body"));
+        let e = if body_write {
+            e.more_context(format!(
+                "while writing the request body upstream, timeout: {:?}",
+                self.config.proxy_request_timeout
+            ))
+        } else {
+            e
+        };
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {

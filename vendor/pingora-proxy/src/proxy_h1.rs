@@ -18,7 +18,7 @@ use futures::StreamExt;
 use super::*;
 use crate::proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
 use crate::proxy_common::*;
-use pingora_core::silence::Silence;
+use crate::silent_read::SilentRead;
 use pingora_cache::CachePhase;
 use pingora_core::protocols::http::{
     authority::{raw_target_authority, validate_request_authority},
@@ -41,8 +41,8 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        // portcullis patch: the read timeout is enforced by the exchange loop
-        // (`proxy_handle_upstream`, see `silence.rs`), not per read.
+        // portcullis patch: the read timeout bounds the exchange's silence
+        // (`SilentRead` in `proxy_handle_upstream`), not each read.
         client_session.read_timeout = None;
         client_session.write_timeout = peer.options.write_timeout;
 
@@ -271,30 +271,67 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
-        // portcullis patch: upstream pingora restarted a read timer on every pass of
-        // this loop (a new `read_response_task` future each time); one timer does it.
-        let mut silence = Silence::new(read_timeout);
+        let mut reader = SilentRead::new(read_timeout);
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
-            if !response_done {
-                silence.restart();
-            }
-            let res = tokio::select! {
-                res = client_session.read_response_task(), if !response_done => res,
-
-                _ = silence.elapsed(), if !response_done => {
-                    // portcullis patch: as with upstream's per-read timeout, which polled
-                    // the read before its timer, data that is already there wins over a
-                    // deadline that passed (e.g. when this task is polled late).
-                    // Nothing there: a read error like any other (below), so the
-                    // downstream gets it and the connection is not reused.
-                    client_session.read_response_task().now_or_never().unwrap_or_else(|| {
-                        Error::e_explain(
-                            ReadTimedout,
-                            format!("while reading the upstream response, timeout: {read_timeout:?}"),
-                        )
-                    })
+            tokio::select! {
+                res = reader.read_response_task(client_session), if !response_done => {
+                    match res {
+                        Ok(task) => {
+                            response_done = task.is_end();
+                            if !upgraded && client_session.was_upgraded() {
+                                // upgrade can only happen once
+                                upgraded = true;
+                                if send_error.is_none() {
+                                    // continue receiving from downstream after body mode change
+                                    request_done = false;
+                                }
+                            }
+                            let type_str = task.type_str();
+                            let result = tx.send(task)
+                                .await.or_err_with(
+                                    InternalError,
+                                    || format!("Failed to send upstream task {type_str}{} to pipe",
+                                        if response_done { " (end)" } else {""})
+                                );
+                            // If the request is upgraded, the downstream pipe can early exit
+                            // when the downstream connection is closed.
+                            // In that case, this function should ignore that the pipe is closed.
+                            // So that this function could read the rest events from rx including
+                            // the closure, then exit.
+                            if result.is_err() && !client_session.was_upgraded() {
+                                if PipeState::is_downstream_complete(
+                                    pipe_state.load(Ordering::Acquire),
+                                ) {
+                                    // The downstream half finished the response by its own framing
+                                    // and dropped the task pipe, so this send failure is benign.
+                                    if response_done {
+                                        // The whole upstream response was already read off the
+                                        // socket. Keep looping so the request side can finish; the
+                                        // natural loop exit then decides reuse from both directions
+                                        // (the connection is reusable only if the request was also
+                                        // fully sent, which a premature response can leave undone).
+                                        continue;
+                                    }
+                                    // We stopped mid-response, so the upstream connection has
+                                    // unread bytes and is unsafe to reuse.
+                                    return Ok(false);
+                                }
+                                // The pipe closed but the downstream half did not signal completion:
+                                // this is an unexpected closure, so surface the original send error.
+                                return Err(result.expect_err("send failure already checked via is_err() above"));
+                            }
+                        },
+                        Err(e) => {
+                            // Push the error to downstream and then quit
+                            // Don't care if send fails: downstream already gone
+                            let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
+                            // A response read error means the HTTP/1 message boundary was not
+                            // established successfully, so the connection cannot be reused.
+                            return Ok(false)
+                        }
+                    }
                 },
 
                 body = rx.recv(), if !request_done => {
@@ -302,22 +339,7 @@ where
                     // body is a plain `Body` task. When the 101 was read before it arrived,
                     // it is not the end of the tunnel: keep reading the upgraded body.
                     let request_body_end = matches!(body, Some(HttpTask::Body(_, true)));
-                    // portcullis patch: while the response is awaited, an upstream that
-                    // accepts none of the request body is bounded by the same window
-                    // (nginx's proxy_send_timeout); before, this write could wait forever.
-                    let sent = if response_done {
-                        send_body_to1(client_session, body).await
-                    } else {
-                        tokio::select! {
-                            biased;
-                            sent = send_body_to1(client_session, body) => sent,
-                            _ = silence.elapsed() => Err(Error::explain(
-                                WriteTimedout,
-                                format!("while writing the request body upstream, timeout: {read_timeout:?}"),
-                            ).into_up()),
-                        }
-                    };
-                    match sent {
+                    match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
@@ -344,67 +366,11 @@ where
                            continue
                         }
                     }
-                    continue;
                 },
 
                 else => {
                     // this shouldn't be reached as the while loop would already exit
                     break;
-                }
-            };
-            match res {
-                Ok(task) => {
-                    response_done = task.is_end();
-                    if !upgraded && client_session.was_upgraded() {
-                        // upgrade can only happen once
-                        upgraded = true;
-                        if send_error.is_none() {
-                            // continue receiving from downstream after body mode change
-                            request_done = false;
-                        }
-                    }
-                    let type_str = task.type_str();
-                    let result = tx.send(task)
-                        .await.or_err_with(
-                            InternalError,
-                            || format!("Failed to send upstream task {type_str}{} to pipe",
-                                if response_done { " (end)" } else {""})
-                        );
-                    // If the request is upgraded, the downstream pipe can early exit
-                    // when the downstream connection is closed.
-                    // In that case, this function should ignore that the pipe is closed.
-                    // So that this function could read the rest events from rx including
-                    // the closure, then exit.
-                    if result.is_err() && !client_session.was_upgraded() {
-                        if PipeState::is_downstream_complete(
-                            pipe_state.load(Ordering::Acquire),
-                        ) {
-                            // The downstream half finished the response by its own framing
-                            // and dropped the task pipe, so this send failure is benign.
-                            if response_done {
-                                // The whole upstream response was already read off the
-                                // socket. Keep looping so the request side can finish; the
-                                // natural loop exit then decides reuse from both directions
-                                // (the connection is reusable only if the request was also
-                                // fully sent, which a premature response can leave undone).
-                                continue;
-                            }
-                            // We stopped mid-response, so the upstream connection has
-                            // unread bytes and is unsafe to reuse.
-                            return Ok(false);
-                        }
-                        // The pipe closed but the downstream half did not signal completion:
-                        // this is an unexpected closure, so surface the original send error.
-                        return Err(result.expect_err("send failure already checked via is_err() above"));
-                    }
-                },
-                Err(e) => {
-                    // Push the error to downstream and then quit
-                    // Don't care if send fails: downstream already gone
-                    let _ = tx.send(HttpTask::Failed(send_error.unwrap_or(e).into_up())).await;
-                    // A response read error means the HTTP/1 message boundary was not
-                    // established successfully, so the connection cannot be reused.
-                    return Ok(false)
                 }
             }
         }
