@@ -22,7 +22,8 @@ OPENSSL_NO_VENDOR=1 cargo clippy --all-targets -- -D warnings 2>&1
 
 OPENSSL_NO_VENDOR=1 cargo test --all-targets 2>&1
 
-# The official MCP Python SDK through a protected proxy (issue 6).
+# The official MCP Python SDK through a protected proxy (issue 6) and against
+# our own /mcp, and the MCP conformance suite's server mode (issue 16).
 tests/mcp/run.sh
 
 # The OAuth authorization server, black-box (issue 5): authlib + httpx against

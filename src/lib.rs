@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod manage;
+pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod oauth;

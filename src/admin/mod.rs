@@ -1,5 +1,6 @@
 //! The control plane's HTTP front end (axum): admin API under `/api/v1/`,
-//! `/health` and `/metrics`. Handlers only extract, call `manage`, and shape.
+//! `/health`, `/metrics`, and the MCP endpoint `/mcp` (`crate::mcp`).
+//! Handlers only extract, call `manage`, and shape.
 
 mod certs;
 pub mod error;
@@ -196,7 +197,8 @@ fn api() -> Api {
     api = services::routes(api);
     api = oauth::routes(api);
     api = oauth_admin::routes(api);
-    resources::routes(api)
+    api = resources::routes(api);
+    crate::mcp::routes(api)
 }
 
 /// The control plane's routes without state or fallback: what the router

@@ -34,8 +34,8 @@ pub fn redirect_error(redirect_uri: &str, state: Option<&str>, issuer: &str, e: 
 }
 
 impl OAuth {
-    /// Checks requested resources: canonical, known (registry or a proxy's
-    /// host), at most `MCP_MAX_RESOURCES_PER_TOKEN`.
+    /// Checks requested resources: canonical, known (registry, a proxy's
+    /// host, or the `/mcp` management endpoint), at most `MCP_MAX_RESOURCES_PER_TOKEN`.
     pub async fn check_resources(&self, raw: &[String]) -> OAuthResult<Vec<String>> {
         if raw.len() > self.config.oauth.max_resources_per_token {
             return Err(OAuthError::invalid_target(format!(
@@ -47,13 +47,16 @@ impl OAuth {
         for r in raw {
             let c = canonical_resource(r)
                 .ok_or_else(|| OAuthError::invalid_target(format!("{r} is not an absolute https URI without fragment")))?;
-            let known = c == self.admin_resource() || self.store.kv_get(&format!("resource:{c}")).await?.is_some() || {
-                let host = url::Url::parse(&c)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-                    .unwrap_or_default();
-                self.store.get_proxy(&host).await?.is_some()
-            };
+            let known = c == self.admin_resource()
+                || crate::mcp::is_mcp_resource(&self.config, &c)
+                || self.store.kv_get(&format!("resource:{c}")).await?.is_some()
+                || {
+                    let host = url::Url::parse(&c)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                        .unwrap_or_default();
+                    self.store.get_proxy(&host).await?.is_some()
+                };
             if !known {
                 return Err(OAuthError::invalid_target(format!("{c} is not a registered resource")));
             }

@@ -94,6 +94,10 @@ pub fn acme_challenge(token: &str) -> String {
 pub fn lock(name: &str) -> String {
     format!("lock:{name}")
 }
+/// `mcp:session:{id}`: an MCP `Mcp-Session-Id` session (`mcp::session`).
+pub fn mcp_session(id: &str) -> String {
+    format!("mcp:session:{id}")
+}
 /// `oauth:revoked:{jti}`
 pub fn oauth_revoked(jti: &str) -> String {
     format!("oauth:revoked:{jti}")

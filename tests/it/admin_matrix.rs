@@ -94,6 +94,10 @@ fn email(_: &str) -> Value {
 fn a_token(_: &str) -> Value {
     json!({"token": "not-a-token"})
 }
+fn mcp_initialize(_: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "matrix", "version": "0"}}})
+}
 fn test_token(_: &str) -> Value {
     json!({"username": "m", "scope": "user"})
 }
@@ -549,6 +553,10 @@ fn table() -> Vec<Row> {
             None,
             [200, 403, 403, 401, 403, 403],
         ),
+        // the MCP endpoint: API tokens as through REST; OAuth tokens for the admin API's
+        // audience are not for /mcp (401); DELETE names no session here (GET: 405, no stream)
+        ("POST", "/mcp", Nil, Some(mcp_initialize), [200, 200, 200, 401, 401, 401]),
+        ("DELETE", "/mcp", Nil, None, [400, 400, 400, 401, 401, 401]),
     ];
     // Reads of one object: the admin and its owner see it, anyone else gets 404.
     for (path, objs) in [
@@ -582,9 +590,10 @@ fn table() -> Vec<Row> {
 
 /// Routes served by the control plane that are not the admin API: public,
 /// or the OAuth protocol (its own tests). Each must exist in the router.
-const NOT_ADMIN_API: [&str; 21] = [
+const NOT_ADMIN_API: [&str; 22] = [
     "/health",
     "/api/v1/openapi.json",
+    "/.well-known/oauth-protected-resource/mcp",
     "/metrics",
     "/.well-known/oauth-authorization-server",
     "/.well-known/oauth-authorization-server/{*rest}",

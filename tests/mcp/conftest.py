@@ -1,7 +1,9 @@
-"""Peers of the MCP SDK test, each on free 127.0.0.1 ports and stopped by its
-own PID at the end: Redis, a GitHub stand-in (the login upstream), an MCP
-server built with the official SDK, and `portcullis serve` with a proxy in
-front of that server, protected by ForwardAuth."""
+"""Peers of the MCP suites, each on free 127.0.0.1 ports and stopped by its
+own PID at the end: Redis, a GitHub stand-in (the login upstream: octocat
+may administer, mona has the mcp scope only), an MCP server built with the
+official SDK, and `portcullis serve` (twice on the same Redis where a test
+needs a second instance) with a proxy in front of that server, protected by
+ForwardAuth."""
 
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ ADMIN_TOKEN = "mcp-sdk-admin-" + secrets.token_hex(12)
 
 
 LOGS: list[Proc] = []
+
+# The MCP conformance suite's summaries (test_mcp_conformance.py), printed at the end.
+CONFORMANCE_REPORTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for r in CONFORMANCE_REPORTS:
+        terminalreporter.section("MCP conformance suite, server mode, against /mcp")
+        terminalreporter.write_line(r.rstrip())
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -51,6 +62,10 @@ def github():
     fx.add_user(GithubUser(
         login="octocat", id=583231, name="The Octocat", email="octocat@github.example",
         emails=[{"email": "octocat@github.example", "verified": True, "primary": True, "visibility": "public"}],
+    ))
+    fx.add_user(GithubUser(
+        login="mona", id=9919, name="Mona", email="mona@github.example",
+        emails=[{"email": "mona@github.example", "verified": True, "primary": True, "visibility": "public"}],
     ))
     fx.next_login = "octocat"
     fx.start()
@@ -84,10 +99,10 @@ def backend(workdir):
 class Portcullis:
     """`portcullis serve` on free ports, logging in through the GitHub stand-in."""
 
-    def __init__(self, workdir: Path, redis_url: str, github: GithubFixture):
+    def __init__(self, workdir: Path, redis_url: str, github: GithubFixture, name: str = "portcullis"):
         self.api_port, self.http_port = free_port(), free_port()
         self.issuer = f"http://127.0.0.1:{self.api_port}"
-        d = workdir / "portcullis"
+        d = workdir / name
         d.mkdir()
         self.env = {
             "PATH": os.environ.get("PATH", ""),
@@ -105,13 +120,14 @@ class Portcullis:
             "SHUTDOWN_GRACE_PERIOD": "1",
             "OAUTH_ISSUER": self.issuer,
             "OAUTH_MCP_USERS": "*",
+            "OAUTH_ADMIN_USERS": "octocat",
             # no ACME traffic leaves the machine
             "ACME_DIRECTORY_URL": "http://127.0.0.1:9/directory",
             "ACME_STAGING_URL": "http://127.0.0.1:9/directory",
             **github.env(),
         }
         # An empty working directory: no .env is read.
-        self.proc = serve_portcullis("portcullis", self.env, d, workdir, self.issuer)
+        self.proc = serve_portcullis(name, self.env, d, workdir, self.issuer)
         LOGS.append(self.proc)
         self.http = httpx.Client(timeout=30)
 
@@ -126,6 +142,14 @@ class Portcullis:
 @pytest.fixture(scope="session")
 def portcullis(workdir, redis, github):
     p = Portcullis(workdir, redis, github)
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def second_portcullis(workdir, redis, github):
+    """Another instance on the same Redis (and so the same keys and sessions)."""
+    p = Portcullis(workdir, redis, github, name="portcullis-2")
     yield p
     p.stop()
 

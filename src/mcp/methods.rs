@@ -1,0 +1,130 @@
+//! The MCP methods this server answers, shared by both lifecycles:
+//! `tools/list` and `tools/call` (over `tools`), `ping`, `initialize` and
+//! `logging/setLevel` (dated revisions), `server/discover` (`2026-07-28`).
+
+use axum::http::{HeaderMap, StatusCode};
+use once_cell::sync::Lazy;
+use serde_json::{json, Map, Value};
+
+use super::access::{self, McpCaller};
+use super::protocol::{code, RpcError, STATELESS, SUPPORTED};
+use super::tools::{self, Tool};
+use crate::manage::{ManageError, Manager};
+
+/// The tool table, built once.
+static TOOLS: Lazy<Vec<Tool>> = Lazy::new(tools::all);
+
+/// Text content longer than this is replaced by a pointer to `structuredContent`.
+const MAX_TEXT: usize = 4096;
+
+/// Who we are, for `initialize` and `server/discover`.
+pub fn server_info() -> Value {
+    json!({"name": "portcullis", "title": "Portcullis management", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// What the model is told at `initialize`.
+const INSTRUCTIONS: &str = "Manage Portcullis, an OAuth-aware edge proxy: proxies, routes, certificates, \
+protected resources and tokens. Read tools need the mcp scope; tools that change something need the admin scope \
+(or an API token, which keeps its ownership rules).";
+
+/// The capabilities of a revision: the dated ones also take `logging/setLevel`.
+pub fn capabilities(version: &str) -> Value {
+    if version == STATELESS {
+        json!({"tools": {"listChanged": false}})
+    } else {
+        json!({"tools": {"listChanged": false}, "logging": {}})
+    }
+}
+
+/// The `initialize` result for the negotiated `version`.
+pub fn initialize_result(version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(version),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+}
+
+/// The `server/discover` result.
+pub fn discover_result() -> Value {
+    json!({
+        "supportedVersions": SUPPORTED,
+        "capabilities": capabilities(STATELESS),
+        "instructions": INSTRUCTIONS,
+        "_meta": {super::protocol::meta::SERVER_INFO: server_info()},
+    })
+}
+
+/// The `tools/list` result.
+pub fn list_tools() -> Value {
+    json!({"tools": TOOLS.iter().map(Tool::describe).collect::<Vec<_>>()})
+}
+
+/// `tools/call`: runs the named tool for the caller. An unknown tool is a
+/// JSON-RPC error; a write by a token that may only read is a 403
+/// `insufficient_scope` (the client may ask for `admin`); what the
+/// operation refuses (validation, ownership, not found) is a tool result
+/// with `isError`, so the model sees the reason.
+pub async fn call_tool(
+    m: &Manager,
+    who: &McpCaller,
+    headers: &HeaderMap,
+    id: &Value,
+    params: &Map<String, Value>,
+) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::bad(code::INVALID_PARAMS, "tools/call needs params.name").with_id(id))?;
+    let args = match params.get("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => a.clone(),
+        Some(_) => return Err(RpcError::bad(code::INVALID_PARAMS, "params.arguments must be an object").with_id(id)),
+    };
+    let tool = TOOLS
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, format!("unknown tool {name:?}")).with_id(id))?;
+    if tool.write && who.caller.read_only {
+        let e = if who.oauth {
+            access::insufficient_scope(
+                &m.config,
+                headers,
+                "admin",
+                &format!("{name} changes configuration: it needs the admin scope"),
+            )
+        } else {
+            RpcError::new(
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                format!("{name} changes configuration; this token may only read"),
+            )
+        };
+        return Err(e.with_id(id));
+    }
+    let outcome = (tool.call)(m, &who.caller, args).await;
+    tracing::info!(tool = name, by = %who.caller.name, ok = outcome.is_ok(), "MCP tool call");
+    Ok(match outcome {
+        Ok(v) => {
+            let text = serde_json::to_string(&v).unwrap_or_default();
+            let text = if text.len() <= MAX_TEXT {
+                text
+            } else {
+                format!("{name}: {} bytes of JSON in structuredContent", text.len())
+            };
+            json!({"content": [{"type": "text", "text": text}], "structuredContent": v, "isError": false})
+        }
+        Err(e) => {
+            let message = match &e {
+                ManageError::Store(detail) => {
+                    tracing::error!(tool = name, error = %detail, "store failure in an MCP tool");
+                    "the store is unavailable, try again".to_string()
+                }
+                ManageError::Seal(_) => "a stored secret cannot be decrypted".to_string(),
+                other => other.to_string(),
+            };
+            json!({"content": [{"type": "text", "text": message}], "isError": true})
+        }
+    })
+}

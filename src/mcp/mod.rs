@@ -1,0 +1,52 @@
+//! The `/mcp` management server: the Model Context Protocol over Streamable
+//! HTTP on the control plane, with the same operations as the REST API as
+//! MCP tools (`tools`), each a thin adapter over `manage`.
+//!
+//! JSON-RPC is handled here by hand rather than with an SDK crate: sessions
+//! of the dated revisions live in the store (any instance serves them), and
+//! the stateless `2026-07-28` revision (per-request `_meta`, `Mcp-Method` /
+//! `Mcp-Name` headers, `server/discover`) needs header checks before any
+//! dispatch; both are a few hundred lines over axum, and the protocol layer
+//! an SDK would add is the part we must control.
+
+mod access;
+mod methods;
+mod protocol;
+mod session;
+mod tools;
+mod transport;
+
+use axum::http::StatusCode;
+
+use crate::admin::openapi::{Api, Op};
+
+pub use access::is_mcp_resource;
+
+/// The path of the endpoint; the data plane forwards it on `localhost` and
+/// `auth.{BASE_DOMAIN}` (`proxy::builtin`).
+pub const ENDPOINT: &str = "/mcp";
+
+/// Where the endpoint's protected resource metadata (RFC 9728) is served.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// Adds `/mcp` and its protected resource metadata to the control plane.
+pub fn routes(api: Api) -> Api {
+    api.at(ENDPOINT)
+        .post(
+            transport::post,
+            Op::new("MCP over Streamable HTTP: one JSON-RPC message, answered as JSON or one SSE event").ok_json(StatusCode::OK),
+        )
+        .delete(
+            transport::delete,
+            Op::new("End the MCP session named in Mcp-Session-Id").ok_json(StatusCode::NO_CONTENT),
+        )
+        .done()
+        .at(METADATA_PATH)
+        .get(
+            access::metadata,
+            Op::new("Protected resource metadata of /mcp (RFC 9728)")
+                .public()
+                .ok_json(StatusCode::OK),
+        )
+        .done()
+}

@@ -1,0 +1,515 @@
+//! The MCP tools: one table entry per operation, each a thin adapter over
+//! the `manage` function REST calls (same validation, same ownership rules),
+//! with its input and output schema and truthful annotations. No tool runs
+//! commands; none returns a secret.
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
+use crate::manage::schema::json_schema_of;
+use crate::manage::{from_json, Caller, ManageError, ManageResult, Manager};
+use crate::model::{Proxy, ProxyKey, ProxySpec, ProxyUpdate, ValidationError};
+
+/// Arguments of a call (a JSON object).
+type Args = Map<String, Value>;
+
+/// What a tool does when called.
+type Call = for<'a> fn(&'a Manager, &'a Caller, Args) -> BoxFuture<'a, ManageResult<Value>>;
+
+/// One tool.
+pub struct Tool {
+    /// `verb_noun`; the reference's names are kept.
+    pub name: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// Changes something: needs a token that may write (OAuth scope `admin`).
+    pub write: bool,
+    /// Removes or replaces something that cannot be had back.
+    pub destructive: bool,
+    /// Calling it again with the same arguments changes nothing more.
+    pub idempotent: bool,
+    /// Reaches outside this system (an ACME directory).
+    pub open_world: bool,
+    /// JSON Schema of the arguments.
+    pub input: Value,
+    /// JSON Schema of `structuredContent`.
+    pub output: Value,
+    /// The adapter.
+    pub call: Call,
+}
+
+impl Tool {
+    /// The tool as `tools/list` shows it.
+    pub fn describe(&self) -> Value {
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input,
+            "outputSchema": self.output,
+            "annotations": {
+                "readOnlyHint": !self.write,
+                "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent,
+                "openWorldHint": self.open_world,
+            },
+        })
+    }
+}
+
+/// A string argument `name` (required).
+fn text(a: &Args, name: &str) -> ManageResult<String> {
+    match a.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ValidationError::new(name, "must be a string").into()),
+        None => Err(ValidationError::new(name, "is required").into()),
+    }
+}
+
+/// The arguments without `key`, as the JSON body REST would receive.
+fn body_without(mut a: Args, key: &str) -> Value {
+    a.remove(key);
+    Value::Object(a)
+}
+
+/// A result as JSON.
+fn out<T: Serialize>(v: T) -> ManageResult<Value> {
+    serde_json::to_value(v).map_err(|e| ManageError::Store(e.to_string()))
+}
+
+/// A list result under `key` (`structuredContent` must be an object).
+fn listed<T: Serialize>(key: &str, v: T) -> ManageResult<Value> {
+    Ok(json!({ key: out(v)? }))
+}
+
+/// Input schema: an object with `props`, `required` listed, others refused
+/// unless `open` (bodies passed on whole to the operation, which validates
+/// every field and names a bad one).
+fn input(props: Value, required: &[&str], open: bool) -> Value {
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": open})
+}
+
+/// Output schema of a list result under `key`.
+fn list_output(key: &str) -> Value {
+    json!({"type": "object", "properties": {key: {"type": "array", "items": {"type": "object"}}}, "required": [key]})
+}
+
+/// `T`'s schema as a tool's input or output schema, which MCP requires to
+/// say `"type": "object"` at the root (a flattened struct is an `allOf`).
+fn object_schema_of<T: ToSchema>() -> Value {
+    let mut s = json_schema_of::<T>();
+    if s.get("type").is_none() {
+        s["type"] = json!("object");
+    }
+    s
+}
+
+/// Output schema of a list of `T` under `key`, from `T`'s own schema (the
+/// result type REST answers with), its definitions kept at the root.
+fn list_output_of<T: ToSchema>(key: &str) -> Value {
+    let mut item = json_schema_of::<T>();
+    let defs = item.as_object_mut().and_then(|o| {
+        o.remove("$schema");
+        o.remove("$defs")
+    });
+    let mut out = json!({"type": "object", "properties": {key: {"type": "array", "items": item}}, "required": [key]});
+    if let Some(d) = defs {
+        out["$defs"] = d;
+    }
+    out
+}
+
+/// The arguments as the typed request the REST API deserialises (a bad or
+/// unknown field is a validation error naming it).
+fn request<T: serde::de::DeserializeOwned>(a: Args) -> ManageResult<T> {
+    from_json(Value::Object(a))
+}
+
+/// Output schema of a single object.
+fn object_output() -> Value {
+    json!({"type": "object"})
+}
+
+fn hostname_prop() -> Value {
+    json!({"hostname": {"type": "string", "description": "The proxy's hostname."}})
+}
+
+macro_rules! call {
+    (|$m:ident, $c:ident, $a:ident| $body:expr) => {
+        |$m, $c, $a| Box::pin(async move { $body })
+    };
+}
+
+/// Every tool, read tools first (`health_check` first of all: it takes no arguments).
+pub fn all() -> Vec<Tool> {
+    let read = |name, description, input, output, call| Tool {
+        name,
+        description,
+        write: false,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+        input,
+        output,
+        call,
+    };
+    let none = || input(json!({}), &[], false);
+    let host_only = || input(hostname_prop(), &["hostname"], false);
+    let named = |field: &str, what: &str| input(json!({ field: {"type": "string", "description": what} }), &[field], false);
+    vec![
+        read(
+            "health_check",
+            "Reports whether Portcullis and its store are healthy.",
+            none(),
+            json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["healthy", "unhealthy"]}, "store": {"type": "string"}}, "required": ["status", "store"]}),
+            call!(|m, _c, _a| Ok(json!({
+                "status": if m.store.ping().await.is_ok() { "healthy" } else { "unhealthy" },
+                "store": if matches!(m.config.store, crate::config::StoreBackend::Redis) { "redis" } else { "embedded" },
+            }))),
+        ),
+        read(
+            "echo",
+            "Returns its message: a connectivity test.",
+            named("message", "Any text."),
+            json!({"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}),
+            call!(|_m, _c, a| Ok(json!({"message": text(&a, "message")?}))),
+        ),
+        read(
+            "list_proxies",
+            "Lists the proxies the caller may see (the admin sees all).",
+            none(),
+            list_output_of::<Proxy>("proxies"),
+            call!(|m, c, _a| listed("proxies", proxies::list(m, c).await?)),
+        ),
+        read(
+            "show_proxy",
+            "Shows one proxy.",
+            object_schema_of::<ProxyKey>(),
+            object_schema_of::<Proxy>(),
+            call!(|m, c, a| out(proxies::get(m, c, request(a)?).await?)),
+        ),
+        read(
+            "get_proxy_auth",
+            "Shows a proxy's authentication settings.",
+            host_only(),
+            object_output(),
+            call!(|m, c, a| out(m.get_proxy_auth(c, &text(&a, "hostname")?).await?)),
+        ),
+        read(
+            "get_proxy_resource",
+            "Shows a proxy's protected resource (MCP) settings.",
+            host_only(),
+            object_output(),
+            call!(|m, c, a| out(m.get_proxy_resource(c, &text(&a, "hostname")?).await?)),
+        ),
+        read(
+            "list_routes",
+            "Lists the routes the caller may see, highest priority first.",
+            none(),
+            list_output("routes"),
+            call!(|m, c, _a| listed("routes", m.list_routes(c).await?)),
+        ),
+        read(
+            "show_route",
+            "Shows one route.",
+            named("route_id", "The route's id."),
+            object_output(),
+            call!(|m, c, a| out(m.get_route(c, &text(&a, "route_id")?).await?)),
+        ),
+        read(
+            "list_certificates",
+            "Lists the certificates the caller may see (no private keys).",
+            none(),
+            list_output("certificates"),
+            call!(|m, c, _a| listed("certificates", m.list_certs(c).await?)),
+        ),
+        read(
+            "show_certificate",
+            "Shows one certificate (no private key).",
+            named("cert_name", "The certificate's name."),
+            object_output(),
+            call!(|m, c, a| out(m.get_cert(c, &text(&a, "cert_name")?).await?)),
+        ),
+        read(
+            "get_certificate_status",
+            "Shows where a certificate's issuance stands.",
+            named("cert_name", "The certificate's name."),
+            object_output(),
+            call!(|m, c, a| out(m.cert_status(c, &text(&a, "cert_name")?).await?)),
+        ),
+        read(
+            "list_resources",
+            "Lists the registered protected resources the caller may see.",
+            none(),
+            list_output("resources"),
+            call!(|m, c, _a| listed("resources", m.list_resources(c).await?)),
+        ),
+        read(
+            "show_resource",
+            "Shows one registered protected resource.",
+            named("uri", "The resource URI."),
+            object_output(),
+            call!(|m, c, a| out(m.get_resource(c, &text(&a, "uri")?).await?)),
+        ),
+        read(
+            "list_tokens",
+            "Lists API tokens (admin; never their values).",
+            none(),
+            list_output("tokens"),
+            call!(|m, c, _a| listed("tokens", m.list_tokens(c).await?)),
+        ),
+        read(
+            "show_token",
+            "Shows one API token (admin; never its value).",
+            named("name", "The token's name."),
+            object_output(),
+            call!(|m, c, a| out(m.get_token(c, &text(&a, "name")?).await?)),
+        ),
+        read(
+            "list_services",
+            "Lists the named services routes can target (admin).",
+            none(),
+            list_output("services"),
+            call!(|m, c, _a| listed("services", m.list_services(c).await?)),
+        ),
+        Tool {
+            name: "create_proxy",
+            description: "Creates a proxy owned by the caller; with enable_https and no cert_name a certificate is ordered.",
+            write: true,
+            destructive: false,
+            idempotent: false,
+            open_world: true,
+            input: object_schema_of::<ProxySpec>(),
+            output: object_schema_of::<ProxyCreated>(),
+            call: call!(|m, c, a| out(proxies::create(m, c, request::<ProxySpec>(a)?).await?)),
+        },
+        Tool {
+            name: "update_proxy",
+            description: "Changes the fields of a proxy given in `patch` (null clears an optional one).",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: object_schema_of::<ProxyUpdate>(),
+            output: object_schema_of::<Proxy>(),
+            call: call!(|m, c, a| out(proxies::update(m, c, request::<ProxyUpdate>(a)?).await?)),
+        },
+        Tool {
+            name: "delete_proxy",
+            description: "Deletes a proxy.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: object_schema_of::<ProxyKey>(),
+            output: object_schema_of::<ProxyDeleted>(),
+            call: call!(|m, c, a| out(proxies::delete(m, c, request::<ProxyKey>(a)?).await?)),
+        },
+        Tool {
+            name: "set_proxy_auth",
+            description: "Sets a proxy's authentication settings (auth_enabled defaults to true).",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: input(hostname_prop(), &["hostname"], true),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.set_proxy_auth(c, &text(&a, "hostname")?, body_without(a, "hostname")).await?)),
+        },
+        Tool {
+            name: "clear_proxy_auth",
+            description: "Turns a proxy's authentication off and resets its settings.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: host_only(),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.clear_proxy_auth(c, &text(&a, "hostname")?).await?)),
+        },
+        Tool {
+            name: "set_proxy_resource",
+            description: "Sets a proxy's protected resource (MCP) settings: endpoint, scopes, ...",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: input(hostname_prop(), &["hostname"], true),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.set_proxy_resource(c, &text(&a, "hostname")?, body_without(a, "hostname")).await?)),
+        },
+        Tool {
+            name: "clear_proxy_resource",
+            description: "Removes a proxy's protected resource settings.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: host_only(),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.clear_proxy_resource(c, &text(&a, "hostname")?).await?)),
+        },
+        Tool {
+            name: "create_route",
+            description: "Creates a route owned by the caller.",
+            write: true,
+            destructive: false,
+            idempotent: false,
+            open_world: false,
+            input: input(
+                json!({
+                    "path_pattern": {"type": "string"},
+                    "target_type": {"type": "string", "enum": ["port", "service", "hostname", "url"]},
+                    "target_value": {"type": "string"},
+                    "priority": {"type": "integer"},
+                    "scope": {"type": "string", "enum": ["global", "proxy"]},
+                    "proxy_hostnames": {"type": "array", "items": {"type": "string"}},
+                }),
+                &["path_pattern", "target_type", "target_value"],
+                true,
+            ),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.create_route(c, Value::Object(a)).await?)),
+        },
+        Tool {
+            name: "update_route",
+            description: "Changes the given fields of a route.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: input(json!({"route_id": {"type": "string"}}), &["route_id"], true),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.update_route(c, &text(&a, "route_id")?, body_without(a, "route_id")).await?)),
+        },
+        Tool {
+            name: "delete_route",
+            description: "Deletes a route.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: named("route_id", "The route's id."),
+            output: json!({"type": "object", "properties": {"status": {"type": "string"}, "route_id": {"type": "string"}}, "required": ["status", "route_id"]}),
+            call: call!(|m, c, a| {
+                let id = text(&a, "route_id")?;
+                m.delete_route(c, &id).await?;
+                Ok(json!({"status": "deleted", "route_id": id}))
+            }),
+        },
+        Tool {
+            name: "issue_certificate",
+            description: "Orders a certificate for the given domains from the ACME directory; follow it with get_certificate_status.",
+            write: true,
+            destructive: false,
+            idempotent: false,
+            open_world: true,
+            input: input(
+                json!({
+                    "cert_name": {"type": "string"},
+                    "domains": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "email": {"type": "string"},
+                    "staging": {"type": "boolean"},
+                    "key_type": {"type": "string", "enum": ["rsa", "ecdsa"]},
+                }),
+                &["cert_name", "domains"],
+                false,
+            ),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.request_cert(c, Value::Object(a), true).await?)),
+        },
+        Tool {
+            name: "renew_certificate",
+            description: "Renews an ACME certificate now (production: re-issue from the production directory).",
+            write: true,
+            destructive: false,
+            idempotent: false,
+            open_world: true,
+            input: input(
+                json!({"cert_name": {"type": "string"}, "production": {"type": "boolean"}}),
+                &["cert_name"],
+                false,
+            ),
+            output: object_output(),
+            call: call!(|m, c, a| {
+                let production = a.get("production").and_then(Value::as_bool).unwrap_or(false);
+                out(m.renew_cert(c, &text(&a, "cert_name")?, production).await?)
+            }),
+        },
+        Tool {
+            name: "delete_certificate",
+            description: "Deletes a certificate.",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: named("cert_name", "The certificate's name."),
+            output: json!({"type": "object", "properties": {"status": {"type": "string"}, "cert_name": {"type": "string"}}, "required": ["status", "cert_name"]}),
+            call: call!(|m, c, a| {
+                let name = text(&a, "cert_name")?;
+                m.delete_cert(c, &name).await?;
+                Ok(json!({"status": "deleted", "cert_name": name}))
+            }),
+        },
+        Tool {
+            name: "delete_token",
+            description: "Deletes an API token and everything it owns (admin).",
+            write: true,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+            input: named("name", "The token's name."),
+            output: object_output(),
+            call: call!(|m, c, a| out(m.delete_token(c, &text(&a, "name")?).await?)),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_verb_noun_and_the_reference_names_are_kept() {
+        let tools = all();
+        let names: Vec<&str> = tools.iter().map(|t| t.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "duplicate tool names");
+        for n in [
+            "echo",
+            "health_check",
+            "list_proxies",
+            "create_proxy",
+            "delete_proxy",
+            "list_certificates",
+            "list_services",
+        ] {
+            assert!(names.contains(&n), "{n} missing");
+        }
+        for n in names.iter().filter(|n| **n != "echo") {
+            assert!(n.contains('_') && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{n}");
+        }
+        assert!(!names.iter().any(|n| n.contains("command")), "no tool runs commands");
+    }
+
+    #[test]
+    fn annotations_say_the_truth() {
+        for t in all() {
+            let verb = t.name.split('_').next().unwrap_or_default();
+            let reads = matches!(verb, "list" | "show" | "get" | "health" | "echo");
+            assert_eq!(!t.write, reads, "{}: readOnlyHint must match the verb", t.name);
+            if verb == "delete" {
+                assert!(t.destructive && t.idempotent, "{}", t.name);
+            }
+            if !t.write {
+                assert!(!t.destructive && t.idempotent, "{}", t.name);
+            }
+            assert_eq!(t.input["type"], "object", "{}", t.name);
+            assert_eq!(t.output["type"], "object", "{}", t.name);
+        }
+    }
+}

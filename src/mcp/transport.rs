@@ -1,0 +1,380 @@
+//! Streamable HTTP: `POST /mcp` carries one JSON-RPC message and gets JSON
+//! or a one-event SSE stream (as `Accept` allows); `DELETE` ends a session.
+//! `GET` (a server-to-client stream) is not routed, so it is a 405 as the
+//! transport allows: this server sends no requests or notifications of its own.
+//!
+//! Checks run in this order: Host and browser Origin (403), `Accept` and
+//! `Content-Type`, the bearer token (401/403), the JSON-RPC body,
+//! `MCP-Protocol-Version` (400 when unsupported), `Mcp-Method`/`Mcp-Name`
+//! against the body (400), then the lifecycle of the revision: a session
+//! for the dated ones, `_meta` for `2026-07-28`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::access::{self, McpCaller};
+use super::methods;
+use super::protocol::{self, code, meta, Message, RpcError, LATEST_STATEFUL, STATEFUL, STATELESS, SUPPORTED};
+use super::session::{self, Session};
+use crate::admin::AppState;
+
+/// Largest message read: tool arguments are small objects.
+const MAX_BODY: usize = 1024 * 1024;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+
+/// How the client wants a response to a request.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Sse,
+}
+
+/// The response format `Accept` allows (JSON preferred); 406 when neither.
+fn format(headers: &HeaderMap) -> Result<Format, RpcError> {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return Ok(Format::Json);
+    };
+    let accept = accept.to_str().unwrap_or_default().to_ascii_lowercase();
+    let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or_default().trim()).collect();
+    if types.iter().any(|t| matches!(*t, "application/json" | "application/*" | "*/*")) {
+        Ok(Format::Json)
+    } else if types.contains(&"text/event-stream") {
+        Ok(Format::Sse)
+    } else {
+        Err(RpcError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            code::INVALID_REQUEST,
+            "Accept must allow application/json or text/event-stream",
+        ))
+    }
+}
+
+/// A header's value, trimmed (`None` when absent or not text).
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The body, or 413 over [`MAX_BODY`].
+async fn read_body(req: Request) -> Result<(HeaderMap, axum::body::Bytes), RpcError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        RpcError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_REQUEST,
+            format!("the message is larger than {MAX_BODY} bytes"),
+        )
+    })?;
+    Ok((parts.headers, bytes))
+}
+
+/// `POST /mcp`.
+pub async fn post(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    match handle_post(&s, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle_post(s: &AppState, req: Request) -> Result<Response, RpcError> {
+    let cfg = &s.manager.config;
+    access::check_host_and_origin(cfg, req.headers())?;
+    let fmt = format(req.headers())?;
+    let json_body = header_str(req.headers(), header::CONTENT_TYPE.as_str())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        return Err(RpcError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        ));
+    }
+    let who = access::authenticate(&s.manager, req.headers()).await?;
+    let (headers, body) = read_body(req).await?;
+    let msg = protocol::parse(&body)?;
+    let id = match &msg {
+        Message::Request { id, .. } => id.clone(),
+        _ => Value::Null,
+    };
+    let version = header_str(&headers, VERSION_HEADER);
+    if let Some(v) = version.filter(|v| !SUPPORTED.contains(v)) {
+        return Err(RpcError::unsupported_version(v).with_id(&id));
+    }
+    check_method_headers(&headers, &msg, version == Some(STATELESS)).map_err(|e| e.with_id(&id))?;
+    let session_id = header_str(&headers, SESSION_HEADER);
+    let stateless = version == Some(STATELESS)
+        || (version.is_none() && session_id.is_none() && msg.method() != Some("initialize") && has_meta_version(&msg));
+    if stateless {
+        stateless_post(s, &who, &headers, msg, fmt).await
+    } else {
+        stateful_post(s, &who, &headers, msg, fmt, session_id, version).await
+    }
+}
+
+fn has_meta_version(msg: &Message) -> bool {
+    matches!(msg, Message::Request { params, .. } if params.get("_meta").and_then(|m| m.get(meta::PROTOCOL_VERSION)).is_some())
+}
+
+/// The parameter a request's `Mcp-Name` repeats: the tool or prompt name, or the resource URI.
+fn name_key(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// `Mcp-Method` and `Mcp-Name` must say what the body says (a proxy may
+/// have decided on them without reading the body); for `2026-07-28`
+/// (`required`) they must be there.
+fn check_method_headers(headers: &HeaderMap, msg: &Message, required: bool) -> Result<(), RpcError> {
+    let mismatch = |m: String| RpcError::bad(code::HEADER_MISMATCH, m);
+    let Some(method) = msg.method() else {
+        return Ok(());
+    };
+    match header_str(headers, METHOD_HEADER) {
+        Some(h) if h != method => return Err(mismatch(format!("Mcp-Method {h:?} does not match the body's method {method:?}"))),
+        None if required => return Err(mismatch("the Mcp-Method header is required".into())),
+        _ => {}
+    }
+    let (Message::Request { params, .. }, Some(key)) = (msg, name_key(method)) else {
+        return Ok(());
+    };
+    match (header_str(headers, NAME_HEADER), params.get(key).and_then(Value::as_str)) {
+        (Some(h), Some(b)) if h != b => Err(mismatch(format!("Mcp-Name {h:?} does not match the body's {key} {b:?}"))),
+        (Some(h), None) => Err(mismatch(format!("Mcp-Name {h:?} names nothing: the body has no {key}"))),
+        (None, Some(_)) if required => Err(mismatch("the Mcp-Name header is required for this method".into())),
+        _ => Ok(()),
+    }
+}
+
+/// A response to a request, as JSON or as a one-event SSE stream.
+fn respond(fmt: Format, status: StatusCode, body: Value, extra: Option<(&'static str, String)>) -> Response {
+    let mut resp = match fmt {
+        Format::Json => (status, axum::Json(body)).into_response(),
+        Format::Sse => {
+            let event = format!("event: message\ndata: {body}\n\n");
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+                Body::from(event),
+            )
+                .into_response()
+        }
+    };
+    if let Some((name, value)) = extra {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    resp
+}
+
+/// 202 Accepted: notifications and client responses get no body.
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// The dated revisions: `initialize` opens a session in the store; every
+/// other message names it in `Mcp-Session-Id`.
+async fn stateful_post(
+    s: &AppState,
+    who: &McpCaller,
+    headers: &HeaderMap,
+    msg: Message,
+    fmt: Format,
+    session_id: Option<&str>,
+    version: Option<&str>,
+) -> Result<Response, RpcError> {
+    let m = &s.manager;
+    if let Message::Request { id, method, params } = &msg {
+        if method == "initialize" {
+            let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
+            let negotiated = if STATEFUL.contains(&asked) { asked } else { LATEST_STATEFUL };
+            let opened = Session {
+                version: negotiated.to_string(),
+                owner: who.caller.hash.clone(),
+                client: params.get("clientInfo").cloned(),
+            };
+            let sid = session::open(m.store.as_ref(), &opened).await.map_err(|e| store_error(e, id))?;
+            let body = protocol::result(id, methods::initialize_result(negotiated));
+            return Ok(respond(fmt, StatusCode::OK, body, Some((SESSION_HEADER, sid))));
+        }
+    }
+    let Some(sid) = session_id else {
+        return Err(RpcError::bad(
+            code::SESSION,
+            "send Mcp-Session-Id from initialize (or use protocol version 2026-07-28 without sessions)",
+        )
+        .with_id(request_id(&msg)));
+    };
+    let owner = &who.caller.hash;
+    let Some(sess) = session::resume(m.store.as_ref(), sid, owner)
+        .await
+        .map_err(|e| store_error(e, request_id(&msg)))?
+    else {
+        return Err(RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found: initialize again").with_id(request_id(&msg)));
+    };
+    if let Some(v) = version.filter(|v| *v != sess.version) {
+        return Err(RpcError::bad(
+            code::HEADER_MISMATCH,
+            format!("MCP-Protocol-Version {v} is not this session's version {}", sess.version),
+        )
+        .with_id(request_id(&msg)));
+    }
+    let Message::Request { id, method, params } = msg else {
+        return Ok(accepted());
+    };
+    let result = match method.as_str() {
+        "ping" | "logging/setLevel" => json!({}),
+        "tools/list" => methods::list_tools(),
+        "tools/call" => methods::call_tool(m, who, headers, &id, &params).await?,
+        "initialize" => {
+            return Err(RpcError::bad(code::INVALID_REQUEST, "this session is already initialized").with_id(&id));
+        }
+        other => {
+            let e = RpcError::new(StatusCode::OK, code::METHOD_NOT_FOUND, format!("method {other:?} is not supported"));
+            return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
+        }
+    };
+    Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None))
+}
+
+fn request_id(msg: &Message) -> &Value {
+    match msg {
+        Message::Request { id, .. } => id,
+        _ => &Value::Null,
+    }
+}
+
+fn store_error(e: crate::manage::ManageError, id: &Value) -> RpcError {
+    tracing::error!(error = %e, "store failure in /mcp");
+    RpcError::new(StatusCode::SERVICE_UNAVAILABLE, -32603, "the store is unavailable, try again").with_id(id)
+}
+
+/// `2026-07-28`: every request carries its revision and the client's
+/// capabilities in `_meta`; no session. Removed and unknown methods are 404.
+async fn stateless_post(s: &AppState, who: &McpCaller, headers: &HeaderMap, msg: Message, fmt: Format) -> Result<Response, RpcError> {
+    let Message::Request { id, method, params } = msg else {
+        return Ok(accepted());
+    };
+    let meta_of = params.get("_meta").and_then(Value::as_object);
+    let missing: Vec<&str> = [meta::PROTOCOL_VERSION, meta::CLIENT_CAPABILITIES]
+        .into_iter()
+        .filter(|k| meta_of.and_then(|m| m.get(*k)).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(RpcError::bad(code::INVALID_PARAMS, format!("params._meta lacks {}", missing.join(", "))).with_id(&id));
+    }
+    let asked = meta_of
+        .and_then(|m| m.get(meta::PROTOCOL_VERSION))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match header_str(headers, VERSION_HEADER) {
+        None => return Err(RpcError::bad(code::HEADER_MISMATCH, "the MCP-Protocol-Version header is required").with_id(&id)),
+        Some(h) if h != asked => {
+            return Err(RpcError::bad(
+                code::HEADER_MISMATCH,
+                format!("MCP-Protocol-Version {h:?} does not match _meta's protocol version {asked:?}"),
+            )
+            .with_id(&id))
+        }
+        Some(_) => {}
+    }
+    let (result, cacheable) = match method.as_str() {
+        "server/discover" => (methods::discover_result(), true),
+        "tools/list" => (methods::list_tools(), true),
+        "tools/call" => (methods::call_tool(&s.manager, who, headers, &id, &params).await?, false),
+        other => {
+            return Err(RpcError::new(
+                StatusCode::NOT_FOUND,
+                code::METHOD_NOT_FOUND,
+                format!("method {other:?} is not supported in {STATELESS}"),
+            )
+            .with_id(&id))
+        }
+    };
+    let mut result = result;
+    result["resultType"] = json!("complete");
+    if cacheable {
+        // The tool list depends on nothing the client could share with others.
+        result["ttlMs"] = json!(0);
+        result["cacheScope"] = json!("private");
+    }
+    Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None))
+}
+
+/// `DELETE /mcp`: ends the session named in `Mcp-Session-Id` (204), or 404.
+pub async fn delete(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let m = &s.manager;
+    if let Err(e) = access::check_host_and_origin(&m.config, &headers) {
+        return e.into_response();
+    }
+    let who = match access::authenticate(m, &headers).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let Some(sid) = header_str(&headers, SESSION_HEADER) else {
+        return RpcError::bad(code::SESSION, "send the Mcp-Session-Id to end").into_response();
+    };
+    match session::close(m.store.as_ref(), sid, &who.caller.hash).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found").into_response(),
+        Err(e) => store_error(e, &Value::Null).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn call(name: &str) -> Message {
+        protocol::parse(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn method_and_name_headers_must_match_the_body() {
+        let ok = headers(&[("mcp-method", " tools/call "), ("mcp-name", "  echo ")]);
+        assert!(check_method_headers(&ok, &call("echo"), true).is_ok());
+        for (h, required) in [
+            (headers(&[("mcp-method", "tools/list"), ("mcp-name", "echo")]), false),
+            (headers(&[("mcp-method", "TOOLS/CALL"), ("mcp-name", "echo")]), false),
+            (headers(&[("mcp-method", "tools/call"), ("mcp-name", "delete_proxy")]), false),
+            (headers(&[("mcp-method", "tools/call")]), true),
+            (headers(&[("mcp-name", "echo")]), true),
+        ] {
+            let e = check_method_headers(&h, &call("echo"), required).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, code::HEADER_MISMATCH), "{h:?}");
+        }
+        // the dated revisions need not send them
+        assert!(check_method_headers(&HeaderMap::new(), &call("echo"), false).is_ok());
+    }
+
+    #[test]
+    fn accept_picks_json_or_sse() {
+        assert!(format(&headers(&[("accept", "application/json, text/event-stream")])).is_ok_and(|f| f == Format::Json));
+        assert!(format(&headers(&[("accept", "text/event-stream")])).is_ok_and(|f| f == Format::Sse));
+        assert!(format(&HeaderMap::new()).is_ok_and(|f| f == Format::Json));
+        assert_eq!(
+            format(&headers(&[("accept", "text/html")])).err().map(|e| e.status),
+            Some(StatusCode::NOT_ACCEPTABLE)
+        );
+    }
+}
