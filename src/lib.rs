@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod proxy;
+pub mod reqlog;
 pub mod secrets;
 pub mod server;
 pub mod snapshot;

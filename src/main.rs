@@ -1,6 +1,7 @@
 //! The `portcullis` binary: `serve` runs the proxy; every other subcommand is
 //! a client of the admin API.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -58,7 +59,10 @@ Environment (see .env.example for all of them):
   API_HOST, API_PORT   127.0.0.1, 9000 (the admin API, OAuth, /health, /metrics)
   BASE_DOMAIN          auth.{BASE_DOMAIN} is the authorization server's hostname
   GITHUB_CLIENT_ID, OIDC_ISSUER   the login provider of the OAuth server
-  LOG_LEVEL            tracing filter (info)";
+  LOG_LEVEL            tracing filter (info)
+  LOG_FORMAT           text (default) or json, for the process log on stderr
+  ACCESS_LOG           json (default: one line per request on stdout) or off
+  LOG_RETENTION_HOURS  how long request records are kept (72)";
 
 fn main() -> ExitCode {
     // `.env` first, so client commands find ADMIN_TOKEN and API_URL there too.
@@ -73,9 +77,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            tracing_subscriber::fmt()
+            // The process log goes to stderr (stdout carries the access log),
+            // coloured only for a terminal, as JSON lines with LOG_FORMAT=json.
+            let log = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_filter))
-                .init();
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal());
+            if cfg.request_log.json_process_log {
+                log.json().init();
+            } else {
+                log.init();
+            }
             match portcullis::server::serve(cfg, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

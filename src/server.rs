@@ -335,6 +335,9 @@ pub fn serve(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         },
     ));
     server.add_service(background_service("drain", Drain));
+    if let Some(log) = crate::reqlog::RequestLogService::new(cfg.clone()) {
+        server.add_service(background_service("request log", log));
+    }
     let mut control = background_service("control plane", ControlPlane { config: cfg.clone() });
     control.threads = Some(2);
     server.add_service(control);

@@ -4,6 +4,7 @@
 
 mod certs;
 pub mod error;
+mod logs;
 mod oauth;
 mod oauth_admin;
 pub mod openapi;
@@ -198,6 +199,7 @@ fn api() -> Api {
     api = oauth::routes(api);
     api = oauth_admin::routes(api);
     api = resources::routes(api);
+    api = logs::routes(api);
     crate::mcp::routes(api)
 }
 

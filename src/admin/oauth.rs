@@ -80,8 +80,10 @@ async fn jwks(State(s): State<Arc<AppState>>) -> Response {
         Err(e) => e.into_response(),
     }
 }
-async fn authorize(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
-    s.manager.oauth.authorize(&q(&raw)).await
+async fn authorize(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let resp = s.manager.oauth.authorize(&q(&raw)).await;
+    crate::reqlog::events::authorize(&headers, &q(&raw), &resp);
+    resp
 }
 async fn callback(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     s.manager.oauth.callback(&headers, &q(&raw)).await

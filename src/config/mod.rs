@@ -8,7 +8,9 @@ use thiserror::Error;
 
 mod networks;
 mod oauth;
+mod request_log;
 pub use oauth::{is_loopback_host, GithubConfig, LoginProvider, OAuthConfig, OidcConfig, UserList};
+pub use request_log::RequestLogConfig;
 
 /// Every environment variable the program reads, named once.
 pub mod vars {
@@ -105,6 +107,7 @@ pub mod vars {
     /// Networks (CIDR list) that targets of non-admin owners may reach even
     /// though they are loopback, link-local or unspecified.
     pub const USER_TARGET_ALLOW_NETWORKS: &str = "USER_TARGET_ALLOW_NETWORKS";
+    pub use super::request_log::{ACCESS_LOG, LOG_FORMAT, LOG_RETENTION_HOURS, REQUEST_LOG};
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -178,6 +181,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// `USER_TARGET_ALLOW_NETWORKS`: local networks non-admin targets may reach.
     pub user_target_allow_networks: Vec<Cidr>,
+    /// Access log, request-log store, retention and process log format.
+    pub request_log: RequestLogConfig,
 }
 
 /// Deadlines and limits for data plane clients (defaults close to nginx's).
@@ -568,6 +573,7 @@ impl Config {
             acme: acme_config()?,
             oauth: oauth::oauth_config(&raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase())?,
             user_target_allow_networks: networks::parse_networks(vars::USER_TARGET_ALLOW_NETWORKS, raw(vars::USER_TARGET_ALLOW_NETWORKS))?,
+            request_log: request_log::request_log_config()?,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -5,6 +5,7 @@
 pub mod acme_certs;
 pub mod authz;
 pub mod certs;
+pub mod logs;
 pub mod proxies;
 pub mod resources;
 pub mod routes;

@@ -218,6 +218,7 @@ impl OAuth {
             }
         }
         let outcome = self.finish_login(&p, &session).await;
+        let user = outcome.as_ref().ok().map(|(u, _)| u.username.clone());
         if let Some(user_code) = &session.device_user_code {
             return match outcome {
                 Ok((user, granted)) => {
@@ -241,6 +242,7 @@ impl OAuth {
                 done.headers_mut().append(header::SET_COOKIE, v);
             }
         }
+        crate::reqlog::events::callback(headers, &session.client_id, user.as_deref(), &done);
         done
     }
 

@@ -98,7 +98,9 @@ impl OAuth {
 
     /// `POST /revoke`.
     pub async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        match self.revoke_inner(headers, body).await {
+        let result = self.revoke_inner(headers, body).await;
+        crate::reqlog::events::revoke(headers, body, result.as_ref().map(|_| ()));
+        match result {
             Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "").into_response(),
             Err(e) => e.into_response(),
         }

@@ -22,7 +22,9 @@ pub fn token_response(body: serde_json::Value) -> Response {
 impl OAuth {
     /// Handles `POST /token`.
     pub async fn token(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        match self.token_inner(headers, body).await {
+        let result = self.token_inner(headers, body).await;
+        crate::reqlog::events::token(headers, body, result.as_ref());
+        match result {
             Ok(v) => token_response(v),
             Err(e) => e.into_response(),
         }

@@ -245,6 +245,7 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
         ctx.metadata_fallback = Some(bytes::Bytes::from(doc));
     }
     let route = entry.match_route(req.method.as_str(), path);
+    ctx.log.set_route(route);
     match auth::check(&snap.auth, p, route.map(|r| &r.route), &info) {
         Outcome::Skip => {}
         Outcome::Allow { identity, pass } => {

@@ -65,6 +65,8 @@ pub struct Ctx {
     /// The normalized request path when it differs from the path as
     /// received; `None` (no copy) when the request's path is already normal.
     path: Option<String>,
+    /// What the request log needs beyond the above (request id, timings, route).
+    log: crate::reqlog::Capture,
 }
 
 impl Ctx {
@@ -108,6 +110,7 @@ impl ProxyHttp for Edge {
             metadata_fallback: None,
             replace_body: false,
             path: None,
+            log: crate::reqlog::Capture::default(),
         }
     }
 
@@ -187,13 +190,22 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
         headers::upstream_request(session, req, ctx)?;
+        let peer_trusted = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| self.config.is_trusted_proxy(a.ip().to_canonical()));
+        ctx.log.to_upstream(session, req, peer_trusted)?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
 
     async fn upstream_response_filter(&self, _session: &mut Session, _resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        if let (Some(t), Some(e)) = (ctx.upstream_sent, &ctx.entry) {
-            e.upstream_seconds.observe(t.elapsed().as_secs_f64());
+        if let Some(t) = ctx.upstream_sent {
+            let took = t.elapsed();
+            ctx.log.upstream_took(took);
+            if let Some(e) = &ctx.entry {
+                e.upstream_seconds.observe(took.as_secs_f64());
+            }
         }
         Ok(())
     }
@@ -212,7 +224,7 @@ impl ProxyHttp for Edge {
         if let Some(e) = ctx.entry.as_ref().filter(|e| !e.response_headers.is_empty()) {
             headers::downstream_response(resp, &e.response_headers)?;
         }
-        Ok(())
+        ctx.log.to_client(resp)
     }
 
     fn response_body_filter(
@@ -276,5 +288,12 @@ impl ProxyHttp for Edge {
         if let Some(e) = e {
             tracing::debug!(host = %ctx.host(session), status, error = %e, "request ended with an error");
         }
+        let seen = crate::reqlog::Seen {
+            client_ip: ctx.client_ip,
+            entry: ctx.entry.as_ref(),
+            upstream: ctx.upstream.as_ref(),
+            identity: ctx.identity.as_ref(),
+        };
+        ctx.log.finish(session, e, seen);
     }
 }

@@ -30,6 +30,7 @@ mod oauth_failures;
 mod openapi;
 mod reliability;
 mod reliability_changes;
+mod request_logs;
 mod resilience;
 mod smuggling;
 mod tenant;

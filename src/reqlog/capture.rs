@@ -1,0 +1,252 @@
+//! The request path's part: a few cheap values captured per request, the
+//! `X-Request-Id` and `traceparent` headers, and one non-blocking hand-off
+//! to the writer when the request ends. Nothing here waits or formats text:
+//! strings are built by the writer, off the request path.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+
+use super::writer::{self, Item};
+use crate::auth::Identity;
+use crate::snapshot::{CompiledRoute, ProxyEntry, Upstream};
+
+/// Header carrying the request id upstream and back to the client.
+pub const REQUEST_ID: &str = "x-request-id";
+/// W3C Trace Context header.
+pub const TRACEPARENT: &str = "traceparent";
+/// Longest client-sent request id that is kept (from a trusted peer).
+const MAX_REQUEST_ID: usize = 128;
+
+/// Per-request values the log needs that the rest of the context does not hold.
+pub struct Capture {
+    started: Instant,
+    request_id: Option<HeaderValue>,
+    trace_id: Option<HeaderValue>,
+    upstream_took: Option<Duration>,
+    route: Option<Arc<CompiledRoute>>,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            started: Instant::now(),
+            request_id: None,
+            trace_id: None,
+            upstream_took: None,
+            route: None,
+        }
+    }
+}
+
+/// What the proxy decided about a request, borrowed from its context at the end.
+pub struct Seen<'a> {
+    /// The client as the proxy determined it.
+    pub client_ip: Option<IpAddr>,
+    /// The proxy serving the host, if any.
+    pub entry: Option<&'a Arc<ProxyEntry>>,
+    /// The upstream chosen, if any.
+    pub upstream: Option<&'a Arc<Upstream>>,
+    /// The authenticated caller, if any.
+    pub identity: Option<&'a Identity>,
+}
+
+/// A finished request, as handed to the writer: cheap clones (`Arc`s and
+/// `Bytes`-backed values), turned into a [`super::Record`] by the writer.
+pub struct Finished {
+    pub(super) ts: i64,
+    pub(super) client_ip: Option<IpAddr>,
+    pub(super) method: http::Method,
+    pub(super) uri: http::Uri,
+    pub(super) raw_host: Option<HeaderValue>,
+    pub(super) entry: Option<Arc<ProxyEntry>>,
+    pub(super) status: u16,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+    pub(super) upstream: Option<SocketAddr>,
+    pub(super) upstream_took: Option<Duration>,
+    pub(super) took: Duration,
+    pub(super) route: Option<Arc<CompiledRoute>>,
+    pub(super) identity: Option<Identity>,
+    pub(super) tls_version: Option<Cow<'static, str>>,
+    pub(super) request_id: Option<HeaderValue>,
+    pub(super) trace_id: Option<HeaderValue>,
+    pub(super) error: Option<(&'static str, &'static str)>,
+}
+
+/// The last timestamp handed out: timestamps are unique per instance, so a
+/// request's key `req:{ts}:{ip}` and the pagination cursor never collide.
+static LAST_TS: AtomicI64 = AtomicI64::new(0);
+
+/// Microseconds since the Unix epoch, strictly increasing within this process.
+pub fn unique_ts() -> i64 {
+    let now = chrono::Utc::now().timestamp_micros();
+    let prev = LAST_TS.fetch_max(now, Ordering::Relaxed);
+    if prev < now {
+        now
+    } else {
+        LAST_TS.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// 32 lowercase hex digits from 128 random bits (a W3C trace id, and the
+/// request id we start when none is kept).
+fn random_hex32() -> HeaderValue {
+    let n: u128 = rand::random::<u128>() | 1;
+    HeaderValue::from_str(&format!("{n:032x}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A client-sent request id we keep: 1-128 visible characters without
+/// separators that could split a log line or a key.
+fn acceptable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:@+=/".contains(c))
+}
+
+/// The trace id of a valid W3C `traceparent` (version 00:
+/// `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
+fn trace_id_of(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    let mut parts = s.split('-');
+    let (ver, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    let ok = parts.next().is_none()
+        && ver == "00"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|c| c != b'0')
+        && parent.bytes().any(|c| c != b'0');
+    ok.then_some(trace)
+}
+
+impl Capture {
+    /// Remembers the route that chose the upstream (for `route_id`).
+    pub fn set_route(&mut self, route: Option<&Arc<CompiledRoute>>) {
+        self.route = route.cloned();
+    }
+
+    /// Remembers how long the upstream took to its response header.
+    pub fn upstream_took(&mut self, took: Duration) {
+        self.upstream_took = Some(took);
+    }
+
+    /// Sets `X-Request-Id` (kept from a trusted peer `peer_trusted`, else
+    /// new) and `traceparent` (passed through when valid, else started) on
+    /// the upstream request.
+    pub fn to_upstream(&mut self, session: &Session, req: &mut RequestHeader, peer_trusted: bool) -> pingora::Result<()> {
+        let incoming = &session.req_header().headers;
+        let trace = incoming
+            .get(TRACEPARENT)
+            .and_then(trace_id_of)
+            .and_then(|t| HeaderValue::from_str(t).ok());
+        let kept = incoming
+            .get(REQUEST_ID)
+            .filter(|v| peer_trusted && acceptable_request_id(v))
+            .cloned();
+        let trace = match trace {
+            Some(t) => t,
+            None => {
+                let t = random_hex32();
+                let span = format!("{:016x}", rand::random::<u64>() | 1);
+                let header = format!("00-{}-{span}-01", t.to_str().unwrap_or_default());
+                req.insert_header(TRACEPARENT, header)?;
+                t
+            }
+        };
+        let id = kept.unwrap_or_else(|| trace.clone());
+        req.insert_header(REQUEST_ID, id.clone())?;
+        self.request_id = Some(id);
+        self.trace_id = Some(trace);
+        Ok(())
+    }
+
+    /// Returns the request id to the client.
+    pub fn to_client(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+        if let Some(id) = &self.request_id {
+            resp.insert_header(REQUEST_ID, id.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Hands the finished request to the writer (never waits: a full queue
+    /// drops the record and counts it).
+    pub fn finish(&mut self, session: &Session, error: Option<&pingora::Error>, seen: Seen<'_>) {
+        if !writer::enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let finished = Finished {
+            ts: unique_ts(),
+            client_ip: seen.client_ip,
+            method: req.method.clone(),
+            uri: req.uri.clone(),
+            raw_host: if seen.entry.is_none() {
+                req.headers.get(http::header::HOST).cloned()
+            } else {
+                None
+            },
+            entry: seen.entry.cloned(),
+            status,
+            bytes_in: session.body_bytes_read() as u64,
+            bytes_out: session.body_bytes_sent() as u64,
+            upstream: seen.upstream.map(|u| u.addr),
+            upstream_took: self.upstream_took,
+            took: self.started.elapsed(),
+            route: self.route.take(),
+            identity: seen.identity.cloned(),
+            tls_version: session.digest().and_then(|d| d.ssl_digest.as_ref()).map(|s| s.version.clone()),
+            request_id: self.request_id.take(),
+            trace_id: self.trace_id.take(),
+            error: error.map(|e| (e.esource().as_str(), e.etype().as_str())),
+        };
+        writer::submit(Item::Request(Box::new(finished)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_valid_traceparents_are_continued() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(
+            trace_id_of(&v("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "garbage",
+        ] {
+            assert_eq!(trace_id_of(&v(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_ids_with_separators_are_not_kept() {
+        assert!(acceptable_request_id(&HeaderValue::from_static("req-42_a.b")));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("a b")));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("a\"}")));
+        assert!(!acceptable_request_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+    }
+
+    #[test]
+    fn timestamps_never_repeat() {
+        let a = unique_ts();
+        let b = unique_ts();
+        let c = unique_ts();
+        assert!(a < b && b < c);
+    }
+}

@@ -1,0 +1,212 @@
+//! One request (or OAuth flow event) as it is logged, stored and queried.
+
+use serde::{Deserialize, Serialize};
+
+/// Query parameters whose values are secrets: replaced by `[REDACTED]`
+/// before a query string reaches the access log or the store.
+const SECRET_PARAMS: [&str; 5] = ["code", "access_token", "refresh_token", "client_secret", "password"];
+
+/// Longest path or query kept in a record; longer ones are cut (an attacker
+/// controls both, and a path becomes part of an index key).
+pub const MAX_TEXT: usize = 512;
+
+/// One request as the data plane saw it, or one OAuth flow event
+/// (`kind = "oauth"`). Optional fields are absent when unknown.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Record {
+    /// Microseconds since the Unix epoch, unique per instance: the sort key and the cursor.
+    pub ts: i64,
+    /// The same instant as RFC 3339 (UTC).
+    pub timestamp: String,
+    /// `request` or `oauth`.
+    pub kind: String,
+    /// `X-Request-Id`, as sent upstream and returned to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// W3C trace id of the request (from `traceparent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The client address as the proxy determined it (PROXY header, trusted `X-Forwarded-For`, peer).
+    pub client_ip: String,
+    /// Request method.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// The proxy's hostname, or the Host as sent when no proxy serves it.
+    pub host: String,
+    /// The path, without the query.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// The query with secret values redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Response status (0 when none was written).
+    pub status: u16,
+    /// Request body bytes read from the client.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// The upstream's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Time from sending the request upstream to the response header, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ms: Option<f64>,
+    /// Time from the request head to the end of the response, in ms.
+    #[serde(default)]
+    pub duration_ms: f64,
+    /// The route that chose the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<String>,
+    /// The proxy (hostname) that served the request; absent for unknown hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// The authenticated user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The OAuth client the token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The token's scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    /// TLS version of the client connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// The server name the client asked for in its TLS handshake (the
+    /// Host of a TLS request: certificates are chosen for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// For `kind = "oauth"`: `authorize`, `callback`, `token`, `refresh`, `revoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Why a request or flow step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Fields stored as numbers (the Redis hash keeps strings; these are parsed back).
+const NUMERIC: [&str; 6] = ["ts", "status", "bytes_in", "bytes_out", "upstream_ms", "duration_ms"];
+
+impl Record {
+    /// True for 4xx and 5xx responses and failed OAuth steps.
+    pub fn is_error(&self) -> bool {
+        self.status >= 400 || (self.kind == "oauth" && self.reason.is_some())
+    }
+
+    /// The record as flat `(field, text)` pairs (a Redis hash, a stream entry).
+    pub fn to_fields(&self) -> Vec<(String, String)> {
+        let serde_json::Value::Object(map) = serde_json::to_value(self).unwrap_or_default() else {
+            return Vec::new();
+        };
+        map.into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, text)
+            })
+            .collect()
+    }
+
+    /// The record from flat pairs; `None` when required fields are missing.
+    pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Record> {
+        let map: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(k, v)| {
+                let value = if NUMERIC.contains(&k) {
+                    serde_json::from_str(v).unwrap_or(serde_json::Value::Null)
+                } else {
+                    serde_json::Value::String(v.to_string())
+                };
+                (k.to_string(), value)
+            })
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(map)).ok()
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The query string with the values of [`SECRET_PARAMS`] replaced, cut to
+/// [`MAX_TEXT`]. Names are compared after percent-decoding, so `%63ode`
+/// is redacted too.
+pub fn redact_query(query: &str) -> String {
+    let mut out = String::with_capacity(query.len().min(MAX_TEXT));
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let (name, value) = match pair.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (pair, None),
+        };
+        let decoded: String = url::form_urlencoded::parse(name.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+        out.push_str(name);
+        if let Some(v) = value {
+            out.push('=');
+            if SECRET_PARAMS.iter().any(|s| decoded.eq_ignore_ascii_case(s)) {
+                out.push_str("[REDACTED]");
+            } else {
+                out.push_str(v);
+            }
+        }
+    }
+    truncate(&out, MAX_TEXT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_query_values_are_redacted_whatever_their_spelling() {
+        let q = redact_query("state=s1&code=abc123&%63ode=x9&Access_Token=t0k&keep=1&password&client_secret=shh");
+        assert_eq!(
+            q,
+            "state=s1&code=[REDACTED]&%63ode=[REDACTED]&Access_Token=[REDACTED]&keep=1&password&client_secret=[REDACTED]"
+        );
+        assert!(!q.contains("abc123") && !q.contains("x9") && !q.contains("t0k") && !q.contains("shh"));
+    }
+
+    #[test]
+    fn a_record_survives_the_flat_hash_form() {
+        let r = Record {
+            ts: 1_765_000_000_123_456,
+            timestamp: "2025-12-06T05:46:40.123456Z".into(),
+            kind: "request".into(),
+            client_ip: "203.0.113.7".into(),
+            method: "GET".into(),
+            host: "a.example".into(),
+            path: "/x".into(),
+            status: 502,
+            upstream_ms: Some(1.5),
+            duration_ms: 2.25,
+            user: Some("alice".into()),
+            ..Record::default()
+        };
+        let fields = r.to_fields();
+        let back = Record::from_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back, r);
+        assert!(back.is_error());
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("abc", 5), "abc");
+    }
+}
