@@ -375,3 +375,43 @@ oauth-metrics:
 # Issuer, login provider and signing key.
 oauth-health:
     {{ cli }} oauth health
+
+# --- Request logs ---------------------------------------------------------------
+
+# Latest requests (newest first).
+logs hours="" limit="":
+    {{ cli }} logs {{ if hours == "" { "" } else { "--hours " + quote(hours) } }} {{ if limit == "" { "" } else { "--limit " + quote(limit) } }}
+
+# Requests from one client IP.
+logs-ip ip hours="" limit="":
+    {{ cli }} logs ip {{ quote(ip) }} {{ if hours == "" { "" } else { "--hours " + quote(hours) } }} {{ if limit == "" { "" } else { "--limit " + quote(limit) } }}
+
+# Requests to one hostname.
+logs-host hostname hours="":
+    {{ cli }} logs host {{ quote(hostname) }} {{ if hours == "" { "" } else { "--hours " + quote(hours) } }}
+
+# Requests and OAuth steps of one OAuth client.
+logs-client client-id hours="":
+    {{ cli }} logs client {{ quote(client-id) }} {{ if hours == "" { "" } else { "--hours " + quote(hours) } }}
+
+# Search: free text plus flags (--host, --user, --status 4xx, --method, --path, --ip, --client-id, --min-ms, --hours).
+[positional-arguments]
+logs-search *args:
+    {{ cli }} logs search "$@"
+
+# Recent errors (4xx/5xx and failed OAuth steps).
+logs-errors hours="" limit="":
+    {{ cli }} logs errors {{ if hours == "" { "" } else { "--hours " + quote(hours) } }} {{ if limit == "" { "" } else { "--limit " + quote(limit) } }}
+
+# Follow new requests live (flags as for logs-search).
+[positional-arguments]
+logs-follow *args:
+    {{ cli }} logs follow "$@"
+
+# OAuth flow steps, optionally from one IP.
+logs-oauth ip="" hours="":
+    {{ cli }} logs oauth {{ if ip == "" { "" } else { quote(ip) } }} {{ if hours == "" { "" } else { "--hours " + quote(hours) } }}
+
+# Hourly counts, error rates, latency percentiles and unique visitors per host.
+logs-stats hours="":
+    {{ cli }} logs stats {{ if hours == "" { "" } else { "--hours " + quote(hours) } }}

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv
+# prometheus: its promtool lints /metrics (tests/it/request_logs.rs).
+ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv prometheus
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
 ensure_rust_components rustfmt clippy

@@ -98,7 +98,10 @@ pub fn routes(api: Api) -> Api {
         .get(search, filters(Op::new("Search the request log")).ok::<Page>(StatusCode::OK))
         .done()
         .at("/api/v1/logs/ip/{ip}")
-        .get(by_ip, filters(Op::new("Requests from one client address")).ok::<Page>(StatusCode::OK))
+        .get(
+            by_ip,
+            filters(Op::new("Requests from one client address")).ok::<Page>(StatusCode::OK),
+        )
         .done()
         .at("/api/v1/logs/client/{client_id}")
         .get(
@@ -124,8 +127,10 @@ pub fn routes(api: Api) -> Api {
         .at("/api/v1/logs/follow")
         .get(
             follow,
-            filters(Op::new("New records as Server-Sent Events (event: request or oauth, data: a record)"))
-                .ok_media(StatusCode::OK, "text/event-stream"),
+            filters(Op::new(
+                "New records as Server-Sent Events (event: request or oauth, data: a record)",
+            ))
+            .ok_media(StatusCode::OK, "text/event-stream"),
         )
         .done()
 }

@@ -131,9 +131,17 @@ impl Api {
     }
 
     async fn send(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Response> {
+        self.send_query(method, segments, &[], body).await
+    }
+
+    /// Like `send`, with query parameters.
+    async fn send_query(&self, method: Method, segments: &[&str], query: &[(&str, String)], body: Option<&Value>) -> CliResult<Response> {
         let mut path = vec!["api", "v1"];
         path.extend_from_slice(segments);
-        let url = endpoint(&self.base, &path);
+        let mut url = endpoint(&self.base, &path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let mut req = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
@@ -161,6 +169,18 @@ impl Api {
     /// `GET`, expecting JSON.
     pub async fn get(&self, segments: &[&str]) -> CliResult<Value> {
         self.json(Method::GET, segments, None).await
+    }
+
+    /// `GET` with query parameters, expecting JSON.
+    pub async fn get_query(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<Value> {
+        let resp = self.send_query(Method::GET, segments, query, None).await?;
+        let bytes = resp.bytes().await.map_err(|e| CliError::Protocol(root_cause(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::Protocol(format!("the body is not JSON ({e})")))
+    }
+
+    /// `GET` with query parameters, the response left open (an event stream).
+    pub async fn stream(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<Response> {
+        self.send_query(Method::GET, segments, query, None).await
     }
 
     /// `GET`, expecting text.

@@ -11,6 +11,7 @@ pub mod device;
 mod error;
 mod http;
 mod login;
+mod logs;
 mod oauth;
 mod output;
 mod proxies;
@@ -27,6 +28,7 @@ use clap::{Args, Subcommand};
 pub use certs::CertVerb;
 pub use error::CliError;
 pub use login::LoginArgs;
+pub use logs::{LogVerb, LogsArgs};
 pub use oauth::OAuthVerb;
 pub use proxies::{CreateProxy, ProxyVerb};
 pub use resources::ResourceVerb;
@@ -72,6 +74,8 @@ pub enum Resource {
     /// The OAuth server's clients, tokens, sessions and keys (admin).
     #[command(subcommand)]
     Oauth(OAuthVerb),
+    /// The request log: latest requests, views by IP, host, client, search, errors, OAuth steps, stats, follow.
+    Logs(LogsArgs),
     /// Log in with OAuth (device flow) and store the tokens for later commands.
     Login(LoginArgs),
     /// Delete the stored login.
@@ -97,6 +101,7 @@ async fn dispatch(opts: &ClientOpts, resource: Resource) -> Result<(), CliError>
         Resource::Service(v) => services::run(&api, opts.json, v).await,
         Resource::Resource(v) => resources::run(&api, opts.json, v).await,
         Resource::Oauth(v) => oauth::run(&api, opts.json, v).await,
+        Resource::Logs(a) => logs::run(&api, opts.json, a).await,
         Resource::Login(_) | Resource::Logout | Resource::Whoami => Ok(()),
     }
 }

@@ -507,3 +507,115 @@ async fn access_log_and_store_can_be_turned_off_and_the_process_log_is_json() {
     let keys = s.redis.as_ref().unwrap().dump_keys();
     assert!(keys.iter().all(|k| !k.starts_with("req:") && !k.starts_with("idx:req")), "{keys:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_verbs_show_the_request_log() {
+    let s = setup("redis", &[]).await;
+    let p = &s.p;
+    let b = backend::start("B").await;
+    p.create_proxy(json!({"hostname": "cli.test", "target_url": b.url(), "enable_https": false}))
+        .await;
+    let up = eventually(Duration::from_secs(5), || async {
+        (get_as(p, "cli.test", "/warm", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(up.is_some());
+    via_proxy_protocol(
+        p,
+        "203.0.113.9",
+        "GET /status?code=502 HTTP/1.1\r\nHost: cli.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let admin = p.admin_token.clone();
+    let logged = eventually(Duration::from_secs(2), || async {
+        (!records(p, &admin, "/ip/203.0.113.9").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(logged.is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let api = p.api("");
+    let env = [("API_URL", api.as_str()), ("ADMIN_TOKEN", admin.as_str())];
+    let run = |args: &[&str]| {
+        let out = crate::harness::run_bin(dir.path(), args, &env);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    for (args, want) in [
+        (vec!["logs"], "cli.test/warm"),
+        (vec!["logs", "ip", "203.0.113.9"], "502 GET cli.test/status?code=[REDACTED]"),
+        (vec!["logs", "host", "cli.test", "--hours", "1"], "cli.test/warm"),
+        (vec!["logs", "search", "warm", "--status", "2xx"], "200 GET cli.test/warm"),
+        (vec!["logs", "errors"], "502 GET cli.test/status"),
+        (vec!["logs", "stats"], "cli.test"),
+    ] {
+        let text = run(&args);
+        assert!(text.contains(want), "{args:?}:\n{text}");
+        assert!(!text.contains('\u{1b}'), "no colours into a pipe: {text}");
+    }
+    assert!(run(&["logs", "client", "nobody"]).contains("no requests"));
+    assert!(run(&["logs", "oauth"]).contains("no requests"));
+    let v: Value = serde_json::from_str(&run(&["--json", "logs", "errors"])).unwrap();
+    assert_eq!(v["records"][0]["status"], 502);
+    let bad = crate::harness::run_bin(dir.path(), &["logs", "search", "--status", "abc"], &env);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("status"), "{bad:?}");
+
+    // follow: a line per new request
+    let follow = crate::harness::spawn(
+        &["logs", "follow", "--host", "cli.test"],
+        &env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
+    );
+    let seen = eventually(Duration::from_secs(10), || async {
+        get_as(p, "cli.test", "/followed", &[]).await;
+        follow.log_text().contains("cli.test/followed").then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "follow printed: {}", follow.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_unknown_hosts_share_one_series() {
+    let s = setup("redis", &[]).await;
+    let p = &s.p;
+    let b = backend::start("B").await;
+    p.create_proxy(json!({"hostname": "m.test", "target_url": b.url(), "enable_https": false}))
+        .await;
+    let up = eventually(Duration::from_secs(5), || async {
+        (get_as(p, "m.test", "/", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(up.is_some());
+    for i in 0..30 {
+        get_as(p, &format!("random-{i}.attacker.example"), "/", &[]).await;
+    }
+    let text = p.metrics().await;
+    let hosts: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("portcullis_requests_total{") || l.starts_with("portcullis_upstream_response_seconds_count{"))
+        .filter_map(|l| l.split("host=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(hosts.iter().all(|h| !h.contains("attacker")), "{hosts:?}");
+    assert!(hosts.contains("unknown") && hosts.contains("m.test"), "{hosts:?}");
+    assert_eq!(metric_of(&text, "portcullis_request_log_dropped_total"), 0.0);
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (the prometheus package; scripts/test.sh installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
+
+fn metric_of(text: &str, sample: &str) -> f64 {
+    crate::harness::metric_value(text, sample)
+}
