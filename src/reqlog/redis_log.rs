@@ -16,7 +16,7 @@
 //! hour later, so the last hour stays whole), each batch trims the indexes
 //! it touched by score and the stream by `MINID`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -115,25 +115,25 @@ impl RedisLog {
         Ok(RedisLog { conn })
     }
 
-    /// Writes a batch in one pipeline.
+    /// Writes a batch in one pipeline. Per record only the hash, its expiry
+    /// and the stream entry; index members, counts, visitors and latency
+    /// samples are grouped by key, one command per key and batch, so Redis
+    /// does a few commands per record instead of fifteen.
     pub async fn write(&self, batch: &[Record], retention: Duration) -> Result<(), LogError> {
         let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let stats_ms = keep_ms.saturating_add(3_600_000);
         let now = chrono::Utc::now().timestamp_micros();
         let cutoff = now - keep_ms.saturating_mul(1000);
         let mut p = redis::pipe();
-        let mut touched: BTreeSet<String> = BTreeSet::new();
-        let mut stats_keys: BTreeSet<String> = BTreeSet::new();
-        let mut latency_keys: BTreeSet<String> = BTreeSet::new();
+        let mut members: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let mut visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in batch {
             let key = format!("req:{}:{}", r.ts, r.client_ip);
             let fields = r.to_fields();
             p.cmd("HSET").arg(&key).arg(&fields).ignore();
             p.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            for idx in index_keys(r, &part) {
-                p.cmd("ZADD").arg(&idx).arg(r.ts).arg(&key).ignore();
-                touched.insert(idx);
-            }
             p.cmd("XADD")
                 .arg(STREAM)
                 .arg("MINID")
@@ -142,33 +142,45 @@ impl RedisLog {
                 .arg("*")
                 .arg(&fields)
                 .ignore();
-            let hour = hour_of(r.ts);
-            let requests = format!("stats:requests:{hour}");
-            p.cmd("HINCRBY").arg(&requests).arg(&r.host).arg(1).ignore();
-            stats_keys.insert(requests);
-            if r.is_error() {
-                let errors = format!("stats:errors:{hour}");
-                p.cmd("HINCRBY").arg(&errors).arg(&r.host).arg(1).ignore();
-                stats_keys.insert(errors);
+            for idx in index_keys(r, &part) {
+                members.entry(idx).or_default().push((r.ts, key.clone()));
             }
-            let unique = format!("stats:unique_ips:{}:{hour}", r.host);
-            p.cmd("PFADD").arg(&unique).arg(&r.client_ip).ignore();
-            stats_keys.insert(unique);
+            let hour = hour_of(r.ts);
+            *counts.entry((format!("stats:requests:{hour}"), r.host.clone())).or_default() += 1;
+            if r.is_error() {
+                *counts.entry((format!("stats:errors:{hour}"), r.host.clone())).or_default() += 1;
+            }
+            visitors
+                .entry(format!("stats:unique_ips:{}:{hour}", r.host))
+                .or_default()
+                .insert(&r.client_ip);
             if r.kind == "request" {
-                let latency = format!("stats:latency:{}:{hour}", r.host);
-                p.cmd("RPUSH").arg(&latency).arg(r.duration_ms).ignore();
-                latency_keys.insert(latency);
+                latencies
+                    .entry(format!("stats:latency:{}:{hour}", r.host))
+                    .or_default()
+                    .push(r.duration_ms);
             }
         }
-        for idx in &touched {
+        for (idx, m) in &members {
+            p.cmd("ZADD").arg(idx).arg(m).ignore();
             p.cmd("ZREMRANGEBYSCORE").arg(idx).arg("-inf").arg(format!("({cutoff}")).ignore();
             p.cmd("PEXPIRE").arg(idx).arg(keep_ms).ignore();
         }
-        for k in &latency_keys {
-            p.cmd("LTRIM").arg(k).arg(-LATENCY_SAMPLES).arg(-1).ignore();
-            stats_keys.insert(k.clone());
+        let mut stats_keys: BTreeSet<&str> = BTreeSet::new();
+        for ((key, host), n) in &counts {
+            p.cmd("HINCRBY").arg(key).arg(host).arg(n).ignore();
+            stats_keys.insert(key);
         }
-        for k in &stats_keys {
+        for (key, ips) in &visitors {
+            p.cmd("PFADD").arg(key).arg(ips).ignore();
+            stats_keys.insert(key);
+        }
+        for (key, ms) in &latencies {
+            p.cmd("RPUSH").arg(key).arg(ms).ignore();
+            p.cmd("LTRIM").arg(key).arg(-LATENCY_SAMPLES).arg(-1).ignore();
+            stats_keys.insert(key);
+        }
+        for k in stats_keys {
             p.cmd("PEXPIRE").arg(k).arg(stats_ms).ignore();
         }
         p.cmd("PEXPIRE").arg(STREAM).arg(keep_ms).ignore();

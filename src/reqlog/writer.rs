@@ -45,7 +45,8 @@ pub enum Item {
 /// access log or the store is on; `None` means nothing is recorded at all.
 static QUEUE: OnceLock<mpsc::Sender<Item>> = OnceLock::new();
 
-/// The latest records written, for `follow` without Redis.
+/// The latest records written, for `follow` on the embedded store (Redis
+/// followers read `stream:requests`, so nothing is kept for them).
 static RECENT: Lazy<Mutex<VecDeque<Record>>> = Lazy::new(|| Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)));
 
 /// Records dropped because the queue was full.
@@ -271,7 +272,9 @@ impl BackgroundService for RequestLogService {
                             }
                         }
                     }
-                    remember(&batch);
+                    if matches!(store, LogStore::Segments(_)) {
+                        remember(&batch);
+                    }
                 }
                 if batch.len() < MAX_BATCH {
                     break;
