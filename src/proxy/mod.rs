@@ -85,6 +85,15 @@ impl Edge {
     async fn refresh_snapshot(&self) {
         self.wake.refresh().await;
     }
+
+    /// True when the peer (after a PROXY header, the address it names) is
+    /// a trusted balancer, whose `X-Request-Id` is kept.
+    fn peer_trusted(&self, session: &Session) -> bool {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| self.config.is_trusted_proxy(a.ip().to_canonical()))
+    }
 }
 
 #[async_trait]
@@ -122,7 +131,10 @@ impl ProxyHttp for Edge {
         }
         match decision {
             dispatch::Decision::Proxy => Ok(false),
-            dispatch::Decision::Respond(r) => respond::send(session, r).await,
+            dispatch::Decision::Respond(r) => {
+                let id = ctx.log.for_own_reply(session, self.peer_trusted(session));
+                respond::send(session, r.with_header("X-Request-Id", id)).await
+            }
             dispatch::Decision::RefreshKeys => Ok(false),
         }
     }
@@ -190,11 +202,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
         headers::upstream_request(session, req, ctx)?;
-        let peer_trusted = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|a| self.config.is_trusted_proxy(a.ip().to_canonical()));
-        ctx.log.to_upstream(session, req, peer_trusted)?;
+        ctx.log.to_upstream(session, req, self.peer_trusted(session))?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }

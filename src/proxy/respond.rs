@@ -36,6 +36,12 @@ impl Reply {
         }
     }
 
+    /// The same reply with one more header.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
     /// A redirect to `location`.
     pub fn redirect(status: u16, location: String) -> Self {
         Self {

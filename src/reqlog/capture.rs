@@ -137,34 +137,46 @@ impl Capture {
         self.upstream_took = Some(took);
     }
 
+    /// Chooses the request id (the one a trusted peer sent, else the trace
+    /// id) and the trace id (of a valid incoming `traceparent`, else new);
+    /// true when the trace is new and needs a `traceparent` upstream.
+    fn assign_ids(&mut self, session: &Session, peer_trusted: bool) -> (HeaderValue, bool) {
+        let incoming = &session.req_header().headers;
+        let continued = incoming
+            .get(TRACEPARENT)
+            .and_then(trace_id_of)
+            .and_then(|t| HeaderValue::from_str(t).ok());
+        let started = continued.is_none();
+        let trace = continued.unwrap_or_else(random_hex32);
+        let id = incoming
+            .get(REQUEST_ID)
+            .filter(|v| peer_trusted && acceptable_request_id(v))
+            .cloned()
+            .unwrap_or_else(|| trace.clone());
+        self.request_id = Some(id.clone());
+        self.trace_id = Some(trace);
+        (id, started)
+    }
+
     /// Sets `X-Request-Id` (kept from a trusted peer `peer_trusted`, else
     /// new) and `traceparent` (passed through when valid, else started) on
     /// the upstream request.
     pub fn to_upstream(&mut self, session: &Session, req: &mut RequestHeader, peer_trusted: bool) -> pingora::Result<()> {
-        let incoming = &session.req_header().headers;
-        let trace = incoming
-            .get(TRACEPARENT)
-            .and_then(trace_id_of)
-            .and_then(|t| HeaderValue::from_str(t).ok());
-        let kept = incoming
-            .get(REQUEST_ID)
-            .filter(|v| peer_trusted && acceptable_request_id(v))
-            .cloned();
-        let trace = match trace {
-            Some(t) => t,
-            None => {
-                let t = random_hex32();
-                let span = format!("{:016x}", rand::random::<u64>() | 1);
-                let header = format!("00-{}-{span}-01", t.to_str().unwrap_or_default());
-                req.insert_header(TRACEPARENT, header)?;
-                t
-            }
-        };
-        let id = kept.unwrap_or_else(|| trace.clone());
-        req.insert_header(REQUEST_ID, id.clone())?;
-        self.request_id = Some(id);
-        self.trace_id = Some(trace);
+        let (id, started) = self.assign_ids(session, peer_trusted);
+        if started {
+            let trace = self.trace_id.as_ref().and_then(|t| t.to_str().ok()).unwrap_or_default();
+            let span = format!("{:016x}", rand::random::<u64>() | 1);
+            req.insert_header(TRACEPARENT, format!("00-{trace}-{span}-01"))?;
+        }
+        req.insert_header(REQUEST_ID, id)?;
         Ok(())
+    }
+
+    /// The request id of a response the data plane writes itself (no
+    /// upstream): chosen as for a proxied request, returned to the client.
+    pub fn for_own_reply(&mut self, session: &Session, peer_trusted: bool) -> String {
+        let (id, _) = self.assign_ids(session, peer_trusted);
+        String::from_utf8_lossy(id.as_bytes()).into_owned()
     }
 
     /// Returns the request id to the client.

@@ -165,6 +165,10 @@ async fn every_query_finds_the_requests(store: &str) {
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 404"), "{out}");
+    let own_reply_id = out
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no request id on the proxy's own 404: {out}"));
     // 127.0.0.1 is a trusted balancer: its request id is kept
     let (st, h, echo) = get_as(
         p,
@@ -215,10 +219,9 @@ async fn every_query_finds_the_requests(store: &str) {
         paths(&records(p, &admin, "/search?host=two.test&status=5xx").await),
         ["two.test /status"]
     );
-    assert_eq!(
-        paths(&records(p, &admin, "/search?ip=198.51.100.9&status=404").await),
-        ["nowhere.test /missing"]
-    );
+    let missing = records(p, &admin, "/search?ip=198.51.100.9&status=404").await;
+    assert_eq!(paths(&missing), ["nowhere.test /missing"]);
+    assert_eq!(missing[0]["request_id"], json!(own_reply_id), "the id returned is the one logged");
     assert_eq!(paths(&records(p, &admin, "/search?min_ms=1000").await), ["two.test /slow"]);
     assert_eq!(paths(&records(p, &admin, "/search?q=MISSING").await), ["nowhere.test /missing"]);
     let errors = paths(&records(p, &admin, "/errors").await);
