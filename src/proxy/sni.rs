@@ -1,11 +1,15 @@
 //! Certificate selection by SNI at handshake time, from the current snapshot.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use openssl::ssl::NameType;
 use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 
 use crate::metrics;
+use crate::reqlog::ServerName;
 use crate::snapshot::SnapshotHandle;
 
 /// The pingora TLS callback choosing a certificate per handshake.
@@ -34,5 +38,12 @@ impl TlsAccept for SniSelector {
         if !ok {
             tracing::warn!(sni = %sni, "could not install the certificate for this handshake");
         }
+    }
+
+    /// Keeps the server name in the connection's digest (once per
+    /// connection) for the request log's `sni`.
+    async fn handshake_complete_callback(&self, ssl: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
+        let name = ssl.servername(NameType::HOST_NAME)?;
+        Some(Arc::new(ServerName(Arc::from(name.to_ascii_lowercase()))))
     }
 }

@@ -24,6 +24,10 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Longest client-sent request id that is kept (from a trusted peer).
 const MAX_REQUEST_ID: usize = 128;
 
+/// The server name a client asked for in its TLS handshake, kept in the
+/// connection's digest by the SNI callback (once per connection).
+pub struct ServerName(pub Arc<str>);
+
 /// Per-request values the log needs that the rest of the context does not hold.
 pub struct Capture {
     started: Instant,
@@ -75,6 +79,7 @@ pub struct Finished {
     pub(super) route: Option<Arc<CompiledRoute>>,
     pub(super) identity: Option<Identity>,
     pub(super) tls_version: Option<Cow<'static, str>>,
+    pub(super) sni: Option<Arc<str>>,
     pub(super) request_id: Option<HeaderValue>,
     pub(super) trace_id: Option<HeaderValue>,
     pub(super) error: Option<(&'static str, &'static str)>,
@@ -194,6 +199,7 @@ impl Capture {
             return;
         }
         let req = session.req_header();
+        let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let finished = Finished {
             ts: unique_ts(),
@@ -214,7 +220,8 @@ impl Capture {
             took: self.started.elapsed(),
             route: self.route.take(),
             identity: seen.identity.cloned(),
-            tls_version: session.digest().and_then(|d| d.ssl_digest.as_ref()).map(|s| s.version.clone()),
+            tls_version: tls.map(|s| s.version.clone()),
+            sni: tls.and_then(|s| s.extension.get::<ServerName>()).map(|n| n.0.clone()),
             request_id: self.request_id.take(),
             trace_id: self.trace_id.take(),
             error: error.map(|e| (e.esource().as_str(), e.etype().as_str())),

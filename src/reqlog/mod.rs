@@ -14,7 +14,7 @@ mod segments;
 pub mod store;
 pub mod writer;
 
-pub use capture::{Capture, Seen};
+pub use capture::{Capture, Seen, ServerName};
 pub use query::{Filter, Page, Stats, StatusFilter};
 pub use record::Record;
 pub use store::{LogError, LogStore, TailPos};

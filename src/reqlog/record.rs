@@ -74,8 +74,7 @@ pub struct Record {
     /// TLS version of the client connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_version: Option<String>,
-    /// The server name the client asked for in its TLS handshake (the
-    /// Host of a TLS request: certificates are chosen for it).
+    /// The server name the client asked for in its TLS handshake (SNI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
     /// For `kind = "oauth"`: `authorize`, `callback`, `token`, `refresh`, `revoke`.

@@ -133,7 +133,6 @@ fn record_of(f: Finished) -> Record {
         (None, None) => host_of(f.uri.host().unwrap_or_default()),
     };
     let claims = f.identity.as_ref().map(|i| &i.claims);
-    let tls = f.tls_version.is_some();
     Record {
         ts: f.ts,
         timestamp: rfc3339(f.ts),
@@ -156,7 +155,7 @@ fn record_of(f: Finished) -> Record {
         client_id: claims.map(|c| c.client_id.clone()).filter(|c| !c.is_empty()),
         scopes: claims.map(|c| c.scope.clone()).filter(|s| !s.is_empty()),
         tls_version: f.tls_version.map(|v| v.into_owned()),
-        sni: tls.then(|| host.clone()),
+        sni: f.sni.map(|s| s.to_string()),
         event: None,
         reason: f.error.map(|(source, kind)| format!("{source} {kind}")),
         host,

@@ -622,3 +622,34 @@ async fn metrics_pass_promtool_and_unknown_hosts_share_one_series() {
 fn metric_of(text: &str, sample: &str) -> f64 {
     crate::harness::metric_value(text, sample)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_requests_record_the_version_and_the_server_name() {
+    let s = setup("redis", &[]).await;
+    let p = &s.p;
+    let port = p.https_port;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("sni-asked.test", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let r = client.get(format!("https://sni-asked.test:{port}/over-tls")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "no proxy for this host: the fallback certificate and a 404");
+    let admin = p.admin_token.clone();
+    let rec = eventually(Duration::from_secs(2), || async {
+        records(p, &admin, "/search?path=/over-tls").await.into_iter().next()
+    })
+    .await
+    .expect("the TLS request was not logged");
+    assert_eq!(rec["sni"], "sni-asked.test", "{rec}");
+    assert!(rec["tls_version"].as_str().unwrap().starts_with("TLS"), "{rec}");
+    let plain = {
+        get_as(p, "sni-asked.test", "/over-plain", &[]).await;
+        eventually(Duration::from_secs(2), || async {
+            records(p, &admin, "/search?path=/over-plain").await.into_iter().next()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(plain.get("sni").is_none() && plain.get("tls_version").is_none(), "{plain}");
+}
