@@ -141,7 +141,9 @@ class Redis:
             if cmd is None:
                 continue
             extra = ["0", "-1"] if t in ("list", "zset") else []
-            out.append(k + " " + subprocess.run(cli + cmd + [k] + extra, capture_output=True, text=True).stdout)
+            # errors="replace": some values are binary (the request log's HyperLogLogs)
+            value = subprocess.run(cli + cmd + [k] + extra, capture_output=True, text=True, errors="replace").stdout
+            out.append(k + " " + value)
         return "\n".join(out)
 
     def url(self, db: int) -> str:
