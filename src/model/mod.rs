@@ -3,6 +3,7 @@
 
 mod cert;
 mod claims;
+mod mcp_policy;
 pub mod patch;
 mod proxy;
 mod proxy_request;
@@ -11,6 +12,7 @@ mod token;
 
 pub use cert::{CertInfo, Certificate};
 pub use claims::{AccessClaims, LEEWAY_SECS};
+pub use mcp_policy::McpRule;
 pub use proxy::{reserved_header, AuthMode, Proxy, RouteMode, MASKED};
 pub use proxy_request::{AutoCertOptions, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};

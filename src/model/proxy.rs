@@ -183,6 +183,9 @@ pub struct Proxy {
     /// Extra metadata fields.
     #[serde(default)]
     pub resource_custom_metadata: Option<Value>,
+    /// MCP methods and tool names callers may use at the resource endpoint, by scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_policy: Option<Vec<super::McpRule>>,
     /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
     #[serde(default)]
     pub github_client_id: Option<String>,
@@ -368,6 +371,9 @@ impl Proxy {
             if !m.is_object() {
                 return Err(ValidationError::new("resource_custom_metadata", "must be a JSON object"));
             }
+        }
+        if let Some(rules) = &self.mcp_policy {
+            super::mcp_policy::validate(rules)?;
         }
         if !self.enable_http && !self.enable_https {
             return Err(ValidationError::new(

@@ -165,6 +165,9 @@ pub struct ProxySpec {
     /// Extra metadata fields.
     #[serde(default)]
     pub resource_custom_metadata: Option<Value>,
+    /// MCP methods and tool names callers may use at the resource endpoint, by scope.
+    #[serde(default)]
+    pub mcp_policy: Option<Vec<super::McpRule>>,
     /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
     #[serde(default)]
     pub github_client_id: Option<String>,
@@ -235,6 +238,7 @@ impl ProxySpec {
             resource_bearer_methods: self.resource_bearer_methods,
             resource_documentation_suffix: self.resource_documentation_suffix,
             resource_custom_metadata: self.resource_custom_metadata,
+            mcp_policy: self.mcp_policy,
             github_client_id: self.github_client_id,
             github_client_secret: self.github_client_secret,
             oauth_admin_users: self.oauth_admin_users,
@@ -395,6 +399,9 @@ pub struct ProxyPatch {
     /// Extra metadata fields.
     #[serde(default, deserialize_with = "super::patch::nullable")]
     pub resource_custom_metadata: Option<Option<Value>>,
+    /// MCP methods and tool names callers may use at the resource endpoint, by scope.
+    #[serde(default, deserialize_with = "super::patch::nullable")]
+    pub mcp_policy: Option<Option<Vec<super::McpRule>>>,
     /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
     #[serde(default, deserialize_with = "super::patch::nullable")]
     pub github_client_id: Option<Option<String>>,
@@ -528,6 +535,9 @@ impl ProxyPatch {
         }
         if let Some(v) = self.resource_custom_metadata {
             p.resource_custom_metadata = v;
+        }
+        if let Some(v) = self.mcp_policy {
+            p.mcp_policy = v;
         }
         if let Some(v) = self.github_client_id {
             p.github_client_id = v;

@@ -25,6 +25,7 @@ mod forwarded;
 mod key_refresh;
 mod key_rotation;
 mod lifecycle;
+mod mcp_policy;
 mod newcomer;
 mod oauth_failures;
 mod openapi;

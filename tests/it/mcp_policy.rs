@@ -1,0 +1,147 @@
+//! Issue 16 item 4: a proxy's MCP policy at the edge. A tool call the
+//! policy refuses gets 403 with a JSON-RPC error and never reaches the
+//! backend; an allowed one passes, its SSE stream unbuffered.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::response::sse::{Event, Sse};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::harness::{eventually, Portcullis, Redis};
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// An MCP backend stand-in: counts every request and answers POST /mcp
+/// with three SSE events 300 ms apart, each carrying when it was written.
+async fn counting_sse_backend() -> (u16, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            post(|| async {
+                let s = futures::stream::unfold(0u32, |i| async move {
+                    if i >= 3 {
+                        return None;
+                    }
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    Some((
+                        Ok::<_, std::convert::Infallible>(Event::default().data(format!("{i} {}", now_ms()))),
+                        i + 1,
+                    ))
+                });
+                ([("X-Accel-Buffering", "no")], Sse::new(s)).into_response()
+            }),
+        )
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+            let c = counter.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                next.run(req).await
+            }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, hits)
+}
+
+async fn token(p: &Portcullis, scope: &str) -> String {
+    let body = json!({"username": "alice", "scope": scope, "aud": ["https://pol.test/mcp"]});
+    let (s, v) = p.admin("POST", "/api/v1/oauth/test-token", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+async fn call(p: &Portcullis, token: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut rb = reqwest::Client::new()
+        .post(p.http("/mcp"))
+        .header("Host", "pol.test")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_everything"}}));
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_tool_call_never_reaches_the_backend_and_an_allowed_one_streams() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let (port, hits) = counting_sse_backend().await;
+    p.create_proxy(json!({
+        "hostname": "pol.test", "target_url": format!("http://127.0.0.1:{port}"), "enable_https": false,
+        "auth_enabled": true, "resource_endpoint": "/mcp", "resource_scopes": ["mcp:read", "mcp:admin"],
+        "mcp_policy": [
+            {"method": "tools/call", "name": "delete_*", "allow_scopes": ["mcp:admin"]},
+            {"method": "tools/call", "name": "run_*", "allow_scopes": []},
+        ],
+    }))
+    .await;
+    let reader = token(&p, "mcp:read").await;
+    let admin = token(&p, "mcp:read mcp:admin").await;
+    let named = [("Mcp-Method", "tools/call"), ("Mcp-Name", "delete_everything")];
+
+    // the snapshot has the proxy once a policy refusal answers
+    let refused = eventually(Duration::from_secs(5), || async {
+        let r = call(&p, &reader, &named).await;
+        (r.status() == 403).then_some(r)
+    })
+    .await
+    .expect("the policy never refused the call");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["error"]["code"], -32003);
+    assert!(body["error"]["message"].as_str().unwrap().contains("mcp:admin"), "{body}");
+    // without the headers the call cannot be judged: refused too
+    assert_eq!(call(&p, &admin, &[]).await.status(), 403);
+    assert_eq!(call(&p, &admin, &[("Mcp-Method", "tools/call")]).await.status(), 403);
+    // a rule allowing nobody
+    let run = [("Mcp-Method", "tools/call"), ("Mcp-Name", "run_command")];
+    assert_eq!(call(&p, &admin, &run).await.status(), 403);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused request reached the backend");
+
+    // allowed: the admin scope may delete; the stream arrives event by event
+    let r = call(&p, &admin, &named).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-accel-buffering").map(|v| v.to_str().unwrap()), Some("no"));
+    let mut stream = r.bytes_stream();
+    let (mut buf, mut seen) = (String::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        let arrived = now_ms();
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(i) = buf.find("\n\n") {
+            let ev: String = buf.drain(..i + 2).collect();
+            let sent: u128 = ev.trim().trim_start_matches("data: ").split(' ').nth(1).unwrap().parse().unwrap();
+            assert!(arrived - sent < 250, "event {ev:?} held back {} ms", arrived - sent);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3);
+    // a call no rule names passes for any valid token
+    let other = call(&p, &reader, &[("Mcp-Method", "tools/call"), ("Mcp-Name", "list_things")]).await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    // a bad policy is refused with the field named
+    let (s, v) = p
+        .admin(
+            "PUT",
+            "/api/v1/proxy/targets/pol.test",
+            Some(json!({"mcp_policy": [{"method": "tools call", "allow_scopes": []}]})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["field"], "mcp_policy[0].method", "{v}");
+}
