@@ -8,10 +8,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
+use crate::manage::logs::{self, SearchRequest, StatsRequest};
 use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
 use crate::manage::schema::json_schema_of;
 use crate::manage::{from_json, Caller, ManageError, ManageResult, Manager};
 use crate::model::{Proxy, ProxyKey, ProxySpec, ProxyUpdate, ValidationError};
+use crate::reqlog::{Page, Stats};
 
 /// Arguments of a call (a JSON object).
 type Args = Map<String, Value>;
@@ -273,6 +275,21 @@ pub fn all() -> Vec<Tool> {
             none(),
             list_output("services"),
             call!(|m, c, _a| listed("services", m.list_services(c).await?)),
+        ),
+        read(
+            "get_logs",
+            "Searches the request log (newest first): by host, user, status, method, path, IP, client, time, text; \
+             pages with next_cursor. The admin sees every record, others those of their own hostnames.",
+            object_schema_of::<SearchRequest>(),
+            object_schema_of::<Page>(),
+            call!(|m, c, a| out(logs::search(m, c, request::<SearchRequest>(a)?).await?)),
+        ),
+        read(
+            "get_log_stats",
+            "Request and error counts of the request log over a window, per hour and per host.",
+            object_schema_of::<StatsRequest>(),
+            object_schema_of::<Stats>(),
+            call!(|m, c, a| out(logs::stats(m, c, request::<StatsRequest>(a)?).await?)),
         ),
         Tool {
             name: "create_proxy",

@@ -23,7 +23,7 @@ from mcp.shared.auth import OAuthClientMetadata
 from conftest import free_port
 from sdk_flow import Browser, MemoryStorage, jwt_claims
 
-REFERENCE_TOOLS = {"echo", "health_check", "list_proxies", "create_proxy", "delete_proxy", "list_certificates", "list_services"}
+REFERENCE_TOOLS = {"echo", "health_check", "list_proxies", "create_proxy", "delete_proxy", "list_certificates", "list_services", "get_logs"}
 STATELESS = "2026-07-28"
 META = {
     "io.modelcontextprotocol/protocolVersion": STATELESS,
@@ -110,6 +110,7 @@ def admin_flow(portcullis, github) -> Flow:
         ("create", "create_proxy", {"hostname": "made-by-mcp.test", "target_url": "http://192.0.2.10:8080", "enable_https": False}),
         ("show", "show_proxy", {"hostname": "made-by-mcp.test"}),
         ("health", "health_check", {}),
+        ("logs", "get_logs", {"limit": 5}),
     ]
     return anyio.run(sdk_flow, local_mcp(portcullis), calls)
 
@@ -144,6 +145,7 @@ def test_sdk_discovers_authorizes_and_administers_through_the_data_plane(admin_f
     assert created["hostname"] == "made-by-mcp.test" and created["created_by"] == "octocat", created
     assert structured(admin_flow.results["show"])["target_url"] == "http://192.0.2.10:8080"
     assert structured(admin_flow.results["health"])["status"] == "healthy"
+    assert isinstance(structured(admin_flow.results["logs"])["records"], list)
     # the same record REST serves: one implementation
     r = portcullis.admin("GET", "/api/v1/proxy/targets/made-by-mcp.test")
     assert r.status_code == 200 and r.json()["created_by"] == "octocat", r.text
