@@ -67,6 +67,11 @@ Environment (see .env.example for all of them):
 fn main() -> ExitCode {
     // `.env` first, so client commands find ADMIN_TOKEN and API_URL there too.
     let _ = dotenvy::dotenv();
+    // Outbound HTTPS (OAuth upstreams, ACME, this CLI) is rustls on aws-lc-rs,
+    // the crypto library jsonwebtoken and instant-acme use too: reqwest is
+    // built without a provider of its own (Cargo.toml), so it is set here,
+    // before any client exists. It fails only if one is set already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
     match args.command {
         Command::Serve { upgrade } => {
