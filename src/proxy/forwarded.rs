@@ -117,6 +117,43 @@ mod tests {
     }
 
     #[test]
+    fn authorities_are_host_and_optional_decimal_port() {
+        for ok in [
+            "a",
+            "bench-50.test",
+            "app.example.com:443",
+            "x_y.test:0",
+            "127.0.0.1:65535",
+            "[::1]",
+            "[2001:db8::1]:8443",
+        ] {
+            assert!(valid_authority(ok), "{ok}");
+        }
+        let long = "a".repeat(254);
+        for bad in [
+            "",
+            ":80",
+            "a:",
+            "a:65536",
+            "a:123456",
+            "a:+80",
+            "a:8 0",
+            "a b",
+            "a/b",
+            "a\"",
+            "a:1\", resource_metadata=\"https://evil.example/x",
+            "[::1",
+            "[::1]x",
+            "[nope]",
+            "é.test",
+            long.as_str(),
+        ] {
+            assert!(!valid_authority(bad), "{bad}");
+        }
+        assert!(valid_authority(&"a".repeat(253)));
+    }
+
+    #[test]
     fn proto_and_host_come_from_the_nearest_balancer_and_must_be_valid() {
         let peer = ip("10.0.0.1");
         let h = headers(&[

@@ -77,21 +77,40 @@ fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx) 
     Ok(())
 }
 
+/// `_` read as `-`: WSGI, PHP-FPM and Rack map both to the same variable.
+fn dash(c: u8) -> u8 {
+    if c == b'_' {
+        b'-'
+    } else {
+        c
+    }
+}
+
 /// `name` starts with `prefix`, `_` and `-` comparing equal (both lower case).
-fn starts_with_dashed(name: &str, prefix: &str) -> bool {
-    let dash = |c: u8| if c == b'_' { b'-' } else { c };
-    name.len() >= prefix.len() && name.bytes().zip(prefix.bytes()).all(|(a, b)| dash(a) == dash(b))
+fn starts_with_dashed(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() >= prefix.len() && name.iter().zip(prefix).all(|(&a, &b)| dash(a) == dash(b))
 }
 
 /// True for a client header the upstream must not get: a forwarding or
 /// identity header (`_` and `-` compare equal: WSGI, PHP-FPM and Rack map
 /// `X_Auth_User` and `X-Auth-User` to the same variable), or any name with
 /// `_` unless the proxy allows them (nginx's `underscores_in_headers off`).
+///
+/// Runs for every header of every request: a name whose first byte is not
+/// that of a listed name (`x`, `f`, the proxy's prefix) skips the list.
 fn dropped(name: &str, prefix: &str, allow_underscores: bool) -> bool {
-    (!allow_underscores && name.contains('_'))
-        || FORGEABLE.iter().any(|f| f.len() == name.len() && starts_with_dashed(name, f))
-        || starts_with_dashed(name, "x-auth-")
-        || starts_with_dashed(name, prefix)
+    let (n, p) = (name.as_bytes(), prefix.as_bytes());
+    if !allow_underscores && n.contains(&b'_') {
+        return true;
+    }
+    let Some(&first) = n.first() else { return false };
+    let first = dash(first);
+    if first != b'x' && first != b'f' && p.first().is_some_and(|&q| dash(q) != first) {
+        return false;
+    }
+    FORGEABLE.iter().any(|f| f.len() == n.len() && starts_with_dashed(n, f.as_bytes()))
+        || starts_with_dashed(n, b"x-auth-")
+        || starts_with_dashed(n, p)
 }
 
 /// Applies every header rule to a plain header map.
@@ -298,6 +317,14 @@ mod tests {
         }
         assert!(!dropped("x-forwarded-fort", "x-auth-", false));
         assert!(!dropped("accept", "x-auth-", false));
+        // The first-byte shortcut: other first bytes are kept, the prefix's own and `_` for `-` are not.
+        for n in ["host", "user-agent", "accept-language", "cookie"] {
+            assert!(!dropped(n, "my-user-", false), "{n}");
+        }
+        assert!(dropped("forwarded", "my-user-", true));
+        assert!(dropped("_x_id", "-x-", true));
+        assert!(dropped("-x-id", "-x-", true));
+        assert!(!dropped("-y-id", "-x-", true));
     }
 
     #[test]
