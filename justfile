@@ -261,19 +261,100 @@ cert-renew name wait="":
 cert-to-production name wait="":
     {{ cli }} cert to-production {{ quote(name) }} {{ if wait =~ '^(|0|false|no|off)$' { "" } else { "--wait" } }}
 
-# --- External services --------------------------------------------------------
+# --- Services (Docker, external, internal) and ports ---------------------------
+# `token` arguments call as that token instead of ADMIN_TOKEN / the stored login.
 
-# Register a named service URL (route target type `service`).
-service-register name url:
-    {{ cli }} service register {{ quote(name) }} {{ quote(url) }}
+# Create a Docker service from an image (or a Dockerfile under DOCKER_BUILD_DIR); port "" allocates one.
+service-create name image dockerfile="" port="" token="" memory="" cpu="" auto-proxy="false":
+    {{ cli }} service create {{ quote(name) }} {{ quote(image) }} {{ if dockerfile == "" { "" } else { "--dockerfile " + quote(dockerfile) } }} {{ if port == "" { "" } else { "--port " + quote(port) } }} {{ if token == "" { "" } else { "--token " + quote(token) } }} {{ if memory == "" { "" } else { "--memory " + quote(memory) } }} {{ if cpu == "" { "" } else { "--cpu " + quote(cpu) } }} {{ if auto-proxy =~ '^(|0|false|no|off)$' { "" } else { "--auto-proxy" } }}
 
-# List named services.
-service-list:
-    {{ cli }} service list
+# Create a Docker service with its port published on bind-address.
+service-create-exposed name image port bind-address token="" memory="" cpu="":
+    {{ cli }} service create-exposed {{ quote(name) }} {{ quote(image) }} {{ quote(port) }} {{ quote(bind-address) }} {{ if token == "" { "" } else { "--token " + quote(token) } }} {{ if memory == "" { "" } else { "--memory " + quote(memory) } }} {{ if cpu == "" { "" } else { "--cpu " + quote(cpu) } }}
 
-# Remove a named service.
-service-unregister name:
-    {{ cli }} service delete {{ quote(name) }}
+# List Docker services (owned-only=true: only the caller's).
+service-list owned-only="false" token="":
+    {{ cli }} service list {{ if owned-only =~ '^(|0|false|no|off)$' { "" } else { "--owned-only" } }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Show a Docker service.
+service-show name:
+    {{ cli }} service show {{ quote(name) }}
+
+# Delete a Docker service, its container, ports and (unless delete-proxy=false) its proxies.
+service-delete name token="" force="false" delete-proxy="true":
+    {{ cli }} service delete {{ quote(name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }} {{ if force =~ '^(|0|false|no|off)$' { "" } else { "--force" } }} {{ if delete-proxy =~ '^(0|false|no|off)$' { "--keep-proxy" } else { "" } }}
+
+# Start a Docker service.
+service-start name token="":
+    {{ cli }} service start {{ quote(name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Stop a Docker service (its proxy answers 503 until started).
+service-stop name token="":
+    {{ cli }} service stop {{ quote(name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Restart a Docker service.
+service-restart name token="":
+    {{ cli }} service restart {{ quote(name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# A service's output: the last lines, with timestamps=true prefixed by time.
+service-logs name lines="100" timestamps="false":
+    {{ cli }} service logs {{ quote(name) }} --lines {{ quote(lines) }} {{ if timestamps =~ '^(|0|false|no|off)$' { "" } else { "--timestamps" } }}
+
+# CPU, memory, network and processes of a service, one sample.
+service-stats name:
+    {{ cli }} service stats {{ quote(name) }}
+
+# Create a proxy for a service (hostname "" = NAME.BASE_DOMAIN).
+service-proxy-create name hostname="" enable-https="false" token="":
+    {{ cli }} service proxy-create {{ quote(name) }} {{ if hostname == "" { "" } else { "--hostname " + quote(hostname) } }} {{ if enable-https =~ '^(|0|false|no|off)$' { "" } else { "--https" } }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Remove orphan containers and stale port claims (admin).
+service-cleanup:
+    {{ cli }} service cleanup
+
+# Register (or replace) an external service URL (route target type `service`).
+service-register name target-url token="" description="":
+    {{ cli }} service register {{ quote(name) }} {{ quote(target-url) }} {{ if token == "" { "" } else { "--token " + quote(token) } }} {{ if description == "" { "" } else { "--description " + quote(description) } }}
+
+# List external services (with the built-in api).
+service-list-external:
+    {{ cli }} service list-external
+
+# Show an external service.
+service-show-external name:
+    {{ cli }} service show-external {{ quote(name) }}
+
+# Change an external service's URL and description.
+service-update-external name target-url token="" description="":
+    {{ cli }} service update-external {{ quote(name) }} {{ quote(target-url) }} {{ if token == "" { "" } else { "--token " + quote(token) } }} {{ if description == "" { "" } else { "--description " + quote(description) } }}
+
+# Remove an external service.
+service-unregister name token="":
+    {{ cli }} service unregister {{ quote(name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Every service: Docker, external and internal (type: docker|external|internal).
+service-list-all type="":
+    {{ cli }} service list-all {{ if type == "" { "" } else { "--type " + quote(type) } }}
+
+# Add a port to a service.
+service-port-add name port bind-address="" source-token="" token="":
+    {{ cli }} service port-add {{ quote(name) }} {{ quote(port) }} {{ if bind-address == "" { "" } else { "--bind " + quote(bind-address) } }} {{ if source-token == "" { "" } else { "--source-token " + quote(source-token) } }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# Remove a port from a service.
+service-port-remove name port-name token="":
+    {{ cli }} service port-remove {{ quote(name) }} {{ quote(port-name) }} {{ if token == "" { "" } else { "--token " + quote(token) } }}
+
+# A service's ports.
+service-port-list name:
+    {{ cli }} service port-list {{ quote(name) }}
+
+# Whether a port is free for a service.
+service-port-check port bind-address="":
+    {{ cli }} service port-check {{ quote(port) }} {{ if bind-address == "" { "" } else { "--bind " + quote(bind-address) } }}
+
+# Every allocated port (available-only=true: the ranges and what is free).
+service-ports-global available-only="false":
+    {{ cli }} service ports-global {{ if available-only =~ '^(|0|false|no|off)$' { "" } else { "--available-only" } }}
 
 # --- Protected resource registry ----------------------------------------------
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 # prometheus: its promtool lints /metrics (tests/it/request_logs.rs).
-ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv prometheus
+ensure_packages "${BUILD_PACKAGES[@]}" redis-server nginx wrk pebble haproxy python3 python3-venv prometheus docker.io busybox-static
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
 ensure_rust_components rustfmt clippy

@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod reqlog;
 pub mod secrets;
 pub mod server;
+pub mod services;
 pub mod snapshot;
 pub mod store;
 pub mod table;

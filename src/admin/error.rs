@@ -49,6 +49,10 @@ impl From<ManageError> for ApiError {
                     "the store is unavailable, try again",
                 )
             }
+            ManageError::Engine(m) => {
+                tracing::warn!(error = %m, "Docker engine failure in admin API");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", m)
+            }
             ManageError::Seal(e) => {
                 tracing::error!(error = %e, "cannot open a sealed secret");
                 Self::new(

@@ -63,6 +63,12 @@ impl BackgroundService for ControlPlane {
             started: Instant::now(),
         });
         tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));
+        tokio::spawn(crate::services::events::watch(
+            state.manager.store.clone(),
+            state.manager.engine.clone(),
+            self.config.reconcile_interval,
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "control plane listening");
         let mut stop = shutdown.clone();
         let served =

@@ -159,7 +159,10 @@ impl Api {
     }
 
     async fn json(&self, method: Method, segments: &[&str], body: Option<&Value>) -> CliResult<Value> {
-        let resp = self.send(method, segments, body).await?;
+        Self::parse(self.send(method, segments, body).await?).await
+    }
+
+    async fn parse(resp: Response) -> CliResult<Value> {
         let bytes = resp.bytes().await.map_err(|e| CliError::Protocol(root_cause(&e)))?;
         serde_json::from_slice(&bytes).map_err(|e| CliError::Protocol(format!("the body is not JSON ({e})")))
     }
@@ -173,9 +176,7 @@ impl Api {
 
     /// `GET` with query parameters, expecting JSON.
     pub async fn get_query(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<Value> {
-        let resp = self.send_query(Method::GET, segments, query, None).await?;
-        let bytes = resp.bytes().await.map_err(|e| CliError::Protocol(root_cause(&e)))?;
-        serde_json::from_slice(&bytes).map_err(|e| CliError::Protocol(format!("the body is not JSON ({e})")))
+        Self::parse(self.send_query(Method::GET, segments, query, None).await?).await
     }
 
     /// `GET` with query parameters, the response left open (an event stream).
@@ -202,6 +203,11 @@ impl Api {
     /// `DELETE`.
     pub async fn delete(&self, segments: &[&str]) -> CliResult<Value> {
         self.json(Method::DELETE, segments, None).await
+    }
+
+    /// `DELETE` with query parameters (options of the delete).
+    pub async fn delete_query(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<Value> {
+        Self::parse(self.send_query(Method::DELETE, segments, query, None).await?).await
     }
 }
 

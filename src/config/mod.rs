@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod docker;
 mod networks;
 mod oauth;
 mod request_log;
+pub use docker::{memory_bytes, DockerConfig, NetworkMode};
 pub use oauth::{is_loopback_host, GithubConfig, LoginProvider, OAuthConfig, OidcConfig, UserList};
 pub use request_log::RequestLogConfig;
 
@@ -183,6 +185,8 @@ pub struct Config {
     pub user_target_allow_networks: Vec<Cidr>,
     /// Access log, request-log store, retention and process log format.
     pub request_log: RequestLogConfig,
+    /// Docker services: engine, network mode, image allowlist, default limits.
+    pub docker: DockerConfig,
 }
 
 /// Deadlines and limits for data plane clients (defaults close to nginx's).
@@ -574,6 +578,7 @@ impl Config {
             oauth: oauth::oauth_config(&raw(vars::BASE_DOMAIN).unwrap_or_else(|| "localhost".into()).to_ascii_lowercase())?,
             user_target_allow_networks: networks::parse_networks(vars::USER_TARGET_ALLOW_NETWORKS, raw(vars::USER_TARGET_ALLOW_NETWORKS))?,
             request_log: request_log::request_log_config()?,
+            docker: docker::docker_config()?,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -5,11 +5,13 @@
 pub mod acme_certs;
 pub mod authz;
 pub mod certs;
+pub mod external_services;
 pub mod logs;
 pub mod proxies;
 pub mod resources;
 pub mod routes;
 pub mod schema;
+pub mod service_ports;
 pub mod services;
 pub mod tokens;
 
@@ -39,6 +41,8 @@ pub struct Manager {
     pub acme: crate::acme::Acme,
     /// The OAuth authorization server.
     pub oauth: crate::oauth::OAuth,
+    /// The Docker engine of Docker services.
+    pub engine: crate::services::Engine,
 }
 
 /// Who is calling, established from a bearer token.
@@ -80,6 +84,9 @@ pub enum ManageError {
     /// A sealed secret could not be opened.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// The Docker engine is unreachable or failed.
+    #[error("{0}")]
+    Engine(String),
 }
 
 impl From<crate::acme::StartError> for ManageError {
@@ -147,12 +154,14 @@ impl Manager {
         let sealer = Sealer::new(config.secret_key);
         let acme = crate::acme::Acme::new(store.clone(), config.clone(), sealer.clone());
         let oauth = crate::oauth::OAuth::new(store.clone(), config.clone(), sealer.clone());
+        let engine = crate::services::Engine::new(config.docker.clone());
         Self {
             store,
             config,
             sealer,
             acme,
             oauth,
+            engine,
         }
     }
 

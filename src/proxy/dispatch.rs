@@ -218,6 +218,9 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
             format!("503 Service Unavailable: proxy {} is disabled\n", p.hostname),
         ));
     }
+    if let Some(why) = &entry.unavailable {
+        return Decision::Respond(Reply::text(503, why.clone()));
+    }
     let query = req.uri.query();
     if ctx.tls && !p.enable_https {
         return Decision::Respond(if p.enable_http {

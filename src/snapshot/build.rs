@@ -207,7 +207,7 @@ pub async fn build(
 ) -> Result<Snapshot, StoreError> {
     let proxies = store.list_proxies().await?;
     let mut routes = store.list_routes().await?;
-    let services = store.list_service_urls().await?;
+    let services = crate::services::targets(store, cfg.api_base_url()).await?;
     let certs = store.list_certs().await?;
     let challenges = store.list_challenges().await?;
     let owners = Owners {
@@ -226,7 +226,10 @@ pub async fn build(
     let mut targets = HashMap::new();
     for p in &proxies {
         let up = res.upstream(&p.target_url).await;
-        targets.insert(p.hostname.clone(), allowed_for(owners.restricted(&p.owner_token_hash), cfg, up));
+        // A user's proxy to its own service's port is allowed though the port is local.
+        let own_service = services.owners.get(&p.target_url) == Some(&p.owner_token_hash);
+        let restricted = owners.restricted(&p.owner_token_hash) && !own_service;
+        targets.insert(p.hostname.clone(), allowed_for(restricted, cfg, up));
     }
     // Highest priority first; at equal priority a proxy's own routes before global ones.
     routes.sort_by(|a, b| {
@@ -239,7 +242,7 @@ pub async fn build(
     let inputs = RouteInputs {
         targets: &targets,
         proxies: &by_host,
-        services: &services,
+        services: &services.urls,
         owners: &owners,
         cfg,
     };
@@ -288,6 +291,7 @@ pub async fn build(
             request_headers: parse_headers(&p.custom_headers, &p.auth_header_prefix),
             response_headers: parse_headers(&p.custom_response_headers, &p.auth_header_prefix),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
+            unavailable: services.down.get(&p.target_url).cloned(),
             requests_by_class: crate::metrics::STATUS_CLASSES
                 .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),
             upstream_seconds: crate::metrics::UPSTREAM_SECONDS.with_label_values(&[p.hostname.as_str()]),

@@ -127,6 +127,8 @@ pub struct ProxyEntry {
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// `auth_header_prefix`, lowercased (inbound identity headers to strip).
     pub auth_prefix_lower: String,
+    /// Set when the target is a Docker service that is not running: the 503 body.
+    pub unavailable: Option<String>,
     /// Request counters by status class (1xx..5xx, none), resolved once.
     pub requests_by_class: [prometheus::IntCounter; 6],
     /// Upstream response time histogram for this host.

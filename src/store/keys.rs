@@ -102,3 +102,30 @@ pub fn mcp_session(id: &str) -> String {
 pub fn oauth_revoked(jti: &str) -> String {
     format!("oauth:revoked:{jti}")
 }
+/// `service:docker:{name}`, an internal value (under [`internal`]): one
+/// Docker service record.
+pub fn docker_service(name: &str) -> String {
+    format!("service:docker:{name}")
+}
+/// `service:state:{name}`, an internal value: the container state of a
+/// Docker service, kept apart from its record so the event watcher never
+/// writes back a record the API changed meanwhile.
+pub fn docker_service_state(name: &str) -> String {
+    format!("service:state:{name}")
+}
+/// `service:external:{name}`, an internal value: the description and owner
+/// of an external service whose URL is at [`service_url`].
+pub fn external_service(name: &str) -> String {
+    format!("service:external:{name}")
+}
+/// `port:{port}`, an internal value: who holds a host port. Claimed with
+/// set-if-absent, so two instances sharing a store never hand out one port twice.
+pub fn port_claim(port: u16) -> String {
+    format!("{PORT_CLAIMS}{port}")
+}
+/// The prefix of every [`port_claim`], for listing them.
+pub const PORT_CLAIMS: &str = "port:";
+/// `service:store-id`, an internal value: a random id of this store, put on
+/// every container as the `portcullis.store` label, so deployments sharing a
+/// Docker engine never take each other's containers for their own orphans.
+pub const SERVICES_STORE_ID: &str = "service:store-id";

@@ -843,9 +843,20 @@ async fn admin_external_services() {
     assert_eq!(redis.cli(&["GET", "service:url:auth"]).trim(), "http://127.0.0.1:7000");
     let (s, list) = p.admin("GET", "/api/v1/services/external/", None).await;
     assert_eq!(s, 200);
+    let brief: Vec<Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!([s["service_name"], s["service_type"], s["target_url"]]))
+        .collect();
     assert_eq!(
-        list,
-        json!([{"service_name": "auth", "target_url": "http://127.0.0.1:7000"}, {"service_name": "gw", "target_url": "https://gw.example.test"}])
+        brief,
+        vec![
+            json!(["api", "internal", format!("http://127.0.0.1:{}", p.api_port)]),
+            json!(["auth", "external", "http://127.0.0.1:7000"]),
+            json!(["gw", "external", "https://gw.example.test"]),
+        ],
+        "the built-in api service is listed with the registered ones"
     );
 
     let before = redis.dump();

@@ -244,12 +244,13 @@ async fn proxies_routes_and_services_round_trip() {
         cli.run(&["service", "register", "auth", "http://127.0.0.1:9100"]).ok(),
         "registered service auth -> http://127.0.0.1:9100\n"
     );
-    let list = cli.run(&["service", "list"]).ok();
+    let list = cli.run(&["service", "list-external"]).ok();
     assert!(
         list.lines().any(|l| l.starts_with("auth ") && l.ends_with("http://127.0.0.1:9100")),
         "{list}"
     );
-    assert_eq!(cli.run(&["service", "delete", "auth"]).ok(), "deleted service auth\n");
+    assert!(list.lines().any(|l| l.starts_with("api ") && l.contains("internal")), "{list}");
+    assert_eq!(cli.run(&["service", "unregister", "auth"]).ok(), "deleted service auth\n");
 
     assert_eq!(cli.run(&["proxy", "delete", "app.test"]).ok(), "deleted proxy app.test\n");
     assert!(cli.run(&["proxy", "show", "app.test"]).refused().contains("not found"));

@@ -33,6 +33,8 @@ mod reliability;
 mod reliability_changes;
 mod request_logs;
 mod resilience;
+mod services;
+mod services_access;
 mod smuggling;
 mod tenant;
 mod typed_requests;
