@@ -4,7 +4,7 @@
 # Source it; it does nothing on its own.
 
 # Minimum Rust the crate builds with (Cargo.toml rust-version).
-PORTCULLIS_MIN_RUST_MINOR=89
+PORTCULLIS_MIN_RUST_MINOR=90
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -34,7 +34,7 @@ fi
 # --- Store: the Redis at REDIS_URL, else the embedded store -----------------
 store="$(env_value STORE | tr '[:upper:]' '[:lower:]')"
 store_path="$(env_value STORE_PATH)"
-store_path="${store_path:-.data/portcullis-store.json}"
+store_path="${store_path:-.data/portcullis-store.redb}"
 if [ "$store" = embedded ]; then
     log "STORE=embedded: state in $store_path"
 else

@@ -445,7 +445,7 @@ fn log_filter() -> Result<String, ConfigError> {
 pub enum StoreBackend {
     /// Redis at `REDIS_URL`: production, and several instances on one store.
     Redis,
-    /// One JSON file (`STORE_PATH`), for a single instance without Redis.
+    /// One redb database file (`STORE_PATH`), for a single instance without Redis.
     Embedded(std::path::PathBuf),
 }
 
@@ -454,7 +454,7 @@ fn store_backend() -> Result<StoreBackend, ConfigError> {
     match raw(vars::STORE).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("redis") => Ok(StoreBackend::Redis),
         Some("embedded") => Ok(StoreBackend::Embedded(
-            raw(vars::STORE_PATH).unwrap_or_else(|| ".data/portcullis-store.json".into()).into(),
+            raw(vars::STORE_PATH).unwrap_or_else(|| ".data/portcullis-store.redb".into()).into(),
         )),
         Some(other) => Err(ConfigError {
             var: vars::STORE,

@@ -1,5 +1,7 @@
--- Applies one atomic write: every check must pass, then deletes, sets,
--- set membership changes and exactly one PUBLISH. Returns {status, key}.
+-- Applies one write batch atomically: every check must pass, then deletes,
+-- sets (ttl > 0: expire after ttl seconds; ttl < 0: keep the key's expiry),
+-- set additions (ttl > 0 restarts the set's expiry) and removals, and at
+-- most one PUBLISH. Returns {status, key}.
 local op = cjson.decode(ARGV[1])
 for _, c in ipairs(op.checks) do
   if c.cond == 'absent' then
@@ -15,9 +17,19 @@ for _, c in ipairs(op.checks) do
   end
 end
 for _, k in ipairs(op.del) do redis.call('DEL', k) end
-for _, kv in ipairs(op.set) do redis.call('SET', kv[1], kv[2]) end
-for _, kv in ipairs(op.setex) do redis.call('SET', kv[1], kv[2], 'EX', kv[3]) end
-for _, kv in ipairs(op.sadd) do redis.call('SADD', kv[1], kv[2]) end
+for _, kv in ipairs(op.set) do
+  if kv[3] > 0 then
+    redis.call('SET', kv[1], kv[2], 'EX', kv[3])
+  elseif kv[3] < 0 then
+    redis.call('SET', kv[1], kv[2], 'KEEPTTL')
+  else
+    redis.call('SET', kv[1], kv[2])
+  end
+end
+for _, kv in ipairs(op.sadd) do
+  redis.call('SADD', kv[1], kv[2])
+  if kv[3] > 0 then redis.call('EXPIRE', kv[1], kv[3]) end
+end
 for _, kv in ipairs(op.srem) do redis.call('SREM', kv[1], kv[2]) end
-redis.call('PUBLISH', op.channel, op.event)
+if op.event ~= '' then redis.call('PUBLISH', op.channel, op.event) end
 return {'ok', ''}

@@ -20,7 +20,7 @@ async fn served_by(p: &Portcullis, host: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_without_redis_persists_across_restarts_and_locks_its_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
+    let path = dir.path().join("state.redb");
     let path_s = path.to_str().unwrap().to_string();
     let env = [("STORE", "embedded"), ("STORE_PATH", path_s.as_str())];
     let a = backend::start("A").await;
@@ -36,8 +36,8 @@ async fn serves_without_redis_persists_across_restarts_and_locks_its_file() {
     assert_eq!(s, 201, "{v}");
     let (s, v) = p.admin("POST", "/api/v1/routes/", Some(route)).await;
     assert_eq!(s, 409, "same path and priority conflict as with Redis: {v}");
-    let saved = std::fs::read_to_string(&path).unwrap();
-    assert!(saved.contains("proxy:emb.test"), "written through to {path_s}");
+    let saved = std::fs::read(&path).unwrap();
+    assert!(saved.starts_with(b"redb"), "written to the database at {path_s}");
 
     // A second process on the same file is refused with a clear reason.
     let mut second = spawn(&["serve"], &{

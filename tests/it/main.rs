@@ -36,5 +36,6 @@ mod resilience;
 mod services;
 mod services_access;
 mod smuggling;
+mod store_conformance;
 mod tenant;
 mod typed_requests;

@@ -1,0 +1,407 @@
+//! One conformance suite for both store backends: every case runs against a
+//! real redis-server on a free port and against the embedded database in a
+//! temporary directory, through the same record layer. CRUD, indexes, owner
+//! sets, cascades, conflicts and their messages, expiry, atomicity, events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use portcullis::model::{Certificate, Proxy, Route, Token};
+use portcullis::store::backend::{Applied, Batch, Check};
+use portcullis::store::{ChangeEvent, EmbeddedStore, EventKind, RedisStore, Store, StoreError};
+use serde_json::json;
+
+use crate::harness::{eventually, Redis};
+
+/// A store of one backend, and what keeps it alive.
+pub struct Subject {
+    pub store: Arc<dyn Store>,
+    _redis: Option<Redis>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn redis() -> Subject {
+    let r = Redis::start();
+    let store = Arc::new(RedisStore::connect(&r.url()).await.unwrap());
+    Subject {
+        store,
+        _redis: Some(r),
+        _dir: None,
+    }
+}
+
+pub async fn embedded() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    Subject {
+        store,
+        _redis: None,
+        _dir: Some(dir),
+    }
+}
+
+/// One test per backend for each case: `conformance!(name, |store| async move { .. })`.
+macro_rules! conformance {
+    ($name:ident, $case:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_redis() {
+                let s = redis().await;
+                ($case)(s.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_embedded() {
+                let s = embedded().await;
+                ($case)(s.store.clone()).await;
+            }
+        }
+    };
+}
+
+fn proxy(host: &str, owner: &str) -> Proxy {
+    serde_json::from_value(json!({"hostname": host, "target_url": "http://127.0.0.1:1", "owner_token_hash": owner})).unwrap()
+}
+
+fn route(id: &str, path: &str, priority: i64, owner: &str) -> Route {
+    serde_json::from_value(json!({
+        "route_id": id, "path_pattern": path, "target_type": "port", "target_value": "8080",
+        "priority": priority, "owner_token_hash": owner
+    }))
+    .unwrap()
+}
+
+fn scoped_route(id: &str, path: &str, hosts: &[&str], owner: &str) -> Route {
+    serde_json::from_value(json!({
+        "route_id": id, "path_pattern": path, "target_type": "port", "target_value": "8080", "priority": 10,
+        "scope": "proxy", "proxy_hostnames": hosts, "owner_token_hash": owner
+    }))
+    .unwrap()
+}
+
+fn token(name: &str, hash: &str) -> Token {
+    serde_json::from_value(json!({"name": name, "hash": hash, "token_encrypted": "sealed", "created_at": "2026-11-24T00:00:00Z"})).unwrap()
+}
+
+fn cert(name: &str, domains: &[&str], owner: &str) -> Certificate {
+    serde_json::from_value(json!({
+        "cert_name": name, "domains": domains, "status": "active", "source": "upload",
+        "expires_at": "", "not_before": "", "serial": "01", "issuer": "test",
+        "fingerprint_sha256": "00", "fullchain_pem": "", "owner_token_hash": owner
+    }))
+    .unwrap()
+}
+
+fn conflict_message(r: Result<(), StoreError>) -> String {
+    match r {
+        Err(StoreError::Conflict(m)) => m,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// The next event, within a bound a loaded machine keeps.
+async fn next_event(events: &mut futures::stream::BoxStream<'static, ChangeEvent>) -> (EventKind, String, String) {
+    let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event")
+        .expect("the stream is open");
+    (ev.kind, ev.id, ev.op)
+}
+
+conformance!(proxies_and_owner_sets, |s: Arc<dyn Store>| async move {
+    s.create_proxy(&proxy("a.test", "h1")).await.unwrap();
+    assert_eq!(
+        conflict_message(s.create_proxy(&proxy("a.test", "h2")).await),
+        "proxy a.test already exists"
+    );
+    assert_eq!(s.get_proxy("a.test").await.unwrap().unwrap().owner_token_hash, "h1");
+    assert!(s.get_proxy("b.test").await.unwrap().is_none());
+    assert!(matches!(s.update_proxy(&proxy("b.test", "h1")).await, Err(StoreError::NotFound(m)) if m == "proxy b.test"));
+    let mut p = proxy("a.test", "h1");
+    p.target_url = "http://127.0.0.1:2".into();
+    s.update_proxy(&p).await.unwrap();
+    assert_eq!(s.get_proxy("a.test").await.unwrap().unwrap().target_url, "http://127.0.0.1:2");
+    s.create_proxy(&proxy("b.test", "h1")).await.unwrap();
+    assert_eq!(s.members("owner:h1").await.unwrap(), ["proxy:a.test", "proxy:b.test"]);
+    let hosts: Vec<String> = s.list_proxies().await.unwrap().into_iter().map(|p| p.hostname).collect();
+    assert_eq!(hosts, ["a.test", "b.test"]);
+    s.delete_proxy("a.test").await.unwrap();
+    assert!(matches!(s.delete_proxy("a.test").await, Err(StoreError::NotFound(m)) if m == "proxy a.test"));
+    assert_eq!(s.members("owner:h1").await.unwrap(), ["proxy:b.test"], "the owner set follows");
+});
+
+conformance!(route_indexes_and_conflicts, |s: Arc<dyn Store>| async move {
+    s.create_route(&route("r1", "/x", 10, "h1")).await.unwrap();
+    assert_eq!(s.get("route:unique:/x:10").await.unwrap().as_deref(), Some("r1"));
+    assert_eq!(s.get("route:priority:10:r1").await.unwrap().as_deref(), Some("r1"));
+    assert_eq!(
+        conflict_message(s.create_route(&route("r2", "/x", 10, "h1")).await),
+        "a route for path /x at priority 10 already exists"
+    );
+    assert_eq!(
+        conflict_message(s.create_route(&route("r1", "/other", 1, "h1")).await),
+        "route id r1 already exists"
+    );
+    s.create_route(&route("r2", "/x", 11, "h1")).await.unwrap();
+    assert_eq!(
+        conflict_message(s.update_route(&route("r2", "/x", 10, "h1")).await),
+        "a route for path /x at priority 10 already exists"
+    );
+    s.update_route(&route("r2", "/y", 10, "h1")).await.unwrap();
+    assert_eq!(s.get("route:unique:/x:11").await.unwrap(), None, "the old index moved");
+    assert_eq!(s.get("route:priority:11:r2").await.unwrap(), None);
+    assert_eq!(s.get("route:unique:/y:10").await.unwrap().as_deref(), Some("r2"));
+    assert!(matches!(
+        s.update_route(&route("nope", "/z", 1, "h1")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ids: Vec<String> = s.list_routes().await.unwrap().into_iter().map(|r| r.route_id).collect();
+    assert_eq!(ids, ["r1", "r2"], "index keys are not records");
+
+    // Proxy-scoped routes are unique per hostname, not globally.
+    s.create_route(&scoped_route("s1", "/p", &["a.test"], "h1")).await.unwrap();
+    s.create_route(&scoped_route("s2", "/p", &["b.test"], "h2")).await.unwrap();
+    assert!(s.get("route:unique-host:a.test:/p:10").await.unwrap().is_some());
+    assert!(matches!(
+        s.create_route(&scoped_route("s3", "/p", &["c.test", "b.test"], "h2")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get("route:unique-host:c.test:/p:10").await.unwrap(),
+        None,
+        "a refused write leaves nothing"
+    );
+
+    s.delete_route("r1").await.unwrap();
+    assert_eq!(s.get("route:unique:/x:10").await.unwrap(), None);
+    assert_eq!(s.get("route:priority:10:r1").await.unwrap(), None);
+    assert_eq!(s.members("owner:h1").await.unwrap(), ["route:r2", "route:s1"]);
+    assert!(matches!(s.delete_route("r1").await, Err(StoreError::NotFound(m)) if m == "route r1"));
+    s.create_route(&route("r9", "/x", 10, "h2")).await.unwrap();
+});
+
+conformance!(token_cascade_takes_what_it_owns, |s: Arc<dyn Store>| async move {
+    s.create_token(&token("t", "h1")).await.unwrap();
+    assert_eq!(conflict_message(s.create_token(&token("u", "h1")).await), "token u already exists");
+    assert_eq!(conflict_message(s.create_token(&token("t", "h9")).await), "token t already exists");
+    assert_eq!(s.get_token_by_hash("h1").await.unwrap().unwrap().name, "t");
+    assert!(s.get_token_by_hash("h9").await.unwrap().is_none());
+    s.create_token(&token("other", "h2")).await.unwrap();
+    s.create_proxy(&proxy("a.test", "h1")).await.unwrap();
+    s.create_proxy(&proxy("b.test", "h2")).await.unwrap();
+    s.create_route(&route("r1", "/x", 10, "h1")).await.unwrap();
+    s.create_route(&scoped_route("r2", "/p", &["a.test"], "h1")).await.unwrap();
+    s.put_cert(&cert("c1", &["a.test"], "h1")).await.unwrap();
+    s.put_cert(&cert("c2", &["b.test"], "h2")).await.unwrap();
+
+    let report = s.delete_token_cascade("t").await.unwrap();
+    assert_eq!(report.proxies, ["a.test"]);
+    assert_eq!(report.routes, ["r1", "r2"]);
+    assert_eq!(report.certificates, ["c1"]);
+    assert!(s.get_token("t").await.unwrap().is_none());
+    assert!(s.get_token_by_hash("h1").await.unwrap().is_none());
+    assert!(s.members("owner:h1").await.unwrap().is_empty());
+    for gone in [
+        "route:unique:/x:10",
+        "route:priority:10:r1",
+        "route:unique-host:a.test:/p:10",
+        "cert:domain:a.test",
+    ] {
+        assert_eq!(s.get(gone).await.unwrap(), None, "{gone} went with its record");
+    }
+    assert!(s.get_proxy("b.test").await.unwrap().is_some(), "another owner's records stay");
+    assert_eq!(s.get("cert:domain:b.test").await.unwrap().as_deref(), Some("c2"));
+    assert!(matches!(s.delete_token_cascade("t").await, Err(StoreError::NotFound(m)) if m == "token t"));
+    s.create_route(&route("r3", "/x", 10, "h2")).await.unwrap();
+});
+
+conformance!(certificates_and_their_domain_index, |s: Arc<dyn Store>| async move {
+    let mut events = s.subscribe().await.unwrap();
+    s.put_cert(&cert("c1", &["a.test", "b.test"], "h1")).await.unwrap();
+    s.put_cert(&cert("c1", &["b.test", "c.test"], "h2")).await.unwrap();
+    assert_eq!(next_event(&mut events).await, (EventKind::Cert, "c1".into(), "create".into()));
+    assert_eq!(next_event(&mut events).await, (EventKind::Cert, "c1".into(), "update".into()));
+    assert_eq!(
+        s.get("cert:domain:a.test").await.unwrap(),
+        None,
+        "a dropped domain leaves the index"
+    );
+    assert_eq!(s.get("cert:domain:c.test").await.unwrap().as_deref(), Some("c1"));
+    assert!(s.members("owner:h1").await.unwrap().is_empty(), "the old owner's set lost it");
+    assert_eq!(s.members("owner:h2").await.unwrap(), ["cert:c1"]);
+    // Another certificate took over b.test: deleting c1 must not remove that entry.
+    s.put_cert(&cert("c2", &["b.test"], "h2")).await.unwrap();
+    s.delete_cert("c1").await.unwrap();
+    assert_eq!(s.get("cert:domain:b.test").await.unwrap().as_deref(), Some("c2"));
+    assert_eq!(s.get("cert:domain:c.test").await.unwrap(), None);
+    assert!(matches!(s.delete_cert("c1").await, Err(StoreError::NotFound(m)) if m == "certificate c1"));
+    let names: Vec<String> = s.list_certs().await.unwrap().into_iter().map(|c| c.cert_name).collect();
+    assert_eq!(names, ["c2"]);
+});
+
+conformance!(values_locks_counters_and_single_use, |s: Arc<dyn Store>| async move {
+    assert!(s.set_value_if_absent("v", "1").await.unwrap());
+    assert!(!s.set_value_if_absent("v", "2").await.unwrap());
+    assert_eq!(s.get_value("v").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(s.get("internal:v").await.unwrap().as_deref(), Some("1"), "the reference key");
+    s.set_value("v", "3").await.unwrap();
+    assert_eq!(s.get_value("v").await.unwrap().as_deref(), Some("3"));
+
+    assert!(s.acquire_lock("l", "me", 30).await.unwrap());
+    assert!(!s.acquire_lock("l", "you", 30).await.unwrap());
+    s.release_lock("l", "you").await.unwrap();
+    assert!(!s.acquire_lock("l", "you", 30).await.unwrap(), "only the owner releases");
+    s.release_lock("l", "me").await.unwrap();
+    assert!(s.acquire_lock("l", "you", 30).await.unwrap());
+
+    s.put_service_url("svc", "http://127.0.0.1:2").await.unwrap();
+    assert_eq!(
+        s.list_service_urls().await.unwrap().get("svc").map(String::as_str),
+        Some("http://127.0.0.1:2")
+    );
+    s.delete_service_url("svc").await.unwrap();
+    assert!(matches!(s.delete_service_url("svc").await, Err(StoreError::NotFound(m)) if m == "service svc"));
+
+    // Concurrent increments all count; concurrent takers: exactly one wins.
+    let incs = (0..20).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.kv_incr("count", 60).await.unwrap() })
+    });
+    let mut seen: Vec<i64> = futures::future::join_all(incs).await.into_iter().map(|r| r.unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+    s.kv_set("once", "v", None).await.unwrap();
+    let takes = (0..10).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.kv_take("once").await.unwrap() })
+    });
+    let won: Vec<String> = futures::future::join_all(takes)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert_eq!(won, ["v"]);
+    assert!(s.kv_set_nx("nx", "a", 30).await.unwrap());
+    assert!(!s.kv_set_nx("nx", "b", 30).await.unwrap());
+    s.kv_del("nx").await.unwrap();
+    assert_eq!(s.kv_get("nx").await.unwrap(), None);
+
+    // Prefix scans take the prefix literally, glob characters included.
+    s.kv_set("scan:a*[1]", "1", None).await.unwrap();
+    s.kv_set("scan:ab", "2", None).await.unwrap();
+    s.kv_sadd("scan:a*set", "m", 60).await.unwrap();
+    assert_eq!(s.kv_scan("scan:a*").await.unwrap(), [("scan:a*[1]".to_string(), "1".to_string())]);
+    assert_eq!(s.kv_scan("scan:").await.unwrap().len(), 2, "sets are not listed");
+});
+
+conformance!(expiry, |s: Arc<dyn Store>| async move {
+    s.kv_set("short", "v", Some(1)).await.unwrap();
+    s.kv_sadd("short-set", "m", 1).await.unwrap();
+    s.put_challenge("tok", "answer", 1).await.unwrap();
+    s.put_revocation("jti-1", 1).await.unwrap();
+    s.kv_set("long", "v", Some(600)).await.unwrap();
+    assert_eq!(s.kv_get("short").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(s.list_challenges().await.unwrap().get("tok").map(String::as_str), Some("answer"));
+    assert_eq!(s.list_revocations().await.unwrap(), ["jti-1"]);
+    assert_eq!(s.kv_incr("window", 1).await.unwrap(), 1);
+    assert_eq!(s.kv_incr("window", 1).await.unwrap(), 2, "an increment keeps the window");
+    let gone = eventually(Duration::from_secs(10), || async {
+        let all_gone = s.kv_get("short").await.unwrap().is_none()
+            && s.kv_smembers("short-set").await.unwrap().is_empty()
+            && s.list_challenges().await.unwrap().is_empty()
+            && s.list_revocations().await.unwrap().is_empty()
+            && s.kv_get("window").await.unwrap().is_none();
+        all_gone.then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "expired keys read as absent");
+    assert_eq!(s.kv_incr("window", 60).await.unwrap(), 1, "a new window starts after expiry");
+    assert!(s.kv_set_nx("short", "w", 30).await.unwrap(), "an expired key can be set again");
+    assert_eq!(s.kv_get("long").await.unwrap().as_deref(), Some("v"));
+    s.kv_set("long", "w", None).await.unwrap();
+    assert_eq!(
+        s.kv_get("long").await.unwrap().as_deref(),
+        Some("w"),
+        "a plain set drops the expiry"
+    );
+});
+
+conformance!(a_batch_is_all_or_nothing, |s: Arc<dyn Store>| async move {
+    let mut events = s.subscribe().await.unwrap();
+    s.kv_set("held", "1", None).await.unwrap();
+    let mut b = Batch::with_event(EventKind::Service, "x", "update");
+    b.put("w1", "1").sadd("w-set", "m", None).check(Check::Absent("held".into()));
+    assert_eq!(s.apply(&b).await.unwrap(), Applied::Conflict("held".into()));
+    let mut b = Batch::default();
+    b.check(Check::Equals("held".into(), "2".into())).del("held");
+    assert_eq!(s.apply(&b).await.unwrap(), Applied::Changed("held".into()));
+    let mut b = Batch::default();
+    b.check(Check::Members("w-set".into(), vec!["m".into()])).put("w2", "1");
+    assert_eq!(s.apply(&b).await.unwrap(), Applied::Changed("w-set".into()));
+    assert_eq!(s.get("w1").await.unwrap(), None);
+    assert!(s.members("w-set").await.unwrap().is_empty());
+    assert_eq!(s.get("held").await.unwrap().as_deref(), Some("1"));
+
+    // Of many concurrent creates of one path and priority, exactly one wins.
+    let creates = (0..12).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.create_route(&route(&format!("c{i}"), "/race", 5, "h1")).await.is_ok() })
+    });
+    let won = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+
+    // A cascade that meets an undecodable record fails whole.
+    s.create_token(&token("t", "h7")).await.unwrap();
+    s.create_proxy(&proxy("a.test", "h7")).await.unwrap();
+    s.kv_set("route:bad", "{not json", None).await.unwrap();
+    let mut b = Batch::default();
+    b.sadd("owner:h7", "route:bad", None);
+    assert_eq!(s.apply(&b).await.unwrap(), Applied::Ok);
+    assert!(matches!(s.delete_token_cascade("t").await, Err(StoreError::Corrupt(_))));
+    assert!(s.get_proxy("a.test").await.unwrap().is_some(), "the proxy is still there");
+    assert!(s.get_token("t").await.unwrap().is_some(), "and so is the token");
+
+    // Only the successful writes above published: one route, the token, the proxy.
+    let first = next_event(&mut events).await;
+    assert_eq!((first.0, first.2.as_str()), (EventKind::Route, "create"));
+    assert_eq!(next_event(&mut events).await, (EventKind::Token, "t".into(), "create".into()));
+    assert_eq!(next_event(&mut events).await, (EventKind::Proxy, "a.test".into(), "create".into()));
+});
+
+conformance!(events_one_per_write, |s: Arc<dyn Store>| async move {
+    let mut events = s.subscribe().await.unwrap();
+    s.create_proxy(&proxy("a.test", "h1")).await.unwrap();
+    let _ = s.create_proxy(&proxy("a.test", "h1")).await;
+    s.update_proxy(&proxy("a.test", "h1")).await.unwrap();
+    s.create_route(&route("r1", "/x", 1, "h1")).await.unwrap();
+    s.update_route(&route("r1", "/y", 1, "h1")).await.unwrap();
+    s.delete_route("r1").await.unwrap();
+    s.put_service_url("svc", "http://127.0.0.1:3").await.unwrap();
+    s.put_challenge("tok", "ans", 60).await.unwrap();
+    s.delete_challenge("tok").await.unwrap();
+    s.put_revocation("j1", 60).await.unwrap();
+    s.publish(EventKind::Keys, "ring", "rotate").await.unwrap();
+    s.kv_set("quiet", "no event", None).await.unwrap();
+    s.delete_proxy("a.test").await.unwrap();
+    let want = [
+        (EventKind::Proxy, "a.test", "create"),
+        (EventKind::Proxy, "a.test", "update"),
+        (EventKind::Route, "r1", "create"),
+        (EventKind::Route, "r1", "update"),
+        (EventKind::Route, "r1", "delete"),
+        (EventKind::Service, "svc", "update"),
+        (EventKind::Challenge, "tok", "create"),
+        (EventKind::Challenge, "tok", "delete"),
+        (EventKind::Revocation, "j1", "create"),
+        (EventKind::Keys, "ring", "rotate"),
+        (EventKind::Proxy, "a.test", "delete"),
+    ];
+    for (kind, id, op) in want {
+        assert_eq!(next_event(&mut events).await, (kind, id.to_string(), op.to_string()));
+    }
+});
