@@ -12,6 +12,7 @@ use super::tokens::GrantBase;
 use super::upstream::s256;
 use super::{canonical_resource, random_token, scopes, OAuth, OAuthError, OAuthResult};
 use crate::model::Proxy;
+use crate::store::{OAuthStore, Parked, Redemption};
 
 /// Authorization codes live this long.
 pub const CODE_TTL_SECS: u64 = 600;
@@ -49,7 +50,7 @@ impl OAuth {
                 .ok_or_else(|| OAuthError::invalid_target(format!("{r} is not an absolute https URI without fragment")))?;
             let known = c == self.admin_resource()
                 || crate::mcp::is_mcp_resource(&self.config, &c)
-                || self.store.kv_get(&format!("resource:{c}")).await?.is_some()
+                || self.store.resource_registered(&c).await?
                 || {
                     let host = url::Url::parse(&c)
                         .ok()
@@ -162,8 +163,7 @@ impl OAuth {
         } else {
             None
         };
-        let json = serde_json::to_string(&session).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store.kv_set(&format!("oauth:state:{sid}"), &json, Some(ttl)).await?;
+        self.store.park(Parked::Login(&sid), &session, ttl).await?;
         let mut r = see_other(&url)?;
         if let Some(c) = cookie {
             r.headers_mut().append(
@@ -201,11 +201,8 @@ impl OAuth {
             Ok(s) => s.to_string(),
             Err(e) => return e.into_response(),
         };
-        let session: LoginSession = match self.store.kv_take(&format!("oauth:state:{sid}")).await {
-            Ok(Some(raw)) => match serde_json::from_str(&raw) {
-                Ok(s) => s,
-                Err(e) => return OAuthError::server(e.to_string()).into_response(),
-            },
+        let session: LoginSession = match self.store.unpark(Parked::Login(&sid)).await {
+            Ok(Some(s)) => s,
             Ok(None) => return OAuthError::invalid_request("unknown or expired login session").into_response(),
             Err(e) => return OAuthError::from(e).into_response(),
         };
@@ -303,10 +300,7 @@ impl OAuth {
             proxy_hostname: s.proxy_hostname.clone(),
             server_chose_proxy: s.server_chose_proxy,
         };
-        let json = serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store
-            .kv_set(&format!("oauth:code:{}", super::tokens::digest(&code)), &json, Some(CODE_TTL_SECS))
-            .await?;
+        self.store.put_code(&super::tokens::digest(&code), &grant, CODE_TTL_SECS).await?;
         Ok(code)
     }
 
@@ -321,19 +315,20 @@ impl OAuth {
         refreshable: bool,
     ) -> OAuthResult<serde_json::Value> {
         let h = super::tokens::digest(code);
-        let Some(raw) = self.store.kv_take(&format!("oauth:code:{h}")).await? else {
-            if let Some(family) = self.store.kv_get(&format!("oauth:code_used:{h}")).await? {
+        let g: CodeGrant = match self
+            .store
+            .redeem_code(&h, |g: &CodeGrant| g.family.clone(), CODE_TTL_SECS * 2)
+            .await?
+        {
+            Redemption::Fresh(g) => g,
+            Redemption::Replayed(family) => {
                 self.revoke_family(&family).await?;
                 return Err(OAuthError::invalid_grant(
                     "authorization code was already used; the tokens issued from it are revoked",
                 ));
             }
-            return Err(OAuthError::invalid_grant("authorization code is invalid or expired"));
+            Redemption::Unknown => return Err(OAuthError::invalid_grant("authorization code is invalid or expired")),
         };
-        let g: CodeGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store
-            .kv_set(&format!("oauth:code_used:{h}"), &g.family, Some(CODE_TTL_SECS * 2))
-            .await?;
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }

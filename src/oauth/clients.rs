@@ -12,20 +12,19 @@ use super::tokens::digest;
 use super::{random_token, OAuth, OAuthError, OAuthResult, CLI_CLIENT_ID};
 use crate::config::is_loopback_host;
 use crate::secrets::constant_time_eq;
+use crate::store::OAuthStore;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_GRANT];
 const CIMD_MAX_BYTES: usize = 64 * 1024;
+/// How long a fetched metadata document's client is cached.
+const CIMD_CACHE_SECS: u64 = 300;
 
 /// The one answer for every failure to get a metadata document (refused
 /// address, connection error, HTTP status): the caller learns nothing about
 /// the network behind the server. Details go to the log.
 fn cimd_unavailable() -> OAuthError {
     OAuthError::invalid_client("the client metadata document could not be retrieved")
-}
-
-fn client_key(id: &str) -> String {
-    format!("oauth:client:{id}")
 }
 
 /// Checks a redirect URI: https, loopback http, or a private-use scheme
@@ -282,13 +281,7 @@ impl OAuth {
     async fn save_client(&self, c: &Client) -> OAuthResult<()> {
         let ttl = (c.client_secret_expires_at > 0).then(|| u64::try_from(c.client_secret_expires_at - now()).unwrap_or(1).max(1));
         let ttl = ttl.or(Some(self.config.oauth.client_lifetime.as_secs()));
-        self.store
-            .kv_set(
-                &client_key(&c.client_id),
-                &serde_json::to_string(c).map_err(|e| OAuthError::server(e.to_string()))?,
-                ttl,
-            )
-            .await?;
+        self.store.put_client(&c.client_id, c, ttl).await?;
         Ok(())
     }
 
@@ -299,7 +292,7 @@ impl OAuth {
         };
         let who = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         let hour = now() / 3600;
-        let n = self.store.kv_incr(&format!("oauth:reg_rate:{who}:{hour}"), 3600).await?;
+        let n = self.store.count_registration(&who, hour).await?;
         if n > i64::from(self.config.oauth.registrations_per_hour) {
             return Err(OAuthError::slow_down("too many registrations from this address; try again later"));
         }
@@ -401,21 +394,12 @@ impl OAuth {
 
     /// A registered (dynamic) client, if it exists.
     pub async fn registered_client(&self, client_id: &str) -> OAuthResult<Option<Client>> {
-        match self.store.kv_get(&client_key(client_id)).await? {
-            Some(raw) => serde_json::from_str(&raw).map(Some).map_err(|e| OAuthError::server(e.to_string())),
-            None => Ok(None),
-        }
+        Ok(self.store.get_client(client_id).await?)
     }
 
     /// Every registered client (admin API).
     pub async fn list_clients(&self) -> OAuthResult<Vec<Client>> {
-        let mut v: Vec<Client> = self
-            .store
-            .kv_scan("oauth:client:")
-            .await?
-            .into_iter()
-            .filter_map(|(_, raw)| serde_json::from_str(&raw).ok())
-            .collect();
+        let mut v: Vec<Client> = self.store.list_clients().await?;
         v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(v)
     }
@@ -424,13 +408,11 @@ impl OAuth {
     /// Its tokens are revoked with it (every family it was issued), and the
     /// consents users gave it are forgotten.
     pub async fn delete_client(&self, client_id: &str) -> OAuthResult<bool> {
-        let existed = self.store.kv_get(&client_key(client_id)).await?.is_some();
-        self.store.kv_del(&client_key(client_id)).await?;
-        let families = self.store.kv_smembers(&super::tokens::client_families_key(client_id)).await?;
+        let existed = self.store.delete_client(client_id).await?;
+        let families = self.store.take_client_families(client_id).await?;
         for f in &families {
             self.revoke_family(f).await?;
         }
-        self.store.kv_del(&super::tokens::client_families_key(client_id)).await?;
         self.forget_consents(client_id, None).await?;
         if !families.is_empty() {
             tracing::info!(client_id, families = families.len(), "deleted client's tokens revoked");
@@ -463,11 +445,9 @@ impl OAuth {
     /// pinned to the checked address, 5 s, 64 KiB, no redirects, and the
     /// document's `client_id` must equal its URL. Cached for 5 minutes.
     async fn metadata_document_client(&self, url: &str) -> OAuthResult<Client> {
-        let cache = format!("oauth:cimd:{}", digest(url));
-        if let Some(raw) = self.store.kv_get(&cache).await? {
-            if let Ok(c) = serde_json::from_str(&raw) {
-                return Ok(c);
-            }
+        let cache = digest(url);
+        if let Ok(Some(c)) = self.store.cached_metadata_client::<Client>(&cache).await {
+            return Ok(c);
         }
         let parsed = url::Url::parse(url).map_err(|_| OAuthError::invalid_client("client_id is not a valid URL"))?;
         if parsed.scheme() != "https" || parsed.fragment().is_some() || parsed.username() != "" || parsed.path() == "/" {
@@ -521,13 +501,7 @@ impl OAuth {
         }
         let mut c = client_from_metadata(&meta, "cimd").map_err(|e| OAuthError::invalid_client(e.description))?;
         c.client_id = url.to_string();
-        self.store
-            .kv_set(
-                &cache,
-                &serde_json::to_string(&c).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(300),
-            )
-            .await?;
+        self.store.cache_metadata_client(&cache, &c, CIMD_CACHE_SECS).await?;
         Ok(c)
     }
 }

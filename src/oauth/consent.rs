@@ -17,6 +17,7 @@ use super::params::Params;
 use super::tokens::digest;
 use super::{random_token, OAuth, OAuthError, OAuthResult};
 use crate::secrets::constant_time_eq;
+use crate::store::{OAuthStore, Parked};
 
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape(s: &str) -> String {
@@ -107,10 +108,6 @@ struct Consent {
     granted_at: i64,
 }
 
-fn consent_key(client_id: &str, user_id: &str) -> String {
-    format!("oauth:consent:{}:{}", digest(client_id), digest(user_id))
-}
-
 fn list_html(items: &[String]) -> String {
     if items.is_empty() {
         return "<em>none</em>".into();
@@ -134,10 +131,8 @@ impl OAuth {
         if c.pre_approved || !matches!(c.source.as_str(), "dcr" | "cimd") {
             return Ok(false);
         }
-        let Some(raw) = self.store.kv_get(&consent_key(&s.client_id, &user.id)).await? else {
-            return Ok(true);
-        };
-        let Ok(known) = serde_json::from_str::<Consent>(&raw) else {
+        // A consent that cannot be read is asked for again.
+        let Ok(Some(known)) = self.store.get_consent::<Consent>(&digest(&s.client_id), &digest(&user.id)).await else {
             return Ok(true);
         };
         let covered = granted.iter().all(|g| known.scope.contains(g)) && s.resources.iter().all(|r| known.resources.contains(r));
@@ -155,11 +150,7 @@ impl OAuth {
             cookie: cookie.to_string(),
         };
         self.store
-            .kv_set(
-                &format!("oauth:decision:{id}"),
-                &serde_json::to_string(&p).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(self.config.oauth.session_timeout.as_secs()),
-            )
+            .park(Parked::Decision(&id), &p, self.config.oauth.session_timeout.as_secs())
             .await?;
         Ok((id, csrf))
     }
@@ -293,12 +284,11 @@ impl OAuth {
             "deny" => false,
             _ => return Err(OAuthError::invalid_request("decision must be approve or deny")),
         };
-        let raw = self
+        let pending: Pending = self
             .store
-            .kv_take(&format!("oauth:decision:{id}"))
+            .unpark(Parked::Decision(id))
             .await?
             .ok_or_else(|| OAuthError::invalid_request("this page expired or was already answered; start again"))?;
-        let pending: Pending = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
         let cookie_ok = cookie_value(headers, &pending.cookie).is_some_and(|v| constant_time_eq(&digest(v), &pending.browser));
         if !constant_time_eq(csrf, &pending.csrf) || !cookie_ok {
             tracing::warn!(user = %pending.user.username, "decision form refused: CSRF token or browser cookie mismatch");
@@ -337,10 +327,11 @@ impl OAuth {
             granted_at: now(),
         };
         self.store
-            .kv_set(
-                &consent_key(&s.client_id, &user.id),
-                &serde_json::to_string(&c).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(self.config.oauth.client_lifetime.as_secs()),
+            .put_consent(
+                &digest(&s.client_id),
+                &digest(&user.id),
+                &c,
+                self.config.oauth.client_lifetime.as_secs(),
             )
             .await?;
         Ok(())
@@ -348,13 +339,7 @@ impl OAuth {
 
     /// Admin: every remembered consent.
     pub async fn list_consents(&self) -> OAuthResult<Vec<Value>> {
-        let mut v: Vec<Value> = self
-            .store
-            .kv_scan("oauth:consent:")
-            .await?
-            .into_iter()
-            .filter_map(|(_, raw)| serde_json::from_str::<Value>(&raw).ok())
-            .collect();
+        let mut v: Vec<Value> = self.store.list_consents().await?;
         v.sort_by(|a, b| (a["client_id"].as_str(), a["user_id"].as_str()).cmp(&(b["client_id"].as_str(), b["user_id"].as_str())));
         Ok(v)
     }
@@ -362,51 +347,26 @@ impl OAuth {
     /// Admin: forgets the consents given to a client (one user's, or all);
     /// the number forgotten.
     pub async fn forget_consents(&self, client_id: &str, user_id: Option<&str>) -> OAuthResult<usize> {
-        if let Some(u) = user_id {
-            let key = consent_key(client_id, u);
-            let existed = self.store.kv_get(&key).await?.is_some();
-            self.store.kv_del(&key).await?;
-            return Ok(usize::from(existed));
-        }
-        let found = self.store.kv_scan(&format!("oauth:consent:{}:", digest(client_id))).await?;
-        for (_, raw) in &found {
-            if let Ok(c) = serde_json::from_str::<Consent>(raw) {
-                self.store.kv_del(&consent_key(&c.client_id, &c.user_id)).await?;
-            }
-        }
-        Ok(found.len())
+        let client = digest(client_id);
+        Ok(match user_id {
+            Some(u) => usize::from(self.store.forget_consent(&client, &digest(u)).await?),
+            None => self.store.forget_client_consents(&client).await?,
+        })
     }
 
-    /// A device grant by its user code: (store key, grant).
+    /// A device grant by its user code: (device code digest, grant).
     pub async fn device_by_user_code(&self, user_code: &str) -> OAuthResult<Option<(String, DeviceGrant)>> {
-        let Some(h) = self.store.kv_get(&format!("oauth:user_code:{user_code}")).await? else {
-            return Ok(None);
-        };
-        let key = format!("oauth:device:{h}");
-        let Some(raw) = self.store.kv_get(&key).await? else {
-            return Ok(None);
-        };
-        let g = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
-        Ok(Some((key, g)))
+        Ok(self.store.device_by_user_code(user_code).await?)
     }
 
     /// Records the person's answer for a device code: once, by one person.
     async fn device_decided(&self, user_code: &str, user: User, granted: Vec<String>, approve: bool) -> Response {
-        let (key, mut g) = match self.device_by_user_code(user_code).await {
+        let (device, mut g) = match self.device_by_user_code(user_code).await {
             Ok(Some(x)) => x,
             Ok(None) => return device_gone(),
             Err(e) => return e.into_response(),
         };
-        // The first answer wins; a second person (or a second tab) cannot re-approve.
-        match self
-            .store
-            .kv_set_nx(&format!("{key}:decided"), &user.id, super::device::DEVICE_TTL_SECS)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return device_gone(),
-            Err(e) => return OAuthError::from(e).into_response(),
-        }
+        let user_id = user.id.clone();
         let (title, text) = if approve {
             let msg = format!("<p>Signed in as {}. You can return to your device.</p>", escape(&user.username));
             tracing::info!(user = %user.username, client = %g.client_id, "device code approved");
@@ -420,25 +380,25 @@ impl OAuth {
                 "<p>You denied the device's request. Nothing was shared.</p>".to_string(),
             )
         };
-        let json = match serde_json::to_string(&g) {
-            Ok(j) => j,
-            Err(e) => return OAuthError::server(e.to_string()).into_response(),
-        };
-        if let Err(e) = self.store.kv_set(&key, &json, Some(super::device::DEVICE_TTL_SECS)).await {
-            return OAuthError::from(e).into_response();
+        // The first answer wins; a second person (or a second tab) cannot re-approve.
+        match self
+            .store
+            .decide_device(&device, &user_id, &g, super::device::DEVICE_TTL_SECS)
+            .await
+        {
+            Ok(true) => html_page(StatusCode::OK, title, &text),
+            Ok(false) => device_gone(),
+            Err(e) => OAuthError::from(e).into_response(),
         }
-        html_page(StatusCode::OK, title, &text)
     }
 
     /// A device login that failed upstream or by policy: the device is told so.
     pub async fn device_login_failed(&self, user_code: &str, e: OAuthError) -> Response {
-        if let Ok(Some((key, mut g))) = self.device_by_user_code(user_code).await {
+        if let Ok(Some((device, mut g))) = self.device_by_user_code(user_code).await {
             if g.user.is_none() && g.denied.is_none() {
                 g.denied = Some(e.description.clone());
-                if let Ok(json) = serde_json::to_string(&g) {
-                    if let Err(err) = self.store.kv_set(&key, &json, Some(super::device::DEVICE_TTL_SECS)).await {
-                        return OAuthError::from(err).into_response();
-                    }
+                if let Err(err) = self.store.put_device(&device, &g, super::device::DEVICE_TTL_SECS).await {
+                    return OAuthError::from(err).into_response();
                 }
             }
         }

@@ -15,6 +15,7 @@ use super::params::{client_credentials, Params};
 use super::token::DEVICE_GRANT;
 use super::tokens::{digest, GrantBase};
 use super::{random_token, OAuth, OAuthError, OAuthResult};
+use crate::store::OAuthStore;
 
 /// Lifetime of a device code.
 pub const DEVICE_TTL_SECS: u64 = 600;
@@ -85,16 +86,8 @@ impl OAuth {
             denied: None,
             last_poll_ms: 0,
         };
-        let h = digest(&device_code);
         self.store
-            .kv_set(
-                &format!("oauth:device:{h}"),
-                &serde_json::to_string(&g).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(DEVICE_TTL_SECS),
-            )
-            .await?;
-        self.store
-            .kv_set(&format!("oauth:user_code:{user_code}"), &h, Some(DEVICE_TTL_SECS))
+            .start_device(&digest(&device_code), &user_code, &g, DEVICE_TTL_SECS)
             .await?;
         let uri = format!("{}/device", self.issuer());
         Ok(json!({
@@ -117,28 +110,23 @@ impl OAuth {
             return html_page(StatusCode::OK, "Connect a device", &entry_form(""));
         };
         let code = normalize_user_code(entered);
-        let src_key = format!("oauth:device_fail:src:{source}");
-        let code_key = format!("oauth:device_fail:code:{}", digest(&code));
-        for (k, max) in [(&src_key, MAX_FAILURES_PER_SOURCE), (&code_key, MAX_FAILURES_PER_CODE)] {
-            match self.store.kv_get(k).await {
-                Ok(Some(n)) if n.parse::<i64>().unwrap_or(0) >= max => {
-                    return html_page(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "Too many attempts",
-                        "<p>Too many wrong codes were entered. Wait a few minutes, then try again.</p>",
-                    )
-                }
-                Ok(_) => {}
-                Err(e) => return OAuthError::from(e).into_response(),
+        let (source, code_digest) = (source.to_string(), digest(&code));
+        match self.store.device_failures(&source, &code_digest).await {
+            Ok((by_source, by_code)) if by_source >= MAX_FAILURES_PER_SOURCE || by_code >= MAX_FAILURES_PER_CODE => {
+                return html_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    "<p>Too many wrong codes were entered. Wait a few minutes, then try again.</p>",
+                )
             }
+            Ok(_) => {}
+            Err(e) => return OAuthError::from(e).into_response(),
         }
         let g = match self.device_by_user_code(&code).await {
             Ok(Some((_, g))) => g,
             Ok(None) => {
-                for k in [&src_key, &code_key] {
-                    if let Err(e) = self.store.kv_incr(k, FAILURE_WINDOW_SECS).await {
-                        return OAuthError::from(e).into_response();
-                    }
+                if let Err(e) = self.store.count_device_failure(&source, &code_digest, FAILURE_WINDOW_SECS).await {
+                    return OAuthError::from(e).into_response();
                 }
                 tracing::info!(%source, "unknown device user code entered");
                 return html_page(
@@ -175,37 +163,33 @@ impl OAuth {
 
     /// The device_code grant at the token endpoint.
     pub async fn device_token(&self, client_id: &str, device_code: &str, refreshable: bool) -> OAuthResult<Value> {
-        let key = format!("oauth:device:{}", digest(device_code));
-        let raw = self
+        let device = digest(device_code);
+        let mut g: DeviceGrant = self
             .store
-            .kv_get(&key)
+            .get_device(&device)
             .await?
             .ok_or_else(|| OAuthError::device("expired_token", "the device code expired"))?;
-        let mut g: DeviceGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
         if g.client_id != client_id {
             return Err(OAuthError::invalid_grant("device code was issued to another client"));
         }
         if let Some(reason) = g.denied {
-            self.store.kv_del(&key).await?;
+            self.store.finish_device(&device, &g.user_code).await?;
             return Err(OAuthError::device("access_denied", reason));
         }
         let Some(user) = g.user.clone() else {
             let now_ms = now() * 1000 + i64::from(chrono::Utc::now().timestamp_subsec_millis());
             let too_fast = g.last_poll_ms > 0 && now_ms - g.last_poll_ms < INTERVAL_SECS * 1000 - 500;
             g.last_poll_ms = now_ms;
-            self.store
-                .kv_set(&key, &serde_json::to_string(&g).unwrap_or_default(), Some(DEVICE_TTL_SECS))
-                .await?;
+            self.store.put_device(&device, &g, DEVICE_TTL_SECS).await?;
             return Err(if too_fast {
                 OAuthError::device("slow_down", "polling too fast; wait the interval")
             } else {
                 OAuthError::device("authorization_pending", "waiting for the person to approve")
             });
         };
-        if self.store.kv_take(&key).await?.is_none() {
+        if !self.store.finish_device(&device, &g.user_code).await? {
             return Err(OAuthError::invalid_grant("device code already used"));
         }
-        self.store.kv_del(&format!("oauth:user_code:{}", g.user_code)).await?;
         let base = refreshable.then(|| GrantBase {
             scope: g.granted_scope.clone(),
             resources: g.resources.clone(),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::params::{bearer, client_credentials, Params};
 use super::tokens::AccessClaims;
 use super::{OAuth, OAuthError, OAuthResult};
+use crate::store::{OAuthStore, StoreError};
 
 fn looks_like_jwt(t: &str) -> bool {
     t.split('.').count() == 3
@@ -262,21 +263,15 @@ impl OAuth {
 
     /// One live access token record (admin view).
     pub async fn access_record(&self, jti: &str) -> OAuthResult<Option<super::model::AccessRecord>> {
-        Ok(self
-            .store
-            .kv_get(&format!("oauth:token:{jti}"))
-            .await?
-            .and_then(|raw| serde_json::from_str(&raw).ok()))
+        match self.store.get_access(jti).await {
+            // An undecodable record reads as no record, as for the listing.
+            Err(StoreError::Corrupt(_)) => Ok(None),
+            other => Ok(other?),
+        }
     }
 
     /// Admin view: every live access token record.
     pub async fn list_access_tokens(&self) -> OAuthResult<Vec<Value>> {
-        Ok(self
-            .store
-            .kv_scan("oauth:token:")
-            .await?
-            .into_iter()
-            .filter_map(|(_, raw)| serde_json::from_str(&raw).ok())
-            .collect())
+        Ok(self.store.list_access().await?)
     }
 }

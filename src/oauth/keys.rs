@@ -14,10 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::OAuthError;
 use crate::secrets::Sealer;
-use crate::store::{EventKind, Store};
-
-/// The store key of the signing key ring (one JSON value: current, next, retired).
-pub const RING_KEY: &str = "oauth:keys";
+use crate::store::{OAuthStore, Store};
 
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredKey {
@@ -122,7 +119,7 @@ fn new_key(sealer: &Sealer, pem: Option<&str>) -> Result<StoredKey, OAuthError> 
 
 /// The stored ring and the text it was parsed from (unparseable text counts as absent).
 async fn read(store: &dyn Store) -> Result<Option<(String, StoredRing)>, OAuthError> {
-    Ok(store.get_value(RING_KEY).await?.and_then(parse))
+    Ok(store.key_ring().await?.and_then(parse))
 }
 
 fn parse(raw: String) -> Option<(String, StoredRing)> {
@@ -144,7 +141,7 @@ fn load(sealer: &Sealer, ring: &StoredRing) -> Result<KeyRing, OAuthError> {
 
 /// Loads the ring, creating it (seeded with `OAUTH_JWT_PRIVATE_KEY_B64` when given) on first use.
 pub async fn ring(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>) -> Result<KeyRing, OAuthError> {
-    let raw = store.get_value(RING_KEY).await?;
+    let raw = store.key_ring().await?;
     Ok(ring_from(store, sealer, seed_pem, raw).await?.1)
 }
 
@@ -161,7 +158,7 @@ pub async fn ring_from(
     Ok((raw, load(sealer, &stored)?))
 }
 
-/// The stored ring parsed from `raw` (the caller's read of [`RING_KEY`]),
+/// The stored ring parsed from `raw` (the caller's read of the stored ring),
 /// creating it first if nothing usable is stored; its keys stay sealed.
 async fn stored(
     store: &dyn Store,
@@ -177,9 +174,7 @@ async fn stored(
         current: Some(new_key(sealer, seed_pem)?),
         next: Some(new_key(sealer, None)?),
     };
-    let _ = store
-        .set_value_if_absent(RING_KEY, &serde_json::to_string(&fresh).map_err(internal)?)
-        .await?;
+    let _ = store.create_key_ring(&serde_json::to_string(&fresh).map_err(internal)?).await?;
     read(store).await?.ok_or_else(|| internal("key ring vanished"))
 }
 
@@ -188,14 +183,14 @@ async fn stored(
 /// loaded before it is stored, so a ring whose keys cannot be unsealed is
 /// refused, not written.
 ///
-/// Rotations are serialized across instances by [`ROTATE_LOCK_KEY`]: two
+/// Rotations are serialized across instances by a store lock: two
 /// read-modify-writes of the ring racing each other lost a rotation, and a
 /// stale write could drop a key that live tokens were signed with.
 pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
     let holder = super::random_token(16);
     let mut acquired = false;
     for _ in 0..ROTATE_LOCK_ATTEMPTS {
-        if store.kv_set_nx(ROTATE_LOCK_KEY, &holder, ROTATE_LOCK_TTL_SECS).await? {
+        if store.lock_key_rotation(&holder, ROTATE_LOCK_TTL_SECS).await? {
             acquired = true;
             break;
         }
@@ -206,21 +201,20 @@ pub async fn rotate(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, 
     }
     let result = rotate_locked(store, sealer, seed_pem, keep_secs).await;
     // Released only by its holder (a lock that expired meanwhile may be another's).
-    if store.kv_get(ROTATE_LOCK_KEY).await.ok().flatten().as_deref() == Some(holder.as_str()) {
-        let _ = store.kv_del(ROTATE_LOCK_KEY).await;
+    if let Err(e) = store.unlock_key_rotation(&holder).await {
+        tracing::warn!(error = %e, "key rotation lock not released; it expires on its own");
     }
     result
 }
 
-/// The store key that serializes rotations; it expires on its own if its
-/// holder dies mid-rotation.
-pub const ROTATE_LOCK_KEY: &str = "oauth:keys:rotate-lock";
+/// How long the rotation lock lives: it expires on its own if its holder
+/// dies mid-rotation.
 const ROTATE_LOCK_TTL_SECS: u64 = 10;
 /// How long a rotation waits for another to finish: 200 x 50 ms.
 const ROTATE_LOCK_ATTEMPTS: u32 = 200;
 
 async fn rotate_locked(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str>, keep_secs: i64) -> Result<KeyRing, OAuthError> {
-    let (_, old) = stored(store, sealer, seed_pem, store.get_value(RING_KEY).await?).await?;
+    let (_, old) = stored(store, sealer, seed_pem, store.key_ring().await?).await?;
     let now = chrono::Utc::now().timestamp();
     let mut retired: Vec<RetiredKey> = old.retired.into_iter().filter(|r| now - r.retired_at <= keep_secs).collect();
     if let Some(k) = old.current {
@@ -233,8 +227,7 @@ async fn rotate_locked(store: &dyn Store, sealer: &Sealer, seed_pem: Option<&str
     };
     let ring = load(sealer, &rotated)?;
     store
-        .set_value(RING_KEY, &serde_json::to_string(&rotated).map_err(internal)?)
+        .store_rotated_key_ring(&serde_json::to_string(&rotated).map_err(internal)?)
         .await?;
-    store.publish(EventKind::Keys, "ring", "rotate").await?;
     Ok(ring)
 }

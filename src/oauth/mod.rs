@@ -27,7 +27,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::config::Config;
 use crate::secrets::Sealer;
-use crate::store::Store;
+use crate::store::{OAuthStore, Store};
 
 /// Every scope this server knows.
 pub const SUPPORTED_SCOPES: [&str; 6] = ["admin", "user", "mcp", "mcp:read", "mcp:write", "mcp:admin"];
@@ -100,7 +100,7 @@ impl OAuth {
 
     /// The current key ring (cached; reloaded when the stored ring changes).
     pub async fn keys(&self) -> OAuthResult<keys::KeyRing> {
-        let raw = self.store.get_value(keys::RING_KEY).await?;
+        let raw = self.store.key_ring().await?;
         if let (Some(cached), Some(raw)) = (self.ring.load_full(), &raw) {
             if &cached.0 == raw {
                 return Ok(cached.1.clone());

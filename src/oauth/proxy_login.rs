@@ -16,6 +16,7 @@ use super::params::Params;
 use super::tokens::digest;
 use super::upstream::s256;
 use super::{random_token, OAuth, OAuthError, OAuthResult};
+use crate::store::{OAuthStore, Parked};
 
 /// Client id the proxies use for their own logins.
 pub const PROXY_CLIENT_ID: &str = "portcullis-proxy";
@@ -137,13 +138,7 @@ impl OAuth {
             tls,
             browser: digest(&nonce),
         };
-        self.store
-            .kv_set(
-                &format!("oauth:proxy_login:{state}"),
-                &serde_json::to_string(&pending).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(ttl),
-            )
-            .await?;
+        self.store.park(Parked::ProxyLogin(&state), &pending, ttl).await?;
         let resource = format!("https://{}{}", proxy.hostname, proxy.resource_endpoint.as_deref().unwrap_or(""));
         let session = LoginSession {
             client_id: PROXY_CLIENT_ID.into(),
@@ -182,12 +177,11 @@ impl OAuth {
     async fn proxy_callback_inner(&self, headers: &HeaderMap, query: &[u8]) -> OAuthResult<Response> {
         let p = Params::parse(query);
         let state = p.require("state")?;
-        let raw = self
+        let pending: PendingLogin = self
             .store
-            .kv_take(&format!("oauth:proxy_login:{state}"))
+            .unpark(Parked::ProxyLogin(state))
             .await?
             .ok_or_else(|| OAuthError::invalid_request("unknown or expired login"))?;
-        let pending: PendingLogin = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
         let state_cookie = state_cookie_name(state, pending.tls);
         let bound = cookie_value(headers, &state_cookie).is_some_and(|v| crate::secrets::constant_time_eq(&digest(v), &pending.browser));
         if !bound {

@@ -11,12 +11,21 @@ pub use crate::model::{AccessClaims, LEEWAY_SECS};
 
 use super::model::{now, AccessRecord, Client, RefreshGrant, User};
 use super::{random_token, scopes, OAuth, OAuthError, OAuthResult};
+use crate::store::OAuthStore;
 
 /// How long a rotated refresh token may be retried (concurrent retry) with
 /// the same result. Only a confidential client, authenticated again with its
 /// secret, gets that result: a public client has no authentication that
 /// tells its own retry from a thief's replay, so any reuse revokes the family.
 const REFRESH_GRACE_SECS: i64 = 10;
+
+/// How long one rotation of a refresh token holds its lock at most.
+const REFRESH_LOCK_SECS: u64 = 30;
+
+/// How long a revocation is kept: until the token's expiry plus the leeway.
+fn revocation_ttl(exp: i64) -> u64 {
+    u64::try_from((exp - now()).max(1) + i64::try_from(LEEWAY_SECS).unwrap_or(30)).unwrap_or(60)
+}
 
 /// What a refresh token carries: the grant, which an access token minted
 /// from it may narrow without narrowing the grant (RFC 6749 §6).
@@ -31,17 +40,9 @@ pub struct GrantBase {
     pub server_chose_proxy: bool,
 }
 
-/// The set of token families issued to a client (revoked when it is deleted).
-pub fn client_families_key(client_id: &str) -> String {
-    format!("oauth:client_families:{client_id}")
-}
 /// SHA-256 hex of a secret, the form secrets are stored under.
 pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-fn refresh_key(hash: &str) -> String {
-    format!("oauth:refresh:{hash}")
 }
 
 impl OAuth {
@@ -113,12 +114,9 @@ impl OAuth {
             family: family.into(),
         };
         let ttl = u64::try_from(ttl.max(1)).unwrap_or(1800);
-        let rec_json = serde_json::to_string(&rec).map_err(|e| OAuthError::server(e.to_string()))?;
-        self.store.kv_set(&format!("oauth:token:{}", rec.jti), &rec_json, Some(ttl)).await?;
         self.store
-            .kv_sadd(&format!("oauth:family:{family}:jtis"), &rec.jti, self.refresh_ttl())
+            .put_access(&rec.jti, family, &user.id, &rec, ttl, self.refresh_ttl())
             .await?;
-        self.store.kv_sadd(&format!("oauth:user_tokens:{}", user.id), &rec.jti, ttl).await?;
         Ok((jwt, claims))
     }
 
@@ -154,9 +152,6 @@ impl OAuth {
             aud.to_vec()
         };
         let (jwt, claims) = self.sign_access(client_id, user, scope, &aud, family).await?;
-        self.store
-            .kv_sadd(&client_families_key(client_id), family, self.refresh_ttl())
-            .await?;
         let mut body = json!({
             "access_token": jwt,
             "token_type": "Bearer",
@@ -167,6 +162,9 @@ impl OAuth {
             body["resource"] = json!(aud);
         }
         let Some(base) = grant else {
+            self.store
+                .issue_grant::<RefreshGrant>(client_id, family, None, self.refresh_ttl())
+                .await?;
             return Ok(body);
         };
         let refresh = format!("prt_{}", random_token(32));
@@ -184,14 +182,7 @@ impl OAuth {
         };
         let hash = digest(&refresh);
         self.store
-            .kv_set(
-                &refresh_key(&hash),
-                &serde_json::to_string(&grant).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(self.refresh_ttl()),
-            )
-            .await?;
-        self.store
-            .kv_sadd(&format!("oauth:family:{family}:refresh"), &hash, self.refresh_ttl())
+            .issue_grant(client_id, family, Some((&hash, &grant)), self.refresh_ttl())
             .await?;
         body["refresh_token"] = json!(refresh);
         Ok(body)
@@ -211,12 +202,7 @@ impl OAuth {
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v)
             .map_err(|e| OAuthError::invalid_token(format!("token rejected: {e}")))?;
-        if self
-            .store
-            .kv_get(&crate::store::keys::oauth_revoked(&data.claims.jti))
-            .await?
-            .is_some()
-        {
+        if self.store.access_revoked(&data.claims.jti).await? {
             return Err(OAuthError::invalid_token("token revoked"));
         }
         Ok(data.claims)
@@ -224,44 +210,31 @@ impl OAuth {
 
     /// Revokes one access token everywhere (data planes learn it by event).
     pub async fn revoke_jti(&self, jti: &str, exp: i64) -> OAuthResult<()> {
-        let ttl = u64::try_from((exp - now()).max(1) + i64::try_from(LEEWAY_SECS).unwrap_or(30)).unwrap_or(60);
-        self.store.put_revocation(jti, ttl).await?;
-        self.store.kv_del(&format!("oauth:token:{jti}")).await?;
+        self.store.revoke_access(jti, revocation_ttl(exp)).await?;
         Ok(())
     }
 
-    /// Revokes every token of a family (code replay, refresh reuse, refresh revocation).
+    /// Revokes every token of a family (code replay, refresh reuse, refresh
+    /// revocation), in one atomic store write.
     pub async fn revoke_family(&self, family: &str) -> OAuthResult<()> {
-        self.store
-            .kv_set(&format!("oauth:family:{family}:revoked"), "1", Some(self.refresh_ttl()))
-            .await?;
-        for jti in self.store.kv_smembers(&format!("oauth:family:{family}:jtis")).await? {
-            let exp = self
-                .store
-                .kv_get(&format!("oauth:token:{jti}"))
-                .await?
-                .and_then(|r| serde_json::from_str::<AccessRecord>(&r).ok())
-                .map_or(now() + self.access_ttl(), |r| r.exp);
-            self.revoke_jti(&jti, exp).await?;
-        }
-        for h in self.store.kv_smembers(&format!("oauth:family:{family}:refresh")).await? {
-            self.store.kv_del(&refresh_key(&h)).await?;
-        }
-        tracing::info!(family, "token family revoked");
+        let unknown_exp = now() + self.access_ttl();
+        let access_ttl = |record: Option<&str>| {
+            let exp = record
+                .and_then(|r| serde_json::from_str::<AccessRecord>(r).ok())
+                .map_or(unknown_exp, |r| r.exp);
+            revocation_ttl(exp)
+        };
+        let tokens = self.store.revoke_family(family, self.refresh_ttl(), access_ttl).await?;
+        tracing::info!(family, tokens, "token family revoked");
         Ok(())
-    }
-
-    async fn family_revoked(&self, family: &str) -> OAuthResult<bool> {
-        Ok(self.store.kv_get(&format!("oauth:family:{family}:revoked")).await?.is_some())
     }
 
     /// A refresh token's record if it is live (not expired, family not revoked).
     pub async fn refresh_record(&self, refresh: &str) -> OAuthResult<Option<RefreshGrant>> {
-        let Some(raw) = self.store.kv_get(&refresh_key(&digest(refresh))).await? else {
+        let Some(g) = self.store.get_refresh::<RefreshGrant>(&digest(refresh)).await? else {
             return Ok(None);
         };
-        let g: RefreshGrant = serde_json::from_str(&raw).map_err(|e| OAuthError::server(e.to_string()))?;
-        if g.expires_at < now() || self.family_revoked(&g.family).await? {
+        if g.expires_at < now() || self.store.family_revoked(&g.family).await? {
             return Ok(None);
         }
         Ok(Some(g))
@@ -354,7 +327,7 @@ impl OAuth {
         } else {
             return Err(OAuthError::invalid_target("a refresh may only narrow the granted resources"));
         };
-        if !self.store.kv_set_nx(&format!("oauth:refresh_lock:{hash}"), "1", 30).await? {
+        if !self.store.lock_refresh(&hash, REFRESH_LOCK_SECS).await? {
             for _ in 0..40 {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 if let Some(done) = self.refresh_record(refresh).await?.filter(|r| r.rotated_response.is_some()) {
@@ -366,7 +339,7 @@ impl OAuth {
         let body = match self.mint(&client.client_id, &g.user, &scope, &aud, &g.family, Some(base)).await {
             Ok(b) => b,
             Err(e) => {
-                self.store.kv_del(&format!("oauth:refresh_lock:{hash}")).await?;
+                self.store.unlock_refresh(&hash).await?;
                 return Err(e);
             }
         };
@@ -374,13 +347,7 @@ impl OAuth {
         used.rotated_at = Some(now());
         used.rotated_response = Some(self.sealer.seal(&body.to_string()).map_err(|e| OAuthError::server(e.to_string()))?);
         let ttl = u64::try_from((g.expires_at - now()).max(REFRESH_GRACE_SECS * 2)).unwrap_or(60);
-        self.store
-            .kv_set(
-                &refresh_key(&hash),
-                &serde_json::to_string(&used).map_err(|e| OAuthError::server(e.to_string()))?,
-                Some(ttl),
-            )
-            .await?;
+        self.store.put_refresh(&hash, &used, ttl).await?;
         Ok(body)
     }
 }

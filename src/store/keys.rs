@@ -129,3 +129,109 @@ pub const PORT_CLAIMS: &str = "port:";
 /// every container as the `portcullis.store` label, so deployments sharing a
 /// Docker engine never take each other's containers for their own orphans.
 pub const SERVICES_STORE_ID: &str = "service:store-id";
+
+/// `resource:{uri}`: a registered protected resource (RFC 8707 indicator).
+pub fn resource(uri: &str) -> String {
+    format!("resource:{uri}")
+}
+
+/// `internal:oauth:keys` holds the OAuth signing key ring (sealed keys).
+pub const OAUTH_KEY_RING: &str = "oauth:keys";
+/// `oauth:keys:rotate-lock`: serializes key rotations across instances.
+pub const OAUTH_ROTATE_LOCK: &str = "oauth:keys:rotate-lock";
+
+/// `oauth:client:{id}`: a registered (dynamic) client.
+pub fn oauth_client(id: &str) -> String {
+    format!("oauth:client:{id}")
+}
+/// `oauth:reg_rate:{who}:{hour}`: registrations from one address in one hour.
+pub fn oauth_reg_rate(who: &str, hour: i64) -> String {
+    format!("oauth:reg_rate:{who}:{hour}")
+}
+/// `oauth:cimd:{url_digest}`: a fetched client metadata document, cached.
+pub fn oauth_cimd(url_digest: &str) -> String {
+    format!("oauth:cimd:{url_digest}")
+}
+/// `oauth:state:{sid}`: a login waiting for the upstream provider's callback.
+pub fn oauth_state(sid: &str) -> String {
+    format!("oauth:state:{sid}")
+}
+/// `oauth:decision:{id}`: a consent or device approval page waiting for its answer.
+pub fn oauth_decision(id: &str) -> String {
+    format!("oauth:decision:{id}")
+}
+/// `oauth:proxy_login:{state}`: a proxy's browser login in progress.
+pub fn oauth_proxy_login(state: &str) -> String {
+    format!("oauth:proxy_login:{state}")
+}
+/// `oauth:code:{code_digest}`: an authorization code not yet redeemed.
+pub fn oauth_code(code_digest: &str) -> String {
+    format!("oauth:code:{code_digest}")
+}
+/// `oauth:code_used:{code_digest}`: the family a redeemed code minted (replay detection).
+pub fn oauth_code_used(code_digest: &str) -> String {
+    format!("oauth:code_used:{code_digest}")
+}
+/// `oauth:consent:{client_digest}:{user_digest}`: a remembered consent.
+pub fn oauth_consent(client_digest: &str, user_digest: &str) -> String {
+    format!("oauth:consent:{client_digest}:{user_digest}")
+}
+/// `oauth:consent:{client_digest}:`, or `oauth:consent:` for every client: consents by prefix.
+pub fn oauth_consents(client_digest: Option<&str>) -> String {
+    match client_digest {
+        Some(c) => format!("oauth:consent:{c}:"),
+        None => "oauth:consent:".into(),
+    }
+}
+/// `oauth:device:{device_code_digest}`: a device grant.
+pub fn oauth_device(device_digest: &str) -> String {
+    format!("oauth:device:{device_digest}")
+}
+/// `oauth:device:{device_code_digest}:decided`: who answered a device grant (first answer wins).
+pub fn oauth_device_decided(device_digest: &str) -> String {
+    format!("oauth:device:{device_digest}:decided")
+}
+/// `oauth:user_code:{user_code}`: the device grant a user code names.
+pub fn oauth_user_code(user_code: &str) -> String {
+    format!("oauth:user_code:{user_code}")
+}
+/// `oauth:device_fail:src:{source}`: wrong user codes entered from one address.
+pub fn oauth_device_fail_source(source: &str) -> String {
+    format!("oauth:device_fail:src:{source}")
+}
+/// `oauth:device_fail:code:{code_digest}`: wrong entries of one user code.
+pub fn oauth_device_fail_code(code_digest: &str) -> String {
+    format!("oauth:device_fail:code:{code_digest}")
+}
+/// `oauth:token:{jti}`: a live access token's record.
+pub fn oauth_token(jti: &str) -> String {
+    format!("oauth:token:{jti}")
+}
+/// `oauth:family:{family}:jtis`: the access tokens of a token family.
+pub fn oauth_family_jtis(family: &str) -> String {
+    format!("oauth:family:{family}:jtis")
+}
+/// `oauth:family:{family}:refresh`: the refresh token digests of a family.
+pub fn oauth_family_refresh(family: &str) -> String {
+    format!("oauth:family:{family}:refresh")
+}
+/// `oauth:family:{family}:revoked`: set when a family is revoked.
+pub fn oauth_family_revoked(family: &str) -> String {
+    format!("oauth:family:{family}:revoked")
+}
+/// `oauth:user_tokens:{user_id}`: the access tokens issued to a user.
+pub fn oauth_user_tokens(user_id: &str) -> String {
+    format!("oauth:user_tokens:{user_id}")
+}
+/// `oauth:client_families:{client_id}`: the token families issued to a client.
+pub fn oauth_client_families(client_id: &str) -> String {
+    format!("oauth:client_families:{client_id}")
+}
+/// `oauth:refresh:{refresh_digest}`: a refresh token's grant.
+pub fn oauth_refresh(refresh_digest: &str) -> String {
+    format!("oauth:refresh:{refresh_digest}")
+}
+/// `oauth:refresh_lock:{refresh_digest}`: one rotation of a refresh token at a time.
+pub fn oauth_refresh_lock(refresh_digest: &str) -> String {
+    format!("oauth:refresh_lock:{refresh_digest}")
+}

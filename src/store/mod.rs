@@ -3,16 +3,20 @@
 //! embedded redb database for one) offers a few primitives: get, scan, one
 //! atomic apply of a write batch with its event, expiry, subscribe. The
 //! record rules sit above it once, for both: [`Store`] (proxies, routes,
-//! tokens, certificates, small values). Every key is built in [`keys`].
+//! tokens, certificates, small values) and [`OAuthStore`] (the OAuth
+//! server's state, every multi-key write one batch). Every key is built in
+//! [`keys`].
 
 pub mod backend;
 mod embedded;
 pub mod keys;
+mod oauth;
 mod records;
 mod redis_store;
 
 pub use backend::Backend;
 pub use embedded::EmbeddedStore;
+pub use oauth::{OAuthStore, Parked, Redemption};
 pub use records::Store;
 pub use redis_store::RedisStore;
 

@@ -20,16 +20,16 @@ const WRITE_ATTEMPTS: usize = 8;
 /// Counters see many concurrent increments (rate limits): more attempts.
 const INCR_ATTEMPTS: usize = 64;
 
-fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> StoreResult<T> {
+pub(super) fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> StoreResult<T> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))
 }
 
-fn encode<T: Serialize>(v: &T) -> String {
+pub(super) fn encode<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
 /// The error when writes kept racing: the caller may try again.
-fn contended() -> StoreError {
+pub(super) fn contended() -> StoreError {
     StoreError::Conflict("too many concurrent writes, try again".into())
 }
 
@@ -74,7 +74,7 @@ async fn ids<B: Backend + ?Sized>(b: &B, prefix: &str) -> StoreResult<Vec<(Strin
 
 /// Builds a batch from a fresh read and applies it until nothing it read
 /// changed in between; a failed check other than a change becomes `fail(..)`.
-async fn retry<B, F, Fut, T>(b: &B, mut build: F, fail: impl Fn(Applied) -> StoreError) -> StoreResult<T>
+pub(super) async fn retry<B, F, Fut, T>(b: &B, mut build: F, fail: impl Fn(Applied) -> StoreError) -> StoreResult<T>
 where
     B: Backend + ?Sized,
     F: FnMut() -> Fut,
@@ -517,7 +517,7 @@ pub trait Store: Backend {
 impl<B: Backend> Store for B {}
 
 /// Writes `key` unless it exists; true when this call wrote it.
-async fn set_nx<B: Backend + ?Sized>(b: &B, key: &str, value: &str, expiry: Expiry) -> StoreResult<bool> {
+pub(super) async fn set_nx<B: Backend + ?Sized>(b: &B, key: &str, value: &str, expiry: Expiry) -> StoreResult<bool> {
     let mut batch = Batch::default();
     batch.check(Check::Absent(key.to_string()));
     batch.set.push((key.to_string(), value.to_string(), expiry));
@@ -530,7 +530,7 @@ async fn set_nx<B: Backend + ?Sized>(b: &B, key: &str, value: &str, expiry: Expi
 
 /// Reads and deletes `key` together with `extra` writes, in one step: of
 /// concurrent takers exactly one gets the value.
-async fn take<B: Backend + ?Sized>(b: &B, key: &str, extra: Batch) -> StoreResult<Option<String>> {
+pub(super) async fn take<B: Backend + ?Sized>(b: &B, key: &str, extra: Batch) -> StoreResult<Option<String>> {
     for _ in 0..WRITE_ATTEMPTS {
         let Some(v) = b.get(key).await? else { return Ok(None) };
         let mut batch = extra.clone();
@@ -546,7 +546,7 @@ async fn take<B: Backend + ?Sized>(b: &B, key: &str, extra: Batch) -> StoreResul
 }
 
 /// Increments the counter `key`, which expires `ttl_secs` after its first increment.
-async fn incr<B: Backend + ?Sized>(b: &B, key: &str, ttl_secs: u64) -> StoreResult<i64> {
+pub(super) async fn incr<B: Backend + ?Sized>(b: &B, key: &str, ttl_secs: u64) -> StoreResult<i64> {
     for _ in 0..INCR_ATTEMPTS {
         let seen = b.get(key).await?;
         let n = match &seen {

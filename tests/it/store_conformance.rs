@@ -1,7 +1,8 @@
 //! One conformance suite for both store backends: every case runs against a
 //! real redis-server on a free port and against the embedded database in a
 //! temporary directory, through the same record layer. CRUD, indexes, owner
-//! sets, cascades, conflicts and their messages, expiry, atomicity, events.
+//! sets, cascades, conflicts and their messages, expiry, atomicity, events,
+//! and the OAuth server's typed operations.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use portcullis::model::{Certificate, Proxy, Route, Token};
 use portcullis::store::backend::{Applied, Batch, Check};
-use portcullis::store::{ChangeEvent, EmbeddedStore, EventKind, RedisStore, Store, StoreError};
+use portcullis::store::{ChangeEvent, EmbeddedStore, EventKind, OAuthStore, Parked, Redemption, RedisStore, Store, StoreError};
 use serde_json::json;
 
 use crate::harness::{eventually, Redis};
@@ -404,4 +405,169 @@ conformance!(events_one_per_write, |s: Arc<dyn Store>| async move {
     for (kind, id, op) in want {
         assert_eq!(next_event(&mut events).await, (kind, id.to_string(), op.to_string()));
     }
+});
+
+conformance!(oauth_codes_and_parked_values_are_single_use, |s: Arc<dyn Store>| async move {
+    let grant = json!({"family": "fam-1", "client_id": "c"});
+    s.put_code("code-digest", &grant, 60).await.unwrap();
+    assert_eq!(
+        s.get("oauth:code:code-digest").await.unwrap().map(|v| v.contains("fam-1")),
+        Some(true)
+    );
+    let redeem = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.redeem_code(
+                "code-digest",
+                |g: &serde_json::Value| g["family"].as_str().unwrap_or("").to_string(),
+                120,
+            )
+            .await
+            .unwrap()
+        })
+    });
+    let (mut fresh, mut replayed) = (0, 0);
+    for r in futures::future::join_all(redeem).await {
+        match r.unwrap() {
+            Redemption::Fresh(g) => {
+                assert_eq!(g, grant);
+                fresh += 1;
+            }
+            Redemption::Replayed(family) => {
+                assert_eq!(family, "fam-1");
+                replayed += 1;
+            }
+            Redemption::Unknown => panic!("a redeemed code must read as replayed"),
+        }
+    }
+    assert_eq!((fresh, replayed), (1, 7));
+    assert!(matches!(
+        s.redeem_code("never-issued", |_: &serde_json::Value| String::new(), 60)
+            .await
+            .unwrap(),
+        Redemption::Unknown
+    ));
+
+    s.park(Parked::Login("sid"), &json!({"n": 1}), 60).await.unwrap();
+    assert_eq!(s.get("oauth:state:sid").await.unwrap().as_deref(), Some(r#"{"n":1}"#));
+    assert_eq!(
+        s.unpark::<serde_json::Value>(Parked::Login("sid")).await.unwrap(),
+        Some(json!({"n": 1}))
+    );
+    assert_eq!(s.unpark::<serde_json::Value>(Parked::Login("sid")).await.unwrap(), None);
+});
+
+conformance!(oauth_family_revocation_is_one_write, |s: Arc<dyn Store>| async move {
+    for jti in ["j1", "j2"] {
+        let rec = json!({"jti": jti, "exp": 4_000_000_000_i64});
+        s.put_access(jti, "fam", "user-1", &rec, 600, 3600).await.unwrap();
+    }
+    s.put_access("other", "fam-2", "user-1", &json!({"jti": "other"}), 600, 3600)
+        .await
+        .unwrap();
+    s.issue_grant("client-1", "fam", Some(("r-digest", &json!({"family": "fam"}))), 3600)
+        .await
+        .unwrap();
+    assert_eq!(s.members("oauth:family:fam:jtis").await.unwrap(), ["j1", "j2"]);
+    assert_eq!(s.members("oauth:user_tokens:user-1").await.unwrap(), ["j1", "j2", "other"]);
+    assert_eq!(s.members("oauth:client_families:client-1").await.unwrap(), ["fam"]);
+    assert_eq!(s.members("oauth:family:fam:refresh").await.unwrap(), ["r-digest"]);
+    assert_eq!(s.list_access::<serde_json::Value>().await.unwrap().len(), 3);
+
+    let mut events = s.subscribe().await.unwrap();
+    let ttl_of = |record: Option<&str>| if record.is_some_and(|r| r.contains("4000000000")) { 900 } else { 1 };
+    assert_eq!(s.revoke_family("fam", 3600, ttl_of).await.unwrap(), 2);
+    assert_eq!(
+        next_event(&mut events).await,
+        (EventKind::Revocation, "fam".into(), "create".into())
+    );
+    assert!(s.family_revoked("fam").await.unwrap());
+    assert!(!s.family_revoked("fam-2").await.unwrap());
+    for jti in ["j1", "j2"] {
+        assert!(s.access_revoked(jti).await.unwrap());
+        assert!(s.get_access::<serde_json::Value>(jti).await.unwrap().is_none());
+    }
+    assert!(!s.access_revoked("other").await.unwrap(), "another family is untouched");
+    assert!(s.get_refresh::<serde_json::Value>("r-digest").await.unwrap().is_none());
+    let mut revoked = s.list_revocations().await.unwrap();
+    revoked.sort();
+    assert_eq!(revoked, ["j1", "j2"]);
+
+    s.revoke_access("other", 60).await.unwrap();
+    assert!(s.access_revoked("other").await.unwrap());
+    assert!(s.list_access::<serde_json::Value>().await.unwrap().is_empty());
+    assert_eq!(s.take_client_families("client-1").await.unwrap(), ["fam"]);
+    assert!(s.take_client_families("client-1").await.unwrap().is_empty());
+    assert!(s.lock_refresh("r", 30).await.unwrap());
+    assert!(!s.lock_refresh("r", 30).await.unwrap());
+    s.unlock_refresh("r").await.unwrap();
+    assert!(s.lock_refresh("r", 30).await.unwrap());
+});
+
+conformance!(oauth_devices_consents_clients_and_keys, |s: Arc<dyn Store>| async move {
+    s.start_device("dev-digest", "ABCD-EFGH", &json!({"state": "pending"}), 600)
+        .await
+        .unwrap();
+    let (digest, grant) = s.device_by_user_code::<serde_json::Value>("ABCD-EFGH").await.unwrap().unwrap();
+    assert_eq!((digest.as_str(), grant), ("dev-digest", json!({"state": "pending"})));
+    assert!(s
+        .decide_device("dev-digest", "alice", &json!({"state": "approved"}), 600)
+        .await
+        .unwrap());
+    assert!(
+        !s.decide_device("dev-digest", "mallory", &json!({"state": "denied"}), 600)
+            .await
+            .unwrap(),
+        "the first answer wins"
+    );
+    assert_eq!(
+        s.get_device::<serde_json::Value>("dev-digest").await.unwrap(),
+        Some(json!({"state": "approved"}))
+    );
+    assert!(s.finish_device("dev-digest", "ABCD-EFGH").await.unwrap());
+    assert!(!s.finish_device("dev-digest", "ABCD-EFGH").await.unwrap(), "used once");
+    assert!(s.device_by_user_code::<serde_json::Value>("ABCD-EFGH").await.unwrap().is_none());
+    s.count_device_failure("127.0.0.1", "code-d", 60).await.unwrap();
+    s.count_device_failure("127.0.0.1", "code-e", 60).await.unwrap();
+    assert_eq!(s.device_failures("127.0.0.1", "code-d").await.unwrap(), (2, 1));
+
+    for (c, u) in [("c1", "u1"), ("c1", "u2"), ("c2", "u1")] {
+        s.put_consent(c, u, &json!({"client": c, "user": u}), 600).await.unwrap();
+    }
+    assert_eq!(s.list_consents::<serde_json::Value>().await.unwrap().len(), 3);
+    assert_eq!(s.forget_client_consents("c1").await.unwrap(), 2);
+    assert!(s.forget_consent("c2", "u1").await.unwrap());
+    assert!(!s.forget_consent("c2", "u1").await.unwrap());
+    assert!(s.list_consents::<serde_json::Value>().await.unwrap().is_empty());
+
+    s.put_client("client_a", &json!({"client_id": "client_a"}), Some(600))
+        .await
+        .unwrap();
+    s.put_client("client_b", &json!({"client_id": "client_b"}), None).await.unwrap();
+    s.kv_set("oauth:client:broken", "{not json", None).await.unwrap();
+    assert_eq!(
+        s.list_clients::<serde_json::Value>().await.unwrap().len(),
+        2,
+        "an undecodable record is skipped"
+    );
+    assert!(s.delete_client("client_a").await.unwrap());
+    assert!(!s.delete_client("client_a").await.unwrap());
+    assert_eq!(s.count_registration("1.2.3.4", 7).await.unwrap(), 1);
+    assert_eq!(s.count_registration("1.2.3.4", 7).await.unwrap(), 2);
+    s.kv_set("resource:https://mcp.test/", "{}", None).await.unwrap();
+    assert!(s.resource_registered("https://mcp.test/").await.unwrap());
+
+    let mut events = s.subscribe().await.unwrap();
+    assert!(s.create_key_ring("ring-1").await.unwrap());
+    assert!(!s.create_key_ring("ring-2").await.unwrap());
+    s.store_rotated_key_ring("ring-3").await.unwrap();
+    assert_eq!(s.key_ring().await.unwrap().as_deref(), Some("ring-3"));
+    assert_eq!(s.get("internal:oauth:keys").await.unwrap().as_deref(), Some("ring-3"));
+    assert_eq!(next_event(&mut events).await, (EventKind::Keys, "ring".into(), "rotate".into()));
+    assert!(s.lock_key_rotation("me", 30).await.unwrap());
+    assert!(!s.lock_key_rotation("you", 30).await.unwrap());
+    s.unlock_key_rotation("you").await.unwrap();
+    assert!(!s.lock_key_rotation("you", 30).await.unwrap(), "only the holder releases");
+    s.unlock_key_rotation("me").await.unwrap();
+    assert!(s.lock_key_rotation("you", 30).await.unwrap());
 });
