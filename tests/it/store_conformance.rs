@@ -571,3 +571,34 @@ conformance!(oauth_devices_consents_clients_and_keys, |s: Arc<dyn Store>| async 
     s.unlock_key_rotation("me").await.unwrap();
     assert!(s.lock_key_rotation("you", 30).await.unwrap());
 });
+
+/// The store benchmark (`benches/store/store.rs`, run by hand at full size)
+/// still runs: a tiny state on the embedded store, one JSON line of figures.
+#[test]
+fn the_store_benchmark_runs_on_a_tiny_state() {
+    let exe = std::env::current_exe().unwrap();
+    let bench = exe.parent().unwrap().parent().unwrap().join("examples").join("bench-store");
+    if !bench.exists() {
+        // `cargo test --all-targets` (just test) builds it first; a filtered run may not have.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = std::process::Command::new(cargo)
+            .args(["build", "--example", "bench-store"])
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&bench)
+        .args(["embedded", dir.path().to_str().unwrap(), "5", "20", "20", "6"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (line["backend"].as_str(), line["writes"].as_u64()),
+        (Some("embedded"), Some(6)),
+        "{line}"
+    );
+    assert!(line["writes_per_s"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(dir.path().join("bench.json.migrated").exists(), "the JSON state was migrated");
+}
