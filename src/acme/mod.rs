@@ -24,7 +24,7 @@ const ORDER_ATTEMPTS: u32 = 3;
 pub const MAX_DOMAINS: usize = 100;
 
 /// Key algorithm of an issued certificate.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     /// RSA of `RSA_KEY_SIZE` bits.
@@ -60,7 +60,7 @@ pub struct IssueRequest {
 }
 
 /// Generation status as stored under `cert:status:{name}`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CertStatus {
     /// Certificate name.
     pub cert_name: String,

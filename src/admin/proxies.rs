@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::openapi::{Api, Op};
 use super::{reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, Body, JsonResult};
+use crate::manage::acme_certs::{CertAccepted, ProxyCertRequest};
 use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
 use crate::model::{Proxy, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
 
@@ -73,13 +74,17 @@ pub fn routes(api: Api) -> Api {
         .at("/api/v1/proxy/targets/{hostname}/cert/generate")
         .post(
             cert_generate,
-            Op::new("Order a certificate for a proxy").ok_json(StatusCode::ACCEPTED),
+            Op::new("Order a certificate for a proxy")
+                .optional_body::<ProxyCertRequest>()
+                .ok::<CertAccepted>(StatusCode::ACCEPTED),
         )
         .done()
         .at("/api/v1/proxy/targets/{hostname}/cert/attach")
         .post(
             cert_attach,
-            Op::new("Attach an existing certificate to a proxy").ok::<Proxy>(StatusCode::OK),
+            Op::new("Attach an existing certificate to a proxy")
+                .body::<ProxyCertRequest>()
+                .ok::<Proxy>(StatusCode::OK),
         )
         .done()
 }

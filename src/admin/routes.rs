@@ -5,38 +5,49 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::error::ApiResult;
 use super::openapi::{Api, Op};
-use super::{reply, ApiJson, AppState, Authed, JsonResult};
+use super::{reply, AppState, Authed, Body, JsonResult};
+use crate::manage::routes::{self, RouteDeleted};
+use crate::model::{Route, RouteKey, RoutePatch, RouteSpec, RouteUpdate};
 
-async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::CREATED, s.manager.create_route(&c, b).await?)
+async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, Body(b): Body<RouteSpec>) -> JsonResult {
+    reply(StatusCode::CREATED, routes::create(&s.manager, &c, b).await?)
 }
 async fn list(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.list_routes(&c).await?)
+    reply(StatusCode::OK, routes::list(&s.manager, &c).await?)
 }
 async fn formatted(State(s): State<Arc<AppState>>, Authed(c): Authed) -> ApiResult<Response> {
-    let text = s.manager.format_routes(&c).await?;
+    let text = routes::formatted(&s.manager, &c).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
-async fn show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.get_route(&c, &id).await?)
+async fn show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(route_id): Path<String>) -> JsonResult {
+    reply(StatusCode::OK, routes::get(&s.manager, &c, RouteKey { route_id }).await?)
 }
-async fn update(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::OK, s.manager.update_route(&c, &id, b).await?)
+async fn update(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(route_id): Path<String>,
+    Body(patch): Body<RoutePatch>,
+) -> JsonResult {
+    reply(
+        StatusCode::OK,
+        routes::update(&s.manager, &c, RouteUpdate { route_id, patch }).await?,
+    )
 }
-async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(id): Path<String>) -> JsonResult {
-    s.manager.delete_route(&c, &id).await?;
-    reply(StatusCode::OK, json!({"status": "deleted", "route_id": id}))
+async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(route_id): Path<String>) -> JsonResult {
+    reply(StatusCode::OK, routes::delete(&s.manager, &c, RouteKey { route_id }).await?)
 }
 
 /// Adds the route endpoints.
 pub fn routes(api: Api) -> Api {
     api.at("/api/v1/routes/")
-        .get(list, Op::new("List the routes the caller may see").ok_json(StatusCode::OK))
-        .post(create, Op::new("Create a route").ok_json(StatusCode::CREATED))
+        .get(list, Op::new("List the routes the caller may see").ok_list::<Route>(StatusCode::OK))
+        .post(
+            create,
+            Op::new("Create a route").body::<RouteSpec>().ok::<Route>(StatusCode::CREATED),
+        )
         .done()
         .at("/api/v1/routes/formatted")
         .get(
@@ -45,8 +56,13 @@ pub fn routes(api: Api) -> Api {
         )
         .done()
         .at("/api/v1/routes/{route_id}")
-        .get(show, Op::new("Show a route").ok_json(StatusCode::OK))
-        .put(update, Op::new("Change some fields of a route").ok_json(StatusCode::OK))
-        .delete(delete, Op::new("Delete a route").ok_json(StatusCode::OK))
+        .get(show, Op::new("Show a route").ok::<Route>(StatusCode::OK))
+        .put(
+            update,
+            Op::new("Change some fields of a route")
+                .body::<RoutePatch>()
+                .ok::<Route>(StatusCode::OK),
+        )
+        .delete(delete, Op::new("Delete a route").ok::<RouteDeleted>(StatusCode::OK))
         .done()
 }

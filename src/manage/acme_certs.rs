@@ -1,15 +1,16 @@
 //! Certificate issuance operations (ACME): request, status, renew,
 //! re-issue from production, and certificates for proxies.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::{from_json, Caller, ManageError, ManageResult, Manager};
 use crate::acme::{CertStatus, IssueRequest, KeyType};
 use crate::model::{valid_name, Proxy, ValidationError};
 
 /// Body of `POST /api/v1/certificates/` (one domain) and `/multi-domain`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertRequest {
     /// Certificate name.
@@ -32,7 +33,7 @@ pub struct CertRequest {
 }
 
 /// Body of the proxy certificate calls.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyCertRequest {
     /// Use the staging directory.
@@ -56,8 +57,23 @@ pub fn proxy_cert_name(hostname: &str) -> String {
     format!("proxy-{}", hostname.replace('-', "--").replace('.', "-"))
 }
 
-fn accepted(name: &str) -> Value {
-    json!({"status": "accepted", "cert_name": name, "status_url": format!("/api/v1/certificates/{name}/status")})
+/// The answer to an order that started: follow it at `status_url`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertAccepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// The certificate ordered.
+    pub cert_name: String,
+    /// Where the order's progress is read.
+    pub status_url: String,
+}
+
+fn accepted(name: &str) -> CertAccepted {
+    CertAccepted {
+        status: "accepted",
+        cert_name: name.to_string(),
+        status_url: format!("/api/v1/certificates/{name}/status"),
+    }
 }
 
 impl Manager {
@@ -66,8 +82,7 @@ impl Manager {
     }
 
     /// Starts an order; 202-style answer. `multi` selects the body form.
-    pub async fn request_cert(&self, caller: &Caller, body: Value, multi: bool) -> ManageResult<Value> {
-        let r: CertRequest = from_json(body)?;
+    pub async fn request_cert(&self, caller: &Caller, r: CertRequest, multi: bool) -> ManageResult<CertAccepted> {
         let domains = match (multi, r.domain, r.domains) {
             (false, Some(d), None) => vec![d],
             (true, None, Some(ds)) => ds,
@@ -132,7 +147,7 @@ impl Manager {
     }
 
     /// Renews an ACME certificate now (same directory), or re-issues it from production.
-    pub async fn renew_cert(&self, caller: &Caller, name: &str, production: bool) -> ManageResult<Value> {
+    pub async fn renew_cert(&self, caller: &Caller, name: &str, production: bool) -> ManageResult<CertAccepted> {
         let cert = match self.store.get_cert(name).await? {
             Some(c) if caller.may_read(&c.owner_token_hash) => c,
             _ => return Err(ManageError::NotFound(format!("certificate {name}"))),
@@ -149,13 +164,21 @@ impl Manager {
     }
 
     /// Starts issuance of a certificate for a proxy and attaches it when issued.
-    pub async fn proxy_cert_generate(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<Value> {
+    /// The body is read after the proxy is found: a caller learns nothing
+    /// from a 422 about proxies it may not see (404 first).
+    pub async fn proxy_cert_generate(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<CertAccepted> {
         let p = self.stored_proxy(caller, hostname).await?;
         let r: ProxyCertRequest = from_json(body)?;
         self.issue_for_proxy(caller, &p, r.staging, r.email).await
     }
 
-    pub(super) async fn issue_for_proxy(&self, caller: &Caller, p: &Proxy, staging: bool, email: Option<String>) -> ManageResult<Value> {
+    pub(super) async fn issue_for_proxy(
+        &self,
+        caller: &Caller,
+        p: &Proxy,
+        staging: bool,
+        email: Option<String>,
+    ) -> ManageResult<CertAccepted> {
         let name = proxy_cert_name(&p.hostname);
         let existing = self.store.get_cert(&name).await?;
         if let Some(e) = &existing {
@@ -182,6 +205,7 @@ impl Manager {
     }
 
     /// Points a proxy at an existing certificate the caller may use.
+    /// The body is read after the proxy is found, as for generate.
     pub async fn proxy_cert_attach(&self, caller: &Caller, hostname: &str, body: Value) -> ManageResult<Proxy> {
         self.stored_proxy(caller, hostname).await?;
         let r: ProxyCertRequest = from_json(body)?;

@@ -1,32 +1,86 @@
-//! Route operations.
+//! Route operations: create, list, show, update, delete, and the text table.
+//!
+//! Typed requests (`model::RouteSpec`, `RoutePatch`, ...) in, typed results
+//! out; authorization and the references a route makes (proxies, services)
+//! are checked here, at write time.
 
-use serde_json::Value;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{from_json, merge, Caller, ManageError, ManageResult, Manager};
-use crate::model::{now_rfc3339, Route, RouteScope, TargetType};
+use super::{Caller, ManageError, ManageResult, Manager};
+use crate::model::{Route, RouteKey, RouteScope, RouteSpec, RouteUpdate, TargetType, ValidationError};
 
-const LOCKED: [&str; 4] = ["route_id", "owner_token_hash", "created_by", "created_at"];
+/// The answer to a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteDeleted {
+    /// Always `deleted`.
+    pub status: &'static str,
+    /// The id of the route deleted.
+    pub route_id: String,
+}
+
+/// Creates a route owned by the caller.
+pub async fn create(m: &Manager, caller: &Caller, spec: RouteSpec) -> ManageResult<Route> {
+    let mut r = spec.into_record(caller.hash.clone(), caller.name.clone());
+    r.validate()?;
+    m.authorize_route(caller, &r).await?;
+    m.check_route_references(&r).await?;
+    m.store.create_route(&r).await?;
+    tracing::info!(route = %r.route_id, by = %caller.name, "route created");
+    Ok(r)
+}
+
+/// Routes the caller may see, highest priority first.
+pub async fn list(m: &Manager, caller: &Caller) -> ManageResult<Vec<Route>> {
+    let mut v: Vec<Route> = m
+        .store
+        .list_routes()
+        .await?
+        .into_iter()
+        .filter(|r| caller.may_read(&r.owner_token_hash))
+        .collect();
+    v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.route_id.cmp(&b.route_id)));
+    Ok(v)
+}
+
+/// One route; 404 when missing or not the caller's.
+pub async fn get(m: &Manager, caller: &Caller, key: RouteKey) -> ManageResult<Route> {
+    match m.store.get_route(&key.route_id).await? {
+        Some(r) if caller.may_read(&r.owner_token_hash) => Ok(r),
+        _ => Err(ManageError::NotFound(format!("route {}", key.route_id))),
+    }
+}
+
+/// Applies the fields of a patch to a route.
+pub async fn update(m: &Manager, caller: &Caller, req: RouteUpdate) -> ManageResult<Route> {
+    let current = get(m, caller, RouteKey { route_id: req.route_id }).await?;
+    let mut r = current.clone();
+    req.patch.apply(&mut r);
+    r.validate()?;
+    m.authorize_route(caller, &r).await?;
+    m.check_route_references(&r).await?;
+    m.store.update_route(&r).await?;
+    tracing::info!(route = %r.route_id, by = %caller.name, "route updated");
+    Ok(r)
+}
+
+/// Deletes a route.
+pub async fn delete(m: &Manager, caller: &Caller, key: RouteKey) -> ManageResult<RouteDeleted> {
+    let r = get(m, caller, key).await?;
+    m.store.delete_route(&r.route_id).await?;
+    tracing::info!(route = %r.route_id, by = %caller.name, "route deleted");
+    Ok(RouteDeleted {
+        status: "deleted",
+        route_id: r.route_id,
+    })
+}
+
+/// The caller's routes as a plain-text table.
+pub async fn formatted(m: &Manager, caller: &Caller) -> ManageResult<String> {
+    Ok(format_route_table(&list(m, caller).await?))
+}
 
 impl Manager {
-    /// Creates a route owned by the caller.
-    pub async fn create_route(&self, caller: &Caller, body: Value) -> ManageResult<Route> {
-        let mut body = body;
-        if let Value::Object(o) = &mut body {
-            for k in &LOCKED[1..] {
-                o.remove(*k);
-            }
-        }
-        let mut r: Route = from_json(body)?;
-        r.validate()?;
-        self.authorize_route(caller, &r).await?;
-        r.owner_token_hash = caller.hash.clone();
-        r.created_by = caller.name.clone();
-        r.created_at = now_rfc3339();
-        self.store.create_route(&r).await?;
-        tracing::info!(route = %r.route_id, by = %caller.name, "route created");
-        Ok(r)
-    }
-
     /// What a route may say, by caller (README, "Authorization model"):
     /// only the admin creates global routes, names hosts of other owners or
     /// uses named services; a user's route is scoped to proxies it owns and
@@ -57,51 +111,25 @@ impl Manager {
         }
     }
 
-    /// Routes the caller may see, highest priority first.
-    pub async fn list_routes(&self, caller: &Caller) -> ManageResult<Vec<Route>> {
-        let mut v: Vec<Route> = self
-            .store
-            .list_routes()
-            .await?
-            .into_iter()
-            .filter(|r| caller.may_read(&r.owner_token_hash))
-            .collect();
-        v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.route_id.cmp(&b.route_id)));
-        Ok(v)
-    }
-
-    /// One route.
-    pub async fn get_route(&self, caller: &Caller, id: &str) -> ManageResult<Route> {
-        match self.store.get_route(id).await? {
-            Some(r) if caller.may_read(&r.owner_token_hash) => Ok(r),
-            _ => Err(ManageError::NotFound(format!("route {id}"))),
+    /// The objects a route names must exist when it is written: each of
+    /// `proxy_hostnames`, a `hostname` target's proxy, a `service` target's
+    /// service; otherwise a 422 naming the field (asked after
+    /// authorization, so a user learns nothing of others' objects).
+    async fn check_route_references(&self, r: &Route) -> ManageResult<()> {
+        for h in &r.proxy_hostnames {
+            if self.store.get_proxy(&h.to_ascii_lowercase()).await?.is_none() {
+                return Err(ValidationError::new("proxy_hostnames", format!("there is no proxy {h}")).into());
+            }
         }
-    }
-
-    /// Applies `patch` to a route.
-    pub async fn update_route(&self, caller: &Caller, id: &str, patch: Value) -> ManageResult<Route> {
-        let current = self.get_route(caller, id).await?;
-        let mut v = serde_json::to_value(&current).map_err(|e| ManageError::Store(e.to_string()))?;
-        merge(&mut v, patch, &LOCKED)?;
-        let mut r: Route = from_json(v)?;
-        r.validate()?;
-        self.authorize_route(caller, &r).await?;
-        self.store.update_route(&r).await?;
-        tracing::info!(route = %r.route_id, by = %caller.name, "route updated");
-        Ok(r)
-    }
-
-    /// Deletes a route.
-    pub async fn delete_route(&self, caller: &Caller, id: &str) -> ManageResult<()> {
-        let r = self.get_route(caller, id).await?;
-        self.store.delete_route(&r.route_id).await?;
-        tracing::info!(route = %r.route_id, by = %caller.name, "route deleted");
-        Ok(())
-    }
-
-    /// The caller's routes as a plain-text table.
-    pub async fn format_routes(&self, caller: &Caller) -> ManageResult<String> {
-        Ok(format_route_table(&self.list_routes(caller).await?))
+        match r.target_type {
+            TargetType::Hostname if self.store.get_proxy(&r.target_value.to_ascii_lowercase()).await?.is_none() => {
+                Err(ValidationError::new("target_value", format!("there is no proxy {}", r.target_value)).into())
+            }
+            TargetType::Service if !self.store.list_service_urls().await?.contains_key(&r.target_value) => {
+                Err(ValidationError::new("target_value", format!("there is no service {}", r.target_value)).into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

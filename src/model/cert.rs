@@ -5,12 +5,13 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::ValidationError;
 
 /// A certificate with its chain; the private key is encrypted at rest and
 /// never returned by the API.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Certificate {
     /// Unique name.
     pub cert_name: String,

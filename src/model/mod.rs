@@ -8,6 +8,7 @@ pub mod patch;
 mod proxy;
 mod proxy_request;
 mod route;
+mod route_request;
 mod token;
 
 pub use cert::{CertInfo, Certificate};
@@ -16,6 +17,7 @@ pub use mcp_policy::McpRule;
 pub use proxy::{reserved_header, AuthMode, Proxy, RouteMode, MASKED};
 pub use proxy_request::{AutoCertOptions, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};
+pub use route_request::{RouteKey, RoutePatch, RouteSpec, RouteUpdate};
 pub use token::{Token, TokenScope, TokenView};
 
 use thiserror::Error;

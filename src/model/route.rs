@@ -2,6 +2,7 @@
 //! requests to a port, a named service, another proxy's target, or a URL.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{check_list_size, check_text_len, valid_hostname, valid_name, validate_http_url, ValidationError, MAX_TEXT_LEN, MAX_URL_LEN};
 
@@ -9,7 +10,7 @@ use super::{check_list_size, check_text_len, valid_hostname, valid_name, validat
 pub const MAX_PRIORITY: i64 = 1000;
 
 /// What `target_value` names.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     /// `127.0.0.1:<port>` over HTTP.
@@ -23,7 +24,7 @@ pub enum TargetType {
 }
 
 /// Where a route applies.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteScope {
     /// Every proxy.
@@ -33,15 +34,15 @@ pub enum RouteScope {
     Proxy,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
-fn default_priority() -> i64 {
+pub(super) fn default_priority() -> i64 {
     50
 }
 
 /// A route as stored and returned by the API.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Stable id; generated from the path when not given.

@@ -553,6 +553,19 @@ async fn admin_route_endpoints() {
     let redis = Redis::start();
     let p = start(&redis).await;
 
+    // What routes name must exist when they are written: a service, proxies.
+    for h in ["app.test", "other.test"] {
+        p.create_proxy(json!({"hostname": h, "target_url": "http://127.0.0.1:9", "enable_https": false}))
+            .await;
+    }
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/services/external",
+            Some(json!({"service_name": "auth", "target_url": "http://127.0.0.1:9"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
     let (s, r1) = p
         .admin(
             "POST",
@@ -656,12 +669,21 @@ async fn admin_route_endpoints() {
     assert_eq!(s, 200);
     assert_eq!(one, r1);
 
+    // route_id is fixed at creation: naming it in an update is refused (422), not ignored.
+    let got = p
+        .admin(
+            "PUT",
+            "/api/v1/routes/api-v1",
+            Some(json!({"priority": 95, "path_pattern": "/api/v2/", "route_id": "renamed"})),
+        )
+        .await;
+    assert_error(&got, 422, Some("route_id"));
     // PUT moves the indexes when path or priority change.
     let (s, upd) = p
         .admin(
             "PUT",
             "/api/v1/routes/api-v1",
-            Some(json!({"priority": 95, "path_pattern": "/api/v2/", "route_id": "renamed"})),
+            Some(json!({"priority": 95, "path_pattern": "/api/v2/"})),
         )
         .await;
     assert_eq!(s, 200, "{upd}");

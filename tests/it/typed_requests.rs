@@ -59,3 +59,79 @@ async fn proxy_requests_refuse_fixed_unknown_and_dangling_fields() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_must_name_existing_proxies_and_services() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    p.create_proxy(json!({"hostname": "there.test", "target_url": "http://127.0.0.1:1", "enable_https": false}))
+        .await;
+    let route = |extra: serde_json::Value| {
+        let mut r = json!({"route_id": "r1", "path_pattern": "/x", "target_type": "url", "target_value": "http://127.0.0.1:1"});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    for (extra, field) in [
+        (json!({"target_type": "hostname", "target_value": "absent.test"}), "target_value"),
+        (json!({"target_type": "service", "target_value": "no-such-service"}), "target_value"),
+        (
+            json!({"scope": "proxy", "proxy_hostnames": ["there.test", "absent.test"]}),
+            "proxy_hostnames",
+        ),
+        (json!({"owner_token_hash": "sha256:00"}), "owner_token_hash"),
+    ] {
+        let got = p.admin("POST", "/api/v1/routes/", Some(route(extra.clone()))).await;
+        assert_error(&got, 422, Some(field));
+    }
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/routes/",
+            Some(route(json!({"target_type": "hostname", "target_value": "there.test"}))),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for (patch, field) in [
+        (json!({"target_value": "absent.test"}), "target_value"),
+        (json!({"route_id": "r2"}), "route_id"),
+        (json!({"scope": "proxy", "proxy_hostnames": ["absent.test"]}), "proxy_hostnames"),
+    ] {
+        assert_error(&p.admin("PUT", "/api/v1/routes/r1", Some(patch)).await, 422, Some(field));
+    }
+    let (_, v) = p.admin("GET", "/api/v1/routes/r1", None).await;
+    assert_eq!(v["target_value"], "there.test", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_a_proxy_uses_is_not_deleted() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let (c, k) = crate::admin_api::make_cert(&["used.test"], -1, 30);
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/certificates/upload",
+            Some(json!({"cert_name": "used", "certificate_pem": c, "private_key_pem": k})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for h in ["used.test", "also.test"] {
+        p.create_proxy(json!({"hostname": h, "target_url": "http://127.0.0.1:1", "cert_name": "used"}))
+            .await;
+    }
+    let got = p.admin("DELETE", "/api/v1/certificates/used", None).await;
+    assert_error(&got, 409, None);
+    let msg = got.1["message"].as_str().unwrap();
+    assert!(msg.contains("used.test") && msg.contains("also.test"), "{msg}");
+    let (s, _) = p.admin("GET", "/api/v1/certificates/used", None).await;
+    assert_eq!(s, 200, "the certificate is still there");
+    // Once no proxy names it, it goes.
+    for h in ["used.test", "also.test"] {
+        let (s, v) = p.admin("DELETE", &format!("/api/v1/proxy/targets/{h}"), None).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = p.admin("DELETE", "/api/v1/certificates/used", None).await;
+    assert_eq!((s, &v["status"]), (200, &json!("deleted")), "{v}");
+}
