@@ -8,11 +8,14 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
+use crate::manage::acme_certs::CertRequest;
+use crate::manage::certs::{self, CertKey};
 use crate::manage::logs::{self, SearchRequest, StatsRequest};
 use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
+use crate::manage::routes;
 use crate::manage::schema::json_schema_of;
 use crate::manage::{from_json, Caller, ManageError, ManageResult, Manager};
-use crate::model::{Proxy, ProxyKey, ProxySpec, ProxyUpdate, ValidationError};
+use crate::model::{Proxy, ProxyKey, ProxySpec, ProxyUpdate, RouteKey, RouteSpec, RouteUpdate, ValidationError};
 use crate::reqlog::{Page, Stats};
 
 /// Arguments of a call (a JSON object).
@@ -211,28 +214,28 @@ pub fn all() -> Vec<Tool> {
             "Lists the routes the caller may see, highest priority first.",
             none(),
             list_output("routes"),
-            call!(|m, c, _a| listed("routes", m.list_routes(c).await?)),
+            call!(|m, c, _a| listed("routes", routes::list(m, c).await?)),
         ),
         read(
             "show_route",
             "Shows one route.",
             named("route_id", "The route's id."),
             object_output(),
-            call!(|m, c, a| out(m.get_route(c, &text(&a, "route_id")?).await?)),
+            call!(|m, c, a| out(routes::get(m, c, request::<RouteKey>(a)?).await?)),
         ),
         read(
             "list_certificates",
             "Lists the certificates the caller may see (no private keys).",
             none(),
             list_output("certificates"),
-            call!(|m, c, _a| listed("certificates", m.list_certs(c).await?)),
+            call!(|m, c, _a| listed("certificates", certs::list(m, c).await?)),
         ),
         read(
             "show_certificate",
             "Shows one certificate (no private key).",
             named("cert_name", "The certificate's name."),
             object_output(),
-            call!(|m, c, a| out(m.get_cert(c, &text(&a, "cert_name")?).await?)),
+            call!(|m, c, a| out(certs::get(m, c, request::<CertKey>(a)?).await?)),
         ),
         read(
             "get_certificate_status",
@@ -388,7 +391,7 @@ pub fn all() -> Vec<Tool> {
                 true,
             ),
             output: object_output(),
-            call: call!(|m, c, a| out(m.create_route(c, Value::Object(a)).await?)),
+            call: call!(|m, c, a| out(routes::create(m, c, request::<RouteSpec>(a)?).await?)),
         },
         Tool {
             name: "update_route",
@@ -399,7 +402,11 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: input(json!({"route_id": {"type": "string"}}), &["route_id"], true),
             output: object_output(),
-            call: call!(|m, c, a| out(m.update_route(c, &text(&a, "route_id")?, body_without(a, "route_id")).await?)),
+            call: call!(|m, c, a| {
+                let route_id = text(&a, "route_id")?;
+                let patch = from_json(body_without(a, "route_id"))?;
+                out(routes::update(m, c, RouteUpdate { route_id, patch }).await?)
+            }),
         },
         Tool {
             name: "delete_route",
@@ -410,11 +417,7 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: named("route_id", "The route's id."),
             output: json!({"type": "object", "properties": {"status": {"type": "string"}, "route_id": {"type": "string"}}, "required": ["status", "route_id"]}),
-            call: call!(|m, c, a| {
-                let id = text(&a, "route_id")?;
-                m.delete_route(c, &id).await?;
-                Ok(json!({"status": "deleted", "route_id": id}))
-            }),
+            call: call!(|m, c, a| out(routes::delete(m, c, request::<RouteKey>(a)?).await?)),
         },
         Tool {
             name: "issue_certificate",
@@ -435,7 +438,7 @@ pub fn all() -> Vec<Tool> {
                 false,
             ),
             output: object_output(),
-            call: call!(|m, c, a| out(m.request_cert(c, Value::Object(a), true).await?)),
+            call: call!(|m, c, a| out(m.request_cert(c, request::<CertRequest>(a)?, true).await?)),
         },
         Tool {
             name: "renew_certificate",
@@ -464,11 +467,7 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: named("cert_name", "The certificate's name."),
             output: json!({"type": "object", "properties": {"status": {"type": "string"}, "cert_name": {"type": "string"}}, "required": ["status", "cert_name"]}),
-            call: call!(|m, c, a| {
-                let name = text(&a, "cert_name")?;
-                m.delete_cert(c, &name).await?;
-                Ok(json!({"status": "deleted", "cert_name": name}))
-            }),
+            call: call!(|m, c, a| out(certs::delete(m, c, request::<CertKey>(a)?).await?)),
         },
         Tool {
             name: "delete_token",
