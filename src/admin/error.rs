@@ -53,6 +53,7 @@ impl From<ManageError> for ApiError {
                 tracing::warn!(error = %m, "Docker engine failure in admin API");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", m)
             }
+            ManageError::OAuth(e) => Self::new(e.status, e.code, e.description),
             ManageError::Seal(e) => {
                 tracing::error!(error = %e, "cannot open a sealed secret");
                 Self::new(

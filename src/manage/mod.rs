@@ -7,6 +7,7 @@ pub mod authz;
 pub mod certs;
 pub mod external_services;
 pub mod logs;
+pub mod oauth_admin;
 pub mod proxies;
 pub mod resources;
 pub mod routes;
@@ -87,6 +88,9 @@ pub enum ManageError {
     /// The Docker engine is unreachable or failed.
     #[error("{0}")]
     Engine(String),
+    /// The authorization server refused or failed, with its own status and code.
+    #[error("{}", .0.description)]
+    OAuth(crate::oauth::OAuthError),
 }
 
 impl From<crate::acme::StartError> for ManageError {

@@ -135,3 +135,28 @@ async fn a_certificate_a_proxy_uses_is_not_deleted() {
     let (s, v) = p.admin("DELETE", "/api/v1/certificates/used", None).await;
     assert_eq!((s, &v["status"]), (200, &json!("deleted")), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minted_token_lifetime_is_bounded_not_a_crash() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    // Found by schemathesis: the claims' time arithmetic overflowed and the connection dropped.
+    for ttl in [i64::MAX - 1, i64::MIN] {
+        let got = p
+            .admin(
+                "POST",
+                "/api/v1/oauth/test-token",
+                Some(json!({"username": "u", "expires_in": ttl})),
+            )
+            .await;
+        assert_error(&got, 422, Some("expires_in"));
+    }
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/oauth/test-token",
+            Some(json!({"username": "u", "expires_in": -120})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
