@@ -22,6 +22,8 @@ def fuzz(server, token: str, workdir: Path) -> subprocess.CompletedProcess:
         "-H", f"Authorization: Bearer {token}",
         "--checks", "not_a_server_error,response_schema_conformance",
         "--include-path-regex", "^/api/v1/",
+        # A stream that never ends by itself (its own tests cover it).
+        "--exclude-path-regex", "/follow$",
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", MAX_EXAMPLES,
         "--seed", "15",
@@ -30,7 +32,7 @@ def fuzz(server, token: str, workdir: Path) -> subprocess.CompletedProcess:
         "--generation-database", "none",
         "--no-color",
     ]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("who", ["admin", "user"])
