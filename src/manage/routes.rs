@@ -113,7 +113,7 @@ impl Manager {
 
     /// The objects a route names must exist when it is written: each of
     /// `proxy_hostnames`, a `hostname` target's proxy, a `service` target's
-    /// service; otherwise a 422 naming the field (asked after
+    /// service (external, Docker or the built-in `api`); otherwise a 422 naming the field (asked after
     /// authorization, so a user learns nothing of others' objects).
     async fn check_route_references(&self, r: &Route) -> ManageResult<()> {
         for h in &r.proxy_hostnames {
@@ -125,7 +125,13 @@ impl Manager {
             TargetType::Hostname if self.store.get_proxy(&r.target_value.to_ascii_lowercase()).await?.is_none() => {
                 Err(ValidationError::new("target_value", format!("there is no proxy {}", r.target_value)).into())
             }
-            TargetType::Service if !self.store.list_service_urls().await?.contains_key(&r.target_value) => {
+            // the same resolution the snapshot uses: external, Docker and the built-in `api`
+            TargetType::Service
+                if !crate::services::targets(self.store.as_ref(), self.config.api_base_url())
+                    .await?
+                    .urls
+                    .contains_key(&r.target_value) =>
+            {
                 Err(ValidationError::new("target_value", format!("there is no service {}", r.target_value)).into())
             }
             _ => Ok(()),
