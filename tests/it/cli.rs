@@ -3,78 +3,11 @@
 //! exit codes (0 done, 1 refused or failed, 2 bad command line) and the
 //! one-line `error: ...` format.
 
-use std::process::Output;
-
 use serde_json::Value;
 
 use crate::admin_api::{make_cert, start};
-use crate::harness::{refused_port, run_bin, Portcullis, Redis};
-
-/// A CLI bound to one server and one token.
-struct Cli {
-    api_url: String,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
-/// What one CLI run printed and how it exited.
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn ok(self) -> String {
-        assert_eq!(self.code, Some(0), "stdout:\n{}\nstderr:\n{}", self.out, self.err);
-        self.out
-    }
-
-    fn json(self) -> Value {
-        let out = self.ok();
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{out}"))
-    }
-
-    /// Refused or failed: exit 1 and one `error: ...` line on stderr, nothing on stdout.
-    fn refused(self) -> String {
-        assert_eq!(self.code, Some(1), "stdout:\n{}\nstderr:\n{}", self.out, self.err);
-        assert!(self.out.is_empty(), "stdout on failure:\n{}", self.out);
-        let lines: Vec<&str> = self.err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "one error line expected:\n{}", self.err);
-        let msg = lines[0]
-            .strip_prefix("error: ")
-            .unwrap_or_else(|| panic!("not `error: ...`: {}", lines[0]));
-        msg.to_string()
-    }
-}
-
-impl Cli {
-    fn new(p: &Portcullis, token: &str) -> Cli {
-        Cli {
-            api_url: format!("http://127.0.0.1:{}", p.api_port),
-            token: token.to_string(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let home = self.dir.path().to_string_lossy().into_owned();
-        let env = [("HOME", home.as_str()), ("API_URL", &self.api_url), ("ADMIN_TOKEN", &self.token)];
-        let out: Output = run_bin(self.dir.path(), args, &env);
-        Run {
-            code: out.status.code(),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// A file in the CLI's working directory.
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-}
+use crate::harness::cli::Cli;
+use crate::harness::{refused_port, Redis};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_generate_to_cascading_delete() {
@@ -305,11 +238,7 @@ async fn exit_codes_and_error_lines() {
 
     // No server: exit 1, names the URL and what to check.
     let (_hold, closed) = refused_port();
-    let gone = Cli {
-        api_url: format!("http://127.0.0.1:{closed}"),
-        token: p.admin_token.clone(),
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let gone = Cli::at(&format!("http://127.0.0.1:{closed}"), &p.admin_token);
     let msg = gone.run(&["token", "list"]).refused();
     assert!(msg.contains(&format!("127.0.0.1:{closed}")) && msg.contains("API_URL"), "{msg}");
 
@@ -388,4 +317,40 @@ async fn the_resource_registry_through_the_cli() {
 
     cli.run(&["resource", "delete", uri]).ok();
     assert!(cli.run(&["resource", "show", uri]).refused().contains("not found"));
+}
+
+/// `portcullis completion bash` is a script bash loads, and the function it
+/// registers completes the verbs (zsh and fish are not installed here; their
+/// scripts are checked for the verbs in `newcomer.rs`).
+#[test]
+fn the_bash_completion_loads_and_completes_verbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::harness::run_bin(dir.path(), &["completion", "bash"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = dir.path().join("portcullis.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = std::process::Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(check.status.success(), "bash -n: {}", String::from_utf8_lossy(&check.stderr));
+
+    let complete = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let program = format!(
+            "source {script}; complete -p portcullis >/dev/null || exit 3; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _portcullis portcullis '{cur}' '{prev}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script = script.display(),
+            words = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            cword = words.len() - 1,
+            cur = words[words.len() - 1],
+            prev = words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash").arg("-c").arg(program).output().unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    };
+    assert_eq!(complete("portcullis tok"), vec!["token".to_string()]);
+    let verbs = complete("portcullis token re");
+    assert!(verbs.contains(&"reveal".to_string()), "{verbs:?}");
+    let verbs = complete("portcullis proxy auth-");
+    for v in ["auth-enable", "auth-disable", "auth-config", "auth-show"] {
+        assert!(verbs.contains(&v.to_string()), "{verbs:?}");
+    }
 }

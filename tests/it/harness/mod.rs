@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod cli;
 pub mod docker;
 pub mod github;
 pub mod pebble;
