@@ -1,10 +1,12 @@
 //! `portcullis token <verb>` beyond the round trip in `cli.rs` (issue 19):
 //! `create` importing a value, `show`/`info`/`reveal` as people read them,
-//! `email --name`, `delete --json`, and the refusals with their exit codes.
+//! `email --name`, `delete --json`, the refusals with their exit codes, and
+//! the `.env` the CLI reads in its working directory, the real environment
+//! overriding it.
 
 use crate::admin_api::start;
 use crate::harness::cli::{assert_shape, Cli};
-use crate::harness::Redis;
+use crate::harness::{refused_port, run_bin, Redis};
 
 const TOKEN: &[(&str, &str)] = &[
     ("name", "string"),
@@ -15,7 +17,7 @@ const TOKEN: &[(&str, &str)] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_create_show_info_reveal_email_and_delete() {
+async fn token_verbs_and_the_dot_env_the_cli_reads() {
     let redis = Redis::start();
     let p = start(&redis).await;
     let admin = Cli::new(&p, &p.admin_token);
@@ -109,5 +111,37 @@ async fn token_create_show_info_reveal_email_and_delete() {
     assert_eq!(
         admin.run(&["token", "list"]).ok().lines().filter(|l| l.starts_with("ci ")).count(),
         1
+    );
+
+    // `.env` in the working directory configures the CLI; the real
+    // environment overrides it.
+    let dir = admin.dir.path();
+    std::fs::write(
+        dir.join(".env"),
+        format!("API_URL={}\nADMIN_TOKEN={}\n", admin.api_url, p.admin_token),
+    )
+    .unwrap();
+    let info = |env: &[(&str, &str)]| {
+        let out = run_bin(dir, &["token", "info", "--json"], env);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = info(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(me["scope"], "admin", "the .env token: {me}");
+    let (code, out, err) = info(&[("ADMIN_TOKEN", imported)]);
+    assert_eq!(code, Some(0), "{err}");
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(me["name"], "ci", "the real ADMIN_TOKEN wins over .env: {me}");
+    let (_hold, closed) = refused_port();
+    let (code, _, err) = info(&[("API_URL", &format!("http://127.0.0.1:{closed}"))]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{closed}")),
+        "the real API_URL wins over .env: {err}"
     );
 }
