@@ -122,6 +122,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// Like [`Body`], but an empty body reads as `{}` (every field optional).
+pub struct BodyOrEmpty<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for BodyOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        let v = if bytes.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            json_object(&bytes)?
+        };
+        Ok(BodyOrEmpty(crate::manage::from_json(v)?))
+    }
+}
+
 /// Like [`ApiJson`], but an empty body reads as `{}` (optional options).
 pub struct ApiJsonOrEmpty(pub Value);
 

@@ -1,28 +1,23 @@
-//! API token operations.
+//! API token operations: typed requests (`model::TokenSpec`, `TokenKey`,
+//! `TokenEmail`) in, typed results out, authorization checked here.
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{from_json, require_admin, Caller, ManageError, ManageResult, Manager, BOOTSTRAP_ADMIN};
-use crate::model::{now_rfc3339, valid_name, Token, TokenScope, TokenView, ValidationError};
+use super::{require_admin, Caller, ManageError, ManageResult, Manager, BOOTSTRAP_ADMIN};
+use crate::model::{now_rfc3339, valid_name, Token, TokenEmail, TokenKey, TokenScope, TokenSpec, TokenView, ValidationError};
 use crate::secrets::{new_token, token_hash};
 use crate::store::CascadeReport;
 
-/// Body of token creation.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    /// Unique name.
+/// The answer to a token delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenDeleted {
+    /// Always `deleted`.
+    pub status: &'static str,
+    /// The token's name.
     pub name: String,
-    /// Certificate e-mail.
-    #[serde(default)]
-    pub cert_email: Option<String>,
-    /// `admin` or `user` (default).
-    #[serde(default)]
-    pub scope: TokenScope,
-    /// A caller-chosen value (import); generated when absent.
-    #[serde(default)]
-    pub token: Option<String>,
+    /// What it owned, deleted with it.
+    pub deleted: CascadeReport,
 }
 
 fn validate_email(e: &str) -> Result<(), ValidationError> {
@@ -37,130 +32,136 @@ fn validate_email(e: &str) -> Result<(), ValidationError> {
     }
 }
 
-impl Manager {
-    /// Creates a token (admin only); `generate` ignores any supplied value.
-    pub async fn create_token(&self, caller: &Caller, body: Value, generate: bool) -> ManageResult<TokenView> {
-        require_admin(caller)?;
-        let req: NewToken = from_json(body)?;
-        if !valid_name(&req.name) || req.name == BOOTSTRAP_ADMIN {
-            return Err(ValidationError::new("name", "letters, digits, '-', '_' and '.' only (1-128), not ADMIN_TOKEN").into());
-        }
-        if let Some(e) = &req.cert_email {
-            validate_email(e)?;
-        }
-        let value = match req.token.filter(|_| !generate) {
-            Some(v) if v.len() < 32 || v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-                return Err(ValidationError::new("token", "a supplied token needs at least 32 printable characters").into())
-            }
-            Some(v) => v,
-            None => new_token(),
-        };
-        let token = Token {
-            name: req.name,
-            hash: token_hash(&value),
-            token_encrypted: self.sealer.seal(&value)?,
-            cert_email: req.cert_email,
-            scope: req.scope,
-            created_by: caller.name.clone(),
-            created_at: now_rfc3339(),
-        };
-        self.store.create_token(&token).await?;
-        tracing::info!(token = %token.name, by = %caller.name, "token created");
-        let mut view = token.view();
-        view.token = Some(value);
-        Ok(view)
-    }
+/// Stores a token whose value the caller gives (or a new one when it gives
+/// none); admin only. The answer holds the value, once.
+pub async fn create(m: &Manager, caller: &Caller, spec: TokenSpec) -> ManageResult<TokenView> {
+    store_new(m, caller, spec, false).await
+}
 
-    /// Admins see every token; others only themselves.
-    pub async fn list_tokens(&self, caller: &Caller) -> ManageResult<Vec<TokenView>> {
-        let mut v: Vec<TokenView> = self
-            .store
-            .list_tokens()
-            .await?
-            .into_iter()
-            .filter(|t| caller.is_admin() || t.hash == caller.hash)
-            .map(|t| t.view())
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(v)
-    }
+/// Creates a token with a new random value, ignoring any value given; admin only.
+pub async fn generate(m: &Manager, caller: &Caller, spec: TokenSpec) -> ManageResult<TokenView> {
+    store_new(m, caller, spec, true).await
+}
 
-    /// The caller's own token record.
-    pub async fn token_info(&self, caller: &Caller) -> ManageResult<TokenView> {
-        if caller.hash.starts_with("oauth:") {
-            return Ok(TokenView {
-                name: caller.name.clone(),
-                hash: caller.hash.clone(),
-                cert_email: caller.email.clone(),
-                scope: caller.scope,
-                created_by: "oauth".into(),
-                created_at: String::new(),
-                token: None,
-            });
+async fn store_new(m: &Manager, caller: &Caller, req: TokenSpec, generate: bool) -> ManageResult<TokenView> {
+    require_admin(caller)?;
+    if !valid_name(&req.name) || req.name == BOOTSTRAP_ADMIN {
+        return Err(ValidationError::new("name", "letters, digits, '-', '_' and '.' only (1-128), not ADMIN_TOKEN").into());
+    }
+    if let Some(e) = &req.cert_email {
+        validate_email(e)?;
+    }
+    let value = match req.token.filter(|_| !generate) {
+        Some(v) if v.len() < 32 || v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            return Err(ValidationError::new("token", "a supplied token needs at least 32 printable characters").into())
         }
-        if caller.name == BOOTSTRAP_ADMIN {
-            return Ok(TokenView {
-                name: BOOTSTRAP_ADMIN.into(),
-                hash: caller.hash.clone(),
-                cert_email: caller.email.clone(),
-                scope: TokenScope::Admin,
-                created_by: "environment".into(),
-                created_at: String::new(),
-                token: None,
-            });
-        }
-        Ok(self.visible_token(caller, &caller.name).await?.view())
-    }
+        Some(v) => v,
+        None => new_token(),
+    };
+    let token = Token {
+        name: req.name,
+        hash: token_hash(&value),
+        token_encrypted: m.sealer.seal(&value)?,
+        cert_email: req.cert_email,
+        scope: req.scope,
+        created_by: caller.name.clone(),
+        created_at: now_rfc3339(),
+    };
+    m.store.create_token(&token).await?;
+    tracing::info!(token = %token.name, by = %caller.name, "token created");
+    let mut view = token.view();
+    view.token = Some(value);
+    Ok(view)
+}
 
-    async fn visible_token(&self, caller: &Caller, name: &str) -> ManageResult<Token> {
-        match self.store.get_token(name).await? {
-            Some(t) if caller.may_read(&t.hash) => Ok(t),
-            _ => Err(ManageError::NotFound(format!("token {name}"))),
-        }
-    }
+/// Admins see every token; others only themselves.
+pub async fn list(m: &Manager, caller: &Caller) -> ManageResult<Vec<TokenView>> {
+    let mut v: Vec<TokenView> = m
+        .store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| caller.is_admin() || t.hash == caller.hash)
+        .map(|t| t.view())
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(v)
+}
 
-    /// One token (admin: any; others: themselves).
-    pub async fn get_token(&self, caller: &Caller, name: &str) -> ManageResult<TokenView> {
-        Ok(self.visible_token(caller, name).await?.view())
+/// The caller's own token record (OAuth and bootstrap callers have none
+/// stored: their record is made up from what authenticated them).
+pub async fn info(m: &Manager, caller: &Caller) -> ManageResult<TokenView> {
+    if caller.hash.starts_with("oauth:") {
+        return Ok(TokenView {
+            name: caller.name.clone(),
+            hash: caller.hash.clone(),
+            cert_email: caller.email.clone(),
+            scope: caller.scope,
+            created_by: "oauth".into(),
+            created_at: String::new(),
+            token: None,
+        });
     }
+    if caller.name == BOOTSTRAP_ADMIN {
+        return Ok(TokenView {
+            name: BOOTSTRAP_ADMIN.into(),
+            hash: caller.hash.clone(),
+            cert_email: caller.email.clone(),
+            scope: TokenScope::Admin,
+            created_by: "environment".into(),
+            created_at: String::new(),
+            token: None,
+        });
+    }
+    Ok(visible(m, caller, &caller.name).await?.view())
+}
 
-    /// Sets the caller's certificate e-mail.
-    pub async fn update_token_email(&self, caller: &Caller, body: Value) -> ManageResult<TokenView> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Body {
-            cert_email: String,
-        }
-        let b: Body = from_json(body)?;
-        validate_email(&b.cert_email)?;
-        if caller.name == BOOTSTRAP_ADMIN {
-            return Err(ManageError::Conflict(
-                "the bootstrap admin's e-mail is ADMIN_EMAIL in the environment".into(),
-            ));
-        }
-        let mut t = self.visible_token(caller, &caller.name).await?;
-        t.cert_email = Some(b.cert_email);
-        self.store.update_token(&t).await?;
-        Ok(t.view())
+/// The token `name` if the caller may see it (admin: any; others: themselves).
+async fn visible(m: &Manager, caller: &Caller, name: &str) -> ManageResult<Token> {
+    match m.store.get_token(name).await? {
+        Some(t) if caller.may_read(&t.hash) => Ok(t),
+        _ => Err(ManageError::NotFound(format!("token {name}"))),
     }
+}
 
-    /// Deletes a token and everything it owns (admins, or a token deleting itself).
-    pub async fn delete_token(&self, caller: &Caller, name: &str) -> ManageResult<CascadeReport> {
-        let t = self.visible_token(caller, name).await?;
-        let report = self.store.delete_token_cascade(&t.name).await?;
-        tracing::info!(token = %t.name, by = %caller.name, proxies = report.proxies.len(), routes = report.routes.len(),
-            certificates = report.certificates.len(), "token deleted with what it owned");
-        Ok(report)
-    }
+/// One token (admin: any; others: themselves).
+pub async fn get(m: &Manager, caller: &Caller, key: TokenKey) -> ManageResult<TokenView> {
+    Ok(visible(m, caller, &key.name).await?.view())
+}
 
-    /// The token's value (admin only).
-    pub async fn reveal_token(&self, caller: &Caller, name: &str) -> ManageResult<TokenView> {
-        require_admin(caller)?;
-        let t = self.visible_token(caller, name).await?;
-        let mut view = t.view();
-        let value = self.sealer.open(&t.token_encrypted)?;
-        view.token = Some(value);
-        tracing::info!(token = %t.name, by = %caller.name, "token revealed");
-        Ok(view)
+/// Sets the caller's certificate e-mail.
+pub async fn set_email(m: &Manager, caller: &Caller, req: TokenEmail) -> ManageResult<TokenView> {
+    validate_email(&req.cert_email)?;
+    if caller.name == BOOTSTRAP_ADMIN {
+        return Err(ManageError::Conflict(
+            "the bootstrap admin's e-mail is ADMIN_EMAIL in the environment".into(),
+        ));
     }
+    let mut t = visible(m, caller, &caller.name).await?;
+    t.cert_email = Some(req.cert_email);
+    m.store.update_token(&t).await?;
+    Ok(t.view())
+}
+
+/// Deletes a token and everything it owns (admins, or a token deleting itself).
+pub async fn delete(m: &Manager, caller: &Caller, key: TokenKey) -> ManageResult<TokenDeleted> {
+    let t = visible(m, caller, &key.name).await?;
+    let report = m.store.delete_token_cascade(&t.name).await?;
+    tracing::info!(token = %t.name, by = %caller.name, proxies = report.proxies.len(), routes = report.routes.len(),
+        certificates = report.certificates.len(), "token deleted with what it owned");
+    Ok(TokenDeleted {
+        status: "deleted",
+        name: key.name,
+        deleted: report,
+    })
+}
+
+/// The token's value (admin only).
+pub async fn reveal(m: &Manager, caller: &Caller, key: TokenKey) -> ManageResult<TokenView> {
+    require_admin(caller)?;
+    let t = visible(m, caller, &key.name).await?;
+    let mut view = t.view();
+    view.token = Some(m.sealer.open(&t.token_encrypted)?);
+    tracing::info!(token = %t.name, by = %caller.name, "token revealed");
+    Ok(view)
 }

@@ -12,10 +12,13 @@ use crate::manage::acme_certs::CertRequest;
 use crate::manage::certs::{self, CertKey};
 use crate::manage::logs::{self, SearchRequest, StatsRequest};
 use crate::manage::proxies::{self, ProxyCreated, ProxyDeleted};
-use crate::manage::routes;
 use crate::manage::schema::json_schema_of;
 use crate::manage::{from_json, Caller, ManageError, ManageResult, Manager};
-use crate::model::{Proxy, ProxyKey, ProxySpec, ProxyUpdate, RouteKey, RouteSpec, RouteUpdate, ValidationError};
+use crate::manage::{resources, routes, tokens};
+use crate::model::{
+    Proxy, ProxyAuthUpdate, ProxyKey, ProxyResourceUpdate, ProxySpec, ProxyUpdate, ResourceKey, RouteKey, RouteSpec, RouteUpdate, TokenKey,
+    ValidationError,
+};
 use crate::reqlog::{Page, Stats};
 
 /// Arguments of a call (a JSON object).
@@ -200,14 +203,14 @@ pub fn all() -> Vec<Tool> {
             "Shows a proxy's authentication settings.",
             host_only(),
             object_output(),
-            call!(|m, c, a| out(m.get_proxy_auth(c, &text(&a, "hostname")?).await?)),
+            call!(|m, c, a| out(resources::get_proxy_auth(m, c, request::<ProxyKey>(a)?).await?)),
         ),
         read(
             "get_proxy_resource",
             "Shows a proxy's protected resource (MCP) settings.",
             host_only(),
             object_output(),
-            call!(|m, c, a| out(m.get_proxy_resource(c, &text(&a, "hostname")?).await?)),
+            call!(|m, c, a| out(resources::get_proxy_resource(m, c, request::<ProxyKey>(a)?).await?)),
         ),
         read(
             "list_routes",
@@ -249,28 +252,28 @@ pub fn all() -> Vec<Tool> {
             "Lists the registered protected resources the caller may see.",
             none(),
             list_output("resources"),
-            call!(|m, c, _a| listed("resources", m.list_resources(c).await?)),
+            call!(|m, c, _a| listed("resources", resources::list(m, c).await?)),
         ),
         read(
             "show_resource",
             "Shows one registered protected resource.",
             named("uri", "The resource URI."),
             object_output(),
-            call!(|m, c, a| out(m.get_resource(c, &text(&a, "uri")?).await?)),
+            call!(|m, c, a| out(resources::get(m, c, request::<ResourceKey>(a)?).await?)),
         ),
         read(
             "list_tokens",
             "Lists API tokens (admin; never their values).",
             none(),
             list_output("tokens"),
-            call!(|m, c, _a| listed("tokens", m.list_tokens(c).await?)),
+            call!(|m, c, _a| listed("tokens", tokens::list(m, c).await?)),
         ),
         read(
             "show_token",
             "Shows one API token (admin; never its value).",
             named("name", "The token's name."),
             object_output(),
-            call!(|m, c, a| out(m.get_token(c, &text(&a, "name")?).await?)),
+            call!(|m, c, a| out(tokens::get(m, c, request::<TokenKey>(a)?).await?)),
         ),
         read(
             "list_services",
@@ -336,7 +339,11 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: input(hostname_prop(), &["hostname"], true),
             output: object_output(),
-            call: call!(|m, c, a| out(m.set_proxy_auth(c, &text(&a, "hostname")?, body_without(a, "hostname")).await?)),
+            call: call!(|m, c, a| {
+                let hostname = text(&a, "hostname")?;
+                let settings = from_json(body_without(a, "hostname"))?;
+                out(resources::set_proxy_auth(m, c, ProxyAuthUpdate { hostname, settings }).await?)
+            }),
         },
         Tool {
             name: "clear_proxy_auth",
@@ -347,7 +354,7 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: host_only(),
             output: object_output(),
-            call: call!(|m, c, a| out(m.clear_proxy_auth(c, &text(&a, "hostname")?).await?)),
+            call: call!(|m, c, a| out(resources::clear_proxy_auth(m, c, request::<ProxyKey>(a)?).await?)),
         },
         Tool {
             name: "set_proxy_resource",
@@ -358,7 +365,11 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: input(hostname_prop(), &["hostname"], true),
             output: object_output(),
-            call: call!(|m, c, a| out(m.set_proxy_resource(c, &text(&a, "hostname")?, body_without(a, "hostname")).await?)),
+            call: call!(|m, c, a| {
+                let hostname = text(&a, "hostname")?;
+                let settings = from_json(body_without(a, "hostname"))?;
+                out(resources::set_proxy_resource(m, c, ProxyResourceUpdate { hostname, settings }).await?)
+            }),
         },
         Tool {
             name: "clear_proxy_resource",
@@ -369,7 +380,7 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: host_only(),
             output: object_output(),
-            call: call!(|m, c, a| out(m.clear_proxy_resource(c, &text(&a, "hostname")?).await?)),
+            call: call!(|m, c, a| out(resources::clear_proxy_resource(m, c, request::<ProxyKey>(a)?).await?)),
         },
         Tool {
             name: "create_route",
@@ -478,7 +489,7 @@ pub fn all() -> Vec<Tool> {
             open_world: false,
             input: named("name", "The token's name."),
             output: object_output(),
-            call: call!(|m, c, a| out(m.delete_token(c, &text(&a, "name")?).await?)),
+            call: call!(|m, c, a| out(tokens::delete(m, c, request::<TokenKey>(a)?).await?.deleted)),
         },
     ]
 }

@@ -7,18 +7,27 @@ mod mcp_policy;
 pub mod patch;
 mod proxy;
 mod proxy_request;
+mod resource;
+mod resource_request;
 mod route;
 mod route_request;
 mod token;
+mod token_request;
 
 pub use cert::{CertInfo, Certificate};
 pub use claims::{AccessClaims, LEEWAY_SECS};
 pub use mcp_policy::McpRule;
 pub use proxy::{reserved_header, AuthMode, Proxy, RouteMode, MASKED};
 pub use proxy_request::{AutoCertOptions, ProxyKey, ProxyPatch, ProxySpec, ProxyUpdate};
+pub use resource::Resource;
+pub use resource_request::{
+    ProxyAuthSettings, ProxyAuthUpdate, ProxyResourceSettings, ProxyResourceUpdate, ResourceKey, ResourcePatch, ResourceSpec,
+    ResourceTokenCheck, ResourceUpdate, TokenCheck,
+};
 pub use route::{Route, RouteScope, TargetType, MAX_PRIORITY};
 pub use route_request::{RouteKey, RoutePatch, RouteSpec, RouteUpdate};
 pub use token::{Token, TokenScope, TokenView};
+pub use token_request::{TokenEmail, TokenKey, TokenSpec};
 
 use thiserror::Error;
 

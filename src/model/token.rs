@@ -2,9 +2,10 @@
 //! (for authentication) and by name (for management), value encrypted at rest.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a token may do.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
     /// Sees and changes everything, manages tokens.
@@ -37,7 +38,7 @@ pub struct Token {
 }
 
 /// What the API shows of a token; `token` is set only at creation and by reveal.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TokenView {
     /// Unique name.
     pub name: String,

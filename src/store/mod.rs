@@ -95,7 +95,7 @@ pub struct ChangeEvent {
 }
 
 /// What deleting a token removed with it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CascadeReport {
     /// Hostnames of deleted proxies.
     pub proxies: Vec<String>,

@@ -160,3 +160,115 @@ async fn a_minted_token_lifetime_is_bounded_not_a_crash() {
         .await;
     assert_eq!(s, 201, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_and_token_requests_refuse_fixed_and_unknown_fields() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    p.create_proxy(json!({"hostname": "res.test", "target_url": "http://127.0.0.1:1", "enable_https": false}))
+        .await;
+    let uri = "https://res.test/mcp";
+    let path = "/api/v1/resources/https%3A%2F%2Fres.test%2Fmcp";
+    // Registration: ownership is the server's, unknown fields are refused.
+    for (k, v) in [
+        ("owner_token_hash", json!("sha256:00")),
+        ("created_at", json!("x")),
+        ("colour", json!(1)),
+    ] {
+        let body = json!({"uri": uri, "name": "R", k: v});
+        assert_error(&p.admin("POST", "/api/v1/resources/", Some(body)).await, 422, Some(k));
+    }
+    let (s, v) = p
+        .admin(
+            "POST",
+            "/api/v1/resources/",
+            Some(json!({"uri": uri, "name": "R", "proxy_target": "res.test"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // An update naming a field fixed at registration was a success that
+    // ignored it; now it is a 422 naming the field, and nothing changes.
+    for (k, v) in [
+        ("uri", json!("https://res.test/other")),
+        ("owner_token_hash", json!("sha256:00")),
+        ("created_at", json!(null)),
+        ("colour", json!("red")),
+    ] {
+        let got = p.admin("PUT", path, Some(json!({"name": "changed", k: v}))).await;
+        assert_error(&got, 422, Some(k));
+    }
+    let (s, v) = p.admin("GET", path, None).await;
+    assert_eq!((s, v["name"].as_str(), v["uri"].as_str()), (200, Some("R"), Some(uri)), "{v}");
+    // A named field changes; `null` clears an optional one.
+    let (s, v) = p.admin("PUT", path, Some(json!({"name": "N", "proxy_target": null}))).await;
+    assert_eq!((s, v["name"].as_str(), &v["proxy_target"]), (200, Some("N"), &json!(null)), "{v}");
+    // validate-token takes a token and nothing else.
+    let check = format!("{path}/validate-token");
+    assert_error(&p.admin("POST", &check, Some(json!({}))).await, 422, Some("token"));
+    assert_error(
+        &p.admin("POST", &check, Some(json!({"token": "x", "extra": 1}))).await,
+        422,
+        Some("extra"),
+    );
+    let (s, v) = p.admin("POST", &check, Some(json!({"token": "x.y.z"}))).await;
+    assert_eq!(
+        (s, v["valid"].as_bool(), v["resource"].as_str()),
+        (200, Some(false), Some(uri)),
+        "{v}"
+    );
+    assert!(v["reason"].is_string() && v.get("sub").is_none(), "{v}");
+
+    // The /auth and /mcp sub-resources change only their own settings.
+    let auth = "/api/v1/proxy/targets/res.test/auth";
+    for k in ["hostname", "target_url", "auth_allow_cors_preflight"] {
+        assert_error(&p.admin("PUT", auth, Some(json!({ k: "x" }))).await, 422, Some(k));
+    }
+    assert_error(
+        &p.admin("PUT", auth, Some(json!({"auth_enabled": "yes"}))).await,
+        422,
+        Some("auth_enabled"),
+    );
+    let mcp = "/api/v1/proxy/targets/res.test/mcp";
+    assert_error(
+        &p.admin("PUT", mcp, Some(json!({"target_url": "x"}))).await,
+        422,
+        Some("target_url"),
+    );
+    let (s, v) = p.admin("PUT", mcp, Some(json!({"resource_scopes": ["a"]}))).await;
+    assert_eq!(
+        (s, v["resource_endpoint"].as_str(), &v["resource_scopes"]),
+        (200, Some("/mcp"), &json!(["a"])),
+        "the long names are accepted too, the endpoint defaults to /mcp: {v}"
+    );
+    let (s, v) = p.admin("GET", "/api/v1/proxy/targets/res.test", None).await;
+    assert_eq!(
+        (s, v["auth_enabled"].as_bool(), v["target_url"].as_str()),
+        (200, Some(false), Some("http://127.0.0.1:1")),
+        "{v}"
+    );
+
+    // Tokens: unknown fields in creation and in the e-mail update are 422s.
+    let got = p
+        .admin("POST", "/api/v1/tokens/", Some(json!({"name": "t1", "hash": "sha256:00"})))
+        .await;
+    assert_error(&got, 422, Some("hash"));
+    let (s, v) = p.admin("POST", "/api/v1/tokens/generate", Some(json!({"name": "t1"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let t1 = v["token"].as_str().unwrap().to_string();
+    let got = p
+        .call(
+            "PUT",
+            "/api/v1/tokens/email",
+            Some(&t1),
+            Some(json!({"cert_email": "a@b.test", "name": "t2"})),
+        )
+        .await;
+    assert_error(&got, 422, Some("name"));
+    let (s, v) = p.admin("DELETE", "/api/v1/tokens/t1", None).await;
+    assert_eq!(
+        (s, v["status"].as_str(), v["name"].as_str()),
+        (200, Some("deleted"), Some("t1")),
+        "{v}"
+    );
+    assert_eq!(v["deleted"]["proxies"], json!([]), "{v}");
+}
