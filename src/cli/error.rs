@@ -51,6 +51,12 @@ pub enum CliError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A name given on the command line cannot be one path segment: URL
+    /// parsers drop `.` and `..` segments and an empty name addresses the
+    /// collection, so `proxy auth-disable ..` would reach another endpoint
+    /// (the proxy named `auth`).
+    #[error("{0:?} cannot be a name: a URL path cannot carry an empty, \".\" or \"..\" segment")]
+    BadName(String),
     /// The server answered with a non-2xx status.
     #[error("{message}")]
     Api {

@@ -44,6 +44,22 @@ pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
+/// Refuses segments that would not reach the endpoint they name: `.` and
+/// `..` (dropped by every URL parser, so the request would go to the parent
+/// path) and an empty segment before the last (the collection instead of
+/// one of its members). A final `""` is the trailing slash of a collection.
+pub fn check_segments(segments: &[&str]) -> CliResult<()> {
+    let last = segments.len().saturating_sub(1);
+    match segments
+        .iter()
+        .enumerate()
+        .find(|(i, s)| matches!(**s, "." | "..") || (s.is_empty() && *i != last))
+    {
+        Some((_, bad)) => Err(CliError::BadName((*bad).to_string())),
+        None => Ok(()),
+    }
+}
+
 /// The innermost cause of an error: for a refused connection this is the
 /// OS message rather than reqwest's generic "error sending request".
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -136,6 +152,7 @@ impl Api {
 
     /// Like `send`, with query parameters.
     async fn send_query(&self, method: Method, segments: &[&str], query: &[(&str, String)], body: Option<&Value>) -> CliResult<Response> {
+        check_segments(segments)?;
         let mut path = vec!["api", "v1"];
         path.extend_from_slice(segments);
         let mut url = endpoint(&self.base, &path);
@@ -228,6 +245,18 @@ mod tests {
         );
         let prefixed = parse_base("http://h:1/admin/").unwrap();
         assert_eq!(endpoint(&prefixed, &["api", "v1"]).as_str(), "http://h:1/admin/api/v1");
+    }
+
+    #[test]
+    fn dot_and_empty_names_are_refused_before_any_request() {
+        assert!(check_segments(&["tokens", ""]).is_ok());
+        assert!(check_segments(&["proxy", "targets", "a..b", "auth"]).is_ok());
+        for bad in [".", ".."] {
+            let e = check_segments(&["proxy", "targets", bad, "auth"]).err();
+            assert!(matches!(&e, Some(CliError::BadName(n)) if n == bad), "{e:?}");
+        }
+        assert!(check_segments(&["proxy", "targets", "", "auth"]).is_err());
+        assert!(check_segments(&["proxy", "targets", ".."]).is_err());
     }
 
     #[test]
