@@ -1,6 +1,8 @@
 //! The MCP methods this server answers, shared by both lifecycles:
-//! `tools/list` and `tools/call` (over `tools`), `ping`, `initialize` and
-//! `logging/setLevel` (dated revisions), `server/discover` (`2026-07-28`).
+//! `tools/list` and `tools/call` (over `tools`), `resources/*`,
+//! `prompts/*` and `completion/complete` (`resources`, `prompts`), `ping`,
+//! `initialize` and `logging/setLevel` (dated revisions), `server/discover`
+//! (`2026-07-28`).
 
 use axum::http::{HeaderMap, StatusCode};
 use once_cell::sync::Lazy;
@@ -9,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::access::{self, McpCaller};
 use super::protocol::{code, RpcError, STATELESS, SUPPORTED};
 use super::tools::{self, Tool};
+use super::{prompts, resources};
 use crate::manage::{ManageError, Manager};
 
 /// The tool table, built once.
@@ -27,13 +30,53 @@ const INSTRUCTIONS: &str = "Manage Portcullis, an OAuth-aware edge proxy: proxie
 protected resources and tokens. Read tools need the mcp scope; tools that change something need the admin scope \
 (or an API token, which keeps its ownership rules).";
 
-/// The capabilities of a revision: the dated ones also take `logging/setLevel`.
+/// The capabilities of a revision: the dated ones also take
+/// `logging/setLevel`. No `subscribe` and no `listChanged`: this server
+/// sends nothing unasked (there is no server-to-client stream).
 pub fn capabilities(version: &str) -> Value {
-    if version == STATELESS {
-        json!({"tools": {"listChanged": false}})
-    } else {
-        json!({"tools": {"listChanged": false}, "logging": {}})
+    let mut c = json!({
+        "tools": {"listChanged": false},
+        "resources": {"listChanged": false, "subscribe": false},
+        "prompts": {"listChanged": false},
+        "completions": {},
+    });
+    if version != STATELESS {
+        c["logging"] = json!({});
     }
+    c
+}
+
+/// Answers the request `method` of a session or stateless request in
+/// `version`; `None` when this server has no such method (the caller
+/// says so in its revision's way).
+pub async fn dispatch(
+    m: &Manager,
+    who: &McpCaller,
+    headers: &HeaderMap,
+    id: &Value,
+    method: &str,
+    params: &Map<String, Value>,
+    version: &str,
+) -> Result<Option<Value>, RpcError> {
+    let caller = &who.caller;
+    let result = match method {
+        "tools/list" => list_tools(),
+        "tools/call" => call_tool(m, who, headers, id, params).await?,
+        "resources/list" => resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?,
+        "resources/templates/list" => resources::templates(),
+        "resources/read" => {
+            let uri = params
+                .get("uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, "resources/read needs params.uri").with_id(id))?;
+            resources::read(m, caller, uri, version).await.map_err(|e| e.with_id(id))?
+        }
+        "prompts/list" => prompts::list(),
+        "prompts/get" => prompts::get(m, caller, params, version).await.map_err(|e| e.with_id(id))?,
+        "completion/complete" => prompts::complete(m, caller, params).await.map_err(|e| e.with_id(id))?,
+        _ => return Ok(None),
+    };
+    Ok(Some(result))
 }
 
 /// The `initialize` result for the negotiated `version`.

@@ -11,7 +11,10 @@
 
 mod access;
 mod methods;
+mod oauth_tools;
+mod prompts;
 mod protocol;
+mod resources;
 mod session;
 mod tools;
 mod transport;

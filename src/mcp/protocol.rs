@@ -41,6 +41,10 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     /// Bad parameters, or missing `_meta` fields.
     pub const INVALID_PARAMS: i64 = -32602;
+    /// A server-side failure (the store), said without detail.
+    pub const INTERNAL: i64 = -32603;
+    /// `resources/read` of an unknown URI in the dated revisions.
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// A session that does not exist (any more), or a missing one.
     pub const SESSION: i64 = -32001;
     /// Refused: origin, host, scope.

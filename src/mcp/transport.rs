@@ -236,15 +236,19 @@ async fn stateful_post(
     };
     let result = match method.as_str() {
         "ping" | "logging/setLevel" => json!({}),
-        "tools/list" => methods::list_tools(),
-        "tools/call" => methods::call_tool(m, who, headers, &id, &params).await?,
         "initialize" => {
             return Err(RpcError::bad(code::INVALID_REQUEST, "this session is already initialized").with_id(&id));
         }
-        other => {
-            let e = RpcError::new(StatusCode::OK, code::METHOD_NOT_FOUND, format!("method {other:?} is not supported"));
-            return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
-        }
+        other => match methods::dispatch(m, who, headers, &id, other, &params, &sess.version).await {
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                let e = RpcError::new(StatusCode::OK, code::METHOD_NOT_FOUND, format!("method {other:?} is not supported"));
+                return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
+            }
+            // JSON-RPC errors of a session travel in a 200, as the dated revisions do
+            Err(e) if e.status == StatusCode::OK => return Ok(respond(fmt, StatusCode::OK, e.body(), None)),
+            Err(e) => return Err(e),
+        },
     };
     Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None))
 }
@@ -260,6 +264,16 @@ fn store_error(e: crate::manage::ManageError, id: &Value) -> RpcError {
     tracing::error!(error = %e, "store failure in /mcp");
     RpcError::new(StatusCode::SERVICE_UNAVAILABLE, -32603, "the store is unavailable, try again").with_id(id)
 }
+
+/// The `2026-07-28` results that carry caching hints (SEP-2549).
+const CACHEABLE: [&str; 6] = [
+    "server/discover",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
 
 /// `2026-07-28`: every request carries its revision and the client's
 /// capabilities in `_meta`; no session. Removed and unknown methods are 404.
@@ -290,23 +304,24 @@ async fn stateless_post(s: &AppState, who: &McpCaller, headers: &HeaderMap, msg:
         }
         Some(_) => {}
     }
-    let (result, cacheable) = match method.as_str() {
-        "server/discover" => (methods::discover_result(), true),
-        "tools/list" => (methods::list_tools(), true),
-        "tools/call" => (methods::call_tool(&s.manager, who, headers, &id, &params).await?, false),
-        other => {
-            return Err(RpcError::new(
-                StatusCode::NOT_FOUND,
-                code::METHOD_NOT_FOUND,
-                format!("method {other:?} is not supported in {STATELESS}"),
-            )
-            .with_id(&id))
-        }
+    let mut result = match method.as_str() {
+        "server/discover" => methods::discover_result(),
+        other => match methods::dispatch(&s.manager, who, headers, &id, other, &params, STATELESS).await? {
+            Some(result) => result,
+            None => {
+                return Err(RpcError::new(
+                    StatusCode::NOT_FOUND,
+                    code::METHOD_NOT_FOUND,
+                    format!("method {other:?} is not supported in {STATELESS}"),
+                )
+                .with_id(&id))
+            }
+        },
     };
-    let mut result = result;
     result["resultType"] = json!("complete");
-    if cacheable {
-        // The tool list depends on nothing the client could share with others.
+    if CACHEABLE.contains(&method.as_str()) {
+        // Lists and reads depend on the caller (ownership): never shared, and
+        // the data may change at any moment.
         result["ttlMs"] = json!(0);
         result["cacheScope"] = json!("private");
     }

@@ -7,6 +7,8 @@ session moved to another instance)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -279,3 +281,79 @@ def test_a_session_survives_a_request_served_by_another_instance(portcullis, sec
     assert r.status_code == 204, r.text
     r = raw(f"{portcullis.issuer}/mcp", ADMIN_TOKEN, {"jsonrpc": "2.0", "id": 5, "method": "ping"}, **session)
     assert r.status_code == 404, r.text
+
+
+def jwt_header(token: str) -> dict:
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+
+def call_tool(url: str, token: str, name: str, arguments: dict) -> dict:
+    """tools/call in 2026-07-28 (no session): the JSON-RPC result."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments, "_meta": META}}
+    r = raw(url, token, body, **{"MCP-Protocol-Version": STATELESS, "Mcp-Method": "tools/call", "Mcp-Name": name})
+    assert r.status_code == 200, r.text
+    return r.json()["result"]
+
+
+def test_oauth_admin_tools_list_revoke_rotate_and_delete(admin_flow: Flow, mcp_only_flow: Flow, portcullis):
+    """Issue 16 item 3: OAuth clients, tokens and sessions (admin only), over manage::oauth_admin."""
+    from conftest import ADMIN_TOKEN
+
+    url = local_mcp(portcullis)
+    tools = admin_flow.tools
+    for name in ("list_oauth_clients", "show_oauth_client", "list_oauth_tokens", "list_oauth_sessions"):
+        assert tools[name].annotations.read_only_hint is True, name
+    for name in ("delete_oauth_client", "revoke_oauth_token", "revoke_oauth_session"):
+        a = tools[name].annotations
+        assert a.read_only_hint is False and a.destructive_hint is True and a.idempotent_hint is True, name
+    assert tools["rotate_oauth_keys"].annotations.read_only_hint is False
+    assert tools["revoke_oauth_token"].input_schema["required"] == ["jti"], tools["revoke_oauth_token"].input_schema
+    # a user-scope API token is refused every one of them, and sees no client
+    r = portcullis.admin("POST", "/api/v1/tokens/", json={"name": "mcp-oauth-user", "scope": "user"})
+    user = r.json()["token"]
+    res = call_tool(url, user, "list_oauth_clients", {})
+    assert res["isError"] is True and "structuredContent" not in res, res
+    assert call_tool(url, user, "rotate_oauth_keys", {})["isError"] is True
+    # the admin sees the SDK's client, octocat's token (by jti only) and session
+    octocat = jwt_claims(admin_flow.storage.tokens.access_token)
+    mona_token = mcp_only_flow.storage.tokens.access_token
+    mona = jwt_claims(mona_token)
+    clients = call_tool(url, ADMIN_TOKEN, "list_oauth_clients", {})["structuredContent"]["clients"]
+    mine = [c for c in clients if c["client_id"] == mona["client_id"]]
+    assert mine and mine[0]["client_name"] == "portcullis /mcp test", clients
+    assert not any("secret" in k for c in clients for k in c if k != "client_secret_expires_at"), clients
+    shown = call_tool(url, ADMIN_TOKEN, "show_oauth_client", {"client_id": mona["client_id"]})["structuredContent"]
+    assert shown["client_id"] == mona["client_id"], shown
+    listed = call_tool(url, ADMIN_TOKEN, "list_oauth_tokens", {})["structuredContent"]
+    jtis = {t["jti"] for t in listed["tokens"]}
+    assert {octocat["jti"], mona["jti"]} <= jtis, listed
+    assert admin_flow.storage.tokens.access_token not in str(listed) and mona_token not in str(listed)
+    sessions = call_tool(url, ADMIN_TOKEN, "list_oauth_sessions", {})["structuredContent"]["sessions"]
+    assert {"octocat", "mona"} <= {s["username"] for s in sessions}, sessions
+    # revoking mona's token: her next request is refused
+    before = call_tool(url, mona_token, "echo", {"message": "still here"})
+    assert before["structuredContent"] == {"message": "still here"}, before
+    out = call_tool(url, ADMIN_TOKEN, "revoke_oauth_token", {"jti": mona["jti"]})["structuredContent"]
+    assert out == {"status": "revoked", "jti": mona["jti"]}, out
+    body = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": META}}
+    r = raw(url, mona_token, body, **{"MCP-Protocol-Version": STATELESS, "Mcp-Method": "tools/list"})
+    assert r.status_code == 401, r.text
+    # a session by id; an unknown jti is a tool error naming it
+    mona_session = next(s["session_id"] for s in sessions if s["username"] == "mona")
+    out = call_tool(url, ADMIN_TOKEN, "revoke_oauth_session", {"session_id": mona_session})["structuredContent"]
+    assert out == {"status": "revoked", "session_id": mona_session}, out
+    res = call_tool(url, ADMIN_TOKEN, "revoke_oauth_token", {"jti": "no-such-jti"})
+    assert res["isError"] is True and "not found" in res["content"][0]["text"], res
+    res = call_tool(url, ADMIN_TOKEN, "revoke_oauth_token", {"jti": "x", "extra": 1})
+    assert res["isError"] is True and "extra" in res["content"][0]["text"], res
+    # key rotation: a new current key, the old one still published
+    rotated = call_tool(url, ADMIN_TOKEN, "rotate_oauth_keys", {})["structuredContent"]
+    kids = {k["kid"] for k in rotated["jwks"]["keys"]}
+    old_kid = jwt_header(admin_flow.storage.tokens.access_token)["kid"]
+    assert rotated["status"] == "rotated" and rotated["current_kid"] != old_kid and {old_kid, rotated["current_kid"]} <= kids, rotated
+    # deleting the client: gone for show and list
+    out = call_tool(url, ADMIN_TOKEN, "delete_oauth_client", {"client_id": mona["client_id"]})["structuredContent"]
+    assert out == {"status": "deleted", "client_id": mona["client_id"]}, out
+    res = call_tool(url, ADMIN_TOKEN, "show_oauth_client", {"client_id": mona["client_id"]})
+    assert res["isError"] is True and "not found" in res["content"][0]["text"], res

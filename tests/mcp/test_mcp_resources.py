@@ -1,0 +1,129 @@
+"""Issue 16 (conformance gaps): resources, resource templates, prompts and
+completion on /mcp, over real data and with the REST API's ownership: a
+user-scope API token reads its own proxy as a resource, never another
+owner's (not even by a crafted URI), and gets completions and prompts
+filled with its own data only."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import httpx
+import pytest
+
+from conftest import ADMIN_TOKEN
+
+STATELESS = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": STATELESS,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+}
+
+
+def rpc(portcullis, token: str, method: str, params: dict, name: str | None = None) -> dict:
+    """One stateless request through the data plane; the JSON-RPC response."""
+    headers = {"Accept": "application/json", "Authorization": f"Bearer {token}",
+               "MCP-Protocol-Version": STATELESS, "Mcp-Method": method}
+    if name is not None:
+        headers["Mcp-Name"] = name
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**params, "_meta": META}}
+    r = httpx.post(f"http://localhost:{portcullis.http_port}/mcp", json=body, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def owners(portcullis) -> tuple[str, str, str]:
+    """A user token, its proxy's hostname and the hostname of a proxy the admin owns."""
+    tag = secrets.token_hex(4)
+    r = portcullis.admin("POST", "/api/v1/tokens/", json={"name": f"res-{tag}", "scope": "user"})
+    assert r.status_code in (200, 201), r.text
+    token = r.json()["token"]
+    own, other = f"res-own-{tag}.test", f"res-other-{tag}.test"
+    r = httpx.post(f"{portcullis.issuer}/api/v1/proxy/targets/", headers={"Authorization": f"Bearer {token}"},
+                   json={"hostname": own, "target_url": "http://192.0.2.30:8080", "enable_https": False}, timeout=10)
+    assert r.status_code == 201, r.text
+    r = portcullis.admin("POST", "/api/v1/proxy/targets/", json={"hostname": other, "target_url": "http://192.0.2.31:8080", "enable_https": False})
+    assert r.status_code == 201, r.text
+    return token, own, other
+
+
+def test_resources_list_and_read_with_the_owners_view(portcullis, owners):
+    token, own, other = owners
+    res = rpc(portcullis, token, "resources/list", {})["result"]
+    uris = [r["uri"] for r in res["resources"]]
+    assert f"portcullis://proxies/{own}" in uris and "portcullis://logs/stats" in uris, uris
+    assert f"portcullis://proxies/{other}" not in uris, uris
+    assert res["ttlMs"] == 0 and res["cacheScope"] == "private", res
+    assert all(r["name"] and r["mimeType"] == "application/json" for r in res["resources"]), res
+    read = rpc(portcullis, token, "resources/read", {"uri": f"portcullis://proxies/{own}"}, f"portcullis://proxies/{own}")["result"]
+    (content,) = read["contents"]
+    assert content["uri"] == f"portcullis://proxies/{own}" and json.loads(content["text"])["target_url"] == "http://192.0.2.30:8080", read
+    stats = rpc(portcullis, token, "resources/read", {"uri": "portcullis://logs/stats"}, "portcullis://logs/stats")["result"]
+    assert "contents" in stats and json.loads(stats["contents"][0]["text"]) is not None, stats
+    # another owner's proxy, crafted URIs, other schemes: "resource not found" with the URI (SEP-2164)
+    for uri in (f"portcullis://proxies/{other}", f"portcullis://proxies/{own}/../{other}", f"portcullis://proxies/%2e%2e%2f{other}",
+                "portcullis://proxies/", "file:///etc/passwd", "test://static-text"):
+        err = rpc(portcullis, token, "resources/read", {"uri": uri}, uri)["error"]
+        assert err["code"] == -32602 and err["data"] == {"uri": uri}, (uri, err)
+    # the admin reads the other proxy
+    read = rpc(portcullis, ADMIN_TOKEN, "resources/read", {"uri": f"portcullis://proxies/{other}"}, f"portcullis://proxies/{other}")
+    assert json.loads(read["result"]["contents"][0]["text"])["hostname"] == other, read
+    # without a uri
+    assert rpc(portcullis, token, "resources/read", {})["error"]["code"] == -32602
+    templates = rpc(portcullis, token, "resources/templates/list", {})["result"]["resourceTemplates"]
+    assert {t["uriTemplate"] for t in templates} == {"portcullis://proxies/{hostname}", "portcullis://certificates/{cert_name}"}
+
+
+def test_prompts_are_filled_with_the_callers_data(portcullis, owners):
+    token, own, other = owners
+    prompts = rpc(portcullis, token, "prompts/list", {})["result"]["prompts"]
+    assert [p["name"] for p in prompts] == ["diagnose_proxy", "review_certificates"], prompts
+    assert all(p["description"] for p in prompts)
+    got = rpc(portcullis, token, "prompts/get", {"name": "diagnose_proxy", "arguments": {"hostname": own}}, "diagnose_proxy")["result"]
+    kinds = [m["content"]["type"] for m in got["messages"]]
+    assert kinds == ["text", "resource", "text"] and all(m["role"] == "user" for m in got["messages"]), got
+    assert own in got["messages"][0]["content"]["text"]
+    assert got["messages"][1]["content"]["resource"]["uri"] == f"portcullis://proxies/{own}", got
+    # another owner's proxy, an absent argument, an unknown prompt: -32602
+    for params, name in (({"name": "diagnose_proxy", "arguments": {"hostname": other}}, "diagnose_proxy"),
+                         ({"name": "diagnose_proxy", "arguments": {}}, "diagnose_proxy"),
+                         ({"name": "run_shell", "arguments": {}}, "run_shell")):
+        err = rpc(portcullis, token, "prompts/get", params, name)["error"]
+        assert err["code"] == -32602, (params, err)
+    review = rpc(portcullis, token, "prompts/get", {"name": "review_certificates"}, "review_certificates")["result"]
+    assert review["messages"][0]["content"]["type"] == "text", review
+
+
+def test_completion_suggests_only_the_callers_names(portcullis, owners):
+    token, own, other = owners
+    ref = {"type": "ref/prompt", "name": "diagnose_proxy"}
+    c = rpc(portcullis, token, "completion/complete", {"ref": ref, "argument": {"name": "hostname", "value": "res-"}})["result"]
+    assert c["completion"]["values"] == [own] and c["completion"]["hasMore"] is False, c
+    tmpl = {"type": "ref/resource", "uri": "portcullis://proxies/{hostname}"}
+    c = rpc(portcullis, ADMIN_TOKEN, "completion/complete", {"ref": tmpl, "argument": {"name": "hostname", "value": "res-other"}})["result"]
+    assert other in c["completion"]["values"] and own not in c["completion"]["values"], c
+    c = rpc(portcullis, token, "completion/complete", {"ref": ref, "argument": {"name": "nothing", "value": ""}})["result"]
+    assert c["completion"]["values"] == [], c
+    for bad in ({"ref": {"type": "ref/prompt", "name": "nope"}, "argument": {"name": "x", "value": ""}},
+                {"ref": {"type": "ref/resource", "uri": "file:///{x}"}, "argument": {"name": "x", "value": ""}},
+                {"ref": {"type": "ref/other"}, "argument": {"name": "x", "value": ""}},
+                {"argument": {"name": "x", "value": ""}}):
+        assert rpc(portcullis, token, "completion/complete", bad)["error"]["code"] == -32602, bad
+
+
+def test_dated_revisions_say_resource_not_found_with_their_code(portcullis):
+    url = f"{portcullis.issuer}/mcp"
+    headers = {"Accept": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    r = httpx.post(url, json=init, headers=headers, timeout=10)
+    caps = r.json()["result"]["capabilities"]
+    assert {"resources", "prompts", "completions", "logging", "tools"} <= set(caps) and caps["resources"]["subscribe"] is False, caps
+    session = {**headers, "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
+    body = {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "portcullis://proxies/none.test"}}
+    r = httpx.post(url, json=body, headers=session, timeout=10)
+    assert r.status_code == 200 and r.json()["error"]["code"] == -32002, r.text
+    assert r.json()["error"]["data"] == {"uri": "portcullis://proxies/none.test"} and r.json()["id"] == 2, r.text
