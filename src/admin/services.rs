@@ -13,19 +13,25 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiResult;
 use super::openapi::{Api, Op};
-use super::{reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, JsonResult};
-use crate::manage::external_services::{ExternalService, RegisterExternal, UnifiedService, UpdateExternal};
-use crate::manage::service_ports::{CheckPort, PortCheck, PortView, PortsAvailable, UpdatePort};
-use crate::manage::services::{
-    CleanupReport, CreateService, Logs, PortConfigRequest, ServiceCreated, ServiceDeleted, ServiceProxyRequest, UpdateService,
+use super::{reply, ApiJson, ApiJsonOrEmpty, AppState, Authed, Body as ApiBody, JsonResult};
+use crate::manage::external_services::{
+    self, ExternalDeleted, ExternalService, ExternalUpdate, RegisterExternal, UnifiedService, UpdateExternal,
 };
-use crate::model::Proxy;
+use crate::manage::service_ports::{
+    self, CheckPort, PortCheck, PortView, PortsAvailable, ServicePortAdd, ServicePortKey, ServicePortUpdate, UpdatePort,
+};
+use crate::manage::services::{
+    self, CleanupReport, Logs, PortConfigRequest, ServiceCreated, ServiceDeleted, ServiceKey, ServiceLogText, ServicePatch,
+    ServiceProxyCreate, ServiceProxyRequest, ServiceSpec, ServiceUpdate,
+};
+use crate::model::{Proxy, ValidationError};
 use crate::services::engine::StatsSummary;
 use crate::services::DockerService;
 
 /// Reads query parameters into `T`, typing `true`/`false` and numbers as
-/// JSON does, so a bad parameter gets the API's 422 error shape.
-fn query<T: DeserializeOwned>(raw: Option<String>) -> ApiResult<T> {
+/// JSON does, so a bad parameter gets the API's 422 error shape. `name`,
+/// when given, is the service named by the path.
+fn query<T: DeserializeOwned>(raw: Option<String>, name: Option<&str>) -> ApiResult<T> {
     let mut m = Map::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let typed = match v.as_ref() {
@@ -36,47 +42,52 @@ fn query<T: DeserializeOwned>(raw: Option<String>) -> ApiResult<T> {
         };
         m.insert(k.into_owned(), typed);
     }
+    if let Some(n) = name {
+        if m.insert("service_name".into(), json!(n)).is_some() {
+            return Err(crate::manage::ManageError::from(ValidationError::new("service_name", "the service is named by the path")).into());
+        }
+    }
     Ok(crate::manage::from_json(Value::Object(m))?)
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    #[serde(default)]
-    owned_only: bool,
+fn key(service_name: String) -> ServiceKey {
+    ServiceKey { service_name }
 }
 
 async fn create(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::CREATED, s.manager.create_service(&c, b).await?)
+    reply(StatusCode::CREATED, services::create(&s.manager, &c, services::parse(b)?).await?)
 }
 async fn list(State(s): State<Arc<AppState>>, Authed(c): Authed, RawQuery(q): RawQuery) -> JsonResult {
-    let q: ListQuery = query(q)?;
-    reply(StatusCode::OK, s.manager.list_docker_services(&c, q.owned_only).await?)
+    reply(StatusCode::OK, services::list(&s.manager, &c, query(q, None)?).await?)
 }
 async fn unified(State(s): State<Arc<AppState>>, Authed(c): Authed, RawQuery(q): RawQuery) -> JsonResult {
-    reply(StatusCode::OK, s.manager.list_unified(&c, query(q)?).await?)
+    reply(StatusCode::OK, external_services::unified(&s.manager, &c, query(q, None)?).await?)
 }
 async fn show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.get_docker_service(&c, &n).await?)
+    reply(StatusCode::OK, services::get(&s.manager, &c, key(n)).await?)
 }
 async fn update(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::OK, s.manager.update_docker_service(&c, &n, b).await?)
+    let patch: ServicePatch = services::parse(b)?;
+    reply(
+        StatusCode::OK,
+        services::update(&s.manager, &c, ServiceUpdate { service_name: n, patch }).await?,
+    )
 }
 async fn delete(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>, RawQuery(q): RawQuery) -> JsonResult {
-    reply(StatusCode::OK, s.manager.delete_docker_service(&c, &n, query(q)?).await?)
+    reply(StatusCode::OK, services::delete(&s.manager, &c, query(q, Some(&n))?).await?)
 }
 async fn start(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.start_service(&c, &n).await?)
+    reply(StatusCode::OK, services::start(&s.manager, &c, key(n)).await?)
 }
 async fn stop(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.stop_service(&c, &n).await?)
+    reply(StatusCode::OK, services::stop(&s.manager, &c, key(n)).await?)
 }
 async fn restart(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.restart_service(&c, &n).await?)
+    reply(StatusCode::OK, services::restart(&s.manager, &c, key(n)).await?)
 }
 async fn logs(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    match s.manager.service_logs(&c, &n, query(q)?).await? {
-        Logs::Text(t) => Ok(reply(StatusCode::OK, json!({"service_name": n, "logs": t}))?.into_response()),
+    match services::logs(&s.manager, &c, query(q, Some(&n))?).await? {
+        Logs::Text(t) => Ok(reply(StatusCode::OK, ServiceLogText { service_name: n, logs: t })?.into_response()),
         Logs::Stream(st) => {
             let body = Body::from_stream(st.map(|r| r.map_err(std::io::Error::other)));
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
@@ -84,18 +95,21 @@ async fn logs(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<S
     }
 }
 async fn stats(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.service_stats(&c, &n).await?)
+    reply(StatusCode::OK, services::stats(&s.manager, &c, key(n)).await?)
 }
 async fn proxy(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>, ApiJsonOrEmpty(b): ApiJsonOrEmpty) -> JsonResult {
-    let req = crate::manage::from_json(b)?;
-    reply(StatusCode::CREATED, s.manager.create_service_proxy(&c, &n, req).await?)
+    let options = crate::manage::from_json(b)?;
+    reply(
+        StatusCode::CREATED,
+        services::create_proxy(&s.manager, &c, ServiceProxyCreate { service_name: n, options }).await?,
+    )
 }
 async fn cleanup(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.cleanup_services(&c).await?)
+    reply(StatusCode::OK, services::cleanup(&s.manager, &c).await?)
 }
 
 async fn ports_list(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.list_service_ports(&c, &n).await?)
+    reply(StatusCode::OK, service_ports::list(&s.manager, &c, key(n)).await?)
 }
 async fn port_add(
     State(s): State<Arc<AppState>>,
@@ -103,44 +117,63 @@ async fn port_add(
     Path(n): Path<String>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty,
 ) -> JsonResult {
-    reply(StatusCode::CREATED, s.manager.add_service_port(&c, &n, b).await?)
+    let port = crate::manage::from_json(b)?;
+    reply(
+        StatusCode::CREATED,
+        service_ports::add(&s.manager, &c, ServicePortAdd { service_name: n, port }).await?,
+    )
 }
 async fn port_update(
     State(s): State<Arc<AppState>>,
     Authed(c): Authed,
-    Path((n, p)): Path<(String, String)>,
-    ApiJson(b): ApiJson,
+    Path((service_name, port_name)): Path<(String, String)>,
+    ApiBody(patch): ApiBody<UpdatePort>,
 ) -> JsonResult {
-    reply(StatusCode::OK, s.manager.update_service_port(&c, &n, &p, b).await?)
+    let upd = ServicePortUpdate {
+        service_name,
+        port_name,
+        patch,
+    };
+    reply(StatusCode::OK, service_ports::update(&s.manager, &c, upd).await?)
 }
-async fn port_remove(State(s): State<Arc<AppState>>, Authed(c): Authed, Path((n, p)): Path<(String, String)>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.remove_service_port(&c, &n, &p).await?)
+async fn port_remove(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path((service_name, port_name)): Path<(String, String)>,
+) -> JsonResult {
+    let key = ServicePortKey { service_name, port_name };
+    reply(StatusCode::OK, service_ports::remove(&s.manager, &c, key).await?)
 }
 async fn ports_global(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.all_ports(&c).await?)
+    reply(StatusCode::OK, service_ports::all(&s.manager, &c).await?)
 }
 async fn ports_available(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.available_ports(&c).await?)
+    reply(StatusCode::OK, service_ports::available(&s.manager, &c).await?)
 }
-async fn ports_check(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::OK, s.manager.check_port(&c, b).await?)
+async fn ports_check(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiBody(b): ApiBody<CheckPort>) -> JsonResult {
+    reply(StatusCode::OK, service_ports::check(&s.manager, &c, b).await?)
 }
 
-async fn ext_register(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::CREATED, s.manager.register_service(&c, b).await?)
+async fn ext_register(State(s): State<Arc<AppState>>, Authed(c): Authed, ApiBody(b): ApiBody<RegisterExternal>) -> JsonResult {
+    reply(StatusCode::CREATED, external_services::register(&s.manager, &c, b).await?)
 }
 async fn ext_list(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
-    reply(StatusCode::OK, s.manager.list_services(&c).await?)
+    reply(StatusCode::OK, external_services::list(&s.manager, &c).await?)
 }
 async fn ext_show(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    reply(StatusCode::OK, s.manager.get_external_service(&c, &n).await?)
+    reply(StatusCode::OK, external_services::get(&s.manager, &c, key(n)).await?)
 }
-async fn ext_update(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>, ApiJson(b): ApiJson) -> JsonResult {
-    reply(StatusCode::OK, s.manager.update_external_service(&c, &n, b).await?)
+async fn ext_update(
+    State(s): State<Arc<AppState>>,
+    Authed(c): Authed,
+    Path(service_name): Path<String>,
+    ApiBody(patch): ApiBody<UpdateExternal>,
+) -> JsonResult {
+    let upd = ExternalUpdate { service_name, patch };
+    reply(StatusCode::OK, external_services::update(&s.manager, &c, upd).await?)
 }
 async fn ext_unregister(State(s): State<Arc<AppState>>, Authed(c): Authed, Path(n): Path<String>) -> JsonResult {
-    s.manager.unregister_service(&c, &n).await?;
-    reply(StatusCode::OK, json!({"status": "deleted", "service_name": n}))
+    reply(StatusCode::OK, external_services::unregister(&s.manager, &c, key(n)).await?)
 }
 
 /// Adds the service endpoints.
@@ -156,7 +189,7 @@ pub fn routes(api: Api) -> Api {
         .post(
             create,
             Op::new("Create a Docker service (ports claimed, container started, optional proxy)")
-                .body::<CreateService>()
+                .body::<ServiceSpec>()
                 .ok::<ServiceCreated>(StatusCode::CREATED),
         )
         .done()
@@ -180,7 +213,7 @@ pub fn routes(api: Api) -> Api {
                 .body::<UpdateExternal>()
                 .ok::<ExternalService>(ok),
         )
-        .delete(ext_unregister, Op::new("Unregister an external service").ok_json(ok))
+        .delete(ext_unregister, Op::new("Unregister an external service").ok::<ExternalDeleted>(ok))
         .done()
         .at("/api/v1/services/unified")
         .get(
@@ -221,7 +254,7 @@ pub fn routes(api: Api) -> Api {
         .put(
             update,
             Op::new("Change a Docker service (the container is recreated)")
-                .body::<UpdateService>()
+                .body::<ServicePatch>()
                 .ok::<DockerService>(ok),
         )
         .delete(
@@ -248,7 +281,7 @@ pub fn routes(api: Api) -> Api {
                 .query("lines", "lines from the end (default 100)", false)
                 .query("timestamps", "true: prefix lines with their time", false)
                 .query("follow", "true: keep streaming", false)
-                .ok_json(ok),
+                .ok::<ServiceLogText>(ok),
         )
         .done()
         .at("/api/v1/services/{name}/stats")

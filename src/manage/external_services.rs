@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{from_json, require_admin, Caller, ManageError, ManageResult, Manager};
+use super::services::{ServiceKey, ServiceList};
+use super::{require_admin, Caller, ManageError, ManageResult, Manager};
 use crate::model::{now_rfc3339, valid_name, validate_http_url, ValidationError};
 use crate::services::{record, ExternalMeta, ServiceType, API_SERVICE, RESERVED_NAMES};
 
@@ -35,6 +36,25 @@ pub struct UpdateExternal {
     /// New description (an empty string clears it).
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// A change of the external service `service_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalUpdate {
+    /// The service's name.
+    pub service_name: String,
+    /// The fields to change (the REST body).
+    pub patch: UpdateExternal,
+}
+
+/// The answer to an unregistration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalDeleted {
+    /// Always `deleted`.
+    pub status: &'static str,
+    /// The service unregistered.
+    pub service_name: String,
 }
 
 /// An external or internal service as the API shows it.
@@ -105,37 +125,6 @@ impl Manager {
         }
     }
 
-    /// Registers a named service (admin only: services are shared).
-    pub async fn register_service(&self, caller: &Caller, body: serde_json::Value) -> ManageResult<ExternalService> {
-        require_admin(caller)?;
-        let r: RegisterExternal = from_json(body)?;
-        if !valid_name(&r.service_name) {
-            return Err(ValidationError::new("service_name", "letters, digits, '-', '_' and '.' only").into());
-        }
-        if RESERVED_NAMES.contains(&r.service_name.as_str()) {
-            return Err(ManageError::Conflict(format!("{} is a built-in or reserved name", r.service_name)));
-        }
-        if r.service_type.is_some_and(|t| t != ServiceType::External) {
-            return Err(ValidationError::new("service_type", "this endpoint registers external services").into());
-        }
-        if record::get(self.store.as_ref(), &r.service_name).await?.is_some() {
-            return Err(ManageError::Conflict(format!("{} is a Docker service", r.service_name)));
-        }
-        validate_http_url("target_url", &r.target_url)?;
-        check_description(&r.description)?;
-        let now = now_rfc3339();
-        let meta = ExternalMeta {
-            description: r.description.filter(|d| !d.is_empty()),
-            owner_token_hash: caller.hash.clone(),
-            created_by: caller.name.clone(),
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        record::put_external(self.store.as_ref(), &r.service_name, &meta).await?;
-        self.store.put_service_url(&r.service_name, &r.target_url).await?;
-        Ok(Self::external_view(r.service_name, r.target_url, meta))
-    }
-
     fn external_view(service_name: String, target_url: String, m: ExternalMeta) -> ExternalService {
         ExternalService {
             service_name,
@@ -147,106 +136,147 @@ impl Manager {
             updated_at: m.updated_at,
         }
     }
+}
 
-    /// Every external service, with the built-in `api`, for the admin.
-    /// Their URLs are internal (only the admin routes to them): other
-    /// callers get an empty list.
-    pub async fn list_services(&self, caller: &Caller) -> ManageResult<Vec<ExternalService>> {
-        if !caller.is_admin() {
-            return Ok(Vec::new());
-        }
-        let mut v = vec![self.api_service()];
-        for (name, url) in self.store.list_service_urls().await? {
-            let meta = record::get_external(self.store.as_ref(), &name).await?.unwrap_or_default();
-            v.push(Self::external_view(name, url, meta));
-        }
-        v.sort_by(|a, b| a.service_name.cmp(&b.service_name));
-        Ok(v)
+/// Registers a named service (admin only: services are shared).
+pub async fn register(m: &Manager, caller: &Caller, r: RegisterExternal) -> ManageResult<ExternalService> {
+    require_admin(caller)?;
+    if !valid_name(&r.service_name) {
+        return Err(ValidationError::new("service_name", "letters, digits, '-', '_' and '.' only").into());
     }
+    if RESERVED_NAMES.contains(&r.service_name.as_str()) {
+        return Err(ManageError::Conflict(format!("{} is a built-in or reserved name", r.service_name)));
+    }
+    if r.service_type.is_some_and(|t| t != ServiceType::External) {
+        return Err(ValidationError::new("service_type", "this endpoint registers external services").into());
+    }
+    if record::get(m.store.as_ref(), &r.service_name).await?.is_some() {
+        return Err(ManageError::Conflict(format!("{} is a Docker service", r.service_name)));
+    }
+    validate_http_url("target_url", &r.target_url)?;
+    check_description(&r.description)?;
+    let now = now_rfc3339();
+    let meta = ExternalMeta {
+        description: r.description.filter(|d| !d.is_empty()),
+        owner_token_hash: caller.hash.clone(),
+        created_by: caller.name.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    record::put_external(m.store.as_ref(), &r.service_name, &meta).await?;
+    m.store.put_service_url(&r.service_name, &r.target_url).await?;
+    Ok(Manager::external_view(r.service_name, r.target_url, meta))
+}
 
-    /// One external or internal service (admin only, as the list).
-    pub async fn get_external_service(&self, caller: &Caller, name: &str) -> ManageResult<ExternalService> {
-        if !caller.is_admin() {
-            return Err(ManageError::NotFound(format!("service {name}")));
-        }
-        if name == API_SERVICE {
-            return Ok(self.api_service());
-        }
-        let url = self
-            .store
-            .list_service_urls()
-            .await?
-            .remove(name)
-            .ok_or_else(|| ManageError::NotFound(format!("service {name}")))?;
-        let meta = record::get_external(self.store.as_ref(), name).await?.unwrap_or_default();
-        Ok(Self::external_view(name.to_string(), url, meta))
+/// Every external service, with the built-in `api`, for the admin.
+/// Their URLs are internal (only the admin routes to them): other
+/// callers get an empty list.
+pub async fn list(m: &Manager, caller: &Caller) -> ManageResult<Vec<ExternalService>> {
+    if !caller.is_admin() {
+        return Ok(Vec::new());
     }
+    let mut v = vec![m.api_service()];
+    for (name, url) in m.store.list_service_urls().await? {
+        let meta = record::get_external(m.store.as_ref(), &name).await?.unwrap_or_default();
+        v.push(Manager::external_view(name, url, meta));
+    }
+    v.sort_by(|a, b| a.service_name.cmp(&b.service_name));
+    Ok(v)
+}
 
-    /// Changes an external service's URL or description.
-    pub async fn update_external_service(&self, caller: &Caller, name: &str, body: serde_json::Value) -> ManageResult<ExternalService> {
-        require_admin(caller)?;
-        if name == API_SERVICE {
-            return Err(ManageError::Conflict("the api service is built in".into()));
-        }
-        let r: UpdateExternal = from_json(body)?;
-        let current = self.get_external_service(caller, name).await?;
-        let url = r.target_url.unwrap_or(current.target_url);
-        validate_http_url("target_url", &url)?;
-        check_description(&r.description)?;
-        let mut meta = record::get_external(self.store.as_ref(), name).await?.unwrap_or_default();
-        if let Some(d) = r.description {
-            meta.description = (!d.is_empty()).then_some(d);
-        }
-        meta.updated_at = now_rfc3339();
-        record::put_external(self.store.as_ref(), name, &meta).await?;
-        self.store.put_service_url(name, &url).await?;
-        Ok(Self::external_view(name.to_string(), url, meta))
+/// One external or internal service (admin only, as the list).
+pub async fn get(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<ExternalService> {
+    let name = key.service_name.as_str();
+    if !caller.is_admin() {
+        return Err(ManageError::NotFound(format!("service {name}")));
     }
+    if name == API_SERVICE {
+        return Ok(m.api_service());
+    }
+    let url = m
+        .store
+        .list_service_urls()
+        .await?
+        .remove(name)
+        .ok_or_else(|| ManageError::NotFound(format!("service {name}")))?;
+    let meta = record::get_external(m.store.as_ref(), name).await?.unwrap_or_default();
+    Ok(Manager::external_view(name.to_string(), url, meta))
+}
 
-    /// Removes a named service.
-    pub async fn unregister_service(&self, caller: &Caller, name: &str) -> ManageResult<()> {
-        require_admin(caller)?;
-        if name == API_SERVICE {
-            return Err(ManageError::Conflict("the api service is built in".into()));
-        }
-        self.store.delete_service_url(name).await?;
-        record::delete_external(self.store.as_ref(), name).await?;
-        Ok(())
+/// Changes an external service's URL or description.
+pub async fn update(m: &Manager, caller: &Caller, upd: ExternalUpdate) -> ManageResult<ExternalService> {
+    let (name, r) = (upd.service_name.as_str(), upd.patch);
+    require_admin(caller)?;
+    if name == API_SERVICE {
+        return Err(ManageError::Conflict("the api service is built in".into()));
     }
+    let current = get(
+        m,
+        caller,
+        ServiceKey {
+            service_name: name.to_string(),
+        },
+    )
+    .await?;
+    let url = r.target_url.unwrap_or(current.target_url);
+    validate_http_url("target_url", &url)?;
+    check_description(&r.description)?;
+    let mut meta = record::get_external(m.store.as_ref(), name).await?.unwrap_or_default();
+    if let Some(d) = r.description {
+        meta.description = (!d.is_empty()).then_some(d);
+    }
+    meta.updated_at = now_rfc3339();
+    record::put_external(m.store.as_ref(), name, &meta).await?;
+    m.store.put_service_url(name, &url).await?;
+    Ok(Manager::external_view(name.to_string(), url, meta))
+}
 
-    /// Docker, external and internal services in one list (external and
-    /// internal ones for the admin only, as their own list).
-    pub async fn list_unified(&self, caller: &Caller, q: UnifiedQuery) -> ManageResult<Vec<UnifiedService>> {
-        let mut v: Vec<UnifiedService> = self
-            .list_docker_services(caller, false)
-            .await?
-            .into_iter()
-            .map(|s| UnifiedService {
-                service_name: s.service_name,
-                service_type: ServiceType::Docker,
-                target_url: s.target_url,
-                status: s.status,
-                description: Some(s.image),
-            })
-            .collect();
-        for e in self.list_services(caller).await? {
-            v.push(UnifiedService {
-                status: if e.service_type == ServiceType::Internal {
-                    "builtin"
-                } else {
-                    "registered"
-                }
-                .into(),
-                service_name: e.service_name,
-                service_type: e.service_type,
-                target_url: e.target_url,
-                description: e.description,
-            });
-        }
-        if let Some(t) = q.service_type {
-            v.retain(|s| s.service_type == t);
-        }
-        v.sort_by(|a, b| a.service_name.cmp(&b.service_name));
-        Ok(v)
+/// Removes a named service.
+pub async fn unregister(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<ExternalDeleted> {
+    let name = key.service_name.as_str();
+    require_admin(caller)?;
+    if name == API_SERVICE {
+        return Err(ManageError::Conflict("the api service is built in".into()));
     }
+    m.store.delete_service_url(name).await?;
+    record::delete_external(m.store.as_ref(), name).await?;
+    Ok(ExternalDeleted {
+        status: "deleted",
+        service_name: key.service_name,
+    })
+}
+
+/// Docker, external and internal services in one list (external and
+/// internal ones for the admin only, as their own list).
+pub async fn unified(m: &Manager, caller: &Caller, q: UnifiedQuery) -> ManageResult<Vec<UnifiedService>> {
+    let mut v: Vec<UnifiedService> = super::services::list(m, caller, ServiceList::default())
+        .await?
+        .into_iter()
+        .map(|s| UnifiedService {
+            service_name: s.service_name,
+            service_type: ServiceType::Docker,
+            target_url: s.target_url,
+            status: s.status,
+            description: Some(s.image),
+        })
+        .collect();
+    for e in list(m, caller).await? {
+        v.push(UnifiedService {
+            status: if e.service_type == ServiceType::Internal {
+                "builtin"
+            } else {
+                "registered"
+            }
+            .into(),
+            service_name: e.service_name,
+            service_type: e.service_type,
+            target_url: e.target_url,
+            description: e.description,
+        });
+    }
+    if let Some(t) = q.service_type {
+        v.retain(|s| s.service_type == t);
+    }
+    v.sort_by(|a, b| a.service_name.cmp(&b.service_name));
+    Ok(v)
 }

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::services::PortConfigRequest;
-use super::{from_json, Caller, ManageError, ManageResult, Manager};
+use super::services::{PortConfigRequest, ServiceKey};
+use super::{Caller, ManageError, ManageResult, Manager};
 use crate::model::ValidationError;
 use crate::services::{ports, record, PortRecord};
 
@@ -34,6 +34,39 @@ pub struct UpdatePort {
     /// New description.
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// A new port for the service `service_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePortAdd {
+    /// The service's name.
+    pub service_name: String,
+    /// The port (the REST body).
+    #[serde(default)]
+    pub port: PortConfigRequest,
+}
+
+/// Names one port of a service.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePortKey {
+    /// The service's name.
+    pub service_name: String,
+    /// The port's name within the service.
+    pub port_name: String,
+}
+
+/// A change of one port of a service.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePortUpdate {
+    /// The service's name.
+    pub service_name: String,
+    /// The port's name within the service.
+    pub port_name: String,
+    /// The fields to change (the REST body).
+    pub patch: UpdatePort,
 }
 
 /// The answer of the availability check.
@@ -75,149 +108,140 @@ fn view(mut p: PortRecord) -> PortView {
     PortView { port: p }
 }
 
-impl Manager {
-    /// Every port of a service.
-    pub async fn list_service_ports(&self, caller: &Caller, name: &str) -> ManageResult<Vec<PortView>> {
-        Ok(self
-            .visible_service(caller, name)
-            .await?
-            .port_configs
-            .into_iter()
-            .map(view)
-            .collect())
-    }
+/// Every port of a service.
+pub async fn list(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<Vec<PortView>> {
+    Ok(m.visible_service(caller, &key.service_name)
+        .await?
+        .port_configs
+        .into_iter()
+        .map(view)
+        .collect())
+}
 
-    /// Adds a port to a service (claimed first; the container is recreated).
-    pub async fn add_service_port(&self, caller: &Caller, name: &str, body: serde_json::Value) -> ManageResult<PortView> {
-        let req: PortConfigRequest = from_json(body)?;
-        let mut s = self.writable_service(caller, name).await?;
-        if s.port_configs.len() >= 16 {
-            return Err(ValidationError::new("port_configs", "at most 16 ports").into());
-        }
-        let index = s.port_configs.len();
-        let mut p = self.port_record(caller, name, index, &req, &s.bind_address, s.internal_port)?;
-        p.owner_token_hash = s.owner_token_hash.clone();
-        if s.port_configs.iter().any(|q| q.port_name == p.port_name) {
-            return Err(ManageError::Conflict(format!(
-                "service {name} already has a port named {}",
-                p.port_name
-            )));
-        }
-        let p = self.claim_port(p).await?;
-        s.port_configs.push(p.clone());
-        if let Err(e) = self.recreate(&mut s).await {
-            tracing::warn!(service = %name, error = %e, "port added but the container was not recreated");
-        }
-        Ok(view(p))
+/// Adds a port to a service (claimed first; the container is recreated).
+pub async fn add(m: &Manager, caller: &Caller, add: ServicePortAdd) -> ManageResult<PortView> {
+    let (name, req) = (add.service_name.as_str(), add.port);
+    let mut s = m.writable_service(caller, name).await?;
+    if s.port_configs.len() >= 16 {
+        return Err(ValidationError::new("port_configs", "at most 16 ports").into());
     }
+    let index = s.port_configs.len();
+    let mut p = m.port_record(caller, name, index, &req, &s.bind_address, s.internal_port)?;
+    p.owner_token_hash = s.owner_token_hash.clone();
+    if s.port_configs.iter().any(|q| q.port_name == p.port_name) {
+        return Err(ManageError::Conflict(format!(
+            "service {name} already has a port named {}",
+            p.port_name
+        )));
+    }
+    let p = m.claim_port(p).await?;
+    s.port_configs.push(p.clone());
+    if let Err(e) = m.recreate(&mut s).await {
+        tracing::warn!(service = %name, error = %e, "port added but the container was not recreated");
+    }
+    Ok(view(p))
+}
 
-    /// Removes a port (not the service's main port, the proxy target).
-    pub async fn remove_service_port(&self, caller: &Caller, name: &str, port_name: &str) -> ManageResult<PortView> {
-        let mut s = self.writable_service(caller, name).await?;
-        let i = s
-            .port_configs
-            .iter()
-            .position(|p| p.port_name == port_name)
-            .ok_or_else(|| ManageError::NotFound(format!("port {port_name} of service {name}")))?;
-        if i == 0 {
-            return Err(ManageError::Conflict(format!(
-                "{port_name} is the main port of {name} (its proxy target); delete the service instead"
-            )));
-        }
-        let p = s.port_configs.remove(i);
-        record::release_port(self.store.as_ref(), p.host_port).await?;
-        if let Err(e) = self.recreate(&mut s).await {
-            tracing::warn!(service = %name, error = %e, "port removed but the container was not recreated");
-        }
-        Ok(view(p))
+/// Removes a port (not the service's main port, the proxy target).
+pub async fn remove(m: &Manager, caller: &Caller, key: ServicePortKey) -> ManageResult<PortView> {
+    let (name, port_name) = (key.service_name.as_str(), key.port_name.as_str());
+    let mut s = m.writable_service(caller, name).await?;
+    let i = s
+        .port_configs
+        .iter()
+        .position(|p| p.port_name == port_name)
+        .ok_or_else(|| ManageError::NotFound(format!("port {port_name} of service {name}")))?;
+    if i == 0 {
+        return Err(ManageError::Conflict(format!(
+            "{port_name} is the main port of {name} (its proxy target); delete the service instead"
+        )));
     }
+    let p = s.port_configs.remove(i);
+    record::release_port(m.store.as_ref(), p.host_port).await?;
+    if let Err(e) = m.recreate(&mut s).await {
+        tracing::warn!(service = %name, error = %e, "port removed but the container was not recreated");
+    }
+    Ok(view(p))
+}
 
-    /// Changes a port's bind address, source token or description.
-    pub async fn update_service_port(
-        &self,
-        caller: &Caller,
-        name: &str,
-        port_name: &str,
-        body: serde_json::Value,
-    ) -> ManageResult<PortView> {
-        let req: UpdatePort = from_json(body)?;
-        let mut s = self.writable_service(caller, name).await?;
-        let p = s
-            .port_configs
-            .iter_mut()
-            .find(|p| p.port_name == port_name)
-            .ok_or_else(|| ManageError::NotFound(format!("port {port_name} of service {name}")))?;
-        if let Some(b) = req.bind_address {
-            b.parse::<std::net::IpAddr>()
-                .map_err(|_| ValidationError::new("bind_address", "an IP address"))?;
-            p.bind_address = b;
-        }
-        match req.source_token.as_deref() {
-            Some("") => p.source_token_hash = None,
-            Some(t) if t.len() < 16 || t.len() > 256 => {
-                return Err(ValidationError::new("source_token", "16 to 256 characters").into());
-            }
-            Some(t) => p.source_token_hash = Some(crate::secrets::token_hash(t)),
-            None => {}
-        }
-        p.require_token = p.source_token_hash.is_some();
-        if let Some(d) = req.description {
-            crate::model::check_text_len("description", &d, 500)?;
-            p.description = (!d.is_empty()).then_some(d);
-        }
-        let updated = p.clone();
-        record::update_port(self.store.as_ref(), &updated).await?;
-        if let Err(e) = self.recreate(&mut s).await {
-            tracing::warn!(service = %name, error = %e, "port updated but the container was not recreated");
-        }
-        Ok(view(updated))
+/// Changes a port's bind address, source token or description.
+pub async fn update(m: &Manager, caller: &Caller, upd: ServicePortUpdate) -> ManageResult<PortView> {
+    let (name, port_name, req) = (upd.service_name.as_str(), upd.port_name.as_str(), upd.patch);
+    let mut s = m.writable_service(caller, name).await?;
+    let p = s
+        .port_configs
+        .iter_mut()
+        .find(|p| p.port_name == port_name)
+        .ok_or_else(|| ManageError::NotFound(format!("port {port_name} of service {name}")))?;
+    if let Some(b) = req.bind_address {
+        b.parse::<std::net::IpAddr>()
+            .map_err(|_| ValidationError::new("bind_address", "an IP address"))?;
+        p.bind_address = b;
     }
+    match req.source_token.as_deref() {
+        Some("") => p.source_token_hash = None,
+        Some(t) if t.len() < 16 || t.len() > 256 => {
+            return Err(ValidationError::new("source_token", "16 to 256 characters").into());
+        }
+        Some(t) => p.source_token_hash = Some(crate::secrets::token_hash(t)),
+        None => {}
+    }
+    p.require_token = p.source_token_hash.is_some();
+    if let Some(d) = req.description {
+        crate::model::check_text_len("description", &d, 500)?;
+        p.description = (!d.is_empty()).then_some(d);
+    }
+    let updated = p.clone();
+    record::update_port(m.store.as_ref(), &updated).await?;
+    if let Err(e) = m.recreate(&mut s).await {
+        tracing::warn!(service = %name, error = %e, "port updated but the container was not recreated");
+    }
+    Ok(view(updated))
+}
 
-    /// Every allocated port the caller may see (the admin: all).
-    pub async fn all_ports(&self, caller: &Caller) -> ManageResult<Vec<PortView>> {
-        Ok(record::list_ports(self.store.as_ref())
-            .await?
-            .into_iter()
-            .filter(|p| caller.may_read(&p.owner_token_hash))
-            .map(view)
-            .collect())
-    }
+/// Every allocated port the caller may see (the admin: all).
+pub async fn all(m: &Manager, caller: &Caller) -> ManageResult<Vec<PortView>> {
+    Ok(record::list_ports(m.store.as_ref())
+        .await?
+        .into_iter()
+        .filter(|p| caller.may_read(&p.owner_token_hash))
+        .map(view)
+        .collect())
+}
 
-    /// The ranges and how full they are.
-    pub async fn available_ports(&self, _caller: &Caller) -> ManageResult<PortsAvailable> {
-        let taken = record::list_ports(self.store.as_ref()).await?;
-        let exposed_taken = taken
-            .iter()
-            .filter(|p| (ports::EXPOSED.0..=ports::EXPOSED.1).contains(&p.host_port))
-            .count();
-        let exposed_total = usize::from(ports::EXPOSED.1 - ports::EXPOSED.0) + 1;
-        Ok(PortsAvailable {
-            ranges: ports::ranges(),
-            allocated_count: taken.len(),
-            exposed_free: exposed_total.saturating_sub(exposed_taken),
-        })
-    }
+/// The ranges and how full they are.
+pub async fn available(m: &Manager, _caller: &Caller) -> ManageResult<PortsAvailable> {
+    let taken = record::list_ports(m.store.as_ref()).await?;
+    let exposed_taken = taken
+        .iter()
+        .filter(|p| (ports::EXPOSED.0..=ports::EXPOSED.1).contains(&p.host_port))
+        .count();
+    let exposed_total = usize::from(ports::EXPOSED.1 - ports::EXPOSED.0) + 1;
+    Ok(PortsAvailable {
+        ranges: ports::ranges(),
+        allocated_count: taken.len(),
+        exposed_free: exposed_total.saturating_sub(exposed_taken),
+    })
+}
 
-    /// Whether a service could get `port` now: not restricted, not
-    /// allocated, and nothing on this host listening on it.
-    pub async fn check_port(&self, _caller: &Caller, body: serde_json::Value) -> ManageResult<PortCheck> {
-        let req: CheckPort = from_json(body)?;
-        let bind = req.bind_address.unwrap_or_else(|| "127.0.0.1".into());
-        let ip: std::net::IpAddr = bind.parse().map_err(|_| ValidationError::new("bind_address", "an IP address"))?;
-        let reason = if let Some(why) = ports::refusal(req.port) {
-            Some(why)
-        } else if record::port_holder(self.store.as_ref(), req.port).await?.is_some() {
-            Some(format!("port {} is allocated to a service", req.port))
-        } else if !ports::bindable(ip, req.port) {
-            Some(format!("something on this host already listens on {bind}:{}", req.port))
-        } else {
-            None
-        };
-        Ok(PortCheck {
-            port: req.port,
-            bind_address: bind,
-            available: reason.is_none(),
-            reason,
-        })
-    }
+/// Whether a service could get `port` now: not restricted, not
+/// allocated, and nothing on this host listening on it.
+pub async fn check(m: &Manager, _caller: &Caller, req: CheckPort) -> ManageResult<PortCheck> {
+    let bind = req.bind_address.unwrap_or_else(|| "127.0.0.1".into());
+    let ip: std::net::IpAddr = bind.parse().map_err(|_| ValidationError::new("bind_address", "an IP address"))?;
+    let reason = if let Some(why) = ports::refusal(req.port) {
+        Some(why)
+    } else if record::port_holder(m.store.as_ref(), req.port).await?.is_some() {
+        Some(format!("port {} is allocated to a service", req.port))
+    } else if !ports::bindable(ip, req.port) {
+        Some(format!("something on this host already listens on {bind}:{}", req.port))
+    } else {
+        None
+    };
+    Ok(PortCheck {
+        port: req.port,
+        bind_address: bind,
+        available: reason.is_none(),
+        reason,
+    })
 }

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{require_admin, Caller, ManageError, ManageResult, Manager};
@@ -18,9 +20,9 @@ use crate::model::{now_rfc3339, valid_hostname, Proxy, ValidationError};
 use crate::services::engine::StatsSummary;
 use crate::services::{events, ports, record, spec, DockerService, EngineError, PortRecord, ServiceType, RESERVED_NAMES};
 
-/// Fields that would give a container more than the API offers. Named
-/// here so such a request is answered with a clear 422 instead of the
-/// generic "unknown field".
+/// Fields that would give a container more than the API offers. [`parse`]
+/// names them so such a request is answered with a clear 422 instead of
+/// the generic "unknown field".
 const FORBIDDEN_FIELDS: [&str; 16] = [
     "privileged",
     "volumes",
@@ -74,10 +76,12 @@ pub struct PortConfigRequest {
     pub description: Option<String>,
 }
 
-/// `POST /api/v1/services/`: the reference "Docker Service Schema".
+/// `POST /api/v1/services/`: the reference "Docker Service Schema". Read
+/// with [`parse`], which names a refused host-access field before the
+/// generic unknown-field check.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateService {
+pub struct ServiceSpec {
     /// Unique name; also the container name and the default hostname label.
     pub service_name: String,
     /// `docker` when given.
@@ -134,7 +138,7 @@ pub struct CreateService {
 /// is recreated with them (ports stay as allocated).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateService {
+pub struct ServicePatch {
     /// New image.
     #[serde(default)]
     pub image: Option<String>,
@@ -161,10 +165,39 @@ pub struct UpdateService {
     pub restart_policy: Option<String>,
 }
 
-/// Options of `DELETE /api/v1/services/{name}`.
+/// Names one Docker service.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceKey {
+    /// The service's name.
+    pub service_name: String,
+}
+
+/// Options of the Docker service list.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DeleteService {
+pub struct ServiceList {
+    /// Only the caller's own services (also for the admin).
+    #[serde(default)]
+    pub owned_only: bool,
+}
+
+/// A change of the service `service_name` (the container is recreated).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUpdate {
+    /// The service's name.
+    pub service_name: String,
+    /// The fields to change.
+    pub patch: ServicePatch,
+}
+
+/// `DELETE /api/v1/services/{name}` (the options are query parameters).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDelete {
+    /// The service's name.
+    pub service_name: String,
     /// Remove the record even when the engine cannot remove the container.
     #[serde(default)]
     pub force: bool,
@@ -173,19 +206,32 @@ pub struct DeleteService {
     pub delete_proxy: Option<bool>,
 }
 
-/// Options of `GET /api/v1/services/{name}/logs`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// `GET /api/v1/services/{name}/logs` (the options are query parameters).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LogsQuery {
+pub struct ServiceLogs {
+    /// The service's name.
+    pub service_name: String,
     /// Lines from the end (default 100, at most 10000).
     #[serde(default)]
     pub lines: Option<u32>,
     /// Prefix each line with its time.
     #[serde(default)]
     pub timestamps: bool,
-    /// Keep streaming new output.
+    /// Keep streaming new output (REST only: a tool answers once).
     #[serde(default)]
     pub follow: bool,
+}
+
+/// A proxy for the service `service_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceProxyCreate {
+    /// The service's name.
+    pub service_name: String,
+    /// Hostname and HTTPS (the REST body).
+    #[serde(default)]
+    pub options: ServiceProxyRequest,
 }
 
 /// `POST /api/v1/services/{name}/proxy`.
@@ -235,6 +281,15 @@ pub struct CleanupReport {
     pub released_ports: Vec<u16>,
 }
 
+/// The last lines of a service's output.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceLogText {
+    /// The service.
+    pub service_name: String,
+    /// The output, as the container wrote it.
+    pub logs: String,
+}
+
 /// Logs: the text, or a stream when following.
 pub enum Logs {
     /// The last lines.
@@ -251,6 +306,22 @@ impl From<EngineError> for ManageError {
             other => ManageError::Engine(other.to_string()),
         }
     }
+}
+
+/// Reads a service request (REST body or MCP arguments): a host-access
+/// field ([`FORBIDDEN_FIELDS`]), at the root or in `patch`, is refused
+/// with a message saying why; anything else `T` does not know is the
+/// usual unknown-field 422.
+pub fn parse<T: DeserializeOwned>(v: Value) -> ManageResult<T> {
+    let refused = |o: &Value| FORBIDDEN_FIELDS.iter().copied().find(|f| o.get(*f).is_some());
+    if let Some(f) = refused(&v).or_else(|| v.get("patch").and_then(refused)) {
+        return Err(ValidationError::new(
+            f,
+            "privileged mode, host mounts, capabilities and other host access are never accepted from the API",
+        )
+        .into());
+    }
+    super::from_json(v)
 }
 
 /// A service name: a DNS label (it becomes a hostname label and a container name).
@@ -508,7 +579,7 @@ impl Manager {
     }
 
     /// Validates a create request into a record without ports.
-    fn new_record(&self, caller: &Caller, req: &CreateService) -> ManageResult<DockerService> {
+    fn new_record(&self, caller: &Caller, req: &ServiceSpec) -> ManageResult<DockerService> {
         let d = &self.config.docker;
         check_name(&req.service_name)?;
         if req.service_type.is_some_and(|t| t != ServiceType::Docker) {
@@ -628,143 +699,6 @@ impl Manager {
         }
     }
 
-    /// Creates a Docker service owned by the caller: ports claimed in the
-    /// store first (a taken port is 409), then the image, the container, and
-    /// optionally its proxy. A failure undoes what was done.
-    pub async fn create_service(&self, caller: &Caller, body: serde_json::Value) -> ManageResult<ServiceCreated> {
-        if let Some(f) = FORBIDDEN_FIELDS.iter().find(|f| body.get(**f).is_some()) {
-            return Err(ValidationError::new(
-                *f,
-                "privileged mode, host mounts, capabilities and other host access are never accepted from the API",
-            )
-            .into());
-        }
-        let req: CreateService = super::from_json(body)?;
-        let mut s = self.new_record(caller, &req)?;
-        if record::get(self.store.as_ref(), &s.service_name).await?.is_some()
-            || self.store.list_service_urls().await?.contains_key(&s.service_name)
-        {
-            return Err(ManageError::Conflict(format!("a service named {} already exists", s.service_name)));
-        }
-        let mut wanted = req.port_configs.clone();
-        if let Some(p) = req.external_port {
-            wanted.push(PortConfigRequest {
-                host: Some(p),
-                ..Default::default()
-            });
-        }
-        if wanted.is_empty() {
-            wanted.push(PortConfigRequest::default());
-        }
-        let mut records = Vec::with_capacity(wanted.len());
-        for (i, w) in wanted.iter().enumerate() {
-            records.push(self.port_record(caller, &s.service_name, i, w, &s.bind_address.clone(), s.internal_port)?);
-        }
-        let mut names: Vec<&str> = records.iter().map(|r| r.port_name.as_str()).collect();
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(ValidationError::new("port_configs", "port names must differ").into());
-        }
-        for r in records {
-            match self.claim_port(r).await {
-                Ok(p) => s.port_configs.push(p),
-                Err(e) => {
-                    self.release_ports(&s.port_configs).await;
-                    return Err(e);
-                }
-            }
-        }
-        Self::set_main_port(&mut s);
-        if let Err(e) = record::create(self.store.as_ref(), &s).await {
-            self.release_ports(&s.port_configs).await;
-            return Err(e.into());
-        }
-        let started = async {
-            self.provide_image(&s).await?;
-            self.run_container(&mut s).await
-        }
-        .await;
-        if let Err(e) = started {
-            let _ = self.engine.remove(&s.service_name).await;
-            let _ = record::delete(self.store.as_ref(), &s.service_name).await;
-            self.release_ports(&s.port_configs).await;
-            return Err(e);
-        }
-        record::put(self.store.as_ref(), &s).await?;
-        tracing::info!(service = %s.service_name, image = %s.image, port = s.port, by = %caller.name, "service created");
-        let proxy = if req.auto_proxy {
-            Some(self.create_service_proxy_for(caller, &s, ServiceProxyRequest::default()).await?)
-        } else {
-            None
-        };
-        Ok(ServiceCreated { service: s, proxy })
-    }
-
-    /// Docker services the caller may see (`owned_only`: only its own, also for the admin).
-    pub async fn list_docker_services(&self, caller: &Caller, owned_only: bool) -> ManageResult<Vec<DockerService>> {
-        Ok(record::list(self.store.as_ref())
-            .await?
-            .into_iter()
-            .filter(|s| {
-                if owned_only {
-                    caller.may_read(&s.owner_token_hash) && (!caller.is_admin() || s.owner_token_hash == caller.hash)
-                } else {
-                    caller.may_read(&s.owner_token_hash)
-                }
-            })
-            .collect())
-    }
-
-    /// One Docker service.
-    pub async fn get_docker_service(&self, caller: &Caller, name: &str) -> ManageResult<DockerService> {
-        self.visible_service(caller, name).await
-    }
-
-    /// Applies `req` and recreates the container with it (ports unchanged).
-    pub async fn update_docker_service(&self, caller: &Caller, name: &str, body: serde_json::Value) -> ManageResult<DockerService> {
-        if let Some(f) = FORBIDDEN_FIELDS.iter().find(|f| body.get(**f).is_some()) {
-            return Err(ValidationError::new(*f, "host access is never accepted from the API").into());
-        }
-        let req: UpdateService = super::from_json(body)?;
-        let mut s = self.writable_service(caller, name).await?;
-        if let Some(i) = req.image {
-            if s.dockerfile_path.is_some() {
-                return Err(ValidationError::new("image", "this service is built from its dockerfile_path").into());
-            }
-            check_image(&i, &self.config.docker.image_allowlist)?;
-            s.image = i;
-        }
-        if let Some(p) = req.internal_port {
-            if s.network_mode == NetworkMode::Bridge {
-                s.internal_port = p;
-            }
-        }
-        if let Some(m) = req.memory_limit {
-            s.memory_limit = check_memory(&m)?;
-        }
-        if let Some(c) = req.cpu_limit {
-            s.cpu_limit = check_cpu(c)?;
-        }
-        if let Some(e) = req.environment {
-            check_environment(&e)?;
-            s.environment = e;
-        }
-        if req.command.is_some() {
-            check_command(&req.command)?;
-            s.command = req.command;
-        }
-        if let Some(l) = req.labels {
-            check_labels(&l)?;
-            s.labels = l;
-        }
-        if let Some(r) = req.restart_policy {
-            s.restart_policy = check_restart(&r)?;
-        }
-        self.recreate(&mut s).await?;
-        tracing::info!(service = %s.service_name, by = %caller.name, "service updated");
-        Ok(s)
-    }
-
     /// Replaces the container of `s` with one built from the record as it is now.
     pub(super) async fn recreate(&self, s: &mut DockerService) -> ManageResult<()> {
         self.provide_image(s).await?;
@@ -776,94 +710,12 @@ impl Manager {
         r
     }
 
-    /// Deletes a service: its container, its port claims, and (unless
-    /// `delete_proxy` is false) the proxies that target it.
-    pub async fn delete_docker_service(&self, caller: &Caller, name: &str, opts: DeleteService) -> ManageResult<ServiceDeleted> {
-        let s = self.writable_service(caller, name).await?;
-        if let Err(e) = self.engine.remove(&s.service_name).await {
-            if !opts.force {
-                return Err(e.into());
-            }
-            tracing::warn!(service = %name, error = %e, "container not removed; deleting the record anyway (force)");
-        }
-        let mut deleted_proxies = Vec::new();
-        if opts.delete_proxy.unwrap_or(true) {
-            for p in self.store.list_proxies().await? {
-                if p.target_url == s.target_url && p.owner_token_hash == s.owner_token_hash {
-                    self.store.delete_proxy(&p.hostname).await?;
-                    deleted_proxies.push(p.hostname);
-                }
-            }
-        }
-        record::delete(self.store.as_ref(), &s.service_name).await?;
-        self.release_ports(&s.port_configs).await;
-        tracing::info!(service = %name, by = %caller.name, "service deleted");
-        Ok(ServiceDeleted {
-            status: "deleted",
-            service_name: s.service_name,
-            released_ports: s.port_configs.iter().map(|p| p.host_port).collect(),
-            deleted_proxies,
-        })
-    }
-
-    /// Starts the container.
-    pub async fn start_service(&self, caller: &Caller, name: &str) -> ManageResult<DockerService> {
-        let mut s = self.writable_service(caller, name).await?;
-        self.engine.start(name).await?;
-        self.store_state(&mut s).await
-    }
-
-    /// Stops the container; its proxy answers 503 until it is started.
-    pub async fn stop_service(&self, caller: &Caller, name: &str) -> ManageResult<DockerService> {
-        let mut s = self.writable_service(caller, name).await?;
-        self.engine.stop(name).await?;
-        self.store_state(&mut s).await
-    }
-
-    /// Restarts the container.
-    pub async fn restart_service(&self, caller: &Caller, name: &str) -> ManageResult<DockerService> {
-        let mut s = self.writable_service(caller, name).await?;
-        self.engine.restart(name).await?;
-        self.store_state(&mut s).await
-    }
-
     /// Reads and stores the container's state only: the rest of the record
     /// may have changed meanwhile and is not written back.
     async fn store_state(&self, s: &mut DockerService) -> ManageResult<DockerService> {
         self.refresh_state(s).await;
         record::put_state(self.store.as_ref(), &s.service_name, &s.state()).await?;
         Ok(s.clone())
-    }
-
-    /// The container's output.
-    pub async fn service_logs(&self, caller: &Caller, name: &str, q: LogsQuery) -> ManageResult<Logs> {
-        self.visible_service(caller, name).await?;
-        let lines = q.lines.unwrap_or(100);
-        if lines > 10_000 {
-            return Err(ValidationError::new("lines", "at most 10000").into());
-        }
-        let mut stream = self.engine.logs(name, lines, q.timestamps, q.follow).await?;
-        if q.follow {
-            return Ok(Logs::Stream(stream));
-        }
-        let mut out = Vec::new();
-        use futures::StreamExt;
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk?);
-        }
-        Ok(Logs::Text(String::from_utf8_lossy(&out).into_owned()))
-    }
-
-    /// One sample of the container's resource use.
-    pub async fn service_stats(&self, caller: &Caller, name: &str) -> ManageResult<StatsSummary> {
-        self.visible_service(caller, name).await?;
-        Ok(self.engine.stats(name).await?)
-    }
-
-    /// Creates the proxy `{name}.{BASE_DOMAIN}` (or `hostname`) for a service.
-    pub async fn create_service_proxy(&self, caller: &Caller, name: &str, req: ServiceProxyRequest) -> ManageResult<Proxy> {
-        let s = self.writable_service(caller, name).await?;
-        self.create_service_proxy_for(caller, &s, req).await
     }
 
     /// The proxy is built here rather than by `create_proxy`: its target is the
@@ -888,41 +740,253 @@ impl Manager {
         tracing::info!(hostname = %p.hostname, service = %s.service_name, by = %caller.name, "service proxy created");
         Ok(p.public())
     }
+}
 
-    /// Removes containers labelled as services of this store that have no record, marks
-    /// records whose container is gone, and releases port claims of services
-    /// that no longer exist (admin only: it spans every owner).
-    pub async fn cleanup_services(&self, caller: &Caller) -> ManageResult<CleanupReport> {
-        require_admin(caller)?;
-        let mut report = CleanupReport::default();
-        let records = record::list(self.store.as_ref()).await?;
-        let known: std::collections::HashSet<&str> = records.iter().map(|s| s.service_name.as_str()).collect();
-        let store_id = record::store_id(self.store.as_ref()).await?;
-        let containers = self.engine.list_ours(&store_id).await?;
-        for c in &containers {
-            if !known.contains(c.service_name.as_str()) {
-                self.engine.remove(&c.id).await?;
-                tracing::info!(container = %c.id, service = %c.service_name, "orphan container removed");
-                report.removed_containers.push(c.id.clone());
-            }
-        }
-        for s in &records {
-            if !containers.iter().any(|c| c.service_name == s.service_name) {
-                let mut st = s.state();
-                st.status = "missing".into();
-                st.updated_at = now_rfc3339();
-                record::put_state(self.store.as_ref(), &s.service_name, &st).await?;
-                report.missing_containers.push(s.service_name.clone());
-            }
-        }
-        for p in record::list_ports(self.store.as_ref()).await? {
-            if !known.contains(p.service_name.as_str()) {
-                record::release_port(self.store.as_ref(), p.host_port).await?;
-                report.released_ports.push(p.host_port);
-            }
-        }
-        Ok(report)
+/// Creates a Docker service owned by the caller: ports claimed in the
+/// store first (a taken port is 409), then the image, the container, and
+/// optionally its proxy. A failure undoes what was done.
+pub async fn create(m: &Manager, caller: &Caller, req: ServiceSpec) -> ManageResult<ServiceCreated> {
+    let mut s = m.new_record(caller, &req)?;
+    if record::get(m.store.as_ref(), &s.service_name).await?.is_some() || m.store.list_service_urls().await?.contains_key(&s.service_name) {
+        return Err(ManageError::Conflict(format!("a service named {} already exists", s.service_name)));
     }
+    let mut wanted = req.port_configs.clone();
+    if let Some(p) = req.external_port {
+        wanted.push(PortConfigRequest {
+            host: Some(p),
+            ..Default::default()
+        });
+    }
+    if wanted.is_empty() {
+        wanted.push(PortConfigRequest::default());
+    }
+    let mut records = Vec::with_capacity(wanted.len());
+    for (i, w) in wanted.iter().enumerate() {
+        records.push(m.port_record(caller, &s.service_name, i, w, &s.bind_address.clone(), s.internal_port)?);
+    }
+    let mut names: Vec<&str> = records.iter().map(|r| r.port_name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ValidationError::new("port_configs", "port names must differ").into());
+    }
+    for r in records {
+        match m.claim_port(r).await {
+            Ok(p) => s.port_configs.push(p),
+            Err(e) => {
+                m.release_ports(&s.port_configs).await;
+                return Err(e);
+            }
+        }
+    }
+    Manager::set_main_port(&mut s);
+    if let Err(e) = record::create(m.store.as_ref(), &s).await {
+        m.release_ports(&s.port_configs).await;
+        return Err(e.into());
+    }
+    let started = async {
+        m.provide_image(&s).await?;
+        m.run_container(&mut s).await
+    }
+    .await;
+    if let Err(e) = started {
+        let _ = m.engine.remove(&s.service_name).await;
+        let _ = record::delete(m.store.as_ref(), &s.service_name).await;
+        m.release_ports(&s.port_configs).await;
+        return Err(e);
+    }
+    record::put(m.store.as_ref(), &s).await?;
+    tracing::info!(service = %s.service_name, image = %s.image, port = s.port, by = %caller.name, "service created");
+    let proxy = if req.auto_proxy {
+        Some(m.create_service_proxy_for(caller, &s, ServiceProxyRequest::default()).await?)
+    } else {
+        None
+    };
+    Ok(ServiceCreated { service: s, proxy })
+}
+
+/// Docker services the caller may see (`owned_only`: only its own, also for the admin).
+pub async fn list(m: &Manager, caller: &Caller, req: ServiceList) -> ManageResult<Vec<DockerService>> {
+    let owned_only = req.owned_only;
+    Ok(record::list(m.store.as_ref())
+        .await?
+        .into_iter()
+        .filter(|s| {
+            if owned_only {
+                caller.may_read(&s.owner_token_hash) && (!caller.is_admin() || s.owner_token_hash == caller.hash)
+            } else {
+                caller.may_read(&s.owner_token_hash)
+            }
+        })
+        .collect())
+}
+
+/// One Docker service.
+pub async fn get(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<DockerService> {
+    m.visible_service(caller, &key.service_name).await
+}
+
+/// Applies `req` and recreates the container with it (ports unchanged).
+pub async fn update(m: &Manager, caller: &Caller, req: ServiceUpdate) -> ManageResult<DockerService> {
+    let (name, req) = (req.service_name.as_str(), req.patch);
+    let mut s = m.writable_service(caller, name).await?;
+    if let Some(i) = req.image {
+        if s.dockerfile_path.is_some() {
+            return Err(ValidationError::new("image", "this service is built from its dockerfile_path").into());
+        }
+        check_image(&i, &m.config.docker.image_allowlist)?;
+        s.image = i;
+    }
+    if let Some(p) = req.internal_port {
+        if s.network_mode == NetworkMode::Bridge {
+            s.internal_port = p;
+        }
+    }
+    if let Some(m) = req.memory_limit {
+        s.memory_limit = check_memory(&m)?;
+    }
+    if let Some(c) = req.cpu_limit {
+        s.cpu_limit = check_cpu(c)?;
+    }
+    if let Some(e) = req.environment {
+        check_environment(&e)?;
+        s.environment = e;
+    }
+    if req.command.is_some() {
+        check_command(&req.command)?;
+        s.command = req.command;
+    }
+    if let Some(l) = req.labels {
+        check_labels(&l)?;
+        s.labels = l;
+    }
+    if let Some(r) = req.restart_policy {
+        s.restart_policy = check_restart(&r)?;
+    }
+    m.recreate(&mut s).await?;
+    tracing::info!(service = %s.service_name, by = %caller.name, "service updated");
+    Ok(s)
+}
+
+/// Deletes a service: its container, its port claims, and (unless
+/// `delete_proxy` is false) the proxies that target it.
+pub async fn delete(m: &Manager, caller: &Caller, opts: ServiceDelete) -> ManageResult<ServiceDeleted> {
+    let name = opts.service_name.as_str();
+    let s = m.writable_service(caller, name).await?;
+    if let Err(e) = m.engine.remove(&s.service_name).await {
+        if !opts.force {
+            return Err(e.into());
+        }
+        tracing::warn!(service = %name, error = %e, "container not removed; deleting the record anyway (force)");
+    }
+    let mut deleted_proxies = Vec::new();
+    if opts.delete_proxy.unwrap_or(true) {
+        for p in m.store.list_proxies().await? {
+            if p.target_url == s.target_url && p.owner_token_hash == s.owner_token_hash {
+                m.store.delete_proxy(&p.hostname).await?;
+                deleted_proxies.push(p.hostname);
+            }
+        }
+    }
+    record::delete(m.store.as_ref(), &s.service_name).await?;
+    m.release_ports(&s.port_configs).await;
+    tracing::info!(service = %name, by = %caller.name, "service deleted");
+    Ok(ServiceDeleted {
+        status: "deleted",
+        service_name: s.service_name,
+        released_ports: s.port_configs.iter().map(|p| p.host_port).collect(),
+        deleted_proxies,
+    })
+}
+
+/// Starts the container.
+pub async fn start(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<DockerService> {
+    let name = key.service_name.as_str();
+    let mut s = m.writable_service(caller, name).await?;
+    m.engine.start(name).await?;
+    m.store_state(&mut s).await
+}
+
+/// Stops the container; its proxy answers 503 until it is started.
+pub async fn stop(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<DockerService> {
+    let name = key.service_name.as_str();
+    let mut s = m.writable_service(caller, name).await?;
+    m.engine.stop(name).await?;
+    m.store_state(&mut s).await
+}
+
+/// Restarts the container.
+pub async fn restart(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<DockerService> {
+    let name = key.service_name.as_str();
+    let mut s = m.writable_service(caller, name).await?;
+    m.engine.restart(name).await?;
+    m.store_state(&mut s).await
+}
+
+/// The container's output.
+pub async fn logs(m: &Manager, caller: &Caller, q: ServiceLogs) -> ManageResult<Logs> {
+    let name = q.service_name.as_str();
+    m.visible_service(caller, name).await?;
+    let lines = q.lines.unwrap_or(100);
+    if lines > 10_000 {
+        return Err(ValidationError::new("lines", "at most 10000").into());
+    }
+    let mut stream = m.engine.logs(name, lines, q.timestamps, q.follow).await?;
+    if q.follow {
+        return Ok(Logs::Stream(stream));
+    }
+    let mut out = Vec::new();
+    use futures::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(Logs::Text(String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// One sample of the container's resource use.
+pub async fn stats(m: &Manager, caller: &Caller, key: ServiceKey) -> ManageResult<StatsSummary> {
+    m.visible_service(caller, &key.service_name).await?;
+    Ok(m.engine.stats(&key.service_name).await?)
+}
+
+/// Creates the proxy `{name}.{BASE_DOMAIN}` (or `hostname`) for a service.
+pub async fn create_proxy(m: &Manager, caller: &Caller, req: ServiceProxyCreate) -> ManageResult<Proxy> {
+    let s = m.writable_service(caller, &req.service_name).await?;
+    m.create_service_proxy_for(caller, &s, req.options).await
+}
+
+/// Removes containers labelled as services of this store that have no record, marks
+/// records whose container is gone, and releases port claims of services
+/// that no longer exist (admin only: it spans every owner).
+pub async fn cleanup(m: &Manager, caller: &Caller) -> ManageResult<CleanupReport> {
+    require_admin(caller)?;
+    let mut report = CleanupReport::default();
+    let records = record::list(m.store.as_ref()).await?;
+    let known: std::collections::HashSet<&str> = records.iter().map(|s| s.service_name.as_str()).collect();
+    let store_id = record::store_id(m.store.as_ref()).await?;
+    let containers = m.engine.list_ours(&store_id).await?;
+    for c in &containers {
+        if !known.contains(c.service_name.as_str()) {
+            m.engine.remove(&c.id).await?;
+            tracing::info!(container = %c.id, service = %c.service_name, "orphan container removed");
+            report.removed_containers.push(c.id.clone());
+        }
+    }
+    for s in &records {
+        if !containers.iter().any(|c| c.service_name == s.service_name) {
+            let mut st = s.state();
+            st.status = "missing".into();
+            st.updated_at = now_rfc3339();
+            record::put_state(m.store.as_ref(), &s.service_name, &st).await?;
+            report.missing_containers.push(s.service_name.clone());
+        }
+    }
+    for p in record::list_ports(m.store.as_ref()).await? {
+        if !known.contains(p.service_name.as_str()) {
+            record::release_port(m.store.as_ref(), p.host_port).await?;
+            report.released_ports.push(p.host_port);
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod oauth_tools;
 mod prompts;
 mod protocol;
 mod resources;
+mod service_tools;
 mod session;
 mod tools;
 mod transport;

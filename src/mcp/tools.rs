@@ -22,10 +22,10 @@ use crate::model::{
 use crate::reqlog::{Page, Stats};
 
 /// Arguments of a call (a JSON object).
-type Args = Map<String, Value>;
+pub(super) type Args = Map<String, Value>;
 
 /// What a tool does when called.
-type Call = for<'a> fn(&'a Manager, &'a Caller, Args) -> BoxFuture<'a, ManageResult<Value>>;
+pub(super) type Call = for<'a> fn(&'a Manager, &'a Caller, Args) -> BoxFuture<'a, ManageResult<Value>>;
 
 /// One tool.
 pub struct Tool {
@@ -306,13 +306,6 @@ pub fn all() -> Vec<Tool> {
             call!(|m, c, a| out(tokens::get(m, c, request::<TokenKey>(a)?).await?)),
         ),
         Tool::read(
-            "list_services",
-            "Lists the named services routes can target (admin).",
-            none(),
-            list_output("services"),
-            call!(|m, c, _a| listed("services", m.list_services(c).await?)),
-        ),
-        Tool::read(
             "get_logs",
             "Searches the request log (newest first): by host, user, status, method, path, IP, client, time, text; \
              pages with next_cursor. The admin sees every record, others those of their own hostnames.",
@@ -481,6 +474,7 @@ pub fn all() -> Vec<Tool> {
         ),
     ];
     tools.extend(super::oauth_tools::all());
+    tools.extend(super::service_tools::all());
     tools
 }
 
@@ -517,7 +511,7 @@ mod tests {
     fn annotations_say_the_truth() {
         for t in all() {
             let verb = t.name.split('_').next().unwrap_or_default();
-            let reads = matches!(verb, "list" | "show" | "get" | "health" | "echo");
+            let reads = matches!(verb, "list" | "show" | "get" | "health" | "echo" | "check");
             assert_eq!(!t.write, reads, "{}: readOnlyHint must match the verb", t.name);
             if verb == "delete" {
                 assert!(t.destructive && t.idempotent, "{}", t.name);

@@ -284,3 +284,49 @@ async fn external_services_have_the_full_schema_and_the_api_service_is_built_in(
     let body = wait_status(&p, "apiroute.test", "/health", 200).await;
     assert_eq!(body["status"], "healthy", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_requests_are_typed_documented_and_refuse_strangers() {
+    let redis = Redis::start();
+    let p = start(&redis, &[]).await;
+    let (s, doc) = p.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    let body_ref = |path: &str, method: &str| {
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (path, method, schema) in [
+        ("/api/v1/services/", "post", "ServiceSpec"),
+        ("/api/v1/services/{name}", "put", "ServicePatch"),
+        ("/api/v1/services/ports/check", "post", "CheckPort"),
+        ("/api/v1/services/external/", "post", "RegisterExternal"),
+        ("/api/v1/services/{name}/ports/{port_name}", "put", "UpdatePort"),
+    ] {
+        assert!(
+            body_ref(path, method).ends_with(schema),
+            "{method} {path}: {}",
+            body_ref(path, method)
+        );
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    let logs = &doc["paths"]["/api/v1/services/{name}/logs"]["get"]["responses"]["200"];
+    assert!(logs.to_string().contains("ServiceLogText"), "{logs}");
+
+    // An unknown field is named; a host-access field says why, also in an update.
+    let got = p
+        .admin("POST", "/api/v1/services/", Some(httpd("typed", json!({"colour": "red"}))))
+        .await;
+    assert_error(&got, 422, Some("colour"));
+    let got = p.admin("PUT", "/api/v1/services/typed", Some(json!({"privileged": true}))).await;
+    assert_error(&got, 422, Some("privileged"));
+    assert!(
+        got.1["message"].as_str().unwrap_or_default().contains("never accepted"),
+        "{}",
+        got.1
+    );
+    // The path names the service; a query parameter cannot name another.
+    let got = p.admin("DELETE", "/api/v1/services/typed?service_name=other", None).await;
+    assert_error(&got, 422, Some("service_name"));
+}
