@@ -28,6 +28,9 @@ use super::writer::rfc3339;
 
 /// The live stream.
 const STREAM: &str = "stream:requests";
+/// The one field of a stream entry: the record as its JSON line. One field
+/// instead of the hash's two dozen keeps the entry cheap for Redis to add.
+const STREAM_FIELD: &str = "json";
 /// Durations kept per host and hour for the percentiles.
 pub const LATENCY_SAMPLES: isize = 1024;
 /// Requests slower than this (ms) go into `idx:req:slow`.
@@ -40,6 +43,27 @@ const MAX_KEY_PART: usize = 256;
 /// The request log's Redis connection.
 pub struct RedisLog {
     conn: ConnectionManager,
+}
+
+/// `hour_of` for the records of one batch, which nearly always share an
+/// hour: formatted once per hour instead of once per record.
+#[derive(Default)]
+struct HourCache {
+    start: i64,
+    text: String,
+}
+
+impl HourCache {
+    const HOUR: i64 = 3_600_000_000;
+
+    fn of(&mut self, ts: i64) -> &str {
+        let start = ts.div_euclid(Self::HOUR) * Self::HOUR;
+        if self.text.is_empty() || start != self.start {
+            self.start = start;
+            self.text = hour_of(ts);
+        }
+        &self.text
+    }
 }
 
 /// The index keys a record is added to.
@@ -116,36 +140,39 @@ impl RedisLog {
     }
 
     /// Writes a batch in one pipeline. Per record only the hash, its expiry
-    /// and the stream entry; index members, counts, visitors and latency
+    /// and the stream entry (the record's JSON line from `lines`, made once
+    /// for the access log too); index members, counts, visitors and latency
     /// samples are grouped by key, one command per key and batch, so Redis
     /// does a few commands per record instead of fifteen.
-    pub async fn write(&self, batch: &[Record], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
         let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let stats_ms = keep_ms.saturating_add(3_600_000);
         let now = chrono::Utc::now().timestamp_micros();
         let cutoff = now - keep_ms.saturating_mul(1000);
         let mut p = redis::pipe();
-        let mut members: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+        let mut members: HashMap<String, Vec<(i64, usize)>> = HashMap::new();
         let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
         let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for r in batch {
-            let key = format!("req:{}:{}", r.ts, r.client_ip);
-            let fields = r.to_fields();
-            p.cmd("HSET").arg(&key).arg(&fields).ignore();
-            p.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
+        let mut hours = HourCache::default();
+        let keys: Vec<String> = batch.iter().map(|r| format!("req:{}:{}", r.ts, r.client_ip)).collect();
+        for (i, (r, line)) in batch.iter().zip(lines).enumerate() {
+            let key = &keys[i];
+            p.cmd("HSET").arg(key).arg(r.to_fields()).ignore();
+            p.cmd("PEXPIRE").arg(key).arg(keep_ms).ignore();
             p.cmd("XADD")
                 .arg(STREAM)
                 .arg("MINID")
                 .arg("~")
                 .arg(cutoff / 1000)
                 .arg("*")
-                .arg(&fields)
+                .arg(STREAM_FIELD)
+                .arg(line)
                 .ignore();
             for idx in index_keys(r, &part) {
-                members.entry(idx).or_default().push((r.ts, key.clone()));
+                members.entry(idx).or_default().push((r.ts, i));
             }
-            let hour = hour_of(r.ts);
+            let hour = hours.of(r.ts);
             *counts.entry((format!("stats:requests:{hour}"), r.host.clone())).or_default() += 1;
             if r.is_error() {
                 *counts.entry((format!("stats:errors:{hour}"), r.host.clone())).or_default() += 1;
@@ -162,7 +189,8 @@ impl RedisLog {
             }
         }
         for (idx, m) in &members {
-            p.cmd("ZADD").arg(idx).arg(m).ignore();
+            let scored: Vec<(i64, &str)> = m.iter().map(|(ts, i)| (*ts, keys[*i].as_str())).collect();
+            p.cmd("ZADD").arg(idx).arg(scored).ignore();
             p.cmd("ZREMRANGEBYSCORE").arg(idx).arg("-inf").arg(format!("({cutoff}")).ignore();
             p.cmd("PEXPIRE").arg(idx).arg(keep_ms).ignore();
         }
@@ -357,7 +385,11 @@ impl RedisLog {
         let next = entries.last().map_or_else(|| after.to_string(), |(id, _)| id.clone());
         let records = entries
             .iter()
-            .filter_map(|(_, h)| Record::from_fields(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .filter_map(|(_, h)| match h.get(STREAM_FIELD) {
+                Some(line) => serde_json::from_str(line).ok(),
+                // An entry of an older instance on the same Redis: the flat form.
+                None => Record::from_fields(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            })
             .collect();
         Ok((records, next))
     }

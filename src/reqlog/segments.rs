@@ -56,13 +56,12 @@ impl Segments {
 
     /// Appends a batch (one write per hour it spans) and, now and then,
     /// deletes the hours that left the retention window.
-    pub async fn write(&self, batch: &[Record], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
         let mut by_hour: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
-        for r in batch {
+        for (r, line) in batch.iter().zip(lines) {
             let buf = by_hour.entry(r.ts.div_euclid(HOUR) * HOUR).or_default();
-            if serde_json::to_writer(&mut *buf, r).is_ok() {
-                buf.push(b'\n');
-            }
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
         }
         for (hour, bytes) in by_hour {
             let mut f = tokio::fs::OpenOptions::new()

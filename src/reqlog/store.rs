@@ -52,10 +52,10 @@ impl LogStore {
     }
 
     /// Stores one batch with one round trip (Redis) or one append per hour file.
-    pub async fn write(&self, batch: &[Record], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
         match self {
-            LogStore::Redis(r) => r.write(batch, retention).await,
-            LogStore::Segments(s) => s.write(batch, retention).await,
+            LogStore::Redis(r) => r.write(batch, lines, retention).await,
+            LogStore::Segments(s) => s.write(batch, lines, retention).await,
         }
     }
 

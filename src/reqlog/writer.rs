@@ -186,13 +186,18 @@ impl RequestLogService {
     }
 }
 
+/// Each record of a batch as one JSON line (without the newline), made once
+/// for the access log, the stream entry and the segment file.
+fn json_lines(batch: &[Record]) -> Vec<String> {
+    batch.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect()
+}
+
 /// Prints the access log lines of a batch with one write.
-fn print_access_log(batch: &[Record]) {
-    let mut buf = Vec::with_capacity(batch.len() * 400);
-    for r in batch {
-        if serde_json::to_writer(&mut buf, r).is_ok() {
-            buf.push(b'\n');
-        }
+fn print_access_log(lines: &[String]) {
+    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&buf).and_then(|()| out.flush());
@@ -257,11 +262,12 @@ impl BackgroundService for RequestLogService {
                         Item::Event(r) => *r,
                     })
                     .collect();
+                let lines = json_lines(&batch);
                 if c.access_log {
-                    print_access_log(&batch);
+                    print_access_log(&lines);
                 }
                 if let Some(store) = &store {
-                    match store.write(&batch, c.retention).await {
+                    match store.write(&batch, &lines, c.retention).await {
                         Ok(()) => WRITTEN.with_label_values(&["stored"]).inc_by(batch.len() as u64),
                         Err(e) => {
                             WRITTEN.with_label_values(&["failed"]).inc_by(batch.len() as u64);
