@@ -18,7 +18,7 @@ use super::{require_admin, Caller, ManageError, ManageResult, Manager};
 use crate::config::{memory_bytes, NetworkMode};
 use crate::model::{now_rfc3339, valid_hostname, Proxy, ValidationError};
 use crate::services::engine::StatsSummary;
-use crate::services::{events, ports, record, spec, DockerService, EngineError, PortRecord, ServiceType, RESERVED_NAMES};
+use crate::services::{events, ports, record, spec, target_url, DockerService, EngineError, PortRecord, ServiceType, RESERVED_NAMES};
 
 /// Fields that would give a container more than the API offers. [`parse`]
 /// names them so such a request is answered with a clear 422 instead of
@@ -461,23 +461,6 @@ fn check_networks(n: &[String]) -> ManageResult<()> {
         }
     }
     Ok(())
-}
-
-/// The URL the proxy sends a service's traffic to.
-fn target_url(bind: IpAddr, port: u16) -> String {
-    let host = if bind.is_unspecified() {
-        if bind.is_ipv4() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
-        }
-    } else {
-        bind
-    };
-    match host {
-        IpAddr::V6(h) => format!("http://[{h}]:{port}"),
-        IpAddr::V4(h) => format!("http://{h}:{port}"),
-    }
 }
 
 impl Manager {

@@ -221,6 +221,11 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
     if let Some(why) = &entry.unavailable {
         return Decision::Respond(Reply::text(503, why.clone()));
     }
+    if let Some(hash) = &entry.source_token {
+        if !crate::services::source_token::presented(&req.headers, hash) {
+            return Decision::Respond(Reply::json(401, vec![], crate::services::source_token::REFUSAL.to_string()));
+        }
+    }
     let query = req.uri.query();
     if ctx.tls && !p.enable_https {
         return Decision::Respond(if p.enable_http {

@@ -127,6 +127,9 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
             h.remove(&k);
         }
     }
+    if let Some(hash) = ctx.entry.as_ref().and_then(|e| e.source_token.as_deref()) {
+        crate::services::source_token::strip(h, hash);
+    }
     let extra = ctx.entry.as_ref().map_or(0, |e| e.request_headers.len()) + if ctx.identity.is_some() { 4 } else { 0 };
     h.reserve(5 + extra);
     let inbound_host = h.get(http::header::HOST).cloned();

@@ -292,6 +292,7 @@ pub async fn build(
             response_headers: parse_headers(&p.custom_response_headers, &p.auth_header_prefix),
             auth_prefix_lower: p.auth_header_prefix.to_ascii_lowercase(),
             unavailable: services.down.get(&p.target_url).cloned(),
+            source_token: services.tokens.get(&p.target_url).cloned(),
             requests_by_class: crate::metrics::STATUS_CLASSES
                 .map(|c| crate::metrics::PROXY_REQUESTS.with_label_values(&[p.hostname.as_str(), c])),
             upstream_seconds: crate::metrics::UPSTREAM_SECONDS.with_label_values(&[p.hostname.as_str()]),

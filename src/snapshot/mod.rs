@@ -129,6 +129,9 @@ pub struct ProxyEntry {
     pub auth_prefix_lower: String,
     /// Set when the target is a Docker service that is not running: the 503 body.
     pub unavailable: Option<String>,
+    /// Set when the target is a service port with a source token: its
+    /// hash, which every request must match (`services::source_token`).
+    pub source_token: Option<String>,
     /// Request counters by status class (1xx..5xx, none), resolved once.
     pub requests_by_class: [prometheus::IntCounter; 6],
     /// Upstream response time histogram for this host.

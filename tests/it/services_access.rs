@@ -330,3 +330,66 @@ async fn service_requests_are_typed_documented_and_refuse_strangers() {
     let got = p.admin("DELETE", "/api/v1/services/typed?service_name=other", None).await;
     assert_error(&got, 422, Some("service_name"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_protected_port_asks_for_its_token_and_never_forwards_it() {
+    const TOKEN: &str = "source-token-0123456789abcdef";
+    let redis = Redis::start();
+    let p = start(&redis, &[]).await;
+    // A CGI script shows what reached the container.
+    let script = "mkdir -p /www/cgi-bin; \
+        printf '#!/bin/busybox sh\\nprintf \"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n\"\\necho \"token=[$HTTP_X_SERVICE_TOKEN] auth=[$HTTP_AUTHORIZATION]\"\\n' > /www/cgi-bin/h; \
+        chmod +x /www/cgi-bin/h; echo hello > /www/index.html; \
+        exec /bin/busybox httpd -f -p $BIND_ADDRESS:$PORT -h /www";
+    let body = json!({
+        "service_name": "guarded",
+        "image": "busybox:latest",
+        "command": ["/bin/busybox", "sh", "-c", script],
+        "port_configs": [{"name": "http", "source_token": TOKEN}],
+        "auto_proxy": true,
+    });
+    let (s, v) = p.admin("POST", "/api/v1/services/", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    assert!(!v.to_string().contains(TOKEN), "the token is never returned: {v}");
+    let host = format!("guarded.{DOMAIN}");
+    let bearer = format!("Bearer {TOKEN}");
+    let up = crate::harness::eventually(std::time::Duration::from_secs(20), || async {
+        let (s, _, _) = get_as(&p, &host, "/", &[("Authorization", bearer.as_str())]).await;
+        (s == 200).then_some(())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "the service never answered with its token; log:\n{}",
+        p.proc.log_text()
+    );
+
+    for headers in [
+        vec![],
+        vec![("X-Service-Token", "source-token-0123456789abcdeX")],
+        vec![("Authorization", "Bearer source-token-0123456789abcdeX")],
+        vec![("Authorization", "Basic c291cmNlLXRva2Vu")],
+    ] {
+        let (s, h, b) = get_as(&p, &host, "/cgi-bin/h", &headers).await;
+        assert_eq!(s, 401, "{headers:?}: {b}");
+        assert_eq!(b["error"], "unauthorized", "{b}");
+        assert!(b["message"].as_str().unwrap_or_default().contains("X-Service-Token"), "{b}");
+        assert_eq!(h.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+    }
+    let (s, _, b) = get_as(&p, &host, "/cgi-bin/h", &[("X-Service-Token", TOKEN)]).await;
+    assert_eq!((s, b.as_str().map(str::trim)), (200, Some("token=[] auth=[]")));
+    let (s, _, b) = get_as(&p, &host, "/cgi-bin/h", &[("Authorization", bearer.as_str())]).await;
+    assert_eq!((s, b.as_str().map(str::trim)), (200, Some("token=[] auth=[]")));
+    // Another credential next to the token is the backend's business.
+    let (s, _, b) = get_as(
+        &p,
+        &host,
+        "/cgi-bin/h",
+        &[("X-Service-Token", TOKEN), ("Authorization", "Bearer app-session")],
+    )
+    .await;
+    assert_eq!((s, b.as_str().map(str::trim)), (200, Some("token=[] auth=[Bearer app-session]")));
+    assert!(!p.proc.log_text().contains(TOKEN), "the token is never logged");
+    let (s, v) = p.admin("DELETE", "/api/v1/services/guarded", None).await;
+    assert_eq!(s, 200, "{v}");
+}
