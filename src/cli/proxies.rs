@@ -29,11 +29,12 @@ pub struct CreateProxy {
     #[arg(long)]
     pub no_preserve_host: bool,
     /// Do not serve plain HTTP: plain-HTTP requests are redirected to HTTPS
-    /// (308), or answered 404 when HTTPS is off too.
+    /// (308). Not together with --no-https (the server refuses a proxy that
+    /// serves neither).
     #[arg(long)]
     pub no_http: bool,
     /// Do not serve HTTPS: HTTPS requests are redirected to plain HTTP
-    /// (308), or answered 404 when HTTP is off too.
+    /// (308). Not together with --no-http.
     #[arg(long)]
     pub no_https: bool,
     /// Skip TLS verification of the upstream (self-signed backends).

@@ -242,6 +242,10 @@ async fn exit_codes_and_error_lines() {
     let msg = gone.run(&["token", "list"]).refused();
     assert!(msg.contains(&format!("127.0.0.1:{closed}")) && msg.contains("API_URL"), "{msg}");
 
+    // --json does not turn errors into JSON: stdout stays empty for scripts.
+    let msg = cli.run(&["proxy", "show", "nowhere.test", "--json"]).refused();
+    assert!(msg.contains("not found"), "{msg}");
+
     // No token at all.
     let none = Cli::new(&p, "");
     let msg = none.run(&["proxy", "list"]).refused();

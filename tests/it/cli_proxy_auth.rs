@@ -1,7 +1,8 @@
 //! `portcullis proxy auth-*|resource-*` and `resource auto-register` end to
 //! end (issue 19): the real binary against one real server with a real
 //! backend; each setting is checked in the `--json` record, in what a person
-//! reads, and where it matters in what the data plane then answers.
+//! reads, and where it matters in what the data plane then answers (also
+//! for `proxy create --no-http`).
 
 use std::time::Duration;
 
@@ -222,6 +223,21 @@ async fn auth_and_resource_settings_through_the_cli() {
         (Value::Null, Value::Null),
         "{v}"
     );
+
+    // --no-http as its help says: plain HTTP is redirected to HTTPS (308),
+    // and not together with --no-https.
+    cli.run(&["proxy", "create", "tls-only.test", &b.url(), "--no-http"]).ok();
+    answers(&p, "tls-only.test", "/x?y=1", 308).await;
+    let (_, h, _) = get_as(&p, "tls-only.test", "/x?y=1", &[]).await;
+    let location = format!("https://tls-only.test:{}/x?y=1", p.https_port);
+    assert_eq!(h["location"], location.as_str(), "{h:?}");
+    let msg = cli
+        .run(&["proxy", "create", "off.test", &b.url(), "--no-http", "--no-https"])
+        .refused();
+    assert!(msg.contains("enable_http"), "{msg}");
+    let help = cli.run(&["proxy", "create", "--help"]).ok();
+    let line = help.lines().find(|l| l.trim_start().starts_with("--no-http ")).unwrap();
+    assert!(line.contains("308") && line.contains("--no-https"), "{line}");
 
     // Another owner may neither read nor change these settings.
     let mallory = Cli::new(&p, &make_token(&p, "mallory", "user").await);
