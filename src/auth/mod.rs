@@ -6,6 +6,7 @@
 
 mod check;
 mod decision;
+pub mod mcp_metrics;
 pub mod mcp_policy;
 pub mod metadata;
 #[cfg(test)]

@@ -271,6 +271,7 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
     }
     let route = entry.match_route(req.method.as_str(), path);
     ctx.log.set_route(route);
+    ctx.mcp = auth::mcp_metrics::McpCall::of(p, info.method, path, info.headers);
     match auth::check(&snap.auth, p, route.map(|r| &r.route), &info) {
         Outcome::Skip => {}
         Outcome::Allow { identity, pass } => {

@@ -67,6 +67,8 @@ pub struct Ctx {
     path: Option<String>,
     /// What the request log needs beyond the above (request id, timings, route).
     log: crate::reqlog::Capture,
+    /// An MCP request to a protected MCP backend, counted per method and tool at the end.
+    mcp: Option<crate::auth::mcp_metrics::McpCall>,
 }
 
 impl Ctx {
@@ -120,6 +122,7 @@ impl ProxyHttp for Edge {
             replace_body: false,
             path: None,
             log: crate::reqlog::Capture::default(),
+            mcp: None,
         }
     }
 
@@ -292,6 +295,9 @@ impl ProxyHttp for Edge {
             None => metrics::PROXY_REQUESTS
                 .with_label_values(&["unknown", metrics::STATUS_CLASSES[class]])
                 .inc(),
+        }
+        if let Some(call) = ctx.mcp.take() {
+            call.finish(metrics::STATUS_CLASSES[class]);
         }
         if let Some(e) = e {
             tracing::debug!(host = %ctx.host(session), status, error = %e, "request ended with an error");

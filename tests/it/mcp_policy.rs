@@ -145,3 +145,72 @@ async fn a_denied_tool_call_never_reaches_the_backend_and_an_allowed_one_streams
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["field"], "mcp_policy[0].method", "{v}");
 }
+
+/// The value of one sample line (`name{labels} value`) in `text`, 0 when absent.
+fn sample(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_traffic_is_counted_per_method_and_policy_named_tool_with_bounded_labels() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let (port, hits) = counting_sse_backend().await;
+    p.create_proxy(json!({
+        "hostname": "pol.test", "target_url": format!("http://127.0.0.1:{port}"), "enable_https": false,
+        "auth_enabled": true, "resource_endpoint": "/mcp", "resource_scopes": ["mcp:read", "mcp:admin"],
+        "mcp_policy": [{"method": "tools/call", "name": "delete_*", "allow_scopes": ["mcp:admin"]}],
+    }))
+    .await;
+    let reader = token(&p, "mcp:read").await;
+    let named = [("Mcp-Method", "tools/call"), ("Mcp-Name", "delete_everything")];
+    let refused = eventually(Duration::from_secs(5), || async {
+        (call(&p, &reader, &named).await.status() == 403).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the policy never refused the call");
+    // invented tool and method names: allowed (no rule), but they add no series
+    for i in 0..25 {
+        let name = format!("made_up_{i}");
+        let r = call(&p, &reader, &[("Mcp-Method", "tools/call"), ("Mcp-Name", name.as_str())]).await;
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+    }
+    let r = call(&p, &reader, &[("Mcp-Method", "x/evil")]).await;
+    let _ = r.bytes().await;
+    assert_eq!(hits.load(Ordering::SeqCst), 26);
+    let text = p.metrics().await;
+    let series: Vec<&str> = text.lines().filter(|l| l.starts_with("portcullis_mcp_requests_total{")).collect();
+    assert!(series.iter().all(|l| !l.contains("made_up")), "{series:?}");
+    let labels = |m: &str, t: &str, c: &str| {
+        format!("portcullis_mcp_requests_total{{host=\"pol.test\",method=\"{m}\",status_class=\"{c}\",tool=\"{t}\"}}")
+    };
+    assert!(sample(&text, &labels("tools/call", "delete_*", "4xx")) >= 1.0, "{series:?}");
+    assert_eq!(sample(&text, &labels("tools/call", "other", "2xx")), 25.0, "{series:?}");
+    assert!(
+        series.len() <= 4,
+        "one series per method, policy-named tool and status class: {series:?}"
+    );
+    let count = r#"portcullis_mcp_request_duration_seconds_count{host="pol.test",method="tools/call",tool="other"}"#;
+    assert_eq!(sample(&text, count), 25.0, "{text}");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (the prometheus package; scripts/test.sh installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
