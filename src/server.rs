@@ -21,14 +21,13 @@ use pingora::services::listening::Service;
 
 use crate::admin::service::ControlPlane;
 use crate::config::Config;
-use crate::manage::BOOTSTRAP_ADMIN;
-use crate::model::{now_rfc3339, Proxy};
+use crate::manage::Manager;
 use crate::proxy::proxy_protocol::{Gate, PerIpLimit, ProxyHeaderBeforeTls};
 use crate::proxy::{Edge, SniSelector};
-use crate::secrets::{token_hash, Sealer};
+use crate::secrets::Sealer;
 use crate::snapshot::sync::{KeyRefresh, SyncService};
 use crate::snapshot::{build, SnapshotHandle};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use self_signed::ensure_self_signed;
 
 /// Redis URL with any password hidden, for messages.
@@ -86,101 +85,6 @@ async fn connect(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
             }
         }
     }
-}
-
-/// Creates the default `localhost` proxy to the control plane when missing (never overwrites).
-async fn ensure_localhost_proxy(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
-    if store.get_proxy("localhost").await?.is_some() {
-        return Ok(());
-    }
-    let mut p: Proxy = serde_json::from_value(serde_json::json!({
-        "hostname": "localhost",
-        "target_url": cfg.api_base_url(),
-        "enable_http": true,
-        "enable_https": false,
-        "auth_enabled": false,
-        "resource_scopes": ["admin", "user", "mcp"],
-    }))?;
-    p.validate()?;
-    p.owner_token_hash = cfg.admin_token.as_deref().map(token_hash).unwrap_or_else(|| "system".into());
-    p.created_by = if cfg.admin_token.is_some() {
-        BOOTSTRAP_ADMIN.into()
-    } else {
-        "system".into()
-    };
-    p.created_at = now_rfc3339();
-    match store.create_proxy(&p).await {
-        Ok(()) => tracing::info!(target = %p.target_url, "created the default localhost proxy"),
-        Err(StoreError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
-}
-
-/// The OAuth routes earlier versions stored at start-up (global, priority
-/// 95, so they took `/token`, `/register`, `/callback`, ... from every
-/// proxy's backend). The OAuth endpoints are built-in routes now
-/// (`proxy::builtin`); these records are removed when unchanged.
-const LEGACY_OAUTH_ROUTES: [(&str, &str); 10] = [
-    ("oauth-authorize", "^/authorize$"),
-    ("oauth-token", "^/token$"),
-    ("oauth-callback", "^/callback$"),
-    ("oauth-verify", "^/verify$"),
-    ("oauth-revoke", "^/revoke$"),
-    ("oauth-introspect", "^/introspect$"),
-    ("oauth-register", "^/register(/[^/]+)?$"),
-    ("oauth-jwks", "^/jwks$"),
-    (
-        "oauth-metadata",
-        "^/\\.well-known/(oauth-authorization-server|openid-configuration)(/.*)?$",
-    ),
-    ("oauth-device", "^/device(/code|/token)?$"),
-];
-
-/// Removes the stored default OAuth routes of earlier versions, when they
-/// are exactly as start-up wrote them (an edited one is the admin's route).
-async fn remove_legacy_oauth_routes(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
-    for (id, pattern) in LEGACY_OAUTH_ROUTES {
-        let Some(r) = store.get_route(id).await? else { continue };
-        let untouched = r.is_regex
-            && r.path_pattern == pattern
-            && r.target_value == cfg.api_base_url()
-            && r.priority == 95
-            && r.scope == crate::model::RouteScope::Global
-            && r.description == "OAuth endpoint (default route)";
-        if untouched {
-            match store.delete_route(id).await {
-                Ok(()) => tracing::info!(route = id, "removed a stored default OAuth route (now built in)"),
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Creates the `auth.{BASE_DOMAIN}` proxy when missing (never overwrites);
-/// the OAuth endpoints on it are built-in routes.
-async fn ensure_oauth_entry_points(store: &dyn Store, cfg: &Config) -> anyhow::Result<()> {
-    let (owner, by) = match cfg.admin_token.as_deref() {
-        Some(t) => (token_hash(t), BOOTSTRAP_ADMIN.to_string()),
-        None => ("system".to_string(), "system".to_string()),
-    };
-    remove_legacy_oauth_routes(store, cfg).await?;
-    let auth_host = format!("auth.{}", cfg.base_domain);
-    if crate::model::valid_hostname(&auth_host) && store.get_proxy(&auth_host).await?.is_none() {
-        let mut p: Proxy = serde_json::from_value(serde_json::json!({"hostname": auth_host, "target_url": cfg.api_base_url()}))?;
-        p.validate()?;
-        p.owner_token_hash = owner;
-        p.created_by = by;
-        p.created_at = now_rfc3339();
-        match store.create_proxy(&p).await {
-            Ok(()) => tracing::info!(hostname = %p.hostname, "created the authorization server proxy"),
-            Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// The data plane app of one listener, with the client deadlines and limits
@@ -253,8 +157,9 @@ pub fn serve(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         .context("start-up runtime")?;
     let (fallback, snapshot) = rt.block_on(async {
         let store = connect(&cfg).await?;
-        ensure_localhost_proxy(&*store, &cfg).await?;
-        ensure_oauth_entry_points(&*store, &cfg).await?;
+        crate::manage::bootstrap::run(&Manager::new(store.clone(), cfg.clone()))
+            .await
+            .context("writing the default proxies")?;
         let fallback = Arc::new(ensure_self_signed(&*store, &sealer, &cfg.self_signed_cn, cfg.self_signed_days).await?);
         let snapshot = build(&*store, &sealer, fallback.clone(), &cfg).await?;
         anyhow::Ok((fallback, snapshot))

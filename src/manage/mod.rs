@@ -4,6 +4,7 @@
 
 pub mod acme_certs;
 pub mod authz;
+pub mod bootstrap;
 pub mod certs;
 pub mod external_services;
 pub mod logs;

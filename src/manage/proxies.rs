@@ -54,6 +54,39 @@ pub struct ProxyDeleted {
 /// the hostname starts (request options `staging` and `email` apply) and
 /// the result is attached; until then the self-signed one is served.
 pub async fn create(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResult<ProxyCreated> {
+    let (p, order) = store_new(m, caller, spec).await?;
+    let certificate = if p.enable_https && p.cert_name.is_none() {
+        Some(m.auto_certificate(caller, &p, order).await)
+    } else {
+        None
+    };
+    Ok(ProxyCreated {
+        proxy: p.public(),
+        certificate,
+    })
+}
+
+/// Creates a default proxy at start-up (`manage::bootstrap`) unless one
+/// with its hostname exists, which is left as it is: the checks and record
+/// of [`create`], without a certificate order (start-up serves the
+/// self-signed certificate until the admin asks for one). `None` when the
+/// proxy was there.
+pub async fn ensure(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResult<Option<Proxy>> {
+    if m.store.get_proxy(&spec.hostname.to_ascii_lowercase()).await?.is_some() {
+        return Ok(None);
+    }
+    match store_new(m, caller, spec).await {
+        Ok((p, _)) => Ok(Some(p.public())),
+        // another instance created it meanwhile
+        Err(ManageError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Validates, authorizes and stores a new proxy (a certificate of the
+/// hostname the owner already has is attached); the order options are
+/// handed back for the automatic certificate.
+async fn store_new(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResult<(Proxy, AutoCertOptions)> {
     let (mut p, order) = spec.into_record(caller.hash.clone(), caller.name.clone());
     p.validate()?;
     m.check_claimable_host(caller, &p.hostname)?;
@@ -64,8 +97,8 @@ pub async fn create(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResu
     }
     m.seal_secret(&mut p)?;
     let existing = crate::manage::acme_certs::proxy_cert_name(&p.hostname);
-    let auto_issue = p.enable_https && p.cert_name.is_none();
-    if auto_issue
+    if p.enable_https
+        && p.cert_name.is_none()
         && m.store
             .get_cert(&existing)
             .await?
@@ -75,15 +108,7 @@ pub async fn create(m: &Manager, caller: &Caller, spec: ProxySpec) -> ManageResu
     }
     m.store.create_proxy(&p).await?;
     tracing::info!(hostname = %p.hostname, by = %caller.name, "proxy created");
-    let certificate = if auto_issue && p.cert_name.is_none() {
-        Some(m.auto_certificate(caller, &p, order).await)
-    } else {
-        None
-    };
-    Ok(ProxyCreated {
-        proxy: p.public(),
-        certificate,
-    })
+    Ok((p, order))
 }
 
 /// Every proxy the caller may see.

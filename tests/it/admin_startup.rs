@@ -142,3 +142,40 @@ async fn admin_startup_default_localhost_proxy_survives_restart_after_edit() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["target_url"], format!("http://127.0.0.1:{}", p.api_port));
 }
+
+/// Start-up writes through `manage` as the bootstrap admin (issue 15): the
+/// default proxies are the admin's and order no certificate, and the OAuth
+/// routes earlier versions stored are removed only when untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_startup_writes_defaults_as_the_admin_and_drops_untouched_legacy_routes() {
+    let redis = Redis::start();
+    let p = start(&redis).await;
+    for host in ["localhost", "auth.localhost"] {
+        let (s, v) = p.admin("GET", &format!("/api/v1/proxy/targets/{host}"), None).await;
+        assert_eq!((s, v["created_by"].as_str()), (200, Some("ADMIN_TOKEN")), "{v}");
+        assert_eq!(v["owner_token_hash"], sha(ADMIN_TOKEN), "{v}");
+    }
+    let (s, v) = p.admin("GET", "/api/v1/certificates/", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!v.to_string().contains("auth.localhost"), "start-up ordered a certificate: {v}");
+
+    // Two routes as an earlier version stored them; the admin edited one.
+    let api = format!("http://127.0.0.1:{}", p.api_port);
+    for (id, pattern, description) in [
+        ("oauth-token", "^/token$", "OAuth endpoint (default route)"),
+        ("oauth-jwks", "^/jwks$", "mine now"),
+    ] {
+        let route = json!({"route_id": id, "path_pattern": pattern, "is_regex": true, "target_type": "url",
+            "target_value": api, "priority": 95, "scope": "global", "description": description});
+        let (s, v) = p.admin("POST", "/api/v1/routes/", Some(route)).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let api_port = p.api_port.to_string();
+    drop(p);
+    // the same API address, so the untouched route still matches what start-up wrote
+    let p = crate::harness::Portcullis::start_with(&redis, &[("API_PORT", &api_port)]).await;
+    let (s, _) = p.admin("GET", "/api/v1/routes/oauth-token", None).await;
+    assert_eq!(s, 404, "the untouched legacy route is removed");
+    let (s, v) = p.admin("GET", "/api/v1/routes/oauth-jwks", None).await;
+    assert_eq!((s, v["description"].as_str()), (200, Some("mine now")), "{v}");
+}
