@@ -11,8 +11,9 @@ use super::openapi::{Api, Op};
 use super::{reply, AppState, Authed, Body, JsonResult};
 use crate::manage::oauth_admin::{
     self as oa, ClientFlags, ClientFlagsUpdate, ClientKey, ClientView, ConsentKey, ConsentView, JtiKey, MintRequest, Minted, OAuthCounts,
-    OAuthHealth, OAuthRemoved, ProxyAuthView, ProxyHost, Rotated, SessionKey, SessionView, TokenList, TokenRecord,
+    OAuthHealth, OAuthRemoved, ProxyAuthView, ProxyHost, Rotated, SessionKey, SessionView, TokenList,
 };
+use crate::oauth::model::AccessRecord;
 
 async fn clients(State(s): State<Arc<AppState>>, Authed(c): Authed) -> JsonResult {
     reply(StatusCode::OK, oa::list_clients(&s.manager, &c).await?)
@@ -124,14 +125,14 @@ pub fn routes(api: Api) -> Api {
         .at("/api/v1/oauth/clients/{client_id}/tokens")
         .get(
             client_tokens,
-            Op::new("List a client's live access tokens").ok_list::<TokenRecord>(ok),
+            Op::new("List a client's live access tokens").ok_list::<AccessRecord>(ok),
         )
         .done()
         .at("/api/v1/oauth/tokens")
         .get(tokens, Op::new("List the live access tokens").ok::<TokenList>(ok))
         .done()
         .at("/api/v1/oauth/tokens/{jti}")
-        .get(token, Op::new("Show a live access token").ok::<TokenRecord>(ok))
+        .get(token, Op::new("Show a live access token").ok::<AccessRecord>(ok))
         .delete(revoke_token, Op::new("Revoke an access token").ok::<OAuthRemoved>(ok))
         .done()
         .at("/api/v1/oauth/sessions")
@@ -163,7 +164,7 @@ pub fn routes(api: Api) -> Api {
         .at("/api/v1/oauth/proxies/{hostname}/sessions")
         .get(
             proxy_sessions,
-            Op::new("Live tokens for a proxy's resource").ok_list::<TokenRecord>(ok),
+            Op::new("Live tokens for a proxy's resource").ok_list::<AccessRecord>(ok),
         )
         .done()
 }

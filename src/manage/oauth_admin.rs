@@ -129,45 +129,6 @@ pub struct ConsentView {
     pub granted_at: Value,
 }
 
-/// A live access token, as remembered for introspection and revocation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenRecord {
-    /// Token id.
-    pub jti: String,
-    /// Client.
-    pub client_id: String,
-    /// Subject.
-    pub sub: String,
-    /// User name.
-    pub username: String,
-    /// Scopes, space separated.
-    pub scope: String,
-    /// Audience.
-    pub aud: Vec<String>,
-    /// Issued at (unix time).
-    pub iat: i64,
-    /// Expires at (unix time).
-    pub exp: i64,
-    /// Session (token family).
-    pub family: String,
-}
-
-impl From<AccessRecord> for TokenRecord {
-    fn from(r: AccessRecord) -> Self {
-        Self {
-            jti: r.jti,
-            client_id: r.client_id,
-            sub: r.sub,
-            username: r.username,
-            scope: r.scope,
-            aud: r.aud,
-            iat: r.iat,
-            exp: r.exp,
-            family: r.family,
-        }
-    }
-}
-
 /// Names one access token.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -200,7 +161,7 @@ pub struct TokenList {
     /// How many per client id.
     pub by_client: BTreeMap<String, usize>,
     /// The tokens.
-    pub tokens: Vec<TokenRecord>,
+    pub tokens: Vec<AccessRecord>,
 }
 
 /// A session: the tokens of one login, refreshed as a family.
@@ -427,18 +388,17 @@ pub async fn forget_consent(m: &Manager, caller: &Caller, key: ConsentKey) -> Ma
 }
 
 /// Every live access token record (unreadable ones skipped).
-async fn records(m: &Manager) -> ManageResult<Vec<TokenRecord>> {
+async fn records(m: &Manager) -> ManageResult<Vec<AccessRecord>> {
     Ok(m.oauth
         .list_access_tokens()
         .await?
         .into_iter()
         .filter_map(|v| serde_json::from_value::<AccessRecord>(v).ok())
-        .map(TokenRecord::from)
         .collect())
 }
 
 /// The live access tokens of one client.
-pub async fn client_tokens(m: &Manager, caller: &Caller, key: ClientKey) -> ManageResult<Vec<TokenRecord>> {
+pub async fn client_tokens(m: &Manager, caller: &Caller, key: ClientKey) -> ManageResult<Vec<AccessRecord>> {
     require_admin(caller)?;
     Ok(records(m).await?.into_iter().filter(|t| t.client_id == key.client_id).collect())
 }
@@ -459,12 +419,11 @@ pub async fn list_tokens(m: &Manager, caller: &Caller) -> ManageResult<TokenList
 }
 
 /// One live access token; 404 when unknown or expired.
-pub async fn get_token(m: &Manager, caller: &Caller, key: JtiKey) -> ManageResult<TokenRecord> {
+pub async fn get_token(m: &Manager, caller: &Caller, key: JtiKey) -> ManageResult<AccessRecord> {
     require_admin(caller)?;
     m.oauth
         .access_record(&key.jti)
         .await?
-        .map(TokenRecord::from)
         .ok_or_else(|| ManageError::NotFound(format!("token {}", key.jti)))
 }
 
@@ -597,7 +556,7 @@ pub async fn proxies(m: &Manager, caller: &Caller) -> ManageResult<Vec<ProxyAuth
 }
 
 /// The live tokens whose audience is a proxy's protected resource.
-pub async fn proxy_sessions(m: &Manager, caller: &Caller, key: ProxyHost) -> ManageResult<Vec<TokenRecord>> {
+pub async fn proxy_sessions(m: &Manager, caller: &Caller, key: ProxyHost) -> ManageResult<Vec<AccessRecord>> {
     require_admin(caller)?;
     let p = m.stored_proxy(caller, &key.hostname).await?;
     let resource = format!("https://{}{}", p.hostname, p.resource_endpoint.unwrap_or_default());

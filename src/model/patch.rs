@@ -20,3 +20,23 @@ pub fn fixed<'de, D: Deserializer<'de>>(_: D) -> Result<Option<Fixed>, D::Error>
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// Declares a partial-update request type with, after its own fields, the
+/// listed fields fixed at creation (identity, ownership, creation time):
+/// each reads through [`fixed`], so naming it is a 422 naming the field,
+/// and none appears in the schema. One declaration for every patch type.
+macro_rules! patch_type {
+    ([$($fixed:ident),* $(,)?] $(#[$meta:meta])* $vis:vis struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($fields)*
+            $(
+                /// Fixed at creation: naming it is refused.
+                #[serde(default, deserialize_with = "crate::model::patch::fixed")]
+                #[schema(ignore)]
+                pub $fixed: Option<crate::model::patch::Fixed>,
+            )*
+        }
+    };
+}
+pub(crate) use patch_type;

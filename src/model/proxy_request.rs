@@ -255,168 +255,155 @@ impl ProxySpec {
     }
 }
 
-/// A partial update of a proxy: each field named replaces the stored one
-/// (`null` clears an optional one). Naming a field fixed at creation
-/// (`hostname`, `owner_token_hash`, `created_by`, `created_at`) or an unknown
-/// field is refused (422) rather than ignored.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProxyPatch {
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub hostname: Option<super::patch::Fixed>,
-    /// Where requests go when no route matches.
-    #[serde(default)]
-    pub target_url: Option<String>,
-    /// Certificate used for this hostname, if any.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub cert_name: Option<Option<String>>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub owner_token_hash: Option<super::patch::Fixed>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub created_by: Option<super::patch::Fixed>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub created_at: Option<super::patch::Fixed>,
-    /// A disabled proxy answers 503.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Serve plain HTTP.
-    #[serde(default)]
-    pub enable_http: Option<bool>,
-    /// Serve HTTPS.
-    #[serde(default)]
-    pub enable_https: Option<bool>,
-    /// Order a certificate automatically at creation when HTTPS is on and no
-    /// `cert_name` is given (also needs `ACME_AUTO`).
-    #[serde(default)]
-    pub acme_auto: Option<bool>,
-    /// Pass the client's Host header upstream instead of the target's.
-    #[serde(default)]
-    pub preserve_host_header: Option<bool>,
-    /// Verify the upstream's TLS certificate (default true).
-    #[serde(default)]
-    pub verify_upstream_tls: Option<bool>,
-    /// Headers added to the upstream request.
-    #[serde(default)]
-    pub custom_headers: Option<BTreeMap<String, String>>,
-    /// Headers added to the response.
-    #[serde(default)]
-    pub custom_response_headers: Option<BTreeMap<String, String>>,
-    /// Auth enforced by the data plane.
-    #[serde(default)]
-    pub auth_enabled: Option<bool>,
-    /// Authorization server host.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_proxy: Option<Option<String>>,
-    /// Auth mode.
-    #[serde(default)]
-    pub auth_mode: Option<AuthMode>,
-    /// GitHub users allowed (null = global default, ["*"] = anyone).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_required_users: Option<Option<Vec<String>>>,
-    /// E-mails allowed, `*@domain` patterns accepted.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_required_emails: Option<Option<Vec<String>>>,
-    /// Groups allowed.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_required_groups: Option<Option<Vec<String>>>,
-    /// Scopes a token must carry one of.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_allowed_scopes: Option<Option<Vec<String>>>,
-    /// Audiences accepted besides this proxy's resource URI.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_allowed_audiences: Option<Option<Vec<String>>>,
-    /// Send identity headers upstream.
-    #[serde(default)]
-    pub auth_pass_headers: Option<bool>,
-    /// Pass the client's bearer token upstream (off by default, per the MCP spec).
-    #[serde(default)]
-    pub auth_pass_token: Option<bool>,
-    /// Session cookie name.
-    #[serde(default)]
-    pub auth_cookie_name: Option<String>,
-    /// Prefix of identity headers.
-    #[serde(default)]
-    pub auth_header_prefix: Option<String>,
-    /// Paths that skip auth, each with everything below it (`/public`
-    /// covers `/public/x`, not `/publicx`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_excluded_paths: Option<Option<Vec<String>>>,
-    /// CORS preflights (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) pass without a token; off by default,
-    /// when every `OPTIONS` needs one like any other method.
-    #[serde(default)]
-    pub auth_allow_cors_preflight: Option<bool>,
-    /// Pass client header names containing `_` upstream (dropped by default,
-    /// like nginx's `underscores_in_headers off`).
-    #[serde(default)]
-    pub allow_underscores_in_headers: Option<bool>,
-    /// Serve the OAuth endpoints (`/authorize`, `/token`, `/register`, ...)
-    /// on this host too, forwarded to the control plane; otherwise only
-    /// `auth.{BASE_DOMAIN}` does, and these paths reach this proxy's backend.
-    #[serde(default)]
-    pub oauth_endpoints: Option<bool>,
-    /// Which routes apply.
-    #[serde(default)]
-    pub route_mode: Option<RouteMode>,
-    /// Routes used in selective mode.
-    #[serde(default)]
-    pub enabled_routes: Option<Vec<String>>,
-    /// Routes skipped in `all` mode.
-    #[serde(default)]
-    pub disabled_routes: Option<Vec<String>>,
-    /// Protected resource path (e.g. `/mcp`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_endpoint: Option<Option<String>>,
-    /// Scopes of the protected resource.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_scopes: Option<Option<Vec<String>>>,
-    /// Whether the resource keeps session state.
-    #[serde(default)]
-    pub resource_stateful: Option<bool>,
-    /// Protocol versions of the resource.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_versions: Option<Option<Vec<String>>>,
-    /// Free-form server info.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_server_info: Option<Option<Value>>,
-    /// Serve our metadata even when the backend has its own.
-    #[serde(default)]
-    pub resource_override_backend: Option<bool>,
-    /// Bearer methods advertised.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_bearer_methods: Option<Option<Vec<String>>>,
-    /// Suffix for the documentation URL.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_documentation_suffix: Option<Option<String>>,
-    /// Extra metadata fields.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub resource_custom_metadata: Option<Option<Value>>,
-    /// MCP methods and tool names callers may use at the resource endpoint, by scope.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub mcp_policy: Option<Option<Vec<super::McpRule>>>,
-    /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub github_client_id: Option<Option<String>>,
-    /// Its secret: write-only, sealed at rest, never returned.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub github_client_secret: Option<Option<String>>,
-    /// Users granted `admin` through this proxy's login (overrides `OAUTH_ADMIN_USERS`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub oauth_admin_users: Option<Option<Vec<String>>>,
-    /// Users granted `user` (overrides `OAUTH_USER_USERS`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub oauth_user_users: Option<Option<Vec<String>>>,
-    /// Users granted `mcp` (overrides `OAUTH_MCP_USERS`).
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub oauth_mcp_users: Option<Option<Vec<String>>>,
+super::patch::patch_type! {
+    [hostname, owner_token_hash, created_by, created_at]
+    /// A partial update of a proxy: each field named replaces the stored one
+    /// (`null` clears an optional one). Naming a field fixed at creation
+    /// (`hostname`, `owner_token_hash`, `created_by`, `created_at`) or an unknown
+    /// field is refused (422) rather than ignored.
+    #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ProxyPatch {
+        /// Where requests go when no route matches.
+        #[serde(default)]
+        pub target_url: Option<String>,
+        /// Certificate used for this hostname, if any.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub cert_name: Option<Option<String>>,
+        /// A disabled proxy answers 503.
+        #[serde(default)]
+        pub enabled: Option<bool>,
+        /// Serve plain HTTP.
+        #[serde(default)]
+        pub enable_http: Option<bool>,
+        /// Serve HTTPS.
+        #[serde(default)]
+        pub enable_https: Option<bool>,
+        /// Order a certificate automatically at creation when HTTPS is on and no
+        /// `cert_name` is given (also needs `ACME_AUTO`).
+        #[serde(default)]
+        pub acme_auto: Option<bool>,
+        /// Pass the client's Host header upstream instead of the target's.
+        #[serde(default)]
+        pub preserve_host_header: Option<bool>,
+        /// Verify the upstream's TLS certificate (default true).
+        #[serde(default)]
+        pub verify_upstream_tls: Option<bool>,
+        /// Headers added to the upstream request.
+        #[serde(default)]
+        pub custom_headers: Option<BTreeMap<String, String>>,
+        /// Headers added to the response.
+        #[serde(default)]
+        pub custom_response_headers: Option<BTreeMap<String, String>>,
+        /// Auth enforced by the data plane.
+        #[serde(default)]
+        pub auth_enabled: Option<bool>,
+        /// Authorization server host.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_proxy: Option<Option<String>>,
+        /// Auth mode.
+        #[serde(default)]
+        pub auth_mode: Option<AuthMode>,
+        /// GitHub users allowed (null = global default, ["*"] = anyone).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_required_users: Option<Option<Vec<String>>>,
+        /// E-mails allowed, `*@domain` patterns accepted.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_required_emails: Option<Option<Vec<String>>>,
+        /// Groups allowed.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_required_groups: Option<Option<Vec<String>>>,
+        /// Scopes a token must carry one of.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_allowed_scopes: Option<Option<Vec<String>>>,
+        /// Audiences accepted besides this proxy's resource URI.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_allowed_audiences: Option<Option<Vec<String>>>,
+        /// Send identity headers upstream.
+        #[serde(default)]
+        pub auth_pass_headers: Option<bool>,
+        /// Pass the client's bearer token upstream (off by default, per the MCP spec).
+        #[serde(default)]
+        pub auth_pass_token: Option<bool>,
+        /// Session cookie name.
+        #[serde(default)]
+        pub auth_cookie_name: Option<String>,
+        /// Prefix of identity headers.
+        #[serde(default)]
+        pub auth_header_prefix: Option<String>,
+        /// Paths that skip auth, each with everything below it (`/public`
+        /// covers `/public/x`, not `/publicx`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_excluded_paths: Option<Option<Vec<String>>>,
+        /// CORS preflights (`OPTIONS` with `Origin` and
+        /// `Access-Control-Request-Method`) pass without a token; off by default,
+        /// when every `OPTIONS` needs one like any other method.
+        #[serde(default)]
+        pub auth_allow_cors_preflight: Option<bool>,
+        /// Pass client header names containing `_` upstream (dropped by default,
+        /// like nginx's `underscores_in_headers off`).
+        #[serde(default)]
+        pub allow_underscores_in_headers: Option<bool>,
+        /// Serve the OAuth endpoints (`/authorize`, `/token`, `/register`, ...)
+        /// on this host too, forwarded to the control plane; otherwise only
+        /// `auth.{BASE_DOMAIN}` does, and these paths reach this proxy's backend.
+        #[serde(default)]
+        pub oauth_endpoints: Option<bool>,
+        /// Which routes apply.
+        #[serde(default)]
+        pub route_mode: Option<RouteMode>,
+        /// Routes used in selective mode.
+        #[serde(default)]
+        pub enabled_routes: Option<Vec<String>>,
+        /// Routes skipped in `all` mode.
+        #[serde(default)]
+        pub disabled_routes: Option<Vec<String>>,
+        /// Protected resource path (e.g. `/mcp`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_endpoint: Option<Option<String>>,
+        /// Scopes of the protected resource.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_scopes: Option<Option<Vec<String>>>,
+        /// Whether the resource keeps session state.
+        #[serde(default)]
+        pub resource_stateful: Option<bool>,
+        /// Protocol versions of the resource.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_versions: Option<Option<Vec<String>>>,
+        /// Free-form server info.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_server_info: Option<Option<Value>>,
+        /// Serve our metadata even when the backend has its own.
+        #[serde(default)]
+        pub resource_override_backend: Option<bool>,
+        /// Bearer methods advertised.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_bearer_methods: Option<Option<Vec<String>>>,
+        /// Suffix for the documentation URL.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_documentation_suffix: Option<Option<String>>,
+        /// Extra metadata fields.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub resource_custom_metadata: Option<Option<Value>>,
+        /// MCP methods and tool names callers may use at the resource endpoint, by scope.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub mcp_policy: Option<Option<Vec<super::McpRule>>>,
+        /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub github_client_id: Option<Option<String>>,
+        /// Its secret: write-only, sealed at rest, never returned.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub github_client_secret: Option<Option<String>>,
+        /// Users granted `admin` through this proxy's login (overrides `OAUTH_ADMIN_USERS`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub oauth_admin_users: Option<Option<Vec<String>>>,
+        /// Users granted `user` (overrides `OAUTH_USER_USERS`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub oauth_user_users: Option<Option<Vec<String>>>,
+        /// Users granted `mcp` (overrides `OAUTH_MCP_USERS`).
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub oauth_mcp_users: Option<Option<Vec<String>>>,
+    }
 }
 
 impl ProxyPatch {

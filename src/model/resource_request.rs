@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::patch::{fixed, nullable, Fixed};
+use super::patch::nullable;
 use super::{AuthMode, ProxyPatch};
 
 /// Body of resource registration: the record without its owner and time.
@@ -37,35 +37,26 @@ pub struct ResourceKey {
     pub uri: String,
 }
 
-/// A partial update of a registered resource. The URI and ownership are
-/// fixed at registration: naming them is refused (422).
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcePatch {
-    /// Fixed at registration: naming it is refused.
-    #[serde(default, deserialize_with = "fixed")]
-    #[schema(ignore)]
-    pub uri: Option<Fixed>,
-    /// Display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Proxy hostname serving it (`null` clears it).
-    #[serde(default, deserialize_with = "nullable")]
-    pub proxy_target: Option<Option<String>>,
-    /// Scopes it understands.
-    #[serde(default)]
-    pub scopes: Option<Vec<String>>,
-    /// Where its metadata lives (`null` clears it).
-    #[serde(default, deserialize_with = "nullable")]
-    pub metadata_url: Option<Option<String>>,
-    /// Fixed at registration: naming it is refused.
-    #[serde(default, deserialize_with = "fixed")]
-    #[schema(ignore)]
-    pub owner_token_hash: Option<Fixed>,
-    /// Fixed at registration: naming it is refused.
-    #[serde(default, deserialize_with = "fixed")]
-    #[schema(ignore)]
-    pub created_at: Option<Fixed>,
+super::patch::patch_type! {
+    [uri, owner_token_hash, created_at]
+    /// A partial update of a registered resource. The URI and ownership are
+    /// fixed at registration: naming them is refused (422).
+    #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ResourcePatch {
+        /// Display name.
+        #[serde(default)]
+        pub name: Option<String>,
+        /// Proxy hostname serving it (`null` clears it).
+        #[serde(default, deserialize_with = "nullable")]
+        pub proxy_target: Option<Option<String>>,
+        /// Scopes it understands.
+        #[serde(default)]
+        pub scopes: Option<Vec<String>>,
+        /// Where its metadata lives (`null` clears it).
+        #[serde(default, deserialize_with = "nullable")]
+        pub metadata_url: Option<Option<String>>,
+    }
 }
 
 impl ResourcePatch {

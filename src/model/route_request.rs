@@ -93,65 +93,52 @@ impl RouteSpec {
     }
 }
 
-/// A partial update of a route: each field named replaces the stored one
-/// (`null` clears an optional one). Naming `route_id`, ownership or
-/// creation fields, or an unknown field, is refused (422).
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoutePatch {
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub route_id: Option<super::patch::Fixed>,
-    /// Path prefix, or a regex when `is_regex`.
-    #[serde(default)]
-    pub path_pattern: Option<String>,
-    /// Kind of target.
-    #[serde(default)]
-    pub target_type: Option<TargetType>,
-    /// Port, service name, hostname or URL.
-    #[serde(default)]
-    pub target_value: Option<String>,
-    /// 0..=1000, higher first.
-    #[serde(default)]
-    pub priority: Option<i64>,
-    /// Allowed methods; empty means any.
-    #[serde(default)]
-    pub methods: Option<Vec<String>>,
-    /// `path_pattern` is a regular expression.
-    #[serde(default)]
-    pub is_regex: Option<bool>,
-    /// Free text.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Disabled routes never match.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Global or proxy scoped.
-    #[serde(default)]
-    pub scope: Option<RouteScope>,
-    /// Proxies of a proxy-scoped route.
-    #[serde(default)]
-    pub proxy_hostnames: Option<Vec<String>>,
-    /// Auth override for this route: `true` requires a token even when the
-    /// proxy's auth is off, `false` skips the check; unset follows the proxy.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_required: Option<Option<bool>>,
-    /// Scopes a token must carry (all of them) for this route.
-    #[serde(default, deserialize_with = "super::patch::nullable")]
-    pub auth_scopes: Option<Option<Vec<String>>>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub owner_token_hash: Option<super::patch::Fixed>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub created_by: Option<super::patch::Fixed>,
-    /// Fixed at creation: naming it is refused.
-    #[serde(default, deserialize_with = "super::patch::fixed")]
-    #[schema(ignore)]
-    pub created_at: Option<super::patch::Fixed>,
+super::patch::patch_type! {
+    [route_id, owner_token_hash, created_by, created_at]
+    /// A partial update of a route: each field named replaces the stored one
+    /// (`null` clears an optional one). Naming `route_id`, ownership or
+    /// creation fields, or an unknown field, is refused (422).
+    #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RoutePatch {
+        /// Path prefix, or a regex when `is_regex`.
+        #[serde(default)]
+        pub path_pattern: Option<String>,
+        /// Kind of target.
+        #[serde(default)]
+        pub target_type: Option<TargetType>,
+        /// Port, service name, hostname or URL.
+        #[serde(default)]
+        pub target_value: Option<String>,
+        /// 0..=1000, higher first.
+        #[serde(default)]
+        pub priority: Option<i64>,
+        /// Allowed methods; empty means any.
+        #[serde(default)]
+        pub methods: Option<Vec<String>>,
+        /// `path_pattern` is a regular expression.
+        #[serde(default)]
+        pub is_regex: Option<bool>,
+        /// Free text.
+        #[serde(default)]
+        pub description: Option<String>,
+        /// Disabled routes never match.
+        #[serde(default)]
+        pub enabled: Option<bool>,
+        /// Global or proxy scoped.
+        #[serde(default)]
+        pub scope: Option<RouteScope>,
+        /// Proxies of a proxy-scoped route.
+        #[serde(default)]
+        pub proxy_hostnames: Option<Vec<String>>,
+        /// Auth override for this route: `true` requires a token even when the
+        /// proxy's auth is off, `false` skips the check; unset follows the proxy.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_required: Option<Option<bool>>,
+        /// Scopes a token must carry (all of them) for this route.
+        #[serde(default, deserialize_with = "super::patch::nullable")]
+        pub auth_scopes: Option<Option<Vec<String>>>,
+    }
 }
 
 impl RoutePatch {

@@ -153,8 +153,9 @@ pub struct RefreshGrant {
     pub rotated_response: Option<String>,
 }
 
-/// What we remember of an access token (for introspection, revocation, listing).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What we remember of an access token (for introspection, revocation,
+/// listing); the OAuth admin API shows it as it is.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessRecord {
     /// Token id.
     pub jti: String,
@@ -168,11 +169,11 @@ pub struct AccessRecord {
     pub scope: String,
     /// Audience.
     pub aud: Vec<String>,
-    /// Issued at.
+    /// Issued at (unix time).
     pub iat: i64,
-    /// Expiry.
+    /// Expires at (unix time).
     pub exp: i64,
-    /// Family.
+    /// Session (token family).
     pub family: String,
 }
 
