@@ -154,25 +154,49 @@ impl<S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty {
     }
 }
 
+/// The answer of `/health`, healthy (200) or not (503).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `healthy` or `unhealthy`.
+    status: &'static str,
+    /// `redis` or `embedded`.
+    store: &'static str,
+    /// `ok`, `unreachable`, or `not used` (embedded store).
+    redis: &'static str,
+    /// Why the store is unreachable (unhealthy only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// Seconds since the process started.
+    uptime_seconds: u64,
+}
+
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let uptime = state.started.elapsed().as_secs();
+    let uptime_seconds = state.started.elapsed().as_secs();
     let redis = matches!(state.manager.config.store, crate::config::StoreBackend::Redis);
     let store = if redis { "redis" } else { "embedded" };
-    match state.manager.store.ping().await {
+    let (code, h) = match state.manager.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "healthy", "store": store, "redis": if redis { "ok" } else { "not used" }, "uptime_seconds": uptime})),
-        )
-            .into_response(),
+            Health {
+                status: "healthy",
+                store,
+                redis: if redis { "ok" } else { "not used" },
+                message: None,
+                uptime_seconds,
+            },
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "unhealthy", "store": store, "redis": if redis { "unreachable" } else { "not used" },
-                "message": e.to_string(), "uptime_seconds": uptime
-            })),
-        )
-            .into_response(),
-    }
+            Health {
+                status: "unhealthy",
+                store,
+                redis: if redis { "unreachable" } else { "not used" },
+                message: Some(e.to_string()),
+                uptime_seconds,
+            },
+        ),
+    };
+    (code, Json(h)).into_response()
 }
 
 async fn prometheus_text() -> Response {
@@ -200,7 +224,10 @@ async fn count_requests(req: Request, next: Next) -> Response {
 fn api() -> Api {
     let mut api = Api::new()
         .at("/health")
-        .get(health, Op::new("Liveness and store reachability").public().ok_json(StatusCode::OK))
+        .get(
+            health,
+            Op::new("Liveness and store reachability").public().ok::<Health>(StatusCode::OK),
+        )
         .done()
         .at("/metrics")
         .get(

@@ -160,6 +160,13 @@ impl Op {
         self
     }
 
+    /// Answers `status` with a JSON value of the given schema, for an
+    /// answer no Rust type describes (this document itself).
+    pub fn ok_schema(mut self, status: StatusCode, schema: Value) -> Self {
+        self.answers.push((status, Answer::Json(schema)));
+        self
+    }
+
     /// Answers `status` with a body of `media_type` (text, HTML).
     pub fn ok_media(mut self, status: StatusCode, media_type: &'static str) -> Self {
         self.answers.push((status, Answer::Media(media_type)));
@@ -346,9 +353,11 @@ impl Api {
     /// all of them (itself included).
     pub fn finish(self) -> (Router<Arc<AppState>>, Arc<Value>) {
         let mut api = self;
-        let op = Op::new("This document: the OpenAPI 3.1 description of the API")
-            .public()
-            .ok_json(StatusCode::OK);
+        let op = Op::new("This document: the OpenAPI 3.1 description of the API").public().ok_schema(
+            StatusCode::OK,
+            json!({"type": "object", "required": ["openapi", "info", "paths"],
+                    "properties": {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}}}),
+        );
         let entry = op.operation("get", OPENAPI_PATH);
         api.paths.entry(OPENAPI_PATH.into()).or_default().insert("get".into(), entry);
         let doc = Arc::new(api.document());

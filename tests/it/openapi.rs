@@ -81,6 +81,25 @@ async fn every_api_operation_documents_its_result_and_its_errors() {
             }
         }
     }
+    // Every JSON success answer has a schema, except the protocol documents
+    // whose shape their RFCs give (the OAuth server's endpoints, MCP's `/mcp`).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !(path.starts_with("/api/v1/") || path == "/health") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            for (code, r) in op["responses"].as_object().unwrap() {
+                let schema = &r["content"]["application/json"]["schema"];
+                if code.starts_with('2') && !schema.is_null() {
+                    assert_ne!(
+                        schema,
+                        &serde_json::json!({}),
+                        "{method} {path} {code} answers JSON without a schema"
+                    );
+                }
+            }
+        }
+    }
     // Every reference resolves inside the document.
     let text = doc.to_string();
     let re = regex::Regex::new(r##""\$ref":"#/components/schemas/([^"]+)""##).unwrap();
