@@ -111,7 +111,7 @@ pub struct ServiceSpec {
     /// Command (exec form).
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    /// Docker networks (bridge mode).
+    /// Docker networks (bridge mode; refused in host mode, where there are none to join).
     #[serde(default)]
     pub networks: Vec<String>,
     /// Extra container labels (not `portcullis.*`).
@@ -463,6 +463,41 @@ fn check_networks(n: &[String]) -> ManageResult<()> {
     Ok(())
 }
 
+/// Most files and bytes a build context holds.
+const MAX_CONTEXT_FILES: usize = 64;
+const MAX_CONTEXT_BYTES: usize = 16 << 20;
+
+/// The build context of the Dockerfile at `path`: it and the regular files
+/// beside it (not subdirectories, never symlinks, which could leave
+/// `DOCKER_BUILD_DIR`), so a `COPY` of a file next to it works. Returns the
+/// files and the Dockerfile's name among them.
+async fn build_context(path: &std::path::Path) -> std::io::Result<(Vec<(String, Vec<u8>)>, String)> {
+    let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(invalid)?.to_string();
+    let dir = path.parent().ok_or_else(invalid)?;
+    if !tokio::fs::symlink_metadata(path).await?.is_file() {
+        return Err(invalid());
+    }
+    let mut files = Vec::new();
+    let mut total = 0;
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(e) = entries.next_entry().await? {
+        let (Ok(file), Ok(meta)) = (e.file_name().into_string(), e.metadata().await) else {
+            continue;
+        };
+        if !meta.is_file() || file.len() > 100 {
+            continue;
+        }
+        let data = tokio::fs::read(e.path()).await?;
+        total += data.len();
+        if files.len() >= MAX_CONTEXT_FILES || total > MAX_CONTEXT_BYTES {
+            return Err(invalid());
+        }
+        files.push((file, data));
+    }
+    Ok((files, name))
+}
+
 impl Manager {
     /// The record of `name` if the caller may see it; 404 otherwise.
     pub(super) async fn visible_service(&self, caller: &Caller, name: &str) -> ManageResult<DockerService> {
@@ -586,6 +621,13 @@ impl Manager {
         check_labels(&req.labels)?;
         check_command(&req.command)?;
         check_networks(&req.networks)?;
+        if d.network_mode == NetworkMode::Host && !req.networks.is_empty() {
+            return Err(ValidationError::new(
+                "networks",
+                "networks cannot be joined in host network mode (DOCKER_NETWORK_MODE=host): the container shares the host's network",
+            )
+            .into());
+        }
         if req.port_configs.len() > 16 {
             return Err(ValidationError::new("port_configs", "at most 16 ports").into());
         }
@@ -649,10 +691,10 @@ impl Manager {
             }),
             Some(p) => {
                 let path = self.config.docker.build_dir.join(p);
-                let text = tokio::fs::read(&path)
+                let (context, name) = build_context(&path)
                     .await
                     .map_err(|_| ValidationError::new("dockerfile_path", format!("{p} is not a file under DOCKER_BUILD_DIR")))?;
-                engine.build_image(&text, &s.image).await.map_err(|e| match e {
+                engine.build_image(&context, &name, &s.image).await.map_err(|e| match e {
                     EngineError::Refused(m) => ValidationError::new("dockerfile_path", m).into(),
                     other => other.into(),
                 })

@@ -176,16 +176,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Builds `tag` from one Dockerfile (the build context holds only it).
-    pub async fn build_image(&self, dockerfile: &[u8], tag: &str) -> EngineResult<()> {
+    /// Builds `tag` from the Dockerfile named `dockerfile` in `context`
+    /// (file name, contents).
+    pub async fn build_image(&self, context: &[(String, Vec<u8>)], dockerfile: &str, tag: &str) -> EngineResult<()> {
         let d = self.docker().await?;
         let opts = BuildImageOptions {
-            dockerfile: "Dockerfile".to_string(),
+            dockerfile: dockerfile.to_string(),
             t: tag.to_string(),
             rm: true,
             ..Default::default()
         };
-        let mut build = d.build_image(opts, None, Some(Bytes::from(single_file_tar("Dockerfile", dockerfile))));
+        let mut build = d.build_image(opts, None, Some(Bytes::from(context_tar(context))));
         while let Some(step) = build.next().await {
             match step {
                 Ok(info) => {
@@ -396,42 +397,46 @@ fn log_stream(d: Docker, name: String, opts: LogsOptions<String>) -> BoxStream<'
     .boxed()
 }
 
-/// A ustar archive holding one regular file: the build context of a
-/// single-Dockerfile build (no tar dependency for 512-byte headers).
-fn single_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-    let octal = |field: &mut [u8], v: u64| {
-        let s = format!("{:0width$o}\0", v, width = field.len() - 1);
-        field.copy_from_slice(s.as_bytes());
-    };
-    octal(&mut h[100..108], 0o644);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], data.len() as u64);
-    octal(&mut h[136..148], 0);
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
+/// A ustar archive of regular files: the build context (a Dockerfile and
+/// the files next to it; no tar dependency for 512-byte headers).
+fn context_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        let mut h = [0u8; 512];
+        h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+        let octal = |field: &mut [u8], v: u64| {
+            let s = format!("{:0width$o}\0", v, width = field.len() - 1);
+            field.copy_from_slice(s.as_bytes());
+        };
+        octal(&mut h[100..108], 0o644);
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], data.len() as u64);
+        octal(&mut h[136..148], 0);
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
     out.extend_from_slice(&[0u8; 1024]);
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::single_file_tar;
+    use super::context_tar;
 
     #[test]
-    fn tar_of_one_file_has_a_valid_header_and_padding() {
-        let t = single_file_tar("Dockerfile", b"FROM busybox\n");
-        assert_eq!(t.len(), 512 + 512 + 1024);
+    fn tar_of_files_has_valid_headers_and_padding() {
+        let t = context_tar(&[("Dockerfile".into(), b"FROM busybox\n".to_vec()), ("a".into(), vec![b'x'; 513])]);
+        assert_eq!(t.len(), 512 + 512 + 512 + 1024 + 1024);
+        assert_eq!(&t[1024..1025], b"a");
         assert_eq!(&t[..10], b"Dockerfile");
         assert_eq!(&t[257..262], b"ustar");
         assert_eq!(&t[512..525], b"FROM busybox\n");

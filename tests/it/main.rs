@@ -41,6 +41,7 @@ mod request_logs;
 mod resilience;
 mod services;
 mod services_access;
+mod services_build;
 mod services_mcp;
 mod smuggling;
 mod store_conformance;
