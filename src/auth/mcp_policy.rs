@@ -6,7 +6,10 @@
 //! The headers are what MCP `2026-07-28` clients send, and a backend of
 //! that revision refuses a request whose headers disagree with its body, so
 //! a client cannot lie its way past the policy there. Without the headers
-//! the request cannot be judged and is refused while a policy is set.
+//! the request cannot be judged and is refused while a policy is set,
+//! unless the proxy has `mcp_inspect_body` on: then its JSON-RPC body (up
+//! to [`MAX_INSPECTED_BODY`]) is read before the upstream is chosen, judged
+//! by [`judge_body`], and forwarded intact when allowed.
 
 use http::HeaderMap;
 
@@ -46,12 +49,54 @@ pub fn decide(rules: &[McpRule], method: &str, name: Option<&str>, scopes: &str)
     })
 }
 
+/// Largest body judged by [`judge_body`]: pingora replays at most 64 KiB of
+/// a body read before the upstream is chosen; a larger one is refused.
+pub const MAX_INSPECTED_BODY: usize = 64 * 1024;
+
+/// True when `p`'s policy must judge this request by its body: a POST to
+/// the resource endpoint without `Mcp-Method`, on a proxy with a policy and
+/// `mcp_inspect_body` on. [`refusal`] leaves such a request to [`judge_body`].
+pub fn needs_body(p: &Proxy, method: &str, path: &str, headers: &HeaderMap) -> bool {
+    p.mcp_inspect_body
+        && p.mcp_policy.as_deref().is_some_and(|r| !r.is_empty())
+        && method == "POST"
+        && p.resource_endpoint.as_deref() == Some(path)
+        && !headers.contains_key("mcp-method")
+}
+
+/// The verdict of `rules` on a JSON-RPC body (one message or a batch; any
+/// element refused refuses the whole): `None` allows. A body that is not
+/// JSON-RPC, or names no tool where the method needs one, is refused: it
+/// cannot be judged. Responses (no `method`) pass.
+pub fn judge_body(rules: &[McpRule], body: &[u8], scopes: &str) -> Option<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Some("this MCP endpoint's policy could not read the body as JSON-RPC".into());
+    };
+    let messages = match &v {
+        serde_json::Value::Array(a) if !a.is_empty() => a.iter().collect::<Vec<_>>(),
+        serde_json::Value::Object(_) => vec![&v],
+        _ => return Some("this MCP endpoint's policy needs a JSON-RPC message or batch".into()),
+    };
+    messages.into_iter().find_map(|m| {
+        let method = m.get("method")?.as_str();
+        let Some(method) = method else {
+            return Some("a JSON-RPC method must be a string".into());
+        };
+        let key = if method == "resources/read" { "uri" } else { "name" };
+        let name = m.get("params").and_then(|p| p.get(key)).and_then(serde_json::Value::as_str);
+        if name.is_none() && NAMED.contains(&method) {
+            return Some(format!("{method} names nothing in params.{key}"));
+        }
+        decide(rules, method, name, scopes)
+    })
+}
+
 /// The refusal of a request by `p`'s MCP policy, if any: only POSTs to the
 /// proxy's resource endpoint are judged. `scopes` are the verified caller's
 /// (empty without a token).
 pub fn refusal(p: &Proxy, method: &str, path: &str, headers: &HeaderMap, scopes: &str) -> Option<String> {
     let rules = p.mcp_policy.as_deref().filter(|r| !r.is_empty())?;
-    if method != "POST" || p.resource_endpoint.as_deref() != Some(path) {
+    if method != "POST" || p.resource_endpoint.as_deref() != Some(path) || needs_body(p, method, path, headers) {
         return None;
     }
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
@@ -103,6 +148,33 @@ mod tests {
         assert!(decide(&rs, "resources/list", None, "").is_some());
         // a scope is a whole word, not a prefix
         assert!(decide(&rs, "tools/call", Some("delete_x"), "mcp:admins").is_some());
+    }
+
+    #[test]
+    fn bodies_are_judged_message_by_message_and_a_batch_as_a_whole() {
+        let rs = rules();
+        let call = |name: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#);
+        assert!(judge_body(&rs, call("list_x").as_bytes(), "").is_none());
+        assert!(judge_body(&rs, call("delete_x").as_bytes(), "mcp").is_some());
+        assert!(judge_body(&rs, call("delete_x").as_bytes(), "mcp:admin").is_none());
+        let batch = format!("[{},{}]", call("list_x"), call("run_command"));
+        assert!(
+            judge_body(&rs, batch.as_bytes(), "mcp:admin").is_some(),
+            "one refused element refuses the batch"
+        );
+        assert!(
+            judge_body(&rs, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, "").is_none(),
+            "a response"
+        );
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            b"42",
+            br#"{"method":7}"#,
+            br#"{"method":"tools/call","params":{}}"#,
+        ] {
+            assert!(judge_body(&rs, bad, "mcp:admin").is_some(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     fn proxy(rules: Vec<McpRule>) -> Proxy {

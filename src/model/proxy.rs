@@ -186,6 +186,10 @@ pub struct Proxy {
     /// MCP methods and tool names callers may use at the resource endpoint, by scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_policy: Option<Vec<super::McpRule>>,
+    /// Judge POSTs without `Mcp-Method` by a bounded look at their JSON-RPC
+    /// body (older MCP clients send no such headers); off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mcp_inspect_body: bool,
     /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
     #[serde(default)]
     pub github_client_id: Option<String>,

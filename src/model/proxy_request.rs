@@ -168,6 +168,9 @@ pub struct ProxySpec {
     /// MCP methods and tool names callers may use at the resource endpoint, by scope.
     #[serde(default)]
     pub mcp_policy: Option<Vec<super::McpRule>>,
+    /// Judge POSTs without `Mcp-Method` by a bounded look at their JSON-RPC body (default false).
+    #[serde(default)]
+    pub mcp_inspect_body: Option<bool>,
     /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
     #[serde(default)]
     pub github_client_id: Option<String>,
@@ -239,6 +242,7 @@ impl ProxySpec {
             resource_documentation_suffix: self.resource_documentation_suffix,
             resource_custom_metadata: self.resource_custom_metadata,
             mcp_policy: self.mcp_policy,
+            mcp_inspect_body: self.mcp_inspect_body.unwrap_or(false),
             github_client_id: self.github_client_id,
             github_client_secret: self.github_client_secret,
             oauth_admin_users: self.oauth_admin_users,
@@ -388,6 +392,9 @@ super::patch::patch_type! {
         /// MCP methods and tool names callers may use at the resource endpoint, by scope.
         #[serde(default, deserialize_with = "super::patch::nullable")]
         pub mcp_policy: Option<Option<Vec<super::McpRule>>>,
+        /// Judge POSTs without `Mcp-Method` by a bounded look at their JSON-RPC body.
+        #[serde(default)]
+        pub mcp_inspect_body: Option<bool>,
         /// This proxy's own GitHub OAuth app (falls back to `GITHUB_CLIENT_ID`).
         #[serde(default, deserialize_with = "super::patch::nullable")]
         pub github_client_id: Option<Option<String>>,
@@ -525,6 +532,9 @@ impl ProxyPatch {
         }
         if let Some(v) = self.mcp_policy {
             p.mcp_policy = v;
+        }
+        if let Some(v) = self.mcp_inspect_body {
+            p.mcp_inspect_body = v;
         }
         if let Some(v) = self.github_client_id {
             p.github_client_id = v;

@@ -283,7 +283,9 @@ fn decide_path(edge: &Edge, session: &Session, ctx: &mut Ctx, refreshed: bool, r
         Outcome::UnknownKey => return Decision::Respond(auth::unknown_key(p, &info).into()),
     }
     let scopes = ctx.identity.as_ref().map_or("", |i| i.claims.scope.as_str());
-    if let Some(why) = auth::mcp_policy::refusal(p, info.method, path, info.headers, scopes) {
+    if auth::mcp_policy::needs_body(p, info.method, path, info.headers) {
+        ctx.mcp_body_scopes = Some(scopes.to_string());
+    } else if let Some(why) = auth::mcp_policy::refusal(p, info.method, path, info.headers, scopes) {
         return Decision::Respond(Reply::json(403, vec![], auth::mcp_policy::error_body(&why)));
     }
     let target = match route {

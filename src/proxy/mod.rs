@@ -69,6 +69,8 @@ pub struct Ctx {
     log: crate::reqlog::Capture,
     /// An MCP request to a protected MCP backend, counted per method and tool at the end.
     mcp: Option<crate::auth::mcp_metrics::McpCall>,
+    /// Set when the MCP policy judges this request by its body: the caller's scopes.
+    mcp_body_scopes: Option<String>,
 }
 
 impl Ctx {
@@ -82,6 +84,41 @@ impl Ctx {
 }
 
 impl Edge {
+    /// Reads the body of an MCP request its proxy's policy judges by body
+    /// (bounded in size and time), answers 403 when the policy refuses it,
+    /// and otherwise lets pingora forward it intact from its retry buffer.
+    async fn judge_mcp_body(&self, session: &mut Session, ctx: &mut Ctx, scopes: &str) -> Result<bool> {
+        use crate::auth::mcp_policy::{error_body, judge_body, MAX_INSPECTED_BODY};
+        session.enable_retry_buffering();
+        let mut body = bytes::BytesMut::new();
+        let read = async {
+            while let Some(chunk) = session.read_request_body().await? {
+                if body.len() + chunk.len() > MAX_INSPECTED_BODY {
+                    return Ok::<_, Box<Error>>(false);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(true)
+        };
+        let why = match tokio::time::timeout(self.config.proxy_request_timeout, read).await {
+            Ok(Ok(true)) => {
+                let rules = ctx.entry.as_ref().and_then(|e| e.proxy.mcp_policy.as_deref()).unwrap_or_default();
+                judge_body(rules, &body, scopes)
+            }
+            Ok(Ok(false)) => Some(format!(
+                "this MCP endpoint's policy reads bodies of at most {MAX_INSPECTED_BODY} bytes"
+            )),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => Some("the request body did not arrive in time".to_string()),
+        };
+        let Some(why) = why else {
+            return Ok(false);
+        };
+        let id = ctx.log.for_own_reply(session, self.peer_trusted(session));
+        let reply = respond::Reply::json(403, vec![], error_body(&why));
+        respond::send(session, reply.with_header("X-Request-Id", id)).await
+    }
+
     /// Asks for a signing key refresh and waits (bounded) for it; returns at
     /// once when one ran less than a refresh interval ago.
     async fn refresh_snapshot(&self) {
@@ -123,6 +160,7 @@ impl ProxyHttp for Edge {
             path: None,
             log: crate::reqlog::Capture::default(),
             mcp: None,
+            mcp_body_scopes: None,
         }
     }
 
@@ -133,7 +171,10 @@ impl ProxyHttp for Edge {
             decision = dispatch::decide(self, session, ctx, true);
         }
         match decision {
-            dispatch::Decision::Proxy => Ok(false),
+            dispatch::Decision::Proxy => match ctx.mcp_body_scopes.take() {
+                None => Ok(false),
+                Some(scopes) => self.judge_mcp_body(session, ctx, &scopes).await,
+            },
             dispatch::Decision::Respond(r) => {
                 let id = ctx.log.for_own_reply(session, self.peer_trusted(session));
                 respond::send(session, r.with_header("X-Request-Id", id)).await

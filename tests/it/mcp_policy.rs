@@ -214,3 +214,140 @@ async fn mcp_traffic_is_counted_per_method_and_policy_named_tool_with_bounded_la
         "promtool check metrics:\n{report}"
     );
 }
+
+/// What a raw-socket backend received: each request's head and body bytes.
+type Received = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An HTTP/1.1 backend on a raw socket recording every request head and
+/// body exactly (Content-Length framing, as pingora forwards a read body)
+/// and answering `200 ok`.
+async fn recording_backend() -> (u16, Received) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Arc::default();
+    let record = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = crate::harness::raw::find(&buf, b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 8192];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let mut chunk = [0u8; 8192];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    record.lock().unwrap().push((head, body));
+                    buf.drain(..end + 4 + len);
+                    if sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+async fn post_body(p: &Portcullis, token: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::StatusCode {
+    let mut rb = reqwest::Client::new()
+        .post(p.http("/mcp"))
+        .header("Host", "insp.test")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    let _ = r.bytes().await;
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_clients_are_judged_by_their_body_which_is_forwarded_intact() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let (port, got) = recording_backend().await;
+    p.create_proxy(json!({
+        "hostname": "insp.test", "target_url": format!("http://127.0.0.1:{port}"), "enable_https": false,
+        "auth_enabled": true, "resource_endpoint": "/mcp", "resource_scopes": ["mcp:read", "mcp:admin"],
+        "mcp_policy": [{"method": "tools/call", "name": "delete_*", "allow_scopes": ["mcp:admin"]}],
+        "mcp_inspect_body": true,
+    }))
+    .await;
+    let (s, v) = p.admin("GET", "/api/v1/proxy/targets/insp.test", None).await;
+    assert_eq!((s, &v["mcp_inspect_body"]), (200, &json!(true)), "{v}");
+    let body = |name: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{{"note":"ünïcode \u2603"}}}}}}"#)
+            .into_bytes()
+    };
+    let reader = {
+        let body = json!({"username": "alice", "scope": "mcp:read", "aud": ["https://insp.test/mcp"]});
+        let (s, v) = p.admin("POST", "/api/v1/oauth/test-token", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        v["access_token"].as_str().unwrap().to_string()
+    };
+    // a 2025-* client (no Mcp-Method): the body decides; a refused call reaches nothing
+    let refused = eventually(Duration::from_secs(5), || async {
+        (post_body(&p, &reader, body("delete_all"), &[]).await == 403).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the body was never judged");
+    assert!(got.lock().unwrap().is_empty(), "a refused call reached the backend");
+    // allowed: the backend gets the very bytes sent
+    let sent = body("list_things");
+    assert_eq!(post_body(&p, &reader, sent.clone(), &[]).await, 200);
+    {
+        let seen = got.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].1, sent, "the body was changed on the way");
+    }
+    // a batch with one refused element, non-JSON, an empty batch, a call naming nothing, an oversized body
+    let batch = format!(
+        "[{},{}]",
+        String::from_utf8(body("list_x")).unwrap(),
+        String::from_utf8(body("delete_x")).unwrap()
+    );
+    let mut big = String::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_x","arguments":{"pad":""#);
+    big.push_str(&"a".repeat(70 * 1024));
+    big.push_str(r#""}}}"#);
+    for refused in [
+        batch.into_bytes(),
+        b"not json at all".to_vec(),
+        b"[]".to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#.to_vec(),
+        big.into_bytes(),
+    ] {
+        assert_eq!(post_body(&p, &reader, refused, &[]).await, 403);
+    }
+    assert_eq!(got.lock().unwrap().len(), 1, "a refused body reached the backend");
+    // a 2026-07-28 client: the headers decide, the body is not read
+    let named = [("Mcp-Method", "tools/call"), ("Mcp-Name", "delete_all")];
+    assert_eq!(post_body(&p, &reader, body("delete_all"), &named).await, 403);
+    let named = [("Mcp-Method", "tools/call"), ("Mcp-Name", "list_y")];
+    assert_eq!(post_body(&p, &reader, body("list_y"), &named).await, 200);
+    assert_eq!(got.lock().unwrap().len(), 2);
+}
