@@ -2,6 +2,13 @@
 
 /// Channel carrying [`super::ChangeEvent`]s.
 pub const EVENTS_CHANNEL: &str = "portcullis:changes";
+/// Redis only: a sorted set (all scores 0, so ordered by name) of every
+/// string key written through a batch. A prefix scan reads a range of it
+/// instead of SCANning the whole database, which the request log fills with
+/// millions of `req:*` hashes.
+pub const KEY_DIRECTORY: &str = "portcullis:keys";
+/// Redis only: set once the directory holds every store key written before it existed.
+pub const KEY_DIRECTORY_READY: &str = "portcullis:keys:ready";
 
 /// `proxy:{hostname}`
 pub fn proxy(hostname: &str) -> String {

@@ -18,12 +18,26 @@ const SCAN_COUNT: usize = 1000;
 /// Keys fetched per MGET.
 const MGET_CHUNK: usize = 500;
 
+/// How often the whole key directory is checked for keys that expired
+/// unseen (a prefix scan already drops the dead keys of its own range).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes directory entries whose key no longer exists, atomically per key,
+/// so an entry for a key re-created meanwhile is kept.
+const PRUNE_LUA: &str = "local n = 0
+for _, k in ipairs(ARGV) do
+  if redis.call('EXISTS', k) == 0 then n = n + redis.call('ZREM', KEYS[1], k) end
+end
+return n";
+
 /// Redis-backed store; cheap to clone (one multiplexed, self-healing connection).
 #[derive(Clone)]
 pub struct RedisStore {
     client: redis::Client,
     conn: ConnectionManager,
     script: std::sync::Arc<redis::Script>,
+    prune: std::sync::Arc<redis::Script>,
+    last_prune: std::sync::Arc<std::sync::Mutex<std::time::Instant>>,
 }
 
 /// One check as `apply.lua` reads it.
@@ -116,19 +130,6 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// `prefix` with Redis glob characters escaped, then `*`.
-fn glob(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('*');
-    out
-}
-
 impl RedisStore {
     /// Connects to `url` (fails fast if Redis does not answer).
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -145,9 +146,88 @@ impl RedisStore {
             client,
             conn,
             script: std::sync::Arc::new(redis::Script::new(include_str!("apply.lua"))),
+            prune: std::sync::Arc::new(redis::Script::new(PRUNE_LUA)),
+            last_prune: std::sync::Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
         };
         store.ping().await?;
+        store.fill_directory().await?;
         Ok(store)
+    }
+
+    /// Builds the key directory once for a database written before it
+    /// existed: one SCAN of everything, keeping the string keys (the request
+    /// log's hashes, sorted sets and stream are not store keys). Writes made
+    /// meanwhile register themselves, so two instances doing this at once
+    /// only repeat work.
+    async fn fill_directory(&self) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let ready: bool = conn.exists(keys::KEY_DIRECTORY_READY).await.map_err(unavailable)?;
+        if ready {
+            return Ok(());
+        }
+        let all = self.scan_keys("*").await?;
+        for chunk in all.chunks(MGET_CHUNK) {
+            let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
+            let strings: Vec<(u8, &String)> = chunk
+                .iter()
+                .zip(vals)
+                .filter(|(k, v)| v.is_some() && k.as_str() != keys::KEY_DIRECTORY_READY)
+                .map(|(k, _)| (0, k))
+                .collect();
+            if !strings.is_empty() {
+                let _: () = conn.zadd_multiple(keys::KEY_DIRECTORY, &strings).await.map_err(unavailable)?;
+            }
+        }
+        let _: () = conn.set(keys::KEY_DIRECTORY_READY, "1").await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Drops the directory entries of `candidates` whose key is gone.
+    async fn prune(&self, candidates: &[String]) -> StoreResult<()> {
+        let mut conn = self.conn();
+        for chunk in candidates.chunks(MGET_CHUNK) {
+            let _: i64 = self
+                .prune
+                .key(keys::KEY_DIRECTORY)
+                .arg(chunk)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Every [`PRUNE_EVERY`], checks the whole directory for keys that
+    /// expired in ranges no scan reads (e.g. access-token records).
+    async fn prune_all_when_due(&self) -> StoreResult<()> {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < PRUNE_EVERY {
+                return Ok(());
+            }
+            *last = std::time::Instant::now();
+        }
+        let mut conn = self.conn();
+        // Walk by name: removing entries does not move a lexicographic cursor.
+        let mut after = b"-".to_vec();
+        loop {
+            let chunk: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(keys::KEY_DIRECTORY)
+                .arg(&after)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(MGET_CHUNK)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let Some(last) = chunk.last() else { return Ok(()) };
+            after = [b"(", last.as_bytes()].concat();
+            self.prune(&chunk).await?;
+            if chunk.len() < MGET_CHUNK {
+                return Ok(());
+            }
+        }
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -158,8 +238,7 @@ impl RedisStore {
     async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
         let mut conn = self.conn();
         let mut found = Vec::new();
-        // COUNT 1000 instead of Redis's default 10: a snapshot rebuild scans several
-        // families, and with the default each scan was one round trip per 10 keys.
+        // COUNT 1000 instead of Redis's default 10: one round trip per 1,000 keys.
         let opts = redis::ScanOptions::default().with_pattern(pattern).with_count(SCAN_COUNT);
         let mut iter: redis::AsyncIter<String> = conn.scan_options(opts).await.map_err(unavailable)?;
         while let Some(k) = iter.next_item().await {
@@ -191,27 +270,50 @@ impl Backend for RedisStore {
     }
 
     async fn scan(&self, prefix: &str, depth: Depth) -> StoreResult<Vec<(String, String)>> {
-        let mut found: Vec<String> = self
-            .scan_keys(&glob(prefix))
-            .await?
+        self.prune_all_when_due().await?;
+        let mut conn = self.conn();
+        // The directory's range of names starting with `prefix`: from
+        // `[prefix` up to, not including, `prefix` + 0xFF (no UTF-8 byte is
+        // 0xFF, so every such name sorts below it).
+        let min = [b"[", prefix.as_bytes()].concat();
+        let max = [b"(", prefix.as_bytes(), &[0xff]].concat();
+        let found: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(keys::KEY_DIRECTORY)
+            .arg(min)
+            .arg(max)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let found: Vec<String> = found
             .into_iter()
             .filter(|k| depth == Depth::All || !k[prefix.len()..].contains(':'))
             .collect();
-        found.sort();
-        found.dedup();
-        let mut conn = self.conn();
         let mut out = Vec::with_capacity(found.len());
+        let mut gone = Vec::new();
         for chunk in found.chunks(MGET_CHUNK) {
-            // MGET answers nil for sets: only string keys are returned.
             let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
-            out.extend(chunk.iter().zip(vals).filter_map(|(k, v)| Some((k.clone(), v?))));
+            for (k, v) in chunk.iter().zip(vals) {
+                match v {
+                    Some(v) => out.push((k.clone(), v)),
+                    None => gone.push(k.clone()),
+                }
+            }
+        }
+        if !gone.is_empty() {
+            self.prune(&gone).await?;
         }
         Ok(out)
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
         let wire = serde_json::to_string(&WireBatch::new(batch)).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let out: Vec<String> = self.script.arg(wire).invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+        let out: Vec<String> = self
+            .script
+            .arg(wire)
+            .arg(keys::KEY_DIRECTORY)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
         let key = out.get(1).cloned().unwrap_or_default();
         Ok(match out.first().map(String::as_str) {
             Some("ok") => Applied::Ok,

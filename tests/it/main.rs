@@ -45,5 +45,6 @@ mod services_build;
 mod services_mcp;
 mod smuggling;
 mod store_conformance;
+mod store_directory;
 mod tenant;
 mod typed_requests;
