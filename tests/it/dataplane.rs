@@ -740,9 +740,12 @@ async fn a_lost_change_event_heals_by_reconcile() {
     let redis = Redis::start();
     let p = Portcullis::start_with(&redis, &[("RECONCILE_INTERVAL", "1")]).await;
     let a = backend::start("A").await;
-    // write the record directly, with no event, as if the pub/sub message was lost
+    // write the record directly, with no event, as if the pub/sub message was
+    // lost: the record and its key-directory entry (README, "Architecture"),
+    // as every writer's batch does
     let proxy = json!({"hostname": "lost.test", "target_url": a.url(), "owner_token_hash": "sha256:x"});
     redis.cli(&["SET", "proxy:lost.test", &proxy.to_string()]);
+    redis.cli(&["ZADD", "portcullis:keys", "0", "proxy:lost.test"]);
     let seen = eventually(Duration::from_secs(3), || async {
         (get(&p, "lost.test", "/").await.0 == 200).then_some(())
     })

@@ -84,6 +84,7 @@ async fn a_failed_snapshot_build_keeps_the_previous_one() {
     // A record that cannot be read makes every rebuild fail from now on.
     let failed_before = p.metric(REBUILDS_FAILED).await;
     redis.cli(&["SET", "proxy:broken.test", "{not json"]);
+    redis.cli(&["ZADD", "portcullis:keys", "0", "proxy:broken.test"]);
     redis.cli(&["SADD", "proxies", "broken.test"]);
     let failing = eventually(Duration::from_secs(10), || async {
         (p.metric(REBUILDS_FAILED).await > failed_before).then_some(())
