@@ -111,7 +111,8 @@ pub struct ServiceSpec {
     /// Command (exec form).
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    /// Docker networks (bridge mode; refused in host mode, where there are none to join).
+    /// The Docker network to create the container on (bridge mode; at most one;
+    /// refused in host mode, where there are none to join).
     #[serde(default)]
     pub networks: Vec<String>,
     /// Extra container labels (not `portcullis.*`).
@@ -447,9 +448,12 @@ fn check_bind(field: &str, v: &str) -> ManageResult<IpAddr> {
         .map_err(|_| ValidationError::new(field, "an IP address such as 127.0.0.1 or 0.0.0.0").into())
 }
 
+/// One network at most: it becomes the container's network mode when Docker
+/// creates it; joining more would need a connect per network after create,
+/// which this API does not do, and a list it silently cut short would lie.
 fn check_networks(n: &[String]) -> ManageResult<()> {
-    if n.len() > 8 {
-        return Err(ValidationError::new("networks", "at most 8 networks").into());
+    if n.len() > 1 {
+        return Err(ValidationError::new("networks", "one network per service (the container is created on it)").into());
     }
     for net in n {
         let named = !net.is_empty()
@@ -620,7 +624,6 @@ impl Manager {
         check_environment(&req.environment)?;
         check_labels(&req.labels)?;
         check_command(&req.command)?;
-        check_networks(&req.networks)?;
         if d.network_mode == NetworkMode::Host && !req.networks.is_empty() {
             return Err(ValidationError::new(
                 "networks",
@@ -628,6 +631,7 @@ impl Manager {
             )
             .into());
         }
+        check_networks(&req.networks)?;
         if req.port_configs.len() > 16 {
             return Err(ValidationError::new("port_configs", "at most 16 ports").into());
         }
@@ -1017,6 +1021,15 @@ pub async fn cleanup(m: &Manager, caller: &Caller) -> ManageResult<CleanupReport
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_network_is_joined_and_a_longer_list_is_refused() {
+        assert!(check_networks(&[]).is_ok());
+        assert!(check_networks(&["proxy_network".into()]).is_ok());
+        let two = check_networks(&["a".into(), "b".into()]).unwrap_err();
+        assert!(format!("{two:?}").contains("one network per service"), "{two:?}");
+        assert!(check_networks(&["host".into()]).is_err());
+    }
 
     #[test]
     fn globs_match_like_shells() {
