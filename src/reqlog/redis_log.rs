@@ -23,7 +23,7 @@ use redis::aio::ConnectionManager;
 
 use super::query::{finish_stats, percentile, rate, Filter, HostStats, HourCount, Page, Stats, StatusFilter};
 use super::record::{truncate, Record};
-use super::store::{hour_of, hours_between, LogError, MAX_SCAN};
+use super::store::{hour_of, hour_start, hours_between, LogError, MAX_SCAN};
 use super::writer::rfc3339;
 
 /// The live stream.
@@ -54,10 +54,8 @@ struct HourCache {
 }
 
 impl HourCache {
-    const HOUR: i64 = 3_600_000_000;
-
     fn of(&mut self, ts: i64) -> &str {
-        let start = ts.div_euclid(Self::HOUR) * Self::HOUR;
+        let start = hour_start(ts);
         if self.text.is_empty() || start != self.start {
             self.start = start;
             self.text = hour_of(ts);

@@ -14,11 +14,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::query::{finish_stats, percentile, rate, Filter, HostStats, HourCount, Page, Stats};
 use super::record::Record;
-use super::store::{LogError, MAX_SCAN};
+use super::store::{hour_start, LogError, HOUR, MAX_SCAN};
 use super::writer::rfc3339;
 
-/// One hour in µs.
-const HOUR: i64 = 3_600_000_000;
 /// How often old segments are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Records read for one statistics answer at most.
@@ -59,7 +57,7 @@ impl Segments {
     pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
         let mut by_hour: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
         for (r, line) in batch.iter().zip(lines) {
-            let buf = by_hour.entry(r.ts.div_euclid(HOUR) * HOUR).or_default();
+            let buf = by_hour.entry(hour_start(r.ts)).or_default();
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
         }
@@ -168,7 +166,7 @@ impl Segments {
             seen += 1;
             if f.matches(&r) {
                 let err = r.is_error();
-                if let Some(h) = hourly.get_mut(&(r.ts.div_euclid(HOUR) * HOUR)) {
+                if let Some(h) = hourly.get_mut(&(hour_start(r.ts))) {
                     h.requests += 1;
                     h.errors += u64::from(err);
                 }

@@ -108,10 +108,17 @@ pub fn hour_of(ts: i64) -> String {
         .to_string()
 }
 
+/// One hour in µs.
+pub const HOUR: i64 = 3_600_000_000;
+
+/// The start (µs) of the hour holding `ts`: the unit of segments and stats keys.
+pub fn hour_start(ts: i64) -> i64 {
+    ts.div_euclid(HOUR) * HOUR
+}
+
 /// The start (µs) of every hour overlapping `[since, until]`, oldest first.
 pub fn hours_between(since: i64, until: i64) -> Vec<i64> {
-    const HOUR: i64 = 3_600_000_000;
-    let mut h = since.div_euclid(HOUR) * HOUR;
+    let mut h = hour_start(since);
     let mut out = Vec::new();
     while h <= until && out.len() < 24 * 366 {
         out.push(h);
