@@ -1,7 +1,21 @@
-//! Pure parsing of repeatable command-line values: `K=V` headers and
-//! `FIELD=JSON` field assignments, used as clap value parsers.
+//! Pure parsing of command-line values, used as clap value parsers: names
+//! that become URL path segments, `K=V` headers and `FIELD=JSON` field
+//! assignments.
 
 use serde_json::{Map, Value};
+
+/// A name (hostname, token, service, id...) that becomes one URL path
+/// segment. An empty name would address the collection (`proxy show ""`
+/// listed every proxy) and URL parsers drop `.` and `..` (`proxy
+/// auth-disable ..` would reach the proxy named `auth`), so all three are a
+/// bad command line (exit 2), refused before any request with the message
+/// the request layer's own check (`http::check_segments`) gives.
+pub fn name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || matches!(s, "." | "..") {
+        return Err(super::error::CliError::BadName(s.to_string()).to_string());
+    }
+    Ok(s.to_string())
+}
 
 /// Parses `K=V` (split at the first `=`; the value may contain more `=`).
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -39,6 +53,16 @@ pub fn set_object(pairs: &[(String, Value)]) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn empty_and_dot_names_are_refused() {
+        for bad in ["", " ", ".", ".."] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a..b", ".well-known", "app.test", "https://h/mcp"] {
+            assert_eq!(name(good).as_deref(), Ok(good));
+        }
+    }
 
     #[test]
     fn kv_splits_at_the_first_equals() {

@@ -55,6 +55,7 @@ pub enum CertVerb {
     /// Show one certificate (without its key).
     Show {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Print only the PEM chain.
         #[arg(long)]
@@ -63,6 +64,7 @@ pub enum CertVerb {
     /// Upload a certificate chain and its private key.
     Upload {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// PEM file with the leaf certificate then intermediates.
         #[arg(long, value_name = "FILE")]
@@ -77,11 +79,13 @@ pub enum CertVerb {
     /// Delete a certificate.
     Delete {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Request a certificate for one domain from ACME (HTTP-01); issuance runs in the background.
     Create {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// The domain (must resolve to this proxy's HTTP port).
         domain: String,
@@ -93,6 +97,7 @@ pub enum CertVerb {
     /// Request one certificate for several domains (comma-separated, up to 100).
     CreateMulti {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Domains, comma-separated (a.example.com,b.example.com) or as separate arguments.
         #[arg(value_delimiter = ',', required = true, num_args = 1..)]
@@ -105,6 +110,7 @@ pub enum CertVerb {
     /// Show the issuance status (pending, validating, issued, failed).
     Status {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         #[command(flatten)]
         wait: WaitOpts,
@@ -112,6 +118,7 @@ pub enum CertVerb {
     /// Renew an ACME certificate now.
     Renew {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         #[command(flatten)]
         wait: WaitOpts,
@@ -119,6 +126,7 @@ pub enum CertVerb {
     /// Re-issue a staging certificate from the production directory.
     ToProduction {
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         #[command(flatten)]
         wait: WaitOpts,

@@ -69,6 +69,7 @@ pub enum LogVerb {
     /// Requests from one client address.
     Ip {
         /// The address.
+        #[arg(value_parser = super::args::name)]
         ip: String,
         #[command(flatten)]
         window: Window,
@@ -76,6 +77,7 @@ pub enum LogVerb {
     /// Requests to one hostname.
     Host {
         /// The hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
         #[command(flatten)]
         window: Window,
@@ -83,6 +85,7 @@ pub enum LogVerb {
     /// Requests and OAuth steps of one OAuth client.
     Client {
         /// The client id.
+        #[arg(value_parser = super::args::name)]
         client_id: String,
         #[command(flatten)]
         window: Window,

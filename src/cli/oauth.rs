@@ -18,16 +18,19 @@ pub enum OAuthVerb {
     /// Show one client.
     Client {
         /// Client id.
+        #[arg(value_parser = super::args::name)]
         client_id: String,
     },
     /// Delete a registered client.
     DeleteClient {
         /// Client id.
+        #[arg(value_parser = super::args::name)]
         client_id: String,
     },
     /// List the active access tokens of one client.
     ClientTokens {
         /// Client id.
+        #[arg(value_parser = super::args::name)]
         client_id: String,
     },
     /// List active access tokens (with counts per client).
@@ -35,11 +38,13 @@ pub enum OAuthVerb {
     /// Show one access token by its jti.
     Token {
         /// Token id (the JWT's jti).
+        #[arg(value_parser = super::args::name)]
         jti: String,
     },
     /// Revoke an access token by its jti (refused by every instance from then on).
     RevokeToken {
         /// Token id (the JWT's jti).
+        #[arg(value_parser = super::args::name)]
         jti: String,
     },
     /// List login sessions (token families).
@@ -47,6 +52,7 @@ pub enum OAuthVerb {
     /// Revoke a session: every token of the family.
     RevokeSession {
         /// Session id (token family).
+        #[arg(value_parser = super::args::name)]
         session_id: String,
     },
     /// Rotate the signing key (the previous key stays published until its tokens expire).

@@ -19,6 +19,7 @@ const MCP: &str = "mcp";
 #[derive(Args, Debug, Default)]
 pub struct CreateProxy {
     /// Hostname to serve (e.g. app.example.com).
+    #[arg(value_parser = super::args::name)]
     pub hostname: String,
     /// Where requests go when no route matches (http:// or https://).
     pub target_url: String,
@@ -61,11 +62,13 @@ pub enum ProxyVerb {
     /// Show one proxy target.
     Show {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Change fields of a proxy target.
     Update {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
         /// Field to change; the value is JSON, or a plain string (repeatable).
         #[arg(long = "set", value_name = "FIELD=JSON", value_parser = parse_set, required = true)]
@@ -74,21 +77,25 @@ pub enum ProxyVerb {
     /// Enable a proxy target.
     Enable {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Disable a proxy target (it answers 503).
     Disable {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Delete a proxy target.
     Delete {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Issue an ACME certificate for the proxy's hostname and attach it when issued.
     CertGenerate {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
         /// Use the ACME staging directory.
         #[arg(long)]
@@ -102,8 +109,10 @@ pub enum ProxyVerb {
     /// Serve an existing certificate for the proxy.
     CertAttach {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
         /// Certificate name.
+        #[arg(value_parser = super::args::name)]
         cert_name: String,
     },
     /// Turn on OAuth for a proxy: AUTH_PROXY is the authorization server host.
@@ -111,6 +120,7 @@ pub enum ProxyVerb {
     /// Turn off OAuth for a proxy.
     AuthDisable {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Change a proxy's allowlists and token rules ("" resets a list to the global default).
@@ -118,6 +128,7 @@ pub enum ProxyVerb {
     /// Show a proxy's auth settings.
     AuthShow {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Describe the proxy as an OAuth protected resource (RFC 9728 metadata).
@@ -125,11 +136,13 @@ pub enum ProxyVerb {
     /// Remove the proxy's protected resource metadata.
     ResourceClear {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
     /// Show the proxy's protected resource settings.
     ResourceShow {
         /// Hostname.
+        #[arg(value_parser = super::args::name)]
         hostname: String,
     },
 }

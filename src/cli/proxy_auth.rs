@@ -62,6 +62,7 @@ fn put(body: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
 #[derive(Args, Debug, Clone)]
 pub struct AuthEnable {
     /// Hostname of the proxy to protect.
+    #[arg(value_parser = super::args::name)]
     pub hostname: String,
     /// Host of the authorization server (e.g. auth.example.com).
     pub auth_proxy: String,
@@ -93,6 +94,7 @@ impl AuthEnable {
 #[derive(Args, Debug, Clone, Default)]
 pub struct AuthConfig {
     /// Hostname.
+    #[arg(value_parser = super::args::name)]
     pub hostname: String,
     #[command(flatten)]
     pub changes: AuthChanges,
@@ -153,6 +155,7 @@ impl AuthChanges {
 #[derive(Args, Debug, Clone)]
 pub struct ResourceSet {
     /// Hostname.
+    #[arg(value_parser = super::args::name)]
     pub hostname: String,
     /// Path of the protected endpoint; the resource URI is https://HOST{endpoint}.
     #[arg(long, default_value = "/mcp")]

@@ -21,13 +21,16 @@ pub enum ResourceVerb {
     /// Show one resource.
     Show {
         /// Resource URI (e.g. https://mcp.example.com/mcp).
+        #[arg(value_parser = super::args::name)]
         uri: String,
     },
     /// Register a protected resource served by a proxy.
     Register {
         /// Resource URI (canonical: https, no fragment, no trailing slash).
+        #[arg(value_parser = super::args::name)]
         uri: String,
         /// Hostname of the proxy that serves it.
+        #[arg(value_parser = super::args::name)]
         proxy: String,
         /// Display name.
         name: String,
@@ -41,6 +44,7 @@ pub enum ResourceVerb {
     /// Change fields of a resource.
     Update {
         /// Resource URI.
+        #[arg(value_parser = super::args::name)]
         uri: String,
         /// Field to change; the value is JSON, or a plain string (repeatable).
         #[arg(long = "set", value_name = "FIELD=JSON", value_parser = parse_set, required = true)]
@@ -49,11 +53,13 @@ pub enum ResourceVerb {
     /// Remove a resource from the registry.
     Delete {
         /// Resource URI.
+        #[arg(value_parser = super::args::name)]
         uri: String,
     },
     /// Check whether a token is valid for a resource (signature, expiry, audience); exits 1 when not.
     ValidateToken {
         /// Resource URI.
+        #[arg(value_parser = super::args::name)]
         uri: String,
         /// The access token (JWT). (Not named `token`: that id is the global --token.)
         #[arg(value_name = "TOKEN")]

@@ -81,11 +81,13 @@ pub enum RouteVerb {
     /// Show one route.
     Show {
         /// Route id.
+        #[arg(value_parser = super::args::name)]
         id: String,
     },
     /// Change fields of a route.
     Update {
         /// Route id.
+        #[arg(value_parser = super::args::name)]
         id: String,
         /// Field to change; the value is JSON, or a plain string (repeatable).
         #[arg(long = "set", value_name = "FIELD=JSON", value_parser = parse_set, required = true)]
@@ -94,6 +96,7 @@ pub enum RouteVerb {
     /// Delete a route.
     Delete {
         /// Route id.
+        #[arg(value_parser = super::args::name)]
         id: String,
     },
 }

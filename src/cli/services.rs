@@ -19,6 +19,7 @@ pub enum ServiceVerb {
     /// Create a Docker service from an image (or --dockerfile, admin only).
     Create {
         /// Service name (a DNS label).
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Image; "" with --dockerfile.
         image: String,
@@ -53,6 +54,7 @@ pub enum ServiceVerb {
     /// Create a Docker service with a published port on a bind address.
     CreateExposed {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Image.
         image: String,
@@ -76,11 +78,13 @@ pub enum ServiceVerb {
     /// Show a Docker service.
     Show {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Delete a Docker service, its container, ports and proxies.
     Delete {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Delete the record even when the container cannot be removed.
         #[arg(long)]
@@ -92,21 +96,25 @@ pub enum ServiceVerb {
     /// Start the container.
     Start {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Stop the container.
     Stop {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Restart the container.
     Restart {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// The container's output.
     Logs {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Lines from the end.
         #[arg(long, default_value_t = 100)]
@@ -121,11 +129,13 @@ pub enum ServiceVerb {
     /// CPU, memory, network and process counts, one sample.
     Stats {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Create a proxy for a service.
     ProxyCreate {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Hostname (default NAME.BASE_DOMAIN).
         #[arg(long)]
@@ -139,6 +149,7 @@ pub enum ServiceVerb {
     /// Register (or replace) an external service URL (admin only).
     Register {
         /// Service name, used as a route's target value.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Where it lives (http:// or https://).
         url: String,
@@ -151,11 +162,13 @@ pub enum ServiceVerb {
     /// Show an external service.
     ShowExternal {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Change an external service's URL and description.
     UpdateExternal {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// New URL.
         url: String,
@@ -166,6 +179,7 @@ pub enum ServiceVerb {
     /// Remove an external service (admin only).
     Unregister {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Every service: Docker, external and internal.
@@ -177,6 +191,7 @@ pub enum ServiceVerb {
     /// Add a port to a service.
     PortAdd {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Host port.
         port: u16,
@@ -196,13 +211,16 @@ pub enum ServiceVerb {
     /// Remove a port from a service.
     PortRemove {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Port name.
+        #[arg(value_parser = super::args::name)]
         port_name: String,
     },
     /// A service's ports.
     PortList {
         /// Service name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Whether a port is free for a service.

@@ -33,6 +33,7 @@ pub enum TokenVerb {
     /// Generate a new random token (admin only); its value is printed once.
     Generate {
         /// Unique token name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Certificate e-mail (ACME contact for certificates it creates).
         #[arg(long)]
@@ -44,6 +45,7 @@ pub enum TokenVerb {
     /// Create a token, optionally importing an existing value (admin only).
     Create {
         /// Unique token name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Certificate e-mail.
         #[arg(long)]
@@ -60,11 +62,13 @@ pub enum TokenVerb {
     /// Show one token.
     Show {
         /// Token name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Print a token's value (admin only).
     Reveal {
         /// Token name.
+        #[arg(value_parser = super::args::name)]
         name: String,
         /// Print only the value, for `V=$(portcullis token reveal NAME --value)`.
         #[arg(long)]
@@ -73,6 +77,7 @@ pub enum TokenVerb {
     /// Delete a token and every proxy, route and certificate it owns.
     Delete {
         /// Token name.
+        #[arg(value_parser = super::args::name)]
         name: String,
     },
     /// Show the token you are calling with.

@@ -251,21 +251,35 @@ async fn exit_codes_and_error_lines() {
     let msg = none.run(&["proxy", "list"]).refused();
     assert!(msg.contains("ADMIN_TOKEN"), "{msg}");
 
-    // `.` and `..` are names no URL can carry (parsers drop them): refused
-    // before any request, instead of `proxy auth-disable ..` becoming
-    // `DELETE /api/v1/proxy/targets/auth`, which deletes the proxy `auth`.
+    // `.`, `..` and an empty name are names no URL can carry (parsers drop
+    // dots; "" addresses the collection): a bad command line, exit 2 before
+    // any request, instead of `proxy auth-disable ..` becoming
+    // `DELETE /api/v1/proxy/targets/auth` (deleting the proxy `auth`) or
+    // `proxy show ""` printing the proxy list.
     for host in ["auth", "mcp"] {
         cli.run(&["proxy", "create", host, "http://127.0.0.1:9", "--no-https"]).ok();
     }
-    for (verb, name) in [("auth-disable", ".."), ("resource-clear", ".."), ("delete", ".")] {
-        let msg = cli.run(&["proxy", verb, name]).refused();
-        assert!(msg.contains("cannot be a name"), "{verb} {name}: {msg}");
+    for args in [
+        &["proxy", "auth-disable", ".."][..],
+        &["proxy", "resource-clear", ".."],
+        &["proxy", "delete", "."],
+        &["proxy", "delete", ""],
+        &["proxy", "show", ""],
+        &["token", "show", ".."],
+        &["token", "show", ""],
+        &["route", "delete", ""],
+        &["cert", "show", " "],
+        &["oauth", "client", ""],
+        &["service", "show", ""],
+    ] {
+        let err = cli.run(args).usage();
+        assert!(err.contains("cannot be a name"), "{args:?}: {err}");
     }
+    // Against no server at all it is still exit 2: no request was tried.
+    assert!(gone.run(&["proxy", "show", ""]).usage().contains("cannot be a name"));
     for host in ["auth", "mcp"] {
         assert_eq!(cli.run(&["proxy", "show", host, "--json"]).json()["hostname"], host);
     }
-    let msg = cli.run(&["token", "show", ".."]).refused();
-    assert!(msg.contains("cannot be a name"), "the token list is not shown as one token: {msg}");
 
     // The OAuth server's health through the CLI.
     let v = cli.run(&["oauth", "health", "--json"]).json();
