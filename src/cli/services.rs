@@ -68,6 +68,9 @@ pub enum ServiceVerb {
         /// CPU limit.
         #[arg(long)]
         cpu: Option<f64>,
+        /// Command to run instead of the image's (after `--`), as for `create`.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// List Docker services.
     List {
@@ -352,16 +355,20 @@ pub async fn run(api: &Api, json_out: bool, verb: ServiceVerb) -> CliResult {
             bind_address,
             memory,
             cpu,
+            command,
         } => {
             let mut b = json!({
                 "service_name": name, "image": image, "expose_ports": true, "bind_address": bind_address,
                 "port_configs": [{"host": port, "bind": bind_address}],
             });
-            if let Some(m) = memory {
-                b["memory_limit"] = json!(m);
-            }
-            if let Some(c) = cpu {
-                b["cpu_limit"] = json!(c);
+            for (k, val) in [
+                ("memory_limit", memory.map(|m| json!(m))),
+                ("cpu_limit", cpu.map(|c| json!(c))),
+                ("command", (!command.is_empty()).then(|| json!(command))),
+            ] {
+                if let Some(val) = val {
+                    b[k] = val;
+                }
             }
             let v = api.post(&[SERVICES, ""], &b).await?;
             let t = format!("created service {} on {}:{}\n", field(&v, "service_name"), bind_address, port);

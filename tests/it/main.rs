@@ -18,6 +18,7 @@ mod auth;
 mod auth_options;
 mod cli;
 mod cli_certs;
+mod cli_docker;
 mod cli_login;
 mod cli_oauth;
 mod cli_proxy_auth;
