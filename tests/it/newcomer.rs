@@ -189,3 +189,31 @@ async fn run_script_without_redis_serves_from_the_embedded_store() {
     let data = std::fs::read_dir(dir.path().join(".data")).unwrap().count();
     assert!(data > 0, "the embedded store wrote nothing under .data/");
 }
+
+/// `SECRET_KEY` left unset is derived from `ADMIN_TOKEN`: changing the admin
+/// token later makes the stored secrets unreadable. `serve` must stop and
+/// say so, naming both variables, instead of running without its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_admin_token_without_secret_key_stops_serve_naming_both() {
+    let redis = Redis::start();
+    let mut first = Portcullis::start(&redis).await;
+    // Something sealed for sure: a token value, besides the signing keys.
+    let (s, v) = first.admin("POST", "/api/v1/tokens/", Some(json!({"name": "sealed"}))).await;
+    assert_eq!(s, 201, "{v}");
+    first.proc.terminate();
+    assert!(
+        first.proc.wait_exit(Duration::from_secs(30)).is_some(),
+        "the first serve did not stop"
+    );
+
+    let mut env = serve_env(&redis.url());
+    env.retain(|(k, _)| k != "ADMIN_TOKEN");
+    env.push(("ADMIN_TOKEN".into(), "another-admin-token-0123456789abcdef".into()));
+    let mut second = spawn(&["serve"], &env);
+    let code = second.wait_exit(Duration::from_secs(60));
+    let log = second.log_text();
+    assert!(code.is_some_and(|c| c != 0), "serve ran on unreadable secrets ({code:?}):\n{log}");
+    let why = log.lines().find(|l| l.contains("SECRET_KEY")).unwrap_or_else(|| panic!("{log}"));
+    assert!(why.contains("ADMIN_TOKEN"), "the reason names ADMIN_TOKEN: {why}");
+    assert!(!log.contains("0123456789abcdef"), "a token value is logged: {log}");
+}
