@@ -496,3 +496,9 @@ logs-oauth ip="" hours="":
 # Hourly counts, error rates, latency percentiles and unique visitors per host.
 logs-stats hours="":
     {{ cli }} logs stats {{ if hours == "" { "" } else { "--hours " + quote(hours) } }}
+
+# --- Shell completion -------------------------------------------------------------
+
+# A completion script: bash, zsh, fish, elvish or powershell (e.g. `just completion bash > /etc/bash_completion.d/portcullis`).
+completion shell:
+    {{ cli }} completion {{ quote(shell) }}

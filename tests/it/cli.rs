@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::admin_api::{make_cert, start};
 use crate::harness::cli::Cli;
-use crate::harness::{refused_port, Redis};
+use crate::harness::{refused_port, run_bin, Redis};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_generate_to_cascading_delete() {
@@ -387,4 +387,51 @@ fn the_bash_completion_loads_and_completes_verbs() {
     for v in ["auth-enable", "auth-disable", "auth-config", "auth-show"] {
         assert!(verbs.contains(&v.to_string()), "{verbs:?}");
     }
+}
+
+/// The subcommands listed in the `Commands:` section of `portcullis ARGS --help`.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let mut all = args.to_vec();
+    all.push("--help");
+    let out = run_bin(std::path::Path::new("."), &all, &[]);
+    assert!(out.status.success(), "{all:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| *v != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The README promises "one recipe per CLI verb": every verb of the binary
+/// (recursively) is run by some recipe of the justfile, so a verb added
+/// without one fails here. `serve` is run by `just run` (scripts/run.sh).
+#[test]
+fn every_cli_verb_has_a_just_recipe() {
+    let justfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/justfile")).unwrap();
+    assert!(justfile.contains("./scripts/run.sh"), "just run starts serve");
+    let groups = subcommands(&[]);
+    assert!(groups.len() > 5 && groups.iter().any(|g| g == "service"), "{groups:?}");
+    let mut missing = Vec::new();
+    for group in groups.iter().filter(|g| *g != "serve") {
+        let verbs = subcommands(&[group]);
+        let calls: Vec<String> = if verbs.is_empty() {
+            vec![format!("{{{{ cli }}}} {group}")]
+        } else {
+            verbs.iter().map(|v| format!("{{{{ cli }}}} {group} {v}")).collect()
+        };
+        for call in calls {
+            let runs = justfile.lines().any(|l| {
+                let l = l.trim();
+                l == call || l.starts_with(&format!("{call} "))
+            });
+            if !runs {
+                missing.push(call);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "verbs without a just recipe: {missing:?}");
 }
