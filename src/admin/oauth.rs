@@ -11,8 +11,14 @@ use axum::Json;
 
 use super::openapi::{Api, Op};
 use super::AppState;
+use crate::oauth::clients::{ClientMetadata, ClientRegistration};
+use crate::oauth::consent::ConsentDecision;
+use crate::oauth::device::{DeviceAuthorization, DeviceAuthorizationRequest};
+use crate::oauth::introspect::{Introspection, IntrospectionRequest, RevocationRequest, VerifyAnswer};
+use crate::oauth::keys::Jwks;
+use crate::oauth::metadata::{OpenIdConfiguration, ServerMetadata};
 use crate::oauth::params::bearer;
-use crate::oauth::token::token_response;
+use crate::oauth::token::{token_response, TokenRequest, TokenResponse};
 use crate::oauth::OAuthError;
 
 /// Largest request body an OAuth endpoint reads: form posts and client
@@ -170,29 +176,48 @@ pub fn routes(api: Api) -> Api {
     // A route list of its own, so the body limit applies to these endpoints only.
     let own = Api::new();
     let page = |s: &str| Op::new(s).oauth().ok_media(StatusCode::OK, "text/html");
+    let verify_op = || {
+        Op::new("ForwardAuth check of a token (bearer or session cookie) for a host")
+            .oauth()
+            .query("resource", "The exact resource the token must be for", false)
+            .query("rd", "The URL being visited; its host must be in the token's audience", false)
+            .ok::<VerifyAnswer>(ok)
+    };
     let own = own
         .at("/.well-known/oauth-authorization-server")
-        .get(metadata, Op::new("Authorization server metadata (RFC 8414)").oauth().ok_json(ok))
+        .get(
+            metadata,
+            Op::new("Authorization server metadata (RFC 8414)").oauth().ok::<ServerMetadata>(ok),
+        )
         .done()
         .at("/.well-known/oauth-authorization-server/{*rest}")
         .get(
             metadata,
             Op::new("Authorization server metadata for a path-suffixed issuer")
                 .oauth()
-                .ok_json(ok),
+                .ok::<ServerMetadata>(ok),
         )
         .done()
         .at("/.well-known/openid-configuration")
-        .get(openid, Op::new("OpenID Connect discovery").oauth().ok_json(ok))
+        .get(openid, Op::new("OpenID Connect discovery").oauth().ok::<OpenIdConfiguration>(ok))
         .done()
         .at("/jwks")
-        .get(jwks, Op::new("The signing keys (JWKS)").oauth().ok_json(ok))
+        .get(jwks, Op::new("The signing keys (JWKS, RFC 7517)").oauth().ok::<Jwks>(ok))
         .done()
         .at("/authorize")
         .get(
             authorize,
-            Op::new("Authorization endpoint: starts the login")
+            Op::new("Authorization endpoint: starts the login (code flow with PKCE S256)")
                 .oauth()
+                .query("response_type", "`code`", true)
+                .query("client_id", "The client (or the URL of its metadata document)", true)
+                .query("redirect_uri", "One of the client's redirect URIs", false)
+                .query("code_challenge", "The PKCE S256 challenge", true)
+                .query("code_challenge_method", "`S256`", true)
+                .query("scope", "Scopes, space separated", false)
+                .query("state", "Returned unchanged with the code", false)
+                .query("resource", "A resource indicator (RFC 8707), repeatable", false)
+                .query("proxy_hostname", "The proxy whose login rules apply", false)
                 .redirect(StatusCode::FOUND),
         )
         .done()
@@ -201,71 +226,121 @@ pub fn routes(api: Api) -> Api {
             callback,
             Op::new("Return from the upstream identity provider")
                 .oauth()
+                .query("state", "The login session", true)
+                .query("code", "The upstream authorization code", false)
+                .query("error", "The upstream refusal", false)
                 .redirect(StatusCode::FOUND),
         )
         .done()
         .at("/consent")
         .post(
             consent,
-            Op::new("Answer of the consent page").oauth().redirect(StatusCode::SEE_OTHER),
+            Op::new("Answer of the consent page")
+                .oauth()
+                .form::<ConsentDecision>()
+                .redirect(StatusCode::SEE_OTHER),
         )
         .done()
         .at("/token")
-        .post(token, Op::new("Token endpoint").oauth().ok_json(ok))
+        .post(
+            token,
+            Op::new("Token endpoint (RFC 6749, RFC 8628, RFC 8707)")
+                .oauth()
+                .form::<TokenRequest>()
+                .ok::<TokenResponse>(ok),
+        )
         .done()
         .at("/introspect")
-        .post(introspect, Op::new("Token introspection (RFC 7662)").oauth().ok_json(ok))
+        .post(
+            introspect,
+            Op::new("Token introspection (RFC 7662)")
+                .oauth()
+                .form::<IntrospectionRequest>()
+                .ok::<Introspection>(ok),
+        )
         .done()
         .at("/revoke")
-        .post(revoke, Op::new("Token revocation (RFC 7009)").oauth().ok_json(ok))
+        .post(
+            revoke,
+            Op::new("Token revocation (RFC 7009)").oauth().form::<RevocationRequest>().empty(ok),
+        )
         .done()
         .at("/verify")
-        .get(verify, Op::new("ForwardAuth check of a token").oauth().ok_json(ok))
-        .post(verify, Op::new("ForwardAuth check of a token").oauth().ok_json(ok))
+        .get(verify, verify_op())
+        .post(verify, verify_op())
         .done()
         .at("/register")
         .post(
             register,
             Op::new("Dynamic client registration (RFC 7591)")
                 .oauth()
-                .ok_json(StatusCode::CREATED),
+                .body::<ClientMetadata>()
+                .ok::<ClientRegistration>(StatusCode::CREATED),
         )
         .done()
         .at("/register/{client_id}")
         .get(
             registration_read,
-            Op::new("Read a client registration (RFC 7592)").oauth().ok_json(ok),
+            Op::new("Read a client registration (RFC 7592)")
+                .oauth()
+                .ok::<ClientRegistration>(ok),
         )
         .put(
             registration_update,
-            Op::new("Update a client registration (RFC 7592)").oauth().ok_json(ok),
+            Op::new("Update a client registration (RFC 7592)")
+                .oauth()
+                .body::<ClientMetadata>()
+                .ok::<ClientRegistration>(ok),
         )
         .delete(
             registration_delete,
             Op::new("Delete a client registration (RFC 7592)")
                 .oauth()
-                .redirect(StatusCode::NO_CONTENT),
+                .empty(StatusCode::NO_CONTENT),
         )
         .done()
         .at("/device/code")
-        .post(device_code, Op::new("Device authorization (RFC 8628)").oauth().ok_json(ok))
+        .post(
+            device_code,
+            Op::new("Device authorization (RFC 8628)")
+                .oauth()
+                .form::<DeviceAuthorizationRequest>()
+                .ok::<DeviceAuthorization>(ok),
+        )
         .done()
         .at("/device/token")
-        .post(token, Op::new("Token endpoint for the device flow").oauth().ok_json(ok))
+        .post(
+            token,
+            Op::new("Token endpoint for the device flow")
+                .oauth()
+                .form::<TokenRequest>()
+                .ok::<TokenResponse>(ok),
+        )
         .done()
         .at("/device")
-        .get(device_page, page("The device verification page"))
+        .get(
+            device_page,
+            page("The device verification page").query("user_code", "The code shown on the device", false),
+        )
         .done()
         .at("/_portcullis/login")
         .get(
             proxy_login,
-            Op::new("Login for a proxy in redirect mode").oauth().redirect(StatusCode::FOUND),
+            Op::new("Login for a proxy in redirect mode")
+                .oauth()
+                .query("rd", "Where to return after login (same host only)", false)
+                .redirect(StatusCode::FOUND),
         )
         .done()
         .at("/_portcullis/callback")
         .get(
             proxy_callback,
-            Op::new("Return to a proxy after login").oauth().redirect(StatusCode::FOUND),
+            Op::new("Return to a proxy after login")
+                .oauth()
+                .query("state", "The pending login", true)
+                .query("code", "The authorization code", false)
+                .query("error", "The refusal", false)
+                .redirect(StatusCode::FOUND),
         )
         .done();
     api.merge(own.limit_body(MAX_OAUTH_BODY))

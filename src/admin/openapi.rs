@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::manage::schema::{inline, referenced, COMPONENTS_PREFIX};
+use crate::oauth::error::OAuthErrorBody;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -37,24 +38,18 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// The error body of the OAuth endpoints (RFC 6749 section 5.2).
-#[derive(Serialize, ToSchema)]
-pub struct OAuthErrorBody {
-    /// The RFC 6749 error code.
-    pub error: String,
-    /// What went wrong, in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_description: Option<String>,
-}
-
 /// How a result is answered.
 enum Answer {
     /// JSON with a schema.
     Json(Value),
+    /// JSON with a schema, or the same value as one Server-Sent Event.
+    JsonOrStream(Value),
     /// Another media type (text, HTML) with a string body.
     Media(&'static str),
-    /// A redirect (`Location`), no body to speak of.
+    /// A redirect: where to is in `Location`, no body to speak of.
     Redirect,
+    /// No body at all (204, 202).
+    Empty,
 }
 
 /// Who may call an operation, as the document tells it.
@@ -66,6 +61,9 @@ enum Access {
     Bearer,
     /// The OAuth authorization server's endpoints: errors per RFC 6749.
     OAuth,
+    /// A JSON-RPC endpoint behind a bearer token (`/mcp`): errors are
+    /// JSON-RPC error responses.
+    JsonRpc,
 }
 
 /// One operation's entry: what it takes and what it answers.
@@ -75,6 +73,8 @@ pub struct Op {
     body: Option<(Value, &'static str, bool)>,
     answers: Vec<(StatusCode, Answer)>,
     query: Vec<Value>,
+    /// The schema of the error answers when not the access's default.
+    error: Option<Value>,
     schemas: BTreeMap<String, Value>,
 }
 
@@ -87,6 +87,7 @@ impl Op {
             body: None,
             answers: Vec::new(),
             query: Vec::new(),
+            error: None,
             schemas: BTreeMap::new(),
         }
     }
@@ -100,6 +101,15 @@ impl Op {
     /// An endpoint of the OAuth authorization server (public, RFC 6749 errors).
     pub fn oauth(mut self) -> Self {
         self.access = Access::OAuth;
+        self
+    }
+
+    /// A JSON-RPC endpoint needing a bearer token, whose errors are `E`
+    /// (a JSON-RPC error response) instead of the API's error body.
+    pub fn json_rpc<E: ToSchema>(mut self) -> Self {
+        let e = self.named::<E>();
+        self.access = Access::JsonRpc;
+        self.error = Some(e);
         self
     }
 
@@ -153,10 +163,11 @@ impl Op {
         self
     }
 
-    /// Answers `status` with a JSON value this document does not detail
-    /// (pass-through metadata such as a JWKS or a server's own JSON).
-    pub fn ok_json(mut self, status: StatusCode) -> Self {
-        self.answers.push((status, Answer::Json(json!({}))));
+    /// Answers `status` with a `T`, as JSON or as one Server-Sent Event
+    /// (whichever the request's `Accept` prefers).
+    pub fn ok_or_stream<T: ToSchema>(mut self, status: StatusCode) -> Self {
+        let s = self.named::<T>();
+        self.answers.push((status, Answer::JsonOrStream(s)));
         self
     }
 
@@ -179,6 +190,12 @@ impl Op {
         self
     }
 
+    /// Answers `status` without a body.
+    pub fn empty(mut self, status: StatusCode) -> Self {
+        self.answers.push((status, Answer::Empty));
+        self
+    }
+
     /// The OpenAPI operation object for `method path`.
     fn operation(&self, method: &str, path: &str) -> Value {
         let mut params: Vec<Value> = path_params(path)
@@ -191,8 +208,15 @@ impl Op {
             let desc = status.canonical_reason().unwrap_or("answer");
             let r = match a {
                 Answer::Json(s) => json!({"description": desc, "content": {"application/json": {"schema": s}}}),
+                Answer::JsonOrStream(s) => json!({"description": desc, "content": {
+                    "application/json": {"schema": s},
+                    "text/event-stream": {"schema": {"type": "string", "description": "One `message` event whose data is the JSON answer"}},
+                }}),
                 Answer::Media(t) => json!({"description": desc, "content": {*t: {"schema": {"type": "string"}}}}),
-                Answer::Redirect => json!({"description": desc}),
+                Answer::Redirect => json!({"description": desc, "headers": {"Location": {
+                    "description": "Where the browser goes next", "required": true, "schema": {"type": "string", "format": "uri-reference"},
+                }}}),
+                Answer::Empty => json!({"description": desc}),
             };
             responses.insert(status.as_u16().to_string(), r);
         }
@@ -214,18 +238,30 @@ impl Op {
                 (401, "Client authentication failed"),
                 (403, "Not allowed"),
                 (404, "Not found"),
+                (413, "Body too large"),
+                (429, "Too many requests from this address"),
                 (503, "Temporarily unavailable"),
             ],
+            Access::JsonRpc => &[
+                (400, "Not one JSON-RPC message, or the MCP headers disagree with it"),
+                (401, "Missing or invalid bearer token"),
+                (403, "Origin, host or scope refused"),
+                (404, "No such session"),
+                (406, "Accept allows neither JSON nor an event stream"),
+                (413, "Body too large"),
+                (415, "Not JSON"),
+                (503, "The store is unavailable"),
+            ],
         };
-        let error_schema = if self.access == Access::OAuth {
-            "OAuthErrorBody"
-        } else {
-            "ErrorBody"
+        let error_schema = match (&self.error, self.access) {
+            (Some(e), _) => e.clone(),
+            (None, Access::OAuth) => error("OAuthErrorBody"),
+            (None, _) => error("ErrorBody"),
         };
         for (code, desc) in errors {
             responses
                 .entry(code.to_string())
-                .or_insert_with(|| json!({"description": desc, "content": {"application/json": {"schema": error(error_schema)}}}));
+                .or_insert_with(|| json!({"description": desc, "content": {"application/json": {"schema": error_schema}}}));
         }
         let mut op = json!({
             "operationId": operation_id(method, path),
@@ -240,7 +276,7 @@ impl Op {
             op["requestBody"] = json!({"required": required, "content": {*media: {"schema": schema}}});
         }
         op["security"] = match self.access {
-            Access::Bearer => json!([{"bearer": []}]),
+            Access::Bearer | Access::JsonRpc => json!([{"bearer": []}]),
             _ => json!([]),
         };
         op

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::{require_admin, Caller, ManageError, ManageResult, Manager};
 use crate::model::ValidationError;
+use crate::oauth::keys::Jwks;
 use crate::oauth::model::{AccessRecord, Client, User};
 use crate::oauth::OAuthError;
 
@@ -222,8 +223,7 @@ pub struct Rotated {
     /// The key that signs from now on.
     pub current_kid: String,
     /// Every published key (JWKS).
-    #[schema(value_type = Object)]
-    pub jwks: Value,
+    pub jwks: Jwks,
 }
 
 /// Counts of the authorization server's state.

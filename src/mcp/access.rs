@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::protocol::{code, RpcError};
 use crate::admin::AppState;
@@ -157,16 +158,33 @@ pub fn is_mcp_resource(cfg: &Config, resource: &str) -> bool {
     Site::of(cfg).resources().iter().any(|r| r == resource)
 }
 
+/// Protected resource metadata (RFC 9728 section 2): which authorization
+/// server issues tokens for `/mcp` and what to ask it for.
+#[derive(Serialize, ToSchema)]
+pub struct ProtectedResourceMetadata {
+    /// The resource identifier tokens must be issued for (as the client
+    /// addressed this server).
+    pub resource: String,
+    /// The issuer of the authorization server.
+    pub authorization_servers: Vec<String>,
+    /// The scopes the endpoint honours.
+    pub scopes_supported: Vec<&'static str>,
+    /// `header`: the token travels in `Authorization: Bearer`.
+    pub bearer_methods_supported: Vec<&'static str>,
+    /// A name for people.
+    pub resource_name: &'static str,
+}
+
 /// `GET /.well-known/oauth-protected-resource/mcp` (RFC 9728).
 pub async fn metadata(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let cfg = &s.manager.config;
-    let doc = json!({
-        "resource": Site::of(cfg).resource_for(host_of(&headers)),
-        "authorization_servers": [cfg.oauth.issuer],
-        "scopes_supported": SCOPES,
-        "bearer_methods_supported": ["header"],
-        "resource_name": "Portcullis management (MCP)",
-    });
+    let doc = ProtectedResourceMetadata {
+        resource: Site::of(cfg).resource_for(host_of(&headers)),
+        authorization_servers: vec![cfg.oauth.issuer.clone()],
+        scopes_supported: SCOPES.to_vec(),
+        bearer_methods_supported: vec!["header"],
+        resource_name: "Portcullis management (MCP)",
+    };
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response()
 }
 

@@ -23,8 +23,11 @@ mod transport;
 use axum::http::StatusCode;
 
 use crate::admin::openapi::{Api, Op};
+use access::ProtectedResourceMetadata;
 
 pub use access::is_mcp_resource;
+/// The JSON-RPC envelope of `/mcp`, as the OpenAPI document describes it.
+pub use protocol::{JsonRpcErrorObject, JsonRpcRequest, JsonRpcResponse};
 
 /// The path of the endpoint; the data plane forwards it on `localhost` and
 /// `auth.{BASE_DOMAIN}` (`proxy::builtin`).
@@ -38,11 +41,17 @@ pub fn routes(api: Api) -> Api {
     api.at(ENDPOINT)
         .post(
             transport::post,
-            Op::new("MCP over Streamable HTTP: one JSON-RPC message, answered as JSON or one SSE event").ok_json(StatusCode::OK),
+            Op::new("MCP over Streamable HTTP: one JSON-RPC message, answered as JSON or one SSE event")
+                .json_rpc::<JsonRpcResponse>()
+                .body::<JsonRpcRequest>()
+                .ok_or_stream::<JsonRpcResponse>(StatusCode::OK)
+                .empty(StatusCode::ACCEPTED),
         )
         .delete(
             transport::delete,
-            Op::new("End the MCP session named in Mcp-Session-Id").ok_json(StatusCode::NO_CONTENT),
+            Op::new("End the MCP session named in Mcp-Session-Id")
+                .json_rpc::<JsonRpcResponse>()
+                .empty(StatusCode::NO_CONTENT),
         )
         .done()
         .at(METADATA_PATH)
@@ -50,7 +59,7 @@ pub fn routes(api: Api) -> Api {
             access::metadata,
             Op::new("Protected resource metadata of /mcp (RFC 9728)")
                 .public()
-                .ok_json(StatusCode::OK),
+                .ok::<ProtectedResourceMetadata>(StatusCode::OK),
         )
         .done()
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 /// The dated revisions with the `initialize` handshake and `Mcp-Session-Id`.
 pub const STATEFUL: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
@@ -53,6 +54,48 @@ pub mod code {
     pub const HEADER_MISMATCH: i64 = -32020;
     /// The revision is not one of [`super::SUPPORTED`].
     pub const UNSUPPORTED_VERSION: i64 = -32022;
+}
+
+/// One JSON-RPC 2.0 message a client POSTs to `/mcp`: a request (with
+/// `id`) or a notification (without). Parsed by hand ([`parse`]: batches
+/// refused, `params` must be an object); this type is its schema.
+#[derive(ToSchema)]
+pub struct JsonRpcRequest {
+    /// `2.0`.
+    pub jsonrpc: String,
+    /// A string or number the answer echoes; absent for a notification.
+    pub id: Option<Value>,
+    /// `initialize`, `tools/list`, `tools/call`, `resources/read`, ...
+    pub method: String,
+    /// The method's parameters (an object).
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Map<String, Value>>,
+}
+
+/// The JSON-RPC error object of a failed request.
+#[derive(ToSchema)]
+pub struct JsonRpcErrorObject {
+    /// A JSON-RPC or MCP error code (`code` module).
+    pub code: i64,
+    /// What went wrong, in words.
+    pub message: String,
+    /// Structured details (supported revisions, the field at fault).
+    pub data: Option<Value>,
+}
+
+/// A JSON-RPC 2.0 answer from `/mcp`: `result` on success, `error` on
+/// failure (also the body of the endpoint's 4xx answers). Built by
+/// [`result`] and [`RpcError::body`]; this type is its schema.
+#[derive(ToSchema)]
+pub struct JsonRpcResponse {
+    /// `2.0`.
+    pub jsonrpc: String,
+    /// The request's id (`null` when it could not be read).
+    pub id: Value,
+    /// The method's result.
+    pub result: Option<Value>,
+    /// Why the request failed.
+    pub error: Option<JsonRpcErrorObject>,
 }
 
 /// The endpoint's error: a JSON-RPC error response with an HTTP status and

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use super::model::{now, Client};
 use super::tokens::digest;
@@ -17,6 +18,60 @@ use crate::store::OAuthStore;
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_GRANT];
 const CIMD_MAX_BYTES: usize = 64 * 1024;
+/// Client metadata a client registers or updates with (RFC 7591 section
+/// 2, RFC 7592). It is read as a JSON object by hand (fields kept that
+/// this server does not know, each size-limited); this type is its schema.
+#[derive(ToSchema)]
+pub struct ClientMetadata {
+    /// Where codes may be sent: https, loopback http or a private-use
+    /// scheme; required for the `authorization_code` grant.
+    pub redirect_uris: Option<Vec<String>>,
+    /// A name shown on the consent page (at most 200 characters).
+    pub client_name: Option<String>,
+    /// `authorization_code` (default), `refresh_token`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    pub grant_types: Option<Vec<String>>,
+    /// `code` only.
+    pub response_types: Option<Vec<String>>,
+    /// `client_secret_basic` (default), `client_secret_post` or `none`
+    /// (a public client, no secret).
+    pub token_endpoint_auth_method: Option<String>,
+    /// The scopes the client may ask for, space separated.
+    pub scope: Option<String>,
+}
+
+/// A registered client as registration answers it (RFC 7591 section 3.2.1,
+/// RFC 7592 section 3): the metadata as stored, plus the secret and the
+/// registration access token only in the answer that created them. Other
+/// metadata the client registered is echoed too.
+#[derive(ToSchema)]
+pub struct ClientRegistration {
+    /// The client's id.
+    pub client_id: String,
+    /// The client's secret (confidential clients, registration answer only).
+    pub client_secret: Option<String>,
+    /// When the id was issued, seconds since the epoch.
+    pub client_id_issued_at: i64,
+    /// When the registration expires, seconds since the epoch.
+    pub client_secret_expires_at: i64,
+    /// Where codes may be sent.
+    pub redirect_uris: Vec<String>,
+    /// The grants the client may use.
+    pub grant_types: Vec<String>,
+    /// `code`.
+    pub response_types: Vec<String>,
+    /// How the client authenticates at the token endpoint.
+    pub token_endpoint_auth_method: String,
+    /// Where the registration is read, updated and deleted (RFC 7592).
+    pub registration_client_uri: String,
+    /// The bearer token for `registration_client_uri` (registration answer only).
+    pub registration_access_token: Option<String>,
+    /// The client's name.
+    pub client_name: Option<String>,
+    /// The scopes the client may ask for.
+    pub scope: Option<String>,
+}
+
 /// How long a fetched metadata document's client is cached.
 const CIMD_CACHE_SECS: u64 = 300;
 

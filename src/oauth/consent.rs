@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::authorize::redirect_error;
 use super::model::{now, DeviceGrant, LoginSession, User};
@@ -117,6 +118,18 @@ fn list_html(items: &[String]) -> String {
         .map(|i| format!("<code>{}</code>", escape(i)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The form the consent page posts to `/consent`; parsed by hand
+/// (`Params`), this type is its schema.
+#[derive(ToSchema)]
+pub struct ConsentDecision {
+    /// The pending decision the page was shown for.
+    pub id: String,
+    /// The page's anti-forgery token.
+    pub csrf: String,
+    /// `approve` or `deny`.
+    pub decision: String,
 }
 
 impl OAuth {

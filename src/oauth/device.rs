@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::authorize::client_scope;
 use super::consent::{device_gone, escape, html_page};
@@ -16,6 +18,37 @@ use super::token::DEVICE_GRANT;
 use super::tokens::{digest, GrantBase};
 use super::{random_token, OAuth, OAuthError, OAuthResult};
 use crate::store::OAuthStore;
+
+/// The form `POST /device/code` reads (RFC 8628 section 3.1); parsed by
+/// hand (`Params`), this type is its schema.
+#[derive(ToSchema)]
+pub struct DeviceAuthorizationRequest {
+    /// The client, unless it authenticates with HTTP Basic.
+    pub client_id: Option<String>,
+    /// The client's secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+    /// The scope asked for, space separated.
+    pub scope: Option<String>,
+    /// Resource indicators (RFC 8707), repeatable.
+    pub resource: Option<Vec<String>>,
+}
+
+/// The device authorization answer (RFC 8628 section 3.2).
+#[derive(Serialize, ToSchema)]
+pub struct DeviceAuthorization {
+    /// What the device polls `/device/token` with.
+    pub device_code: String,
+    /// What the person enters at `verification_uri`.
+    pub user_code: String,
+    /// Where the person goes.
+    pub verification_uri: String,
+    /// The same with the code filled in.
+    pub verification_uri_complete: String,
+    /// Seconds until the codes expire.
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: i64,
+}
 
 /// Lifetime of a device code.
 pub const DEVICE_TTL_SECS: u64 = 600;
@@ -60,7 +93,7 @@ fn entry_form(note: &str) -> String {
 
 impl OAuth {
     /// `POST /device/code`.
-    pub async fn device_code(&self, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Value> {
+    pub async fn device_code(&self, headers: &HeaderMap, body: &[u8]) -> OAuthResult<DeviceAuthorization> {
         // Nobody could approve the code: say so now, not after the client
         // has polled for the code's whole lifetime.
         if self.config.oauth.login_provider == crate::config::LoginProvider::None {
@@ -90,14 +123,14 @@ impl OAuth {
             .start_device(&digest(&device_code), &user_code, &g, DEVICE_TTL_SECS)
             .await?;
         let uri = format!("{}/device", self.issuer());
-        Ok(json!({
-            "device_code": device_code,
-            "user_code": user_code,
-            "verification_uri": uri,
-            "verification_uri_complete": format!("{uri}?user_code={user_code}"),
-            "expires_in": DEVICE_TTL_SECS,
-            "interval": INTERVAL_SECS,
-        }))
+        Ok(DeviceAuthorization {
+            device_code,
+            verification_uri_complete: format!("{uri}?user_code={user_code}"),
+            user_code,
+            verification_uri: uri,
+            expires_in: DEVICE_TTL_SECS,
+            interval: INTERVAL_SECS,
+        })
     }
 
     /// `GET /device[?user_code=]`: the entry form; with a code, the login

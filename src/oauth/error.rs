@@ -4,9 +4,30 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// The body of every OAuth error answer (RFC 6749 section 5.2), and its
+/// schema in the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// The RFC 6749 / 7591 / 8628 error code (`invalid_request`,
+    /// `invalid_client`, `invalid_grant`, `authorization_pending`, ...).
+    pub error: String,
+    /// What went wrong, in words.
+    pub error_description: String,
+}
+
+impl From<&OAuthError> for OAuthErrorBody {
+    fn from(e: &OAuthError) -> Self {
+        Self {
+            error: e.code.to_string(),
+            error_description: e.description.clone(),
+        }
+    }
+}
 
 /// An OAuth protocol error.
 #[derive(Debug, Clone)]
@@ -117,11 +138,7 @@ impl From<StoreError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(json!({"error": self.code, "error_description": self.description})),
-        )
-            .into_response();
+        let mut r = (self.status, Json(OAuthErrorBody::from(&self))).into_response();
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {

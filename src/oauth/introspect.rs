@@ -7,12 +7,163 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::error::OAuthErrorBody;
+use super::model::RefreshGrant;
 use super::params::{bearer, client_credentials, Params};
 use super::tokens::AccessClaims;
 use super::{OAuth, OAuthError, OAuthResult};
 use crate::store::{OAuthStore, StoreError};
+
+/// The form `POST /introspect` reads (RFC 7662 section 2.1); parsed by
+/// hand (`Params`), this type is its schema.
+#[derive(ToSchema)]
+pub struct IntrospectionRequest {
+    /// The access or refresh token asked about.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only, both are tried.
+    pub token_type_hint: Option<String>,
+    /// The asking client, unless it authenticates with HTTP Basic (or an
+    /// admin API token is sent as bearer).
+    pub client_id: Option<String>,
+    /// The asking client's secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+}
+
+/// The form `POST /revoke` reads (RFC 7009 section 2.1); parsed by hand
+/// (`Params`), this type is its schema.
+#[derive(ToSchema)]
+pub struct RevocationRequest {
+    /// The access or refresh token to revoke (a refresh token revokes its
+    /// whole family).
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    /// The client the token was issued to, unless it uses HTTP Basic.
+    pub client_id: Option<String>,
+    /// That client's secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 section 2.2): `{"active": false}`
+/// alone for a token that is unknown, expired, revoked or not the caller's
+/// to see; the token's facts otherwise.
+#[derive(Serialize, ToSchema)]
+pub struct Introspection {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// `Bearer` (access token) or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Granted scope, space separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The user's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The user's stable id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audiences (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Vec<String>>,
+    /// The issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issued at (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Not before (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// The token id (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Introspection {
+    /// What a caller learns about a token it may not see or that is not valid.
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            token_type: None,
+            scope: None,
+            client_id: None,
+            username: None,
+            sub: None,
+            aud: None,
+            iss: None,
+            exp: None,
+            iat: None,
+            nbf: None,
+            jti: None,
+        }
+    }
+
+    /// A valid access token's claims.
+    fn access(c: AccessClaims) -> Self {
+        Self {
+            active: true,
+            token_type: Some("Bearer".into()),
+            scope: Some(c.scope),
+            client_id: Some(c.client_id),
+            username: Some(c.preferred_username),
+            sub: Some(c.sub),
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            jti: Some(c.jti),
+        }
+    }
+
+    /// A live refresh token's grant.
+    fn refresh(g: RefreshGrant, issuer: &str) -> Self {
+        Self {
+            active: true,
+            token_type: Some("refresh_token".into()),
+            scope: Some(g.scope.join(" ")),
+            client_id: Some(g.client_id),
+            username: Some(g.user.username),
+            sub: Some(g.user.id),
+            exp: Some(g.expires_at),
+            iss: Some(issuer.to_string()),
+            ..Self::inactive()
+        }
+    }
+}
+
+/// The `/verify` answer for a token that fits the host asked about; the
+/// same facts travel as `X-Auth-*` headers.
+#[derive(Serialize, ToSchema)]
+pub struct VerifyAnswer {
+    /// Always `true` (a token that does not fit gets a 401).
+    pub valid: bool,
+    /// The user's stable id.
+    pub sub: String,
+    /// The user's name.
+    pub username: String,
+    /// The user's e-mail, when known.
+    pub email: Option<String>,
+    /// Granted scope, space separated.
+    pub scope: String,
+    /// The token's audiences.
+    pub aud: Vec<String>,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
 
 fn looks_like_jwt(t: &str) -> bool {
     t.split('.').count() == 3
@@ -76,25 +227,18 @@ impl OAuth {
         let Ok(token) = p.require("token") else {
             return OAuthError::invalid_request("missing parameter token").into_response();
         };
-        let inactive = || Json(json!({"active": false})).into_response();
-        if looks_like_jwt(token) {
-            return match self.verify_access(token).await {
-                Ok(c) if may_see(&c.client_id) => Json(json!({
-                    "active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id, "username": c.preferred_username,
-                    "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "jti": c.jti,
-                }))
-                .into_response(),
-                _ => inactive(),
-            };
-        }
-        match self.refresh_record(token).await {
-            Ok(Some(g)) if g.rotated_at.is_none() && may_see(&g.client_id) => Json(json!({
-                "active": true, "token_type": "refresh_token", "scope": g.scope.join(" "), "client_id": g.client_id,
-                "username": g.user.username, "sub": g.user.id, "exp": g.expires_at, "iss": self.issuer(),
-            }))
-            .into_response(),
-            _ => inactive(),
-        }
+        let answer = if looks_like_jwt(token) {
+            match self.verify_access(token).await {
+                Ok(c) if may_see(&c.client_id) => Introspection::access(c),
+                _ => Introspection::inactive(),
+            }
+        } else {
+            match self.refresh_record(token).await {
+                Ok(Some(g)) if g.rotated_at.is_none() && may_see(&g.client_id) => Introspection::refresh(g, self.issuer()),
+                _ => Introspection::inactive(),
+            }
+        };
+        Json(answer).into_response()
     }
 
     /// `POST /revoke`.
@@ -227,10 +371,16 @@ impl OAuth {
         };
         match claims {
             Ok(c) => {
-                let mut r = Json(
-                    json!({"valid": true, "sub": c.sub, "username": c.preferred_username, "email": c.email,
-                    "scope": c.scope, "aud": c.aud, "client_id": c.client_id, "exp": c.exp}),
-                )
+                let mut r = Json(VerifyAnswer {
+                    valid: true,
+                    sub: c.sub.clone(),
+                    username: c.preferred_username.clone(),
+                    email: c.email.clone(),
+                    scope: c.scope.clone(),
+                    aud: c.aud.clone(),
+                    client_id: c.client_id.clone(),
+                    exp: c.exp,
+                })
                 .into_response();
                 let h = r.headers_mut();
                 for (k, v) in [
@@ -247,11 +397,7 @@ impl OAuth {
             }
             Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR => e.into_response(),
             Err(e) => {
-                let mut r = (
-                    StatusCode::UNAUTHORIZED,
-                    Json(json!({"error": e.code, "error_description": e.description})),
-                )
-                    .into_response();
+                let mut r = (StatusCode::UNAUTHORIZED, Json(OAuthErrorBody::from(&e))).into_response();
                 let www = format!("Bearer realm=\"{}\", error=\"invalid_token\"", self.issuer());
                 if let Ok(v) = HeaderValue::from_str(&www) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);

@@ -9,8 +9,8 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::OAuthError;
 use crate::secrets::Sealer;
@@ -36,6 +36,33 @@ struct StoredRing {
     next: Option<StoredKey>,
 }
 
+/// The public half of a signing key as a JSON Web Key (RFC 7517, RSA
+/// parameters per RFC 7518 section 6.3).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Jwk {
+    /// `RSA`.
+    pub kty: &'static str,
+    /// `sig`: the key verifies signatures.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// `RS256`.
+    pub alg: &'static str,
+    /// The key id tokens name in their header (RFC 7638 thumbprint).
+    pub kid: String,
+    /// The modulus, base64url.
+    pub n: String,
+    /// The public exponent, base64url.
+    pub e: String,
+}
+
+/// The JWKS document at `/jwks` (RFC 7517 section 5): every key whose
+/// tokens are accepted.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    /// The published keys.
+    pub keys: Vec<Jwk>,
+}
+
 /// One usable key.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -46,7 +73,7 @@ pub struct SigningKey {
     /// For verifying.
     pub decoding: DecodingKey,
     /// The JWK (public part).
-    pub jwk: Value,
+    pub jwk: Jwk,
 }
 
 /// The loaded ring.
@@ -65,8 +92,10 @@ impl KeyRing {
     }
 
     /// The JWKS document.
-    pub fn jwks(&self) -> Value {
-        json!({"keys": self.all.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.all.iter().map(|k| k.jwk.clone()).collect(),
+        }
     }
 }
 
@@ -84,7 +113,14 @@ fn load_key(sealer: &Sealer, k: &StoredKey) -> Result<SigningKey, OAuthError> {
         kid: k.kid.clone(),
         encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(internal)?,
         decoding: DecodingKey::from_rsa_pem(&public_pem).map_err(internal)?,
-        jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid, "n": n, "e": e}),
+        jwk: Jwk {
+            kty: "RSA",
+            use_: "sig",
+            alg: "RS256",
+            kid: k.kid.clone(),
+            n,
+            e,
+        },
     })
 }
 

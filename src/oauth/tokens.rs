@@ -4,12 +4,13 @@
 //! instance's data plane through change events.
 
 use jsonwebtoken::{Algorithm, Header, Validation};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use crate::model::{AccessClaims, LEEWAY_SECS};
 
 use super::model::{now, AccessRecord, Client, RefreshGrant, User};
+use super::token::TokenResponse;
 use super::{random_token, scopes, OAuth, OAuthError, OAuthResult};
 use crate::store::OAuthStore;
 
@@ -38,6 +39,12 @@ pub struct GrantBase {
     pub proxy_hostname: Option<String>,
     /// The server picked that proxy.
     pub server_chose_proxy: bool,
+}
+
+/// A token answer as the JSON value that is both sent and kept (a rotated
+/// refresh grant replays it).
+fn token_value(body: &TokenResponse) -> OAuthResult<Value> {
+    serde_json::to_value(body).map_err(|e| OAuthError::server(e.to_string()))
 }
 
 /// SHA-256 hex of a secret, the form secrets are stored under.
@@ -152,20 +159,19 @@ impl OAuth {
             aud.to_vec()
         };
         let (jwt, claims) = self.sign_access(client_id, user, scope, &aud, family).await?;
-        let mut body = json!({
-            "access_token": jwt,
-            "token_type": "Bearer",
-            "expires_in": self.access_ttl(),
-            "scope": claims.scope,
-        });
-        if aud.iter().any(|a| !a.starts_with("urn:portcullis:")) {
-            body["resource"] = json!(aud);
-        }
+        let mut body = TokenResponse {
+            access_token: jwt,
+            token_type: "Bearer",
+            expires_in: self.access_ttl(),
+            scope: claims.scope,
+            resource: aud.iter().any(|a| !a.starts_with("urn:portcullis:")).then_some(aud),
+            refresh_token: None,
+        };
         let Some(base) = grant else {
             self.store
                 .issue_grant::<RefreshGrant>(client_id, family, None, self.refresh_ttl())
                 .await?;
-            return Ok(body);
+            return token_value(&body);
         };
         let refresh = format!("prt_{}", random_token(32));
         let grant = RefreshGrant {
@@ -184,8 +190,8 @@ impl OAuth {
         self.store
             .issue_grant(client_id, family, Some((&hash, &grant)), self.refresh_ttl())
             .await?;
-        body["refresh_token"] = json!(refresh);
-        Ok(body)
+        body.refresh_token = Some(refresh);
+        token_value(&body)
     }
 
     /// Verifies an access token: signature by a ring key, `iss`, `exp`/`nbf`, not revoked.
