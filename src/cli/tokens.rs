@@ -89,7 +89,7 @@ pub enum TokenVerb {
         email: String,
         /// Token to change: its value is revealed with your admin token and
         /// the change is made as that token.
-        #[arg(long)]
+        #[arg(long, value_parser = super::args::name)]
         name: Option<String>,
     },
 }

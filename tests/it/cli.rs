@@ -267,6 +267,7 @@ async fn exit_codes_and_error_lines() {
         &["proxy", "show", ""],
         &["token", "show", ".."],
         &["token", "show", ""],
+        &["token", "email", "a@example.com", "--name", ".."],
         &["route", "delete", ""],
         &["cert", "show", " "],
         &["oauth", "client", ""],
