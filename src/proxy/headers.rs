@@ -11,6 +11,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::Ctx;
+use crate::reqlog::capture::{UpstreamIds, REQUEST_ID, TRACEPARENT};
 
 /// Headers a client may never set for the upstream: we set the forwarding
 /// ones ourselves, and identity headers come only from our auth.
@@ -36,10 +37,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// Upstream header names therefore go out in canonical (`Host`) or lower case
 /// (`x-forwarded-for`), as over HTTP/2. Requests whose raw path is not UTF-8
 /// keep pingora's representation and its slower path.
-pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx, ids: UpstreamIds) -> Result<()> {
     let Some(u) = &ctx.upstream else { return Ok(()) };
     if !req.raw_path_is_utf8() {
-        return upstream_request_slow(session, req, ctx);
+        return upstream_request_slow(session, req, ctx, ids);
     }
     let end_stream = req.send_end_stream();
     // The placeholder allocates nothing (an empty header map), unlike `build_no_case`.
@@ -54,7 +55,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         };
         parts.uri = joined.parse::<http::Uri>().or_err(InvalidHTTPHeader, "joined upstream path")?;
     }
-    rewrite(session, &mut parts.headers, ctx, u)?;
+    rewrite(session, &mut parts.headers, ctx, u, ids)?;
     *req = RequestHeader::from(parts);
     if let Some(e) = end_stream {
         req.set_send_end_stream(e);
@@ -63,10 +64,10 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
 }
 
 /// The same rules through pingora's header API (non-UTF-8 raw paths only).
-fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+fn upstream_request_slow(session: &Session, req: &mut RequestHeader, ctx: &Ctx, ids: UpstreamIds) -> Result<()> {
     let Some(u) = &ctx.upstream else { return Ok(()) };
     let mut headers = req.headers.clone();
-    rewrite(session, &mut headers, ctx, u)?;
+    rewrite(session, &mut headers, ctx, u, ids)?;
     let old: Vec<HeaderName> = req.headers.keys().cloned().collect();
     for k in old {
         req.remove_header(&k);
@@ -113,8 +114,8 @@ fn dropped(name: &str, prefix: &str, allow_underscores: bool) -> bool {
         || starts_with_dashed(n, p)
 }
 
-/// Applies every header rule to a plain header map.
-fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot::Upstream) -> Result<()> {
+/// Applies every header rule to a plain header map, the request's ids included.
+fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot::Upstream, ids: UpstreamIds) -> Result<()> {
     let prefix = ctx.entry.as_ref().map_or("x-auth-", |e| e.auth_prefix_lower.as_str());
     let allow_underscores = ctx.entry.as_ref().is_some_and(|e| e.proxy.allow_underscores_in_headers);
     if h.keys().any(|k| dropped(k.as_str(), prefix, allow_underscores)) {
@@ -131,7 +132,11 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
         crate::services::source_token::strip(h, hash);
     }
     let extra = ctx.entry.as_ref().map_or(0, |e| e.request_headers.len()) + if ctx.identity.is_some() { 4 } else { 0 };
-    h.reserve(5 + extra);
+    h.reserve(7 + extra);
+    h.insert(REQUEST_ID, ids.request_id);
+    if let Some(parent) = ids.traceparent {
+        h.insert(TRACEPARENT, parent);
+    }
     let inbound_host = h.get(http::header::HOST).cloned();
     // HTTP/2 requests carry the host as the URI authority instead of a Host header.
     let authority = match inbound_host {
@@ -176,7 +181,7 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
     Ok(())
 }
 
-/// Adds the proxy's `custom_response_headers` to the response.
+/// Adds the proxy's `custom_response_headers` and the request id to the response.
 ///
 /// Like the upstream request, the response is turned into plain `http` parts:
 /// pingora's `insert_header` re-parses the name and fills its second,
@@ -184,7 +189,7 @@ fn rewrite(session: &Session, h: &mut HeaderMap, ctx: &Ctx, u: &crate::snapshot:
 /// response's header names go out in canonical case for standard headers
 /// (`Content-Type`) and lower case for the others (`x-request-id`), as HAProxy
 /// and Envoy send them; HTTP header names are case-insensitive.
-pub fn downstream_response(resp: &mut ResponseHeader, add: &[(HeaderName, HeaderValue)]) -> Result<()> {
+pub fn downstream_response(resp: &mut ResponseHeader, add: &[(HeaderName, HeaderValue)], request_id: Option<&HeaderValue>) -> Result<()> {
     // A custom reason phrase lives outside the parts; the canonical one needs no copy.
     let reason = resp
         .get_reason_phrase()
@@ -192,9 +197,12 @@ pub fn downstream_response(resp: &mut ResponseHeader, add: &[(HeaderName, Header
         .map(str::to_owned);
     let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
     let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
-    parts.headers.reserve(add.len());
+    parts.headers.reserve(add.len() + 1);
     for (k, v) in add {
         parts.headers.insert(k.clone(), v.clone());
+    }
+    if let Some(id) = request_id {
+        parts.headers.insert(REQUEST_ID, id.clone());
     }
     *resp = ResponseHeader::from(parts);
     match reason {

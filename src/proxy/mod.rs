@@ -245,8 +245,8 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        headers::upstream_request(session, req, ctx)?;
-        ctx.log.to_upstream(session, req, self.peer_trusted(session))?;
+        let ids = ctx.log.upstream_ids(session, self.peer_trusted(session));
+        headers::upstream_request(session, req, ctx, ids)?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -273,10 +273,11 @@ impl ProxyHttp for Edge {
                 ctx.replace_body = true;
             }
         }
-        if let Some(e) = ctx.entry.as_ref().filter(|e| !e.response_headers.is_empty()) {
-            headers::downstream_response(resp, &e.response_headers)?;
+        let add = ctx.entry.as_ref().map_or(&[][..], |e| &e.response_headers[..]);
+        if !add.is_empty() || ctx.log.request_id().is_some() {
+            headers::downstream_response(resp, add, ctx.log.request_id())?;
         }
-        ctx.log.to_client(resp)
+        Ok(())
     }
 
     fn response_body_filter(

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
-use pingora::http::{RequestHeader, ResponseHeader};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora::proxy::Session;
 
 use super::writer::{self, Item};
@@ -18,9 +18,9 @@ use crate::auth::Identity;
 use crate::snapshot::{CompiledRoute, ProxyEntry, Upstream};
 
 /// Header carrying the request id upstream and back to the client.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// W3C Trace Context header.
-pub const TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// Longest client-sent request id that is kept (from a trusted peer).
 const MAX_REQUEST_ID: usize = 128;
 
@@ -100,11 +100,42 @@ pub fn unique_ts() -> i64 {
     }
 }
 
-/// 32 lowercase hex digits from 128 random bits (a W3C trace id, and the
-/// request id we start when none is kept).
-fn random_hex32() -> HeaderValue {
-    let n: u128 = rand::random::<u128>() | 1;
-    HeaderValue::from_str(&format!("{n:032x}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+/// The ids a request sends upstream: its request id, and a `traceparent`
+/// when the trace starts here (a valid incoming one passes through as sent).
+pub struct UpstreamIds {
+    /// `X-Request-Id`.
+    pub request_id: HeaderValue,
+    /// `traceparent`, when this request starts the trace.
+    pub traceparent: Option<HeaderValue>,
+}
+
+/// Appends `digits` lowercase hex digits of `n` (most significant first).
+fn push_hex(buf: &mut Vec<u8>, n: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.extend((0..digits).rev().map(|i| HEX[((n >> (4 * i)) & 0xf) as usize]));
+}
+
+/// A new W3C `traceparent` (`00-<32 hex trace id>-<16 hex span id>-01`,
+/// random non-zero ids) and its trace id, which is also the request id we
+/// start when none is kept. Both values share one buffer: one allocation
+/// and no formatting machinery per request (this runs on every request).
+fn new_trace() -> (HeaderValue, HeaderValue) {
+    let mut buf = Vec::with_capacity(55);
+    buf.extend_from_slice(b"00-");
+    push_hex(&mut buf, rand::random::<u128>() | 1, 32);
+    buf.push(b'-');
+    push_hex(&mut buf, u128::from(rand::random::<u64>() | 1), 16);
+    buf.extend_from_slice(b"-01");
+    let all = Bytes::from(buf);
+    let trace = all.slice(3..35);
+    match (HeaderValue::from_maybe_shared(all), HeaderValue::from_maybe_shared(trace)) {
+        (Ok(parent), Ok(trace)) => (parent, trace),
+        // Unreachable: hex digits and dashes are valid header bytes.
+        _ => (
+            HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"),
+            HeaderValue::from_static("1"),
+        ),
+    }
 }
 
 /// A client-sent request id we keep: 1-128 visible characters without
@@ -143,53 +174,48 @@ impl Capture {
     }
 
     /// Chooses the request id (the one a trusted peer sent, else the trace
-    /// id) and the trace id (of a valid incoming `traceparent`, else new);
-    /// true when the trace is new and needs a `traceparent` upstream.
-    fn assign_ids(&mut self, session: &Session, peer_trusted: bool) -> (HeaderValue, bool) {
+    /// id) and the trace id (of a valid incoming `traceparent`, else new).
+    fn assign_ids(&mut self, session: &Session, peer_trusted: bool) -> UpstreamIds {
         let incoming = &session.req_header().headers;
         let continued = incoming
-            .get(TRACEPARENT)
+            .get(&TRACEPARENT)
             .and_then(trace_id_of)
             .and_then(|t| HeaderValue::from_str(t).ok());
-        let started = continued.is_none();
-        let trace = continued.unwrap_or_else(random_hex32);
-        let id = incoming
-            .get(REQUEST_ID)
-            .filter(|v| peer_trusted && acceptable_request_id(v))
-            .cloned()
-            .unwrap_or_else(|| trace.clone());
-        self.request_id = Some(id.clone());
+        let (trace, traceparent) = match continued {
+            Some(trace) => (trace, None),
+            None => {
+                let (parent, trace) = new_trace();
+                (trace, Some(parent))
+            }
+        };
+        let kept = if peer_trusted {
+            incoming.get(&REQUEST_ID).filter(|v| acceptable_request_id(v))
+        } else {
+            None
+        };
+        let request_id = kept.cloned().unwrap_or_else(|| trace.clone());
+        self.request_id = Some(request_id.clone());
         self.trace_id = Some(trace);
-        (id, started)
+        UpstreamIds { request_id, traceparent }
     }
 
-    /// Sets `X-Request-Id` (kept from a trusted peer `peer_trusted`, else
-    /// new) and `traceparent` (passed through when valid, else started) on
-    /// the upstream request.
-    pub fn to_upstream(&mut self, session: &Session, req: &mut RequestHeader, peer_trusted: bool) -> pingora::Result<()> {
-        let (id, started) = self.assign_ids(session, peer_trusted);
-        if started {
-            let trace = self.trace_id.as_ref().and_then(|t| t.to_str().ok()).unwrap_or_default();
-            let span = format!("{:016x}", rand::random::<u64>() | 1);
-            req.insert_header(TRACEPARENT, format!("00-{trace}-{span}-01"))?;
-        }
-        req.insert_header(REQUEST_ID, id)?;
-        Ok(())
+    /// The `X-Request-Id` (kept from a trusted peer `peer_trusted`, else new)
+    /// and, when the trace starts here, the `traceparent` for the upstream
+    /// request; the header rules put them in with the others.
+    pub fn upstream_ids(&mut self, session: &Session, peer_trusted: bool) -> UpstreamIds {
+        self.assign_ids(session, peer_trusted)
     }
 
     /// The request id of a response the data plane writes itself (no
     /// upstream): chosen as for a proxied request, returned to the client.
     pub fn for_own_reply(&mut self, session: &Session, peer_trusted: bool) -> String {
-        let (id, _) = self.assign_ids(session, peer_trusted);
-        String::from_utf8_lossy(id.as_bytes()).into_owned()
+        let ids = self.assign_ids(session, peer_trusted);
+        String::from_utf8_lossy(ids.request_id.as_bytes()).into_owned()
     }
 
-    /// Returns the request id to the client.
-    pub fn to_client(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
-        if let Some(id) = &self.request_id {
-            resp.insert_header(REQUEST_ID, id.clone())?;
-        }
-        Ok(())
+    /// The request id, returned to the client with the response.
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        self.request_id.as_ref()
     }
 
     /// Hands the finished request to the writer (never waits: a full queue
@@ -251,6 +277,16 @@ mod tests {
         ] {
             assert_eq!(trace_id_of(&v(bad)), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_new_trace_is_a_valid_traceparent_around_its_trace_id() {
+        let (parent, trace) = new_trace();
+        let (again, _) = new_trace();
+        assert_ne!(parent, again, "ids are random");
+        assert_eq!(trace_id_of(&parent), Some(trace.to_str().unwrap()));
+        assert!(parent.to_str().unwrap().ends_with("-01"), "{parent:?}");
+        assert_eq!(parent.len(), 55);
     }
 
     #[test]
