@@ -165,7 +165,7 @@ impl RedisStore {
         if ready {
             return Ok(());
         }
-        let all = self.scan_keys("*").await?;
+        let all = self.every_key().await?;
         for chunk in all.chunks(MGET_CHUNK) {
             let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await.map_err(unavailable)?;
             let strings: Vec<(u8, &String)> = chunk
@@ -234,12 +234,13 @@ impl RedisStore {
         self.conn.clone()
     }
 
-    /// Every key matching `pattern`.
-    async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
+    /// Every key of the database (for the one-time directory fill only:
+    /// everything else reads the directory).
+    async fn every_key(&self) -> StoreResult<Vec<String>> {
         let mut conn = self.conn();
         let mut found = Vec::new();
         // COUNT 1000 instead of Redis's default 10: one round trip per 1,000 keys.
-        let opts = redis::ScanOptions::default().with_pattern(pattern).with_count(SCAN_COUNT);
+        let opts = redis::ScanOptions::default().with_count(SCAN_COUNT);
         let mut iter: redis::AsyncIter<String> = conn.scan_options(opts).await.map_err(unavailable)?;
         while let Some(k) = iter.next_item().await {
             found.push(k.map_err(unavailable)?);
