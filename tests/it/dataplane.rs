@@ -238,7 +238,18 @@ async fn answers_404_503_308_502_504() {
     let (s, _, _) = get(&p, "slow.test", "/slow?ms=3000").await;
     assert_eq!(s, 504);
     assert!(t.elapsed() < Duration::from_millis(2900));
-    assert!(p.proc.log_text().contains("proxy request failed"));
+    // The failure reaches the access log (one JSON object per request, the
+    // documented fields) with its cause.
+    let logged = eventually(Duration::from_secs(10), || async {
+        p.proc
+            .log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["host"] == "dead.test" && r["status"] == 502)
+    })
+    .await
+    .expect("the 502 is in the access log");
+    assert!(logged["reason"].as_str().is_some_and(|r| !r.is_empty()), "{logged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
