@@ -237,7 +237,7 @@ start_portcullis() {
         ADMIN_TOKEN="$PC_TOKEN" \
         SERVER_HOST=127.0.0.1 HTTP_PORT="$PC_HTTP_PORT" HTTPS_PORT="$https_port" PROXY_PROTOCOL_PORT="$pp_port" \
         API_PORT="$PC_API_PORT" LOG_LEVEL=WARNING PROXY_THREADS="${PORTCULLIS_THREADS:-1}" SHUTDOWN_GRACE_PERIOD=1 \
-        RECONCILE_INTERVAL="${PORTCULLIS_RECONCILE:-30}" \
+        RECONCILE_INTERVAL="${PORTCULLIS_RECONCILE:-30}" ${PORTCULLIS_ENV:-} \
         ${PORTCULLIS_WRAPPER:-} "$PORTCULLIS_BIN" serve
     PORTCULLIS_PID=$LAST_PID
     wait_port "$PC_API_PORT" "portcullis (admin API)" "$PORTCULLIS_PID"
@@ -362,6 +362,30 @@ enable_proxy_auth() {
 
 # (e2): the proxy benchmarked with auth on, a protected resource endpoint and an MCP policy.
 BENCH_MCP_HOST=${BENCH_MCP_HOST:-bench-52.test}
+# (e1): the same MCP POST through auth and the resource endpoint, without a policy.
+BENCH_MCP_PLAIN_HOST=${BENCH_MCP_PLAIN_HOST:-bench-53.test}
+
+# Makes $BENCH_PATH of proxy $1 (auth already on) its MCP resource endpoint (scope mcp).
+enable_mcp_endpoint() {
+    local host=$1 code api="http://127.0.0.1:$PC_API_PORT/api/v1/proxy/targets/$1"
+    code=$(curl -sS -o "$WORK/mcp-set.json" -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $PC_TOKEN" \
+        -H "Content-Type: application/json" --data "{\"endpoint\":\"$BENCH_PATH\",\"scopes\":[\"mcp\"]}" "$api/mcp") ||
+        die "curl failed setting the resource endpoint of $host"
+    [[ $code == 200 ]] || die "POST $api/mcp answered $code: $(cat "$WORK/mcp-set.json")"
+}
+
+# Waits until the call of benches/mcp_call.lua to proxy $1 with token $2 gets the 1 KiB body.
+wait_mcp_call() {
+    local host=$1 token=$2 code i url="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH"
+    for ((i = 0; i < 300; i++)); do
+        code=$(curl -s -o /dev/null --max-time 5 -X POST -H "Host: $host" -H "Authorization: Bearer $token" \
+            -H "Content-Type: application/json" -H "Mcp-Method: tools/call" -H "Mcp-Name: bench_tool" \
+            -w '%{http_code} %{size_download}' --data '{}' "$url" || true)
+        [[ $code == "200 1024" ]] && return 0
+        sleep 0.1
+    done
+    die "$host: the MCP call answered '$code', expected '200 1024'"
+}
 
 # Makes $BENCH_PATH of proxy $1 (auth already on) its MCP resource endpoint (scope mcp)
 # with an MCP policy (delete_* only for mcp:admin, bench_tool for mcp), then waits until
@@ -371,10 +395,7 @@ enable_mcp_policy() {
     local host=$1 token=$2 code i url="http://127.0.0.1:$PC_HTTP_PORT$BENCH_PATH" api="http://127.0.0.1:$PC_API_PORT/api/v1/proxy/targets/$1"
     local call=(-s -o /dev/null --max-time 5 -X POST -H "Host: $host" -H "Authorization: Bearer $token"
         -H "Content-Type: application/json" -H "Mcp-Method: tools/call")
-    code=$(curl -sS -o "$WORK/mcp-set.json" -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $PC_TOKEN" \
-        -H "Content-Type: application/json" --data "{\"endpoint\":\"$BENCH_PATH\",\"scopes\":[\"mcp\"]}" "$api/mcp") ||
-        die "curl failed setting the resource endpoint of $host"
-    [[ $code == 200 ]] || die "POST $api/mcp answered $code: $(cat "$WORK/mcp-set.json")"
+    enable_mcp_endpoint "$host"
     code=$(curl -sS -o "$WORK/mcp-policy.json" -w '%{http_code}' --max-time 10 -X PUT -H "Authorization: Bearer $PC_TOKEN" \
         -H "Content-Type: application/json" \
         --data '{"mcp_policy":[{"method":"tools/call","name":"delete_*","allow_scopes":["mcp:admin"]},{"method":"tools/call","name":"bench_tool","allow_scopes":["mcp"]}]}' \

@@ -12,7 +12,8 @@
 #     with curl over one keep-alive connection, prints instructions per request
 #     and the top functions by self and inclusive instruction count.
 #
-# Env: PROFILE_TARGET=portcullis|portcullis-auth|floor|nginx (portcullis; portcullis-auth = run.sh's (e):
+# Env: PROFILE_TARGET=portcullis|portcullis-nolog|portcullis-auth|floor|nginx (portcullis; portcullis-nolog =
+#      run.sh's (h): request log and access log off; portcullis-auth = run.sh's (e):
 #      bench-51.test with auth on and a bearer token; nginx = the reverse proxy (b), perf only), PROFILE_SECONDS (8),
 #      PROFILE_CONNECTIONS (50), PROFILE_TOP (30), PROFILE_TOOL=perf|callgrind,
 #      PROFILE_REQUESTS (callgrind only, 2000), BENCH_NO_BUILD=1, BENCH_KEEP=1.
@@ -66,7 +67,8 @@ else
 fi
 
 case $TARGET in
-    portcullis)
+    portcullis | portcullis-nolog)
+        [[ $TARGET == portcullis ]] || PORTCULLIS_ENV="REQUEST_LOG=false ACCESS_LOG=off"
         PORTCULLIS_WRAPPER=$wrapper start_portcullis
         populate_portcullis
         PID=$PORTCULLIS_PID
@@ -95,7 +97,7 @@ case $TARGET in
         PID=$(cat /proc/"$NGINX_PROXY_PID"/task/*/children | awk '{print $1}')
         URL="http://127.0.0.1:$NGINX_PROXY_PORT$BENCH_PATH"
         ;;
-    *) die "PROFILE_TARGET must be portcullis, portcullis-auth, floor or nginx (the reverse proxy)" ;;
+    *) die "PROFILE_TARGET must be portcullis, portcullis-nolog, portcullis-auth, floor or nginx (the reverse proxy)" ;;
 esac
 # Request headers for wrk and curl: Host, plus the bearer token for portcullis-auth.
 HDRS=(-H "Host: $BENCH_HOST")

