@@ -173,9 +173,11 @@ impl Capture {
         self.upstream_took = Some(took);
     }
 
-    /// Chooses the request id (the one a trusted peer sent, else the trace
-    /// id) and the trace id (of a valid incoming `traceparent`, else new).
-    fn assign_ids(&mut self, session: &Session, peer_trusted: bool) -> UpstreamIds {
+    /// Chooses the request id (the one a trusted peer `peer_trusted` sent,
+    /// else the trace id) and the trace id (of a valid incoming
+    /// `traceparent`, else new), and returns what the upstream request
+    /// carries; the header rules put it in with the others.
+    pub fn upstream_ids(&mut self, session: &Session, peer_trusted: bool) -> UpstreamIds {
         let incoming = &session.req_header().headers;
         let continued = incoming
             .get(&TRACEPARENT)
@@ -199,17 +201,10 @@ impl Capture {
         UpstreamIds { request_id, traceparent }
     }
 
-    /// The `X-Request-Id` (kept from a trusted peer `peer_trusted`, else new)
-    /// and, when the trace starts here, the `traceparent` for the upstream
-    /// request; the header rules put them in with the others.
-    pub fn upstream_ids(&mut self, session: &Session, peer_trusted: bool) -> UpstreamIds {
-        self.assign_ids(session, peer_trusted)
-    }
-
     /// The request id of a response the data plane writes itself (no
     /// upstream): chosen as for a proxied request, returned to the client.
     pub fn for_own_reply(&mut self, session: &Session, peer_trusted: bool) -> String {
-        let ids = self.assign_ids(session, peer_trusted);
+        let ids = self.upstream_ids(session, peer_trusted);
         String::from_utf8_lossy(ids.request_id.as_bytes()).into_owned()
     }
 
