@@ -50,8 +50,8 @@ pub struct RevocationRequest {
 
 /// An introspection answer (RFC 7662 section 2.2): `{"active": false}`
 /// alone for a token that is unknown, expired, revoked or not the caller's
-/// to see; the token's facts otherwise.
-#[derive(Serialize, ToSchema)]
+/// to see; the token's facts otherwise. `Default` is that inactive answer.
+#[derive(Default, Serialize, ToSchema)]
 pub struct Introspection {
     /// Whether the token is valid now.
     pub active: bool,
@@ -93,20 +93,7 @@ pub struct Introspection {
 impl Introspection {
     /// What a caller learns about a token it may not see or that is not valid.
     fn inactive() -> Self {
-        Self {
-            active: false,
-            token_type: None,
-            scope: None,
-            client_id: None,
-            username: None,
-            sub: None,
-            aud: None,
-            iss: None,
-            exp: None,
-            iat: None,
-            nbf: None,
-            jti: None,
-        }
+        Self::default()
     }
 
     /// A valid access token's claims.
