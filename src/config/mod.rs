@@ -102,6 +102,8 @@ pub mod vars {
     pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
     /// Expect a PROXY header on the HTTPS listener too.
     pub const HTTPS_PROXY_PROTOCOL: &str = "HTTPS_PROXY_PROTOCOL";
+    /// Registers the MCP conformance suite's fixture tools, prompts and resources on `/mcp`.
+    pub const MCP_CONFORMANCE_FIXTURES: &str = "MCP_CONFORMANCE_FIXTURES";
     /// Unix socket over which `serve --upgrade` takes the listeners over.
     pub const UPGRADE_SOCKET: &str = "UPGRADE_SOCKET";
     /// `false` turns off the automatic certificate order when a proxy is created.
@@ -187,6 +189,10 @@ pub struct Config {
     pub request_log: RequestLogConfig,
     /// Docker services: engine, network mode, image allowlist, default limits.
     pub docker: DockerConfig,
+    /// `/mcp` also serves the official conformance suite's fixtures
+    /// (`test_*` tools and prompts, `test://` resources): for running the
+    /// suite only, never in production.
+    pub mcp_conformance_fixtures: bool,
 }
 
 /// Deadlines and limits for data plane clients (defaults close to nginx's).
@@ -579,6 +585,7 @@ impl Config {
             user_target_allow_networks: networks::parse_networks(vars::USER_TARGET_ALLOW_NETWORKS, raw(vars::USER_TARGET_ALLOW_NETWORKS))?,
             request_log: request_log::request_log_config()?,
             docker: docker::docker_config()?,
+            mcp_conformance_fixtures: boolean(vars::MCP_CONFORMANCE_FIXTURES, false)?,
         };
         cfg.validate()?;
         Ok(cfg)

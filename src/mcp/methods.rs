@@ -2,13 +2,16 @@
 //! `tools/list` and `tools/call` (over `tools`), `resources/*`,
 //! `prompts/*` and `completion/complete` (`resources`, `prompts`), `ping`,
 //! `initialize` and `logging/setLevel` (dated revisions), `server/discover`
-//! (`2026-07-28`).
+//! (`2026-07-28`). With `MCP_CONFORMANCE_FIXTURES` the conformance suite's
+//! fixtures (`conformance`) are answered beside our own.
 
 use axum::http::{HeaderMap, StatusCode};
 use once_cell::sync::Lazy;
 use serde_json::{json, Map, Value};
 
 use super::access::{self, McpCaller};
+use super::conformance;
+use super::peer::Peer;
 use super::protocol::{code, RpcError, STATELESS, SUPPORTED};
 use super::tools::{self, Tool};
 use super::{prompts, resources};
@@ -46,9 +49,18 @@ pub fn capabilities(version: &str) -> Value {
     c
 }
 
+/// Appends the conformance fixtures' `extra` entries to the list under `key`.
+fn with_fixtures(mut list: Value, key: &str, extra: Vec<Value>) -> Value {
+    if let Some(items) = list.get_mut(key).and_then(Value::as_array_mut) {
+        items.extend(extra);
+    }
+    list
+}
+
 /// Answers the request `method` of a session or stateless request in
-/// `version`; `None` when this server has no such method (the caller
-/// says so in its revision's way).
+/// `version` for the client `peer`; `None` when this server has no such
+/// method (the caller says so in its revision's way).
+#[allow(clippy::too_many_arguments)]
 pub async fn dispatch(
     m: &Manager,
     who: &McpCaller,
@@ -57,23 +69,62 @@ pub async fn dispatch(
     method: &str,
     params: &Map<String, Value>,
     version: &str,
+    peer: &Peer,
 ) -> Result<Option<Value>, RpcError> {
     let caller = &who.caller;
+    let fixtures = m.config.mcp_conformance_fixtures;
     let result = match method {
-        "tools/list" => list_tools(),
-        "tools/call" => call_tool(m, who, headers, id, params).await?,
-        "resources/list" => resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?,
+        "tools/list" => list_tools(fixtures),
+        "tools/call" => call_tool(m, who, headers, id, params, peer).await?,
+        "resources/list" => {
+            let list = resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?;
+            if fixtures {
+                with_fixtures(list, "resources", conformance::resources::list())
+            } else {
+                list
+            }
+        }
+        "resources/templates/list" if fixtures => {
+            with_fixtures(resources::templates(), "resourceTemplates", conformance::resources::templates())
+        }
         "resources/templates/list" => resources::templates(),
         "resources/read" => {
             let uri = params
                 .get("uri")
                 .and_then(Value::as_str)
                 .ok_or_else(|| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, "resources/read needs params.uri").with_id(id))?;
-            resources::read(m, caller, uri, version).await.map_err(|e| e.with_id(id))?
+            match conformance::resources::read(uri).filter(|_| fixtures) {
+                Some(fixture) => fixture,
+                None => resources::read(m, caller, uri, version).await.map_err(|e| e.with_id(id))?,
+            }
         }
+        "prompts/list" if fixtures => with_fixtures(prompts::list(), "prompts", conformance::prompts::list()),
         "prompts/list" => prompts::list(),
-        "prompts/get" => prompts::get(m, caller, params, version).await.map_err(|e| e.with_id(id))?,
-        "completion/complete" => prompts::complete(m, caller, params).await.map_err(|e| e.with_id(id))?,
+        "prompts/get" => {
+            let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
+            let empty = Map::new();
+            let args = params.get("arguments").and_then(Value::as_object).unwrap_or(&empty);
+            let fixture = match fixtures {
+                true => conformance::prompts::get(peer, name, args).await,
+                false => None,
+            };
+            match fixture {
+                Some(r) => r.map_err(|e| e.with_id(id))?,
+                None => prompts::get(m, caller, params, version).await.map_err(|e| e.with_id(id))?,
+            }
+        }
+        "completion/complete" => {
+            let prompt = params
+                .get("ref")
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if fixtures && conformance::prompts::is_fixture(prompt) {
+                conformance::prompts::complete()
+            } else {
+                prompts::complete(m, caller, params).await.map_err(|e| e.with_id(id))?
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(result))
@@ -99,9 +150,13 @@ pub fn discover_result() -> Value {
     })
 }
 
-/// The `tools/list` result.
-pub fn list_tools() -> Value {
-    json!({"tools": TOOLS.iter().map(Tool::describe).collect::<Vec<_>>()})
+/// The `tools/list` result (with the conformance fixtures when `fixtures`).
+pub fn list_tools(fixtures: bool) -> Value {
+    let mut tools: Vec<Value> = TOOLS.iter().map(Tool::describe).collect();
+    if fixtures {
+        tools.extend(conformance::tools::TOOLS.iter().map(|f| f.describe()));
+    }
+    json!({ "tools": tools })
 }
 
 /// `tools/call`: runs the named tool for the caller. An unknown tool is a
@@ -115,6 +170,7 @@ pub async fn call_tool(
     headers: &HeaderMap,
     id: &Value,
     params: &Map<String, Value>,
+    peer: &Peer,
 ) -> Result<Value, RpcError> {
     let name = params
         .get("name")
@@ -125,6 +181,9 @@ pub async fn call_tool(
         Some(Value::Object(a)) => a.clone(),
         Some(_) => return Err(RpcError::bad(code::INVALID_PARAMS, "params.arguments must be an object").with_id(id)),
     };
+    if let Some(fixture) = conformance::tools::find(name).filter(|_| m.config.mcp_conformance_fixtures) {
+        return (fixture.call)(peer, &args).await.map_err(|e| e.with_id(id));
+    }
     let tool = TOOLS
         .iter()
         .find(|t| t.name == name)

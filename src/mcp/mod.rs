@@ -10,10 +10,14 @@
 //! an SDK would add is the part we must control.
 
 mod access;
+mod conformance;
+mod input_state;
 mod methods;
 mod oauth_tools;
+mod peer;
 mod prompts;
 mod protocol;
+mod reply;
 mod resources;
 mod service_tools;
 mod session;

@@ -28,6 +28,9 @@ pub mod meta {
     pub const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
     /// The client's capabilities (required).
     pub const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    /// The least severe log level the client wants for this request; no
+    /// log notifications without it.
+    pub const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
     /// Who the server is, on results.
     pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 }
@@ -52,6 +55,9 @@ pub mod code {
     pub const FORBIDDEN: i64 = -32003;
     /// `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` disagree with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
+    /// The request needs a client capability the client did not declare
+    /// (`MissingRequiredClientCapabilityError`).
+    pub const MISSING_CAPABILITY: i64 = -32021;
     /// The revision is not one of [`super::SUPPORTED`].
     pub const UNSUPPORTED_VERSION: i64 = -32022;
 }
@@ -203,8 +209,14 @@ pub enum Message {
         /// The method.
         method: String,
     },
-    /// A client's answer to a server request; this server sends none, so it is only acknowledged.
-    Response,
+    /// A client's answer to a request this server sent on a response stream
+    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`).
+    Response {
+        /// The id of the server's request.
+        id: Value,
+        /// `result` on success, the `error` object otherwise.
+        outcome: Result<Value, Value>,
+    },
 }
 
 impl Message {
@@ -212,7 +224,7 @@ impl Message {
     pub fn method(&self) -> Option<&str> {
         match self {
             Message::Request { method, .. } | Message::Notification { method } => Some(method),
-            Message::Response => None,
+            Message::Response { .. } => None,
         }
     }
 }
@@ -240,7 +252,16 @@ pub fn parse(body: &[u8]) -> Result<Message, RpcError> {
     let method = match o.remove("method") {
         Some(Value::String(m)) => m,
         Some(_) => return Err(RpcError::bad(code::INVALID_REQUEST, "\"method\" must be a string")),
-        None if id.is_some() && (o.contains_key("result") || o.contains_key("error")) => return Ok(Message::Response),
+        None if id.is_some() && (o.contains_key("result") || o.contains_key("error")) => {
+            let outcome = match o.remove("result") {
+                Some(r) => Ok(r),
+                None => Err(o.remove("error").unwrap_or(Value::Null)),
+            };
+            return Ok(Message::Response {
+                id: id.unwrap_or(Value::Null),
+                outcome,
+            });
+        }
         None => return Err(RpcError::bad(code::INVALID_REQUEST, "a request needs a \"method\"")),
     };
     let params = match o.remove("params") {
@@ -276,7 +297,9 @@ mod tests {
         let n = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(n, Message::Notification { .. }));
         let a = parse(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#).unwrap();
-        assert!(matches!(a, Message::Response));
+        assert!(matches!(a, Message::Response { ref id, outcome: Ok(_) } if id == "x"));
+        let e = parse(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"no"}}"#).unwrap();
+        assert!(matches!(e, Message::Response { outcome: Err(ref err), .. } if err["code"] == -1));
     }
 
     #[test]

@@ -26,6 +26,14 @@ pub struct Session {
     /// The client's `clientInfo`, for logs.
     #[serde(default)]
     pub client: Option<serde_json::Value>,
+    /// The capabilities the client declared at `initialize` (what the
+    /// server may ask it: sampling, elicitation, roots).
+    #[serde(default)]
+    pub capabilities: Option<serde_json::Value>,
+    /// The least severe log level the client asked for with
+    /// `logging/setLevel`; no log notifications before it asks.
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 /// A fresh, unguessable session id.
@@ -64,6 +72,15 @@ pub async fn resume(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Op
     }
     store.kv_set(&key, &raw, Some(IDLE_SECS)).await?;
     Ok(Some(s))
+}
+
+/// Stores a changed session `id` (its log level), renewing its idle period.
+pub async fn save(store: &dyn Store, id: &str, s: &Session) -> ManageResult<()> {
+    if !valid_id(id) {
+        return Ok(());
+    }
+    store.kv_set(&keys::mcp_session(id), &encode(s)?, Some(IDLE_SECS)).await?;
+    Ok(())
 }
 
 /// Ends session `id` if it belongs to `owner`; true when one was ended.

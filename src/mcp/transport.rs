@@ -1,7 +1,10 @@
 //! Streamable HTTP: `POST /mcp` carries one JSON-RPC message and gets JSON
-//! or a one-event SSE stream (as `Accept` allows); `DELETE` ends a session.
-//! `GET` (a server-to-client stream) is not routed, so it is a 405 as the
-//! transport allows: this server sends no requests or notifications of its own.
+//! (or one SSE event, as `Accept` allows), or an SSE stream when the
+//! handler sends notifications or asks the client something before its
+//! result (`reply`); the client's answers to such questions arrive as
+//! later POSTs of the session. `DELETE` ends a session. `GET` (a
+//! server-to-client stream outside any request) is not routed, so it is a
+//! 405 as the transport allows.
 //!
 //! Checks run in this order: Host and browser Origin (403), `Accept` and
 //! `Content-Type`, the bearer token (401/403), the JSON-RPC body,
@@ -11,15 +14,20 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use serde_json::Map;
+use tokio::sync::mpsc;
+
 use super::access::{self, McpCaller};
+use super::input_state::Binding;
 use super::methods;
+use super::peer::{self, Out, Peer};
 use super::protocol::{self, code, meta, Message, RpcError, LATEST_STATEFUL, STATEFUL, STATELESS, SUPPORTED};
+use super::reply::{self, respond, Format};
 use super::session::{self, Session};
 use crate::admin::AppState;
 
@@ -31,24 +39,19 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 
-/// How the client wants a response to a request.
-#[derive(Clone, Copy, PartialEq)]
-enum Format {
-    Json,
-    Sse,
-}
-
-/// The response format `Accept` allows (JSON preferred); 406 when neither.
-fn format(headers: &HeaderMap) -> Result<Format, RpcError> {
+/// The response format `Accept` allows (JSON preferred), and whether it
+/// allows an SSE stream; 406 when neither.
+fn format(headers: &HeaderMap) -> Result<(Format, bool), RpcError> {
     let Some(accept) = headers.get(header::ACCEPT) else {
-        return Ok(Format::Json);
+        return Ok((Format::Json, false));
     };
     let accept = accept.to_str().unwrap_or_default().to_ascii_lowercase();
     let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or_default().trim()).collect();
+    let sse = types.iter().any(|t| matches!(*t, "text/event-stream" | "text/*" | "*/*"));
     if types.iter().any(|t| matches!(*t, "application/json" | "application/*" | "*/*")) {
-        Ok(Format::Json)
-    } else if types.contains(&"text/event-stream") {
-        Ok(Format::Sse)
+        Ok((Format::Json, sse))
+    } else if sse {
+        Ok((Format::Sse, true))
     } else {
         Err(RpcError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -78,16 +81,16 @@ async fn read_body(req: Request) -> Result<(HeaderMap, axum::body::Bytes), RpcEr
 
 /// `POST /mcp`.
 pub async fn post(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    match handle_post(&s, req).await {
+    match handle_post(s, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn handle_post(s: &AppState, req: Request) -> Result<Response, RpcError> {
+async fn handle_post(s: Arc<AppState>, req: Request) -> Result<Response, RpcError> {
     let cfg = &s.manager.config;
     access::check_host_and_origin(cfg, req.headers())?;
-    let fmt = format(req.headers())?;
+    let (fmt, sse_ok) = format(req.headers())?;
     let json_body = header_str(req.headers(), header::CONTENT_TYPE.as_str())
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
@@ -110,13 +113,74 @@ async fn handle_post(s: &AppState, req: Request) -> Result<Response, RpcError> {
         return Err(RpcError::unsupported_version(v).with_id(&id));
     }
     check_method_headers(&headers, &msg, version == Some(STATELESS)).map_err(|e| e.with_id(&id))?;
-    let session_id = header_str(&headers, SESSION_HEADER);
+    let session_id = header_str(&headers, SESSION_HEADER).map(str::to_string);
     let stateless = version == Some(STATELESS)
         || (version.is_none() && session_id.is_none() && msg.method() != Some("initialize") && has_meta_version(&msg));
+    let version = version.map(str::to_string);
+    let post = Post {
+        state: s,
+        who,
+        headers,
+        fmt,
+        sse_ok,
+    };
     if stateless {
-        stateless_post(s, &who, &headers, msg, fmt).await
+        stateless_post(post, msg).await
     } else {
-        stateful_post(s, &who, &headers, msg, fmt, session_id, version).await
+        stateful_post(post, msg, session_id, version).await
+    }
+}
+
+/// How a revision answers beyond the methods' results.
+struct Rules {
+    /// The revision.
+    version: String,
+    /// Its answer to a method we do not have.
+    not_found: fn(&str) -> RpcError,
+    /// What it adds to a result.
+    finish: fn(&str, Value) -> Value,
+}
+
+/// One POST past its checks: what its handler task owns.
+struct Post {
+    state: Arc<AppState>,
+    who: McpCaller,
+    headers: HeaderMap,
+    fmt: Format,
+    sse_ok: bool,
+}
+
+impl Post {
+    /// Answers request `id` with `method`'s result in `rules`' revision,
+    /// through the client `peer` (built once the response stream exists).
+    async fn answer(
+        self,
+        id: Value,
+        method: String,
+        params: Map<String, Value>,
+        peer: impl FnOnce(Option<mpsc::UnboundedSender<Out>>) -> Result<Peer, RpcError>,
+        rules: Rules,
+    ) -> Result<Response, RpcError> {
+        let Post {
+            state,
+            who,
+            headers,
+            fmt,
+            sse_ok,
+            ..
+        } = self;
+        reply::run(fmt, sse_ok, id.clone(), move |tx| {
+            let peer = peer(tx);
+            async move {
+                let peer = peer?;
+                let m = &state.manager;
+                match methods::dispatch(m, &who, &headers, &id, &method, &params, &rules.version, &peer).await? {
+                    Some(result) => Ok((rules.finish)(&method, result)),
+                    None => Err((rules.not_found)(&method).with_id(&id)),
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -157,28 +221,6 @@ fn check_method_headers(headers: &HeaderMap, msg: &Message, required: bool) -> R
     }
 }
 
-/// A response to a request, as JSON or as a one-event SSE stream.
-fn respond(fmt: Format, status: StatusCode, body: Value, extra: Option<(&'static str, String)>) -> Response {
-    let mut resp = match fmt {
-        Format::Json => (status, axum::Json(body)).into_response(),
-        Format::Sse => {
-            let event = format!("event: message\ndata: {body}\n\n");
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
-                Body::from(event),
-            )
-                .into_response()
-        }
-    };
-    if let Some((name, value)) = extra {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(name, v);
-        }
-    }
-    resp
-}
-
 /// 202 Accepted: notifications and client responses get no body.
 fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
@@ -186,16 +228,9 @@ fn accepted() -> Response {
 
 /// The dated revisions: `initialize` opens a session in the store; every
 /// other message names it in `Mcp-Session-Id`.
-async fn stateful_post(
-    s: &AppState,
-    who: &McpCaller,
-    headers: &HeaderMap,
-    msg: Message,
-    fmt: Format,
-    session_id: Option<&str>,
-    version: Option<&str>,
-) -> Result<Response, RpcError> {
-    let m = &s.manager;
+async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, version: Option<String>) -> Result<Response, RpcError> {
+    let m = &post.state.manager;
+    let who = &post.who;
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
             let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
@@ -204,10 +239,12 @@ async fn stateful_post(
                 version: negotiated.to_string(),
                 owner: who.caller.hash.clone(),
                 client: params.get("clientInfo").cloned(),
+                capabilities: params.get("capabilities").filter(|c| c.is_object()).cloned(),
+                log_level: None,
             };
             let sid = session::open(m.store.as_ref(), &opened).await.map_err(|e| store_error(e, id))?;
             let body = protocol::result(id, methods::initialize_result(negotiated));
-            return Ok(respond(fmt, StatusCode::OK, body, Some((SESSION_HEADER, sid))));
+            return Ok(respond(post.fmt, StatusCode::OK, body, Some((SESSION_HEADER, sid))));
         }
     }
     let Some(sid) = session_id else {
@@ -218,7 +255,7 @@ async fn stateful_post(
         .with_id(request_id(&msg)));
     };
     let owner = &who.caller.hash;
-    let Some(sess) = session::resume(m.store.as_ref(), sid, owner)
+    let Some(mut sess) = session::resume(m.store.as_ref(), &sid, owner)
         .await
         .map_err(|e| store_error(e, request_id(&msg)))?
     else {
@@ -231,26 +268,61 @@ async fn stateful_post(
         )
         .with_id(request_id(&msg)));
     }
-    let Message::Request { id, method, params } = msg else {
-        return Ok(accepted());
+    let (id, method, params) = match msg {
+        Message::Request { id, method, params } => (id, method, params),
+        Message::Response { id, outcome } => {
+            // an answer to a question a handler of this session asked on its stream
+            if !peer::answer(&sid, &id, outcome) {
+                tracing::debug!(session = %sid, "an MCP response nobody here waits for");
+            }
+            return Ok(accepted());
+        }
+        Message::Notification { .. } => return Ok(accepted()),
     };
-    let result = match method.as_str() {
-        "ping" | "logging/setLevel" => json!({}),
+    let fmt = post.fmt;
+    match method.as_str() {
+        "ping" => return Ok(respond(fmt, StatusCode::OK, protocol::result(&id, json!({})), None)),
+        "logging/setLevel" => {
+            let level = params
+                .get("level")
+                .and_then(Value::as_str)
+                .filter(|l| peer::level_rank(l).is_some());
+            let Some(level) = level else {
+                let e = RpcError::new(
+                    StatusCode::OK,
+                    code::INVALID_PARAMS,
+                    format!("params.level must be one of {}", peer::LEVELS.join(", ")),
+                );
+                return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
+            };
+            sess.log_level = Some(level.to_string());
+            session::save(m.store.as_ref(), &sid, &sess)
+                .await
+                .map_err(|e| store_error(e, &id))?;
+            return Ok(respond(fmt, StatusCode::OK, protocol::result(&id, json!({})), None));
+        }
         "initialize" => {
             return Err(RpcError::bad(code::INVALID_REQUEST, "this session is already initialized").with_id(&id));
         }
-        other => match methods::dispatch(m, who, headers, &id, other, &params, &sess.version).await {
-            Ok(Some(result)) => result,
-            Ok(None) => {
-                let e = RpcError::new(StatusCode::OK, code::METHOD_NOT_FOUND, format!("method {other:?} is not supported"));
-                return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
-            }
-            // JSON-RPC errors of a session travel in a 200, as the dated revisions do
-            Err(e) if e.status == StatusCode::OK => return Ok(respond(fmt, StatusCode::OK, e.body(), None)),
-            Err(e) => return Err(e),
+        _ => {}
+    }
+    let caps = sess.capabilities.clone().unwrap_or_else(|| json!({}));
+    let level = sess.log_level.clone();
+    let version = sess.version.clone();
+    let rules = Rules {
+        version,
+        not_found: |method| {
+            RpcError::new(
+                StatusCode::OK,
+                code::METHOD_NOT_FOUND,
+                format!("method {method:?} is not supported"),
+            )
         },
+        finish: |_, result| result,
     };
-    Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None))
+    let request = params.clone();
+    let peer = move |tx| Ok(Peer::new(tx, Some(sid), &request, caps, level.as_deref()));
+    post.answer(id, method, params, peer, rules).await
 }
 
 fn request_id(msg: &Message) -> &Value {
@@ -277,7 +349,7 @@ const CACHEABLE: [&str; 6] = [
 
 /// `2026-07-28`: every request carries its revision and the client's
 /// capabilities in `_meta`; no session. Removed and unknown methods are 404.
-async fn stateless_post(s: &AppState, who: &McpCaller, headers: &HeaderMap, msg: Message, fmt: Format) -> Result<Response, RpcError> {
+async fn stateless_post(post: Post, msg: Message) -> Result<Response, RpcError> {
     let Message::Request { id, method, params } = msg else {
         return Ok(accepted());
     };
@@ -293,7 +365,7 @@ async fn stateless_post(s: &AppState, who: &McpCaller, headers: &HeaderMap, msg:
         .and_then(|m| m.get(meta::PROTOCOL_VERSION))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    match header_str(headers, VERSION_HEADER) {
+    match header_str(&post.headers, VERSION_HEADER) {
         None => return Err(RpcError::bad(code::HEADER_MISMATCH, "the MCP-Protocol-Version header is required").with_id(&id)),
         Some(h) if h != asked => {
             return Err(RpcError::bad(
@@ -304,28 +376,56 @@ async fn stateless_post(s: &AppState, who: &McpCaller, headers: &HeaderMap, msg:
         }
         Some(_) => {}
     }
-    let mut result = match method.as_str() {
-        "server/discover" => methods::discover_result(),
-        other => match methods::dispatch(&s.manager, who, headers, &id, other, &params, STATELESS).await? {
-            Some(result) => result,
-            None => {
-                return Err(RpcError::new(
-                    StatusCode::NOT_FOUND,
-                    code::METHOD_NOT_FOUND,
-                    format!("method {other:?} is not supported in {STATELESS}"),
-                )
-                .with_id(&id))
-            }
+    if method == "server/discover" {
+        return Ok(respond(
+            post.fmt,
+            StatusCode::OK,
+            protocol::result(&id, finish_stateless(&method, methods::discover_result())),
+            None,
+        ));
+    }
+    let caps = meta_of
+        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let level = meta_of
+        .and_then(|m| m.get(meta::LOG_LEVEL))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let target = name_key(&method)
+        .and_then(|k| params.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let binding = Binding::new(post.state.manager.sealer.clone(), &post.who.caller.hash, &method, target);
+    let rules = Rules {
+        version: STATELESS.to_string(),
+        not_found: |method| {
+            RpcError::new(
+                StatusCode::NOT_FOUND,
+                code::METHOD_NOT_FOUND,
+                format!("method {method:?} is not supported in {STATELESS}"),
+            )
         },
+        finish: finish_stateless,
     };
-    result["resultType"] = json!("complete");
-    if CACHEABLE.contains(&method.as_str()) {
+    let request = params.clone();
+    let peer = move |tx| Peer::stateless(tx, &request, caps, level.as_deref(), binding);
+    post.answer(id, method, params, peer, rules).await
+}
+
+/// A `2026-07-28` result: its `resultType` (`complete` unless the handler
+/// asked for input) and, for lists and reads, caching hints (SEP-2549).
+fn finish_stateless(method: &str, mut result: Value) -> Value {
+    if result.get("resultType").is_none() {
+        result["resultType"] = json!("complete");
+    }
+    if CACHEABLE.contains(&method) && result["resultType"] == "complete" {
         // Lists and reads depend on the caller (ownership): never shared, and
         // the data may change at any moment.
         result["ttlMs"] = json!(0);
         result["cacheScope"] = json!("private");
     }
-    Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None))
+    result
 }
 
 /// `DELETE /mcp`: ends the session named in `Mcp-Session-Id` (204), or 404.
@@ -384,9 +484,16 @@ mod tests {
 
     #[test]
     fn accept_picks_json_or_sse() {
-        assert!(format(&headers(&[("accept", "application/json, text/event-stream")])).is_ok_and(|f| f == Format::Json));
-        assert!(format(&headers(&[("accept", "text/event-stream")])).is_ok_and(|f| f == Format::Sse));
-        assert!(format(&HeaderMap::new()).is_ok_and(|f| f == Format::Json));
+        assert_eq!(
+            format(&headers(&[("accept", "application/json, text/event-stream")])).ok(),
+            Some((Format::Json, true))
+        );
+        assert_eq!(format(&headers(&[("accept", "text/event-stream")])).ok(), Some((Format::Sse, true)));
+        assert_eq!(
+            format(&headers(&[("accept", "application/json")])).ok(),
+            Some((Format::Json, false))
+        );
+        assert_eq!(format(&HeaderMap::new()).ok(), Some((Format::Json, false)));
         assert_eq!(
             format(&headers(&[("accept", "text/html")])).err().map(|e| e.status),
             Some(StatusCode::NOT_ACCEPTABLE)

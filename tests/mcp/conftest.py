@@ -99,7 +99,8 @@ def backend(workdir):
 class Portcullis:
     """`portcullis serve` on free ports, logging in through the GitHub stand-in."""
 
-    def __init__(self, workdir: Path, redis_url: str, github: GithubFixture, name: str = "portcullis"):
+    def __init__(self, workdir: Path, redis_url: str, github: GithubFixture, name: str = "portcullis",
+                 extra_env: dict | None = None):
         self.api_port, self.http_port = free_port(), free_port()
         self.issuer = f"http://127.0.0.1:{self.api_port}"
         d = workdir / name
@@ -125,6 +126,7 @@ class Portcullis:
             "ACME_DIRECTORY_URL": "http://127.0.0.1:9/directory",
             "ACME_STAGING_URL": "http://127.0.0.1:9/directory",
             **github.env(),
+            **(extra_env or {}),
         }
         # An empty working directory: no .env is read.
         self.proc = serve_portcullis(name, self.env, d, workdir, self.issuer)
@@ -144,6 +146,20 @@ def portcullis(workdir, redis, github):
     p = Portcullis(workdir, redis, github)
     yield p
     p.stop()
+
+
+@pytest.fixture(scope="session")
+def conformance_portcullis(workdir, github):
+    """An instance with the MCP conformance suite's fixtures
+    (MCP_CONFORMANCE_FIXTURES=true), on a Redis of its own: the fixture
+    tools must not show up in the other tests' lists."""
+    (workdir / "conformance").mkdir()
+    r = Redis(workdir / "conformance")
+    p = Portcullis(workdir, r.url(r.new_db()), github, name="portcullis-conformance",
+                   extra_env={"MCP_CONFORMANCE_FIXTURES": "true"})
+    yield p
+    p.stop()
+    r.proc.stop()
 
 
 @pytest.fixture(scope="session")

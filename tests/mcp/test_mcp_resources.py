@@ -127,3 +127,18 @@ def test_dated_revisions_say_resource_not_found_with_their_code(portcullis):
     r = httpx.post(url, json=body, headers=session, timeout=10)
     assert r.status_code == 200 and r.json()["error"]["code"] == -32002, r.text
     assert r.json()["error"]["data"] == {"uri": "portcullis://proxies/none.test"} and r.json()["id"] == 2, r.text
+
+
+def test_no_conformance_fixture_is_listed_by_default(portcullis, owners):
+    """The conformance suite's fixtures exist only with MCP_CONFORMANCE_FIXTURES=true."""
+    token = owners[0]
+    tools = [t["name"] for t in rpc(portcullis, token, "tools/list", {})["result"]["tools"]]
+    prompts = [p["name"] for p in rpc(portcullis, token, "prompts/list", {})["result"]["prompts"]]
+    resources = [r["uri"] for r in rpc(portcullis, token, "resources/list", {})["result"]["resources"]]
+    templates = [t["uriTemplate"] for t in rpc(portcullis, token, "resources/templates/list", {})["result"]["resourceTemplates"]]
+    assert tools and not [n for n in tools + prompts if n.startswith("test_") or "json_schema" in n], (tools, prompts)
+    assert not [u for u in resources + templates if u.startswith("test://")], (resources, templates)
+    err = rpc(portcullis, token, "tools/call", {"name": "test_simple_text", "arguments": {}}, "test_simple_text")["error"]
+    assert err["code"] == -32602 and "unknown tool" in err["message"], err
+    err = rpc(portcullis, token, "prompts/get", {"name": "test_simple_prompt"}, "test_simple_prompt")["error"]
+    assert err["code"] == -32602, err

@@ -1,0 +1,20 @@
+//! The official MCP conformance suite's fixtures (`@modelcontextprotocol/conformance`,
+//! `server` mode): the `test_*` tools and prompts and the `test://`
+//! resources its scenarios call by name. Registered only when
+//! `MCP_CONFORMANCE_FIXTURES=true` (for running the suite; never in
+//! production). They are harmless by construction: they echo their
+//! arguments, return static content, or sample, elicit and list roots from
+//! the calling client; none reaches the store or tells anything about the
+//! server. The protocol machinery they exercise (progress, logging,
+//! server-to-client requests, `InputRequiredResult`) is the endpoint's own
+//! and lives beside the transport.
+
+pub mod prompts;
+pub mod resources;
+pub mod tools;
+
+/// A 1×1 PNG, for image content.
+pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mP4z8AAAAMBAQD3A0FDAAAAAElFTkSuQmCC";
+
+/// Two samples of silence as a WAV file, for audio content.
+pub const WAV: &str = "UklGRigAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQQAAAAAAAAA";
