@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::access::{self, McpCaller};
 use super::conformance;
+use super::param_headers;
 use super::peer::Peer;
 use super::protocol::{code, RpcError, STATELESS, SUPPORTED};
 use super::tools::{self, Tool};
@@ -75,7 +76,7 @@ pub async fn dispatch(
     let fixtures = m.config.mcp_conformance_fixtures;
     let result = match method {
         "tools/list" => list_tools(fixtures),
-        "tools/call" => call_tool(m, who, headers, id, params, peer).await?,
+        "tools/call" => call_tool(m, who, headers, id, params, version, peer).await?,
         "resources/list" => {
             let list = resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?;
             if fixtures {
@@ -170,6 +171,7 @@ pub async fn call_tool(
     headers: &HeaderMap,
     id: &Value,
     params: &Map<String, Value>,
+    version: &str,
     peer: &Peer,
 ) -> Result<Value, RpcError> {
     let name = params
@@ -181,13 +183,20 @@ pub async fn call_tool(
         Some(Value::Object(a)) => a.clone(),
         Some(_) => return Err(RpcError::bad(code::INVALID_PARAMS, "params.arguments must be an object").with_id(id)),
     };
+    // Mcp-Param-* headers are a 2026-07-28 feature; older clients send none
+    let param_headers = |schema: &Value| match version {
+        STATELESS => param_headers::check(schema, &args, headers).map_err(|e| e.with_id(id)),
+        _ => Ok(()),
+    };
     if let Some(fixture) = conformance::tools::find(name).filter(|_| m.config.mcp_conformance_fixtures) {
+        param_headers(&fixture.input)?;
         return (fixture.call)(peer, &args).await.map_err(|e| e.with_id(id));
     }
     let tool = TOOLS
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, format!("unknown tool {name:?}")).with_id(id))?;
+    param_headers(&tool.input)?;
     if tool.write && who.caller.read_only {
         let e = if who.oauth {
             access::insufficient_scope(

@@ -14,6 +14,7 @@ mod conformance;
 mod input_state;
 mod methods;
 mod oauth_tools;
+mod param_headers;
 mod peer;
 mod prompts;
 mod protocol;

@@ -42,7 +42,6 @@ TASKS = "the tasks extension (SEP-2663, not scored by the suite): not implemente
 SUBSCRIBE = "resources/subscribe needs server-sent notifications/resources/updated; /mcp declares subscribe: false"
 # Scenario -> why it fails against /mcp. Nothing else may fail.
 EXPECTED_FAILURES = {
-    "http-custom-header-server-validation": "no tool of ours declares x-mcp-header parameters (SEP-2243), so it is 'Not testable'",
     "resources-subscribe": SUBSCRIBE,
     "resources-unsubscribe": SUBSCRIBE,
     **{f"tasks-{s}": TASKS for s in (

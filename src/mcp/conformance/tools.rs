@@ -324,6 +324,13 @@ pub static TOOLS: Lazy<Vec<Fixture>> = Lazy::new(|| {
             call!(|_p, a| Ok(text(format!("JSON Schema 2020-12 tool called with: {}", Value::Object(a.clone()))))),
         ),
         fixture(
+            "test_custom_header",
+            "Echoes a region given in the body and in the Mcp-Param-Region header (SEP-2243).",
+            json!({"type": "object", "properties": {"region": {"type": "string", "description": "A region name", "x-mcp-header": "Region"}},
+                   "required": ["region"]}),
+            call!(|_p, a| Ok(text(format!("region: {}", arg(a, "region"))))),
+        ),
+        fixture(
             "test_missing_capability",
             "Needs the client's sampling capability.",
             no_args(),
