@@ -32,6 +32,7 @@ fn now() -> u64 {
 }
 
 /// What a request's state belongs to.
+#[derive(Clone)]
 pub struct Binding {
     sealer: Sealer,
     subject: String,

@@ -15,7 +15,7 @@ use super::param_headers;
 use super::peer::Peer;
 use super::protocol::{code, RpcError, STATELESS, SUPPORTED};
 use super::tools::{self, Tool};
-use super::{prompts, resources};
+use super::{prompts, resources, tasks};
 use crate::manage::{ManageError, Manager};
 
 /// The tool table, built once.
@@ -35,7 +35,7 @@ protected resources and tokens. Read tools need the mcp scope; tools that change
 (or an API token, which keeps its ownership rules).";
 
 /// The capabilities of a revision: the dated ones also take
-/// `logging/setLevel`. No `subscribe` and no `listChanged`: this server
+/// `logging/setLevel`, `2026-07-28` has the tasks extension. No `subscribe` and no `listChanged`: this server
 /// sends nothing unasked (there is no server-to-client stream).
 pub fn capabilities(version: &str) -> Value {
     let mut c = json!({
@@ -44,7 +44,9 @@ pub fn capabilities(version: &str) -> Value {
         "prompts": {"listChanged": false},
         "completions": {},
     });
-    if version != STATELESS {
+    if version == STATELESS {
+        c["extensions"] = json!({ tasks::EXTENSION: {} });
+    } else {
         c["logging"] = json!({});
     }
     c
@@ -126,7 +128,10 @@ pub async fn dispatch(
                 prompts::complete(m, caller, params).await.map_err(|e| e.with_id(id))?
             }
         }
-        _ => return Ok(None),
+        other => match peer.task_request(other, params) {
+            Some(r) => r.map_err(|e| e.with_id(id))?,
+            None => return Ok(None),
+        },
     };
     Ok(Some(result))
 }

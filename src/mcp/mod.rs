@@ -22,6 +22,7 @@ mod reply;
 mod resources;
 mod service_tools;
 mod session;
+mod tasks;
 mod tools;
 mod transport;
 

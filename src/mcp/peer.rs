@@ -22,8 +22,11 @@ use once_cell::sync::Lazy;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use futures::future::BoxFuture;
+
 use super::input_state::{self, Binding};
 use super::protocol::{code, RpcError};
+use super::tasks::{self, Support};
 
 /// How long a handler waits for the client's answer to its request.
 const ASK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -136,6 +139,7 @@ pub enum Asked {
 }
 
 /// How the client is asked (see the module documentation).
+#[derive(Clone)]
 enum Mode {
     /// On the response stream of a dated-revision session.
     Stream,
@@ -147,9 +151,12 @@ enum Mode {
         resumed: bool,
         binding: Box<Binding>,
     },
+    /// Inside a task (`tasks`): through `tasks/get` and `tasks/update`.
+    Task(tasks::Handle),
 }
 
 /// The client, for one request.
+#[derive(Clone)]
 pub struct Peer {
     /// The response stream; `None` when the client takes JSON only.
     tx: Option<mpsc::UnboundedSender<Out>>,
@@ -163,6 +170,8 @@ pub struct Peer {
     log_level: Option<usize>,
     /// The client's declared capabilities.
     capabilities: Value,
+    /// Owner id of the caller (`Caller::hash`): whose tasks it starts.
+    owner: String,
 }
 
 impl Peer {
@@ -174,6 +183,17 @@ impl Peer {
         params: &Map<String, Value>,
         capabilities: Value,
         log_level: Option<&str>,
+    ) -> Self {
+        Self::with_owner(tx, session, params, capabilities, log_level, String::new())
+    }
+
+    fn with_owner(
+        tx: Option<mpsc::UnboundedSender<Out>>,
+        session: Option<String>,
+        params: &Map<String, Value>,
+        capabilities: Value,
+        log_level: Option<&str>,
+        owner: String,
     ) -> Self {
         let progress_token = params
             .get("_meta")
@@ -187,19 +207,21 @@ impl Peer {
             progress_token,
             log_level: log_level.and_then(level_rank),
             capabilities,
+            owner,
         }
     }
 
     /// A `2026-07-28` client: its questions are answered through
     /// `InputRequiredResult` rounds. A `requestState` that was not sealed
     /// by us for this caller and request, or that expired, is `-32602`;
-    /// `inputResponses` must be an object.
+    /// `inputResponses` must be an object. `owner` is the caller's owner id.
     pub fn stateless(
         tx: Option<mpsc::UnboundedSender<Out>>,
         params: &Map<String, Value>,
         capabilities: Value,
         log_level: Option<&str>,
         binding: Binding,
+        owner: &str,
     ) -> Result<Self, RpcError> {
         let invalid = |m: &str| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, m.to_string());
         let (mut answers, resumed) = match params.get("requestState") {
@@ -220,7 +242,7 @@ impl Peer {
             }
             Some(_) => return Err(invalid("inputResponses must be an object")),
         }
-        let mut peer = Self::new(tx, None, params, capabilities, log_level);
+        let mut peer = Self::with_owner(tx, None, params, capabilities, log_level, owner.to_string());
         peer.mode = Mode::Input {
             answers,
             resumed,
@@ -267,7 +289,49 @@ impl Peer {
                 })?;
                 Ok(Asked::InputRequired(input_state::input_required(missing, state)))
             }
+            Mode::Task(handle) => {
+                let asked = questions
+                    .into_iter()
+                    .map(|(k, m, p)| (k.to_string(), json!({"method": m, "params": p})))
+                    .collect();
+                Ok(Asked::Answers(handle.ask(asked).await?))
+            }
         }
+    }
+
+    /// `tasks/get`, `tasks/update` or `tasks/cancel` of this client
+    /// (`2026-07-28` only); `None` for any other method.
+    pub fn task_request(&self, method: &str, params: &Map<String, Value>) -> Option<Result<Value, RpcError>> {
+        match self.mode {
+            Mode::Input { .. } => tasks::dispatch(method, params, &self.owner, &self.capabilities),
+            _ => None,
+        }
+    }
+
+    /// Runs `work` for a tool with task `support`: as a task (answering
+    /// with its `CreateTaskResult`) when this `2026-07-28` request's
+    /// client declared the tasks extension; else inline, or `-32021`
+    /// when the tool only runs as a task. Inside the task the client is
+    /// asked through `tasks/get` and `tasks/update`.
+    pub async fn run_as_task(
+        &self,
+        support: Support,
+        work: impl FnOnce(Peer) -> BoxFuture<'static, Result<Value, RpcError>>,
+    ) -> Result<Value, RpcError> {
+        let stateless = matches!(self.mode, Mode::Input { .. });
+        if stateless && tasks::declared(&self.capabilities) {
+            let mut inner = self.clone();
+            inner.tx = None;
+            inner.progress_token = None;
+            return tasks::spawn(&self.owner, move |handle| {
+                inner.mode = Mode::Task(handle);
+                work(inner)
+            });
+        }
+        if support == Support::Required {
+            return Err(tasks::missing_extension());
+        }
+        work(self.clone()).await
     }
 
     /// A client that can be told nothing and asked nothing (unit tests, JSON-only calls).

@@ -188,11 +188,13 @@ fn has_meta_version(msg: &Message) -> bool {
     matches!(msg, Message::Request { params, .. } if params.get("_meta").and_then(|m| m.get(meta::PROTOCOL_VERSION)).is_some())
 }
 
-/// The parameter a request's `Mcp-Name` repeats: the tool or prompt name, or the resource URI.
+/// The parameter a request's `Mcp-Name` repeats: the tool or prompt name,
+/// the resource URI, or the task id (SEP-2663).
 fn name_key(method: &str) -> Option<&'static str> {
     match method {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     }
 }
@@ -409,7 +411,8 @@ async fn stateless_post(post: Post, msg: Message) -> Result<Response, RpcError> 
         finish: finish_stateless,
     };
     let request = params.clone();
-    let peer = move |tx| Peer::stateless(tx, &request, caps, level.as_deref(), binding);
+    let owner = post.who.caller.hash.clone();
+    let peer = move |tx| Peer::stateless(tx, &request, caps, level.as_deref(), binding, &owner);
     post.answer(id, method, params, peer, rules).await
 }
 

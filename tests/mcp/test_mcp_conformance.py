@@ -38,15 +38,11 @@ NODE = HERE.parent / "oauth" / "idp" / "node_modules" / "node" / "bin" / "node" 
 PKG = HERE.parent / "oauth" / "conformance" / "node_modules" / "@modelcontextprotocol" / "conformance"
 PRELOAD = HERE / "conformance" / "bearer.mjs"
 
-TASKS = "the tasks extension (SEP-2663, not scored by the suite): not implemented yet"
 SUBSCRIBE = "resources/subscribe needs server-sent notifications/resources/updated; /mcp declares subscribe: false"
 # Scenario -> why it fails against /mcp. Nothing else may fail.
 EXPECTED_FAILURES = {
     "resources-subscribe": SUBSCRIBE,
     "resources-unsubscribe": SUBSCRIBE,
-    **{f"tasks-{s}": TASKS for s in (
-        "lifecycle", "capability-negotiation", "wire-fields", "request-state-removal", "mrtr-input", "request-headers",
-        "dispatch-and-envelope", "required-task-error", "mrtr-composition")},
 }
 PASSING = {"SUCCESS", "INFO", "SKIPPED"}
 

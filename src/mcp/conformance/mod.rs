@@ -11,6 +11,7 @@
 
 pub mod prompts;
 pub mod resources;
+mod task_tools;
 pub mod tools;
 
 /// A 1×1 PNG, for image content.

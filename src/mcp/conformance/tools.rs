@@ -14,11 +14,11 @@ use crate::mcp::peer::{Asked, Peer};
 use crate::mcp::protocol::RpcError;
 
 /// Arguments of a call.
-type Args = Map<String, Value>;
+pub(super) type Args = Map<String, Value>;
 
 /// What a fixture does when called: the tool result (or an
 /// `InputRequiredResult`), or a JSON-RPC error.
-type Call = for<'a> fn(&'a Peer, &'a Args) -> BoxFuture<'a, Result<Value, RpcError>>;
+pub(super) type Call = for<'a> fn(&'a Peer, &'a Args) -> BoxFuture<'a, Result<Value, RpcError>>;
 
 /// One fixture tool.
 pub struct Fixture {
@@ -48,12 +48,12 @@ impl Fixture {
 const STEP: Duration = Duration::from_millis(50);
 
 /// A tool result of one text.
-fn text(t: impl Into<String>) -> Value {
+pub(super) fn text(t: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": t.into()}]})
 }
 
 /// No arguments.
-fn no_args() -> Value {
+pub(super) fn no_args() -> Value {
     json!({"type": "object", "properties": {}})
 }
 
@@ -63,7 +63,7 @@ fn one_string(name: &str, what: &str) -> Value {
 }
 
 /// A string argument of a call ("" when absent).
-fn arg<'a>(a: &'a Args, name: &str) -> &'a str {
+pub(super) fn arg<'a>(a: &'a Args, name: &str) -> &'a str {
     a.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -167,7 +167,7 @@ fn enums_form() -> Value {
 }
 
 /// A one-field elicitation form.
-fn ask_field(message: &str, field: &str, kind: &str) -> Value {
+pub(super) fn ask_field(message: &str, field: &str, kind: &str) -> Value {
     json!({"message": message, "requestedSchema": {"type": "object", "properties": {field: {"type": kind}}, "required": [field]}})
 }
 
@@ -186,7 +186,7 @@ pub static TOOLS: Lazy<Vec<Fixture>> = Lazy::new(|| {
         input,
         call,
     };
-    vec![
+    let mut tools = vec![
         fixture(
             "test_simple_text",
             "Returns a simple text.",
@@ -494,7 +494,9 @@ pub static TOOLS: Lazy<Vec<Fixture>> = Lazy::new(|| {
                 asking(p, questions, |r| text(format!("Got {} answers", r.len()))).await
             }),
         ),
-    ]
+    ];
+    tools.extend(super::task_tools::all());
+    tools
 });
 
 /// The fixture tool `name`.
