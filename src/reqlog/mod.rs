@@ -10,6 +10,7 @@ pub mod events;
 pub mod query;
 pub mod record;
 mod redis_log;
+mod resp;
 mod segments;
 pub mod store;
 pub mod writer;

@@ -85,6 +85,22 @@ pub struct Record {
     pub reason: Option<String>,
 }
 
+/// `Some(s)` unless `s` is empty.
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// One field's value as [`Record::each_field`] hands it out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Field<'a> {
+    /// Text, as is.
+    Text(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A float (milliseconds).
+    Float(f64),
+}
+
 /// Fields stored as numbers (the Redis hash keeps strings; these are parsed back).
 const NUMERIC: [&str; 6] = ["ts", "status", "bytes_in", "bytes_out", "upstream_ms", "duration_ms"];
 
@@ -94,40 +110,42 @@ impl Record {
         self.status >= 400 || (self.kind == "oauth" && self.reason.is_some())
     }
 
-    /// The record as flat `(field, text)` pairs for its Redis hash, absent
-    /// fields left out. Written by hand rather than through `serde_json::Value`:
-    /// the writer calls it for every request, and the detour cost a map and
-    /// two strings per field.
-    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let some = |s: &String| (!s.is_empty()).then(|| s.clone());
-        let fields: [(&'static str, Option<String>); 25] = [
-            ("ts", Some(self.ts.to_string())),
-            ("timestamp", Some(self.timestamp.clone())),
-            ("kind", Some(self.kind.clone())),
-            ("request_id", self.request_id.clone()),
-            ("trace_id", self.trace_id.clone()),
-            ("client_ip", Some(self.client_ip.clone())),
-            ("method", some(&self.method)),
-            ("host", Some(self.host.clone())),
-            ("path", some(&self.path)),
-            ("query", self.query.clone()),
-            ("status", Some(self.status.to_string())),
-            ("bytes_in", Some(self.bytes_in.to_string())),
-            ("bytes_out", Some(self.bytes_out.to_string())),
-            ("upstream", self.upstream.clone()),
-            ("upstream_ms", self.upstream_ms.map(|v| v.to_string())),
-            ("duration_ms", Some(self.duration_ms.to_string())),
-            ("route_id", self.route_id.clone()),
-            ("proxy", self.proxy.clone()),
-            ("user", self.user.clone()),
-            ("client_id", self.client_id.clone()),
-            ("scopes", self.scopes.clone()),
-            ("tls_version", self.tls_version.clone()),
-            ("sni", self.sni.clone()),
-            ("event", self.event.clone()),
-            ("reason", self.reason.clone()),
-        ];
-        fields.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+    /// Visits the record's fields as its Redis hash holds them, absent ones
+    /// left out, without building a string per field: the writer encodes
+    /// them straight into its pipeline for every request.
+    pub fn each_field(&self, mut f: impl FnMut(&'static str, Field<'_>)) {
+        let mut text = |name: &'static str, v: Option<&str>| {
+            if let Some(v) = v {
+                f(name, Field::Text(v));
+            }
+        };
+        text("timestamp", Some(&self.timestamp));
+        text("kind", Some(&self.kind));
+        text("request_id", self.request_id.as_deref());
+        text("trace_id", self.trace_id.as_deref());
+        text("client_ip", Some(&self.client_ip));
+        text("method", nonempty(&self.method));
+        text("host", Some(&self.host));
+        text("path", nonempty(&self.path));
+        text("query", self.query.as_deref());
+        text("upstream", self.upstream.as_deref());
+        text("route_id", self.route_id.as_deref());
+        text("proxy", self.proxy.as_deref());
+        text("user", self.user.as_deref());
+        text("client_id", self.client_id.as_deref());
+        text("scopes", self.scopes.as_deref());
+        text("tls_version", self.tls_version.as_deref());
+        text("sni", self.sni.as_deref());
+        text("event", self.event.as_deref());
+        text("reason", self.reason.as_deref());
+        f("ts", Field::Int(self.ts));
+        f("status", Field::Int(i64::from(self.status)));
+        f("bytes_in", Field::Int(i64::try_from(self.bytes_in).unwrap_or(i64::MAX)));
+        f("bytes_out", Field::Int(i64::try_from(self.bytes_out).unwrap_or(i64::MAX)));
+        if let Some(ms) = self.upstream_ms {
+            f("upstream_ms", Field::Float(ms));
+        }
+        f("duration_ms", Field::Float(self.duration_ms));
     }
 
     /// The record from flat pairs; `None` when required fields are missing.
@@ -201,6 +219,20 @@ mod tests {
         assert!(!q.contains("abc123") && !q.contains("x9") && !q.contains("t0k") && !q.contains("shh"));
     }
 
+    /// The flat form as text pairs, as Redis hands the hash back.
+    fn to_fields(r: &Record) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        r.each_field(|k, v| {
+            let text = match v {
+                Field::Text(t) => t.to_string(),
+                Field::Int(n) => n.to_string(),
+                Field::Float(f) => ryu::Buffer::new().format(f).to_string(),
+            };
+            out.push((k, text));
+        });
+        out
+    }
+
     #[test]
     fn a_record_survives_the_flat_hash_form() {
         let r = Record {
@@ -217,7 +249,7 @@ mod tests {
             user: Some("alice".into()),
             ..Record::default()
         };
-        let fields = r.to_fields();
+        let fields = to_fields(&r);
         let back = Record::from_fields(fields.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         assert_eq!(back, r);
         assert!(back.is_error());
@@ -258,12 +290,12 @@ mod tests {
         let serde_json::Value::Object(json) = serde_json::to_value(&r).unwrap() else {
             panic!()
         };
-        let mut flat: Vec<&str> = r.to_fields().into_iter().map(|(k, _)| k).collect();
+        let mut flat: Vec<&str> = to_fields(&r).into_iter().map(|(k, _)| k).collect();
         let mut names: Vec<&str> = json.keys().map(String::as_str).collect();
         flat.sort_unstable();
         names.sort_unstable();
         assert_eq!(flat, names);
-        let fields = r.to_fields();
+        let fields = to_fields(&r);
         assert_eq!(Record::from_fields(fields.iter().map(|(k, v)| (*k, v.as_str()))), Some(r));
     }
 

@@ -22,7 +22,8 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::query::{finish_stats, percentile, rate, Filter, HostStats, HourCount, Page, Stats, StatusFilter};
-use super::record::{truncate, Record};
+use super::record::{truncate, Field, Record};
+use super::resp::{Conn, Pipe};
 use super::store::{hour_of, hour_start, hours_between, LogError, MAX_SCAN};
 use super::writer::rfc3339;
 
@@ -32,7 +33,7 @@ const STREAM: &str = "stream:requests";
 /// instead of the hash's two dozen keeps the entry cheap for Redis to add.
 const STREAM_FIELD: &str = "json";
 /// Durations kept per host and hour for the percentiles.
-pub const LATENCY_SAMPLES: isize = 1024;
+pub const LATENCY_SAMPLES: i64 = 1024;
 /// Requests slower than this (ms) go into `idx:req:slow`.
 const SLOW_MS: f64 = 1000.0;
 /// Keys read per round trip while paging through an index.
@@ -40,61 +41,71 @@ const CHUNK: isize = 200;
 /// Longest key part taken from a request (path, user, client id).
 const MAX_KEY_PART: usize = 256;
 
-/// The request log's Redis connection.
+/// The request log's Redis connections: redis-rs for queries, and the
+/// writer's own pipelined connection (see [`resp`](super::resp)), opened
+/// on the first batch and again after a failure.
 pub struct RedisLog {
     conn: ConnectionManager,
+    url: String,
+    writer: tokio::sync::Mutex<WriteState>,
 }
 
-/// `hour_of` for the records of one batch, which nearly always share an
-/// hour: formatted once per hour instead of once per record.
+/// What the writer keeps between batches: its connection and the
+/// pipeline's buffers.
 #[derive(Default)]
-struct HourCache {
-    start: i64,
-    text: String,
+struct WriteState {
+    conn: Option<Conn>,
+    pipe: Pipe,
 }
 
-impl HourCache {
-    fn of(&mut self, ts: i64) -> &str {
-        let start = hour_start(ts);
-        if self.text.is_empty() || start != self.start {
-            self.start = start;
-            self.text = hour_of(ts);
+/// `req:{ts}:{ip}`, without the formatting machinery (once per record).
+fn record_key(r: &Record) -> String {
+    let mut digits = itoa::Buffer::new();
+    let ts = digits.format(r.ts);
+    let mut key = String::with_capacity(5 + ts.len() + r.client_ip.len());
+    key.push_str("req:");
+    key.push_str(ts);
+    key.push(':');
+    key.push_str(&r.client_ip);
+    key
+}
+
+/// Calls `f` with each index key a record is added to, built in `buf`
+/// (one buffer for the whole batch instead of a string per key).
+fn each_index(r: &Record, buf: &mut String, mut f: impl FnMut(&str)) {
+    let mut emit = |parts: &[&str]| {
+        buf.clear();
+        for p in parts {
+            buf.push_str(p);
         }
-        &self.text
-    }
-}
-
-/// The index keys a record is added to.
-fn index_keys(r: &Record, key_of: &impl Fn(&str) -> String) -> Vec<String> {
-    let mut keys = vec![
-        "idx:req:all".to_string(),
-        format!("idx:req:ip:{}", r.client_ip),
-        format!("idx:req:host:{}", r.host),
-    ];
+        f(buf);
+    };
+    emit(&["idx:req:all"]);
+    emit(&["idx:req:ip:", &r.client_ip]);
+    emit(&["idx:req:host:", &r.host]);
     if r.kind == "oauth" {
-        keys.push("idx:req:oauth".into());
+        emit(&["idx:req:oauth"]);
     } else {
-        keys.push(format!("idx:req:status:{}", r.status));
-        keys.push(format!("idx:req:path:{}:{}", r.method, key_of(&r.path)));
+        emit(&["idx:req:status:", itoa::Buffer::new().format(r.status)]);
+        emit(&["idx:req:path:", &r.method, ":", part(&r.path)]);
     }
     if let Some(u) = &r.user {
-        keys.push(format!("idx:req:user:{}", key_of(u)));
+        emit(&["idx:req:user:", part(u)]);
     }
     if let Some(c) = &r.client_id {
-        keys.push(format!("idx:req:client:{}", key_of(c)));
+        emit(&["idx:req:client:", part(c)]);
     }
     if r.is_error() {
-        keys.push("idx:req:errors".into());
+        emit(&["idx:req:errors"]);
     }
     if r.duration_ms > SLOW_MS {
-        keys.push("idx:req:slow".into());
+        emit(&["idx:req:slow"]);
     }
-    keys
 }
 
 /// A key part cut to [`MAX_KEY_PART`] bytes.
-fn part(s: &str) -> String {
-    truncate(s, MAX_KEY_PART).to_string()
+fn part(s: &str) -> &str {
+    truncate(s, MAX_KEY_PART)
 }
 
 /// The most selective index for a filter (everything else is checked per record).
@@ -129,90 +140,222 @@ fn primary_index(f: &Filter) -> String {
     "idx:req:all".into()
 }
 
+/// Encodes a batch. Per record only the hash, its expiry and the stream
+/// entry (the record's JSON line from `lines`, made once for the access
+/// log too); index members, counts, visitors and latency samples are
+/// grouped by key, one command per key and batch, so Redis does a few
+/// commands per record instead of fifteen.
+fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration, now: i64) {
+    let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now - keep_ms.saturating_mul(1000);
+    let keys: Vec<String> = batch.iter().map(record_key).collect();
+    let mut groups = Groups::default();
+    for (i, (r, line)) in batch.iter().zip(lines).enumerate() {
+        let key = &keys[i];
+        p.cmd("HSET").arg(key);
+        r.each_field(|name, value| {
+            p.arg(name);
+            match value {
+                Field::Text(t) => p.arg(t),
+                Field::Int(n) => p.int(n),
+                Field::Float(f) => p.float(f),
+            };
+        });
+        p.end();
+        p.cmd("PEXPIRE").arg(key).int(keep_ms).end();
+        p.cmd("XADD")
+            .arg(STREAM)
+            .arg("MINID")
+            .arg("~")
+            .int(cutoff / 1000)
+            .arg("*")
+            .arg(STREAM_FIELD)
+            .arg(line)
+            .end();
+        groups.add(i, r);
+    }
+    groups.encode(p, batch, &keys, keep_ms, cutoff);
+    p.cmd("PEXPIRE").arg(STREAM).int(keep_ms).end();
+}
+
+/// A batch's records grouped by index key and by (hour, host). Records in
+/// a batch mostly repeat the one before (same client, host, path), so a
+/// record that would land in the same groups as its predecessor skips the
+/// key building and the lookups.
+#[derive(Default)]
+struct Groups<'a> {
+    /// Index key and the records (positions in the batch) it gains.
+    indexes: Vec<(String, Vec<usize>)>,
+    index_of: HashMap<String, usize>,
+    /// The index groups of the record before.
+    last_indexes: Vec<usize>,
+    last: Option<&'a Record>,
+    hours: Vec<HourHost<'a>>,
+    hour_of: BTreeMap<(i64, &'a str), usize>,
+    /// The hour group of the record before.
+    last_hour: usize,
+    key_buf: String,
+}
+
+/// One host's figures for one hour of the batch.
+struct HourHost<'a> {
+    start: i64,
+    host: &'a str,
+    requests: i64,
+    errors: i64,
+    ips: BTreeSet<&'a str>,
+    durations: Vec<f64>,
+}
+
+/// True when `a` and `b` go into the same indexes.
+fn same_indexes(a: &Record, b: &Record) -> bool {
+    a.client_ip == b.client_ip
+        && a.host == b.host
+        && a.kind == b.kind
+        && a.status == b.status
+        && a.method == b.method
+        && a.path == b.path
+        && a.user == b.user
+        && a.client_id == b.client_id
+        && a.is_error() == b.is_error()
+        && (a.duration_ms > SLOW_MS) == (b.duration_ms > SLOW_MS)
+}
+
+impl<'a> Groups<'a> {
+    fn add(&mut self, i: usize, r: &'a Record) {
+        if !self.last.is_some_and(|l| same_indexes(l, r)) {
+            self.last_indexes.clear();
+            let Groups {
+                indexes,
+                index_of,
+                last_indexes,
+                key_buf,
+                ..
+            } = self;
+            each_index(r, key_buf, |key| {
+                let g = match index_of.get(key) {
+                    Some(&g) => g,
+                    None => {
+                        indexes.push((key.to_string(), Vec::new()));
+                        index_of.insert(key.to_string(), indexes.len() - 1);
+                        indexes.len() - 1
+                    }
+                };
+                last_indexes.push(g);
+            });
+        }
+        for &g in &self.last_indexes {
+            self.indexes[g].1.push(i);
+        }
+        let start = hour_start(r.ts);
+        let same_hour = self.last.is_some_and(|l| hour_start(l.ts) == start && l.host == r.host);
+        if !same_hour {
+            let Groups { hours, hour_of, .. } = self;
+            self.last_hour = *hour_of.entry((start, r.host.as_str())).or_insert_with(|| {
+                hours.push(HourHost {
+                    start,
+                    host: &r.host,
+                    requests: 0,
+                    errors: 0,
+                    ips: BTreeSet::new(),
+                    durations: Vec::new(),
+                });
+                hours.len() - 1
+            });
+        }
+        let h = self.last_hour;
+        let hh = &mut self.hours[h];
+        hh.requests += 1;
+        if r.is_error() {
+            hh.errors += 1;
+        }
+        hh.ips.insert(&r.client_ip);
+        if r.kind == "request" {
+            hh.durations.push(r.duration_ms);
+        }
+        self.last = Some(r);
+    }
+
+    /// The commands of the groups: one `ZADD` per index (and its trim and
+    /// expiry), the hourly counts, visitors and latency samples.
+    fn encode(&self, p: &mut Pipe, batch: &[Record], keys: &[String], keep_ms: i64, cutoff: i64) {
+        let below_cutoff = format!("({cutoff}");
+        for (idx, members) in &self.indexes {
+            p.cmd("ZADD").arg(idx);
+            for &i in members {
+                p.int(batch[i].ts).arg(&keys[i]);
+            }
+            p.end();
+            p.cmd("ZREMRANGEBYSCORE").arg(idx).arg("-inf").arg(&below_cutoff).end();
+            p.cmd("PEXPIRE").arg(idx).int(keep_ms).end();
+        }
+        let stats_ms = keep_ms.saturating_add(3_600_000);
+        let mut hours: BTreeMap<i64, String> = BTreeMap::new();
+        let mut stats_keys: BTreeSet<String> = BTreeSet::new();
+        for hh in &self.hours {
+            let hour = hours.entry(hh.start).or_insert_with(|| hour_of(hh.start));
+            let requests = format!("stats:requests:{hour}");
+            p.cmd("HINCRBY").arg(&requests).arg(hh.host).int(hh.requests).end();
+            stats_keys.insert(requests);
+            if hh.errors > 0 {
+                let key = format!("stats:errors:{hour}");
+                p.cmd("HINCRBY").arg(&key).arg(hh.host).int(hh.errors).end();
+                stats_keys.insert(key);
+            }
+            let key = format!("stats:unique_ips:{}:{hour}", hh.host);
+            p.cmd("PFADD").arg(&key);
+            for ip in &hh.ips {
+                p.arg(ip);
+            }
+            p.end();
+            stats_keys.insert(key);
+            if !hh.durations.is_empty() {
+                // Only the newest samples survive the trim: send no more.
+                let newest = &hh.durations[hh.durations.len().saturating_sub(LATENCY_SAMPLES as usize)..];
+                let key = format!("stats:latency:{}:{hour}", hh.host);
+                p.cmd("RPUSH").arg(&key);
+                for &v in newest {
+                    p.float(v);
+                }
+                p.end();
+                p.cmd("LTRIM").arg(&key).int(-LATENCY_SAMPLES).int(-1).end();
+                stats_keys.insert(key);
+            }
+        }
+        for k in &stats_keys {
+            p.cmd("PEXPIRE").arg(k).int(stats_ms).end();
+        }
+    }
+}
+
 impl RedisLog {
     /// Connects (one multiplexed, self-healing connection).
     pub async fn connect(url: &str) -> Result<RedisLog, LogError> {
         let client = redis::Client::open(url)?;
         let conn = client.get_connection_manager().await?;
-        Ok(RedisLog { conn })
+        Ok(RedisLog {
+            conn,
+            url: url.to_string(),
+            writer: tokio::sync::Mutex::default(),
+        })
     }
 
-    /// Writes a batch in one pipeline. Per record only the hash, its expiry
-    /// and the stream entry (the record's JSON line from `lines`, made once
-    /// for the access log too); index members, counts, visitors and latency
-    /// samples are grouped by key, one command per key and batch, so Redis
-    /// does a few commands per record instead of fifteen.
+    /// Writes a batch in one pipeline on the writer's connection; a failed
+    /// batch drops the connection, and the next batch opens a new one.
     pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
-        let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let stats_ms = keep_ms.saturating_add(3_600_000);
-        let now = chrono::Utc::now().timestamp_micros();
-        let cutoff = now - keep_ms.saturating_mul(1000);
-        let mut p = redis::pipe();
-        let mut members: HashMap<String, Vec<(i64, usize)>> = HashMap::new();
-        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-        let mut visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-        let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        let mut hours = HourCache::default();
-        let keys: Vec<String> = batch.iter().map(|r| format!("req:{}:{}", r.ts, r.client_ip)).collect();
-        for (i, (r, line)) in batch.iter().zip(lines).enumerate() {
-            let key = &keys[i];
-            p.cmd("HSET").arg(key).arg(r.to_fields()).ignore();
-            p.cmd("PEXPIRE").arg(key).arg(keep_ms).ignore();
-            p.cmd("XADD")
-                .arg(STREAM)
-                .arg("MINID")
-                .arg("~")
-                .arg(cutoff / 1000)
-                .arg("*")
-                .arg(STREAM_FIELD)
-                .arg(line)
-                .ignore();
-            for idx in index_keys(r, &part) {
-                members.entry(idx).or_default().push((r.ts, i));
-            }
-            let hour = hours.of(r.ts);
-            *counts.entry((format!("stats:requests:{hour}"), r.host.clone())).or_default() += 1;
-            if r.is_error() {
-                *counts.entry((format!("stats:errors:{hour}"), r.host.clone())).or_default() += 1;
-            }
-            visitors
-                .entry(format!("stats:unique_ips:{}:{hour}", r.host))
-                .or_default()
-                .insert(&r.client_ip);
-            if r.kind == "request" {
-                latencies
-                    .entry(format!("stats:latency:{}:{hour}", r.host))
-                    .or_default()
-                    .push(r.duration_ms);
-            }
+        let mut state = self.writer.lock().await;
+        let WriteState { conn, pipe } = &mut *state;
+        pipe.clear();
+        encode(pipe, batch, lines, retention, chrono::Utc::now().timestamp_micros());
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(Conn::connect(&self.url).await?),
+        };
+        let sent = c.send(pipe).await;
+        if sent.is_err() {
+            *conn = None;
         }
-        for (idx, m) in &members {
-            let scored: Vec<(i64, &str)> = m.iter().map(|(ts, i)| (*ts, keys[*i].as_str())).collect();
-            p.cmd("ZADD").arg(idx).arg(scored).ignore();
-            p.cmd("ZREMRANGEBYSCORE").arg(idx).arg("-inf").arg(format!("({cutoff}")).ignore();
-            p.cmd("PEXPIRE").arg(idx).arg(keep_ms).ignore();
-        }
-        let mut stats_keys: BTreeSet<&str> = BTreeSet::new();
-        for ((key, host), n) in &counts {
-            p.cmd("HINCRBY").arg(key).arg(host).arg(n).ignore();
-            stats_keys.insert(key);
-        }
-        for (key, ips) in &visitors {
-            p.cmd("PFADD").arg(key).arg(ips).ignore();
-            stats_keys.insert(key);
-        }
-        for (key, ms) in &latencies {
-            p.cmd("RPUSH").arg(key).arg(ms).ignore();
-            p.cmd("LTRIM").arg(key).arg(-LATENCY_SAMPLES).arg(-1).ignore();
-            stats_keys.insert(key);
-        }
-        for k in stats_keys {
-            p.cmd("PEXPIRE").arg(k).arg(stats_ms).ignore();
-        }
-        p.cmd("PEXPIRE").arg(STREAM).arg(keep_ms).ignore();
-        let mut conn = self.conn.clone();
-        p.query_async::<()>(&mut conn).await?;
-        Ok(())
+        sent
     }
 
     /// Pages through the primary index, newest first, checking each record.

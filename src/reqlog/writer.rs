@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -125,8 +126,57 @@ fn host_of(raw: &str) -> String {
     }
 }
 
+/// Texts the writer would otherwise format for every record, kept from
+/// the record before: in a batch most records share the second of their
+/// timestamp, the client and the upstream.
+#[derive(Default)]
+struct Recent {
+    second: Option<i64>,
+    /// RFC 3339 of `second` up to and including the decimal point.
+    prefix: String,
+    ip: Option<(IpAddr, String)>,
+    upstream: Option<(SocketAddr, String)>,
+}
+
+impl Recent {
+    /// [`rfc3339`] of `ts`, formatting the date and time once per second.
+    fn timestamp(&mut self, ts: i64) -> String {
+        let second = ts.div_euclid(1_000_000);
+        if self.second != Some(second) {
+            let full = rfc3339(second * 1_000_000);
+            self.prefix = full[..full.len() - "000000Z".len()].to_string();
+            self.second = Some(second);
+        }
+        let mut digits = [b'0'; 6];
+        let mut micros = ts.rem_euclid(1_000_000);
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        let mut out = String::with_capacity(self.prefix.len() + 7);
+        out.push_str(&self.prefix);
+        out.extend(digits.iter().map(|&d| char::from(d)));
+        out.push('Z');
+        out
+    }
+
+    fn ip(&mut self, ip: IpAddr) -> String {
+        match &self.ip {
+            Some((last, text)) if *last == ip => text.clone(),
+            _ => self.ip.insert((ip, ip.to_string())).1.clone(),
+        }
+    }
+
+    fn upstream(&mut self, addr: SocketAddr) -> String {
+        match &self.upstream {
+            Some((last, text)) if *last == addr => text.clone(),
+            _ => self.upstream.insert((addr, addr.to_string())).1.clone(),
+        }
+    }
+}
+
 /// Builds the stored record of a finished request (off the request path).
-fn record_of(f: Finished) -> Record {
+fn record_of(f: Finished, recent: &mut Recent) -> Record {
     let host = match (&f.entry, &f.raw_host) {
         (Some(e), _) => e.proxy.hostname.clone(),
         (None, Some(h)) => host_of(&String::from_utf8_lossy(h.as_bytes())),
@@ -135,18 +185,18 @@ fn record_of(f: Finished) -> Record {
     let claims = f.identity.as_ref().map(|i| &i.claims);
     Record {
         ts: f.ts,
-        timestamp: rfc3339(f.ts),
+        timestamp: recent.timestamp(f.ts),
         kind: "request".into(),
         request_id: f.request_id.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         trace_id: f.trace_id.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        client_ip: f.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        client_ip: f.client_ip.map(|ip| recent.ip(ip)).unwrap_or_default(),
         method: f.method.as_str().to_string(),
         path: truncate(f.uri.path(), MAX_TEXT).to_string(),
         query: f.uri.query().map(redact_query),
         status: f.status,
         bytes_in: f.bytes_in,
         bytes_out: f.bytes_out,
-        upstream: f.upstream.map(|a| a.to_string()),
+        upstream: f.upstream.map(|a| recent.upstream(a)),
         upstream_ms: f.upstream_took.map(millis),
         duration_ms: millis(f.took),
         route_id: f.route.map(|r| r.route.route_id.clone()),
@@ -191,8 +241,21 @@ impl RequestLogService {
 /// `Record` (strings, numbers, options) cannot fail; the empty default only
 /// keeps the lines aligned with the batch by index.
 fn json_lines(batch: &[Record]) -> Vec<String> {
-    batch.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect()
+    batch
+        .iter()
+        .map(|r| {
+            let mut line = Vec::with_capacity(LINE_CAPACITY);
+            serde_json::to_writer(&mut line, r)
+                .ok()
+                .and_then(|()| String::from_utf8(line).ok())
+                .unwrap_or_default()
+        })
+        .collect()
 }
+
+/// Room for a typical access log line from the start, so serialising does
+/// not grow the buffer step by step.
+const LINE_CAPACITY: usize = 640;
 
 /// Prints the access log lines of a batch with one write.
 fn print_access_log(lines: &[String]) {
@@ -240,6 +303,7 @@ impl BackgroundService for RequestLogService {
         let mut tick = tokio::time::interval(BATCH_WINDOW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut items = Vec::with_capacity(MAX_BATCH);
+        let mut recent = Recent::default();
         let mut last_failure_logged: Option<std::time::Instant> = None;
         loop {
             let stopping = tokio::select! {
@@ -260,7 +324,7 @@ impl BackgroundService for RequestLogService {
                 let batch: Vec<Record> = items
                     .drain(..)
                     .map(|i| match i {
-                        Item::Request(f) => record_of(*f),
+                        Item::Request(f) => record_of(*f, &mut recent),
                         Item::Event(r) => *r,
                     })
                     .collect();
@@ -291,5 +355,34 @@ impl BackgroundService for RequestLogService {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_texts_equal_the_formatted_ones() {
+        let mut recent = Recent::default();
+        for ts in [
+            1_765_000_000_000_000,
+            1_765_000_000_000_001,
+            1_765_000_000_999_999,
+            1_765_000_001_000_000,
+            1_765_000_000_123_456,
+        ] {
+            assert_eq!(recent.timestamp(ts), rfc3339(ts), "{ts}");
+        }
+        let (a, b): (IpAddr, IpAddr) = ("203.0.113.7".parse().unwrap(), "::1".parse().unwrap());
+        assert_eq!(
+            (recent.ip(a), recent.ip(a), recent.ip(b)),
+            (a.to_string(), a.to_string(), b.to_string())
+        );
+        let (u, v): (SocketAddr, SocketAddr) = ("127.0.0.1:80".parse().unwrap(), "[::1]:8080".parse().unwrap());
+        assert_eq!(
+            (recent.upstream(u), recent.upstream(v), recent.upstream(v)),
+            (u.to_string(), v.to_string(), v.to_string())
+        );
     }
 }
