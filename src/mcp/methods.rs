@@ -35,12 +35,14 @@ protected resources and tokens. Read tools need the mcp scope; tools that change
 (or an API token, which keeps its ownership rules).";
 
 /// The capabilities of a revision: the dated ones also take
-/// `logging/setLevel`, `2026-07-28` has the tasks extension. No `subscribe` and no `listChanged`: this server
-/// sends nothing unasked (there is no server-to-client stream).
+/// `logging/setLevel` and resource subscriptions (updates arrive on the
+/// session's GET stream, `listen`); `2026-07-28` has the tasks extension
+/// and no subscriptions (it would need `subscriptions/listen`). No
+/// `listChanged`: lists are not watched.
 pub fn capabilities(version: &str) -> Value {
     let mut c = json!({
         "tools": {"listChanged": false},
-        "resources": {"listChanged": false, "subscribe": false},
+        "resources": {"listChanged": false, "subscribe": version != STATELESS},
         "prompts": {"listChanged": false},
         "completions": {},
     });
@@ -96,10 +98,7 @@ pub async fn dispatch(
                 .get("uri")
                 .and_then(Value::as_str)
                 .ok_or_else(|| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, "resources/read needs params.uri").with_id(id))?;
-            match conformance::resources::read(uri).filter(|_| fixtures) {
-                Some(fixture) => fixture,
-                None => resources::read(m, caller, uri, version).await.map_err(|e| e.with_id(id))?,
-            }
+            read_resource(m, caller, uri, version).await.map_err(|e| e.with_id(id))?
         }
         "prompts/list" if fixtures => with_fixtures(prompts::list(), "prompts", conformance::prompts::list()),
         "prompts/list" => prompts::list(),
@@ -134,6 +133,15 @@ pub async fn dispatch(
         },
     };
     Ok(Some(result))
+}
+
+/// `resources/read` of `uri` for `caller` in `version` (a conformance
+/// fixture when they are on).
+pub async fn read_resource(m: &Manager, caller: &crate::manage::Caller, uri: &str, version: &str) -> Result<Value, RpcError> {
+    match conformance::resources::read(uri).filter(|_| m.config.mcp_conformance_fixtures) {
+        Some(fixture) => Ok(fixture),
+        None => resources::read(m, caller, uri, version).await,
+    }
 }
 
 /// The `initialize` result for the negotiated `version`.

@@ -12,6 +12,7 @@
 mod access;
 mod conformance;
 mod input_state;
+mod listen;
 mod methods;
 mod oauth_tools;
 mod param_headers;
@@ -52,6 +53,12 @@ pub fn routes(api: Api) -> Api {
                 .body::<JsonRpcRequest>()
                 .ok_or_stream::<JsonRpcResponse>(StatusCode::OK)
                 .empty(StatusCode::ACCEPTED),
+        )
+        .get(
+            listen::get,
+            Op::new("A session's stream of notifications/resources/updated for its subscriptions (SSE)")
+                .json_rpc::<JsonRpcResponse>()
+                .ok_media(StatusCode::OK, "text/event-stream"),
         )
         .delete(
             transport::delete,

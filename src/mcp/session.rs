@@ -34,7 +34,15 @@ pub struct Session {
     /// `logging/setLevel`; no log notifications before it asks.
     #[serde(default)]
     pub log_level: Option<String>,
+    /// Resource URIs the client subscribed to (`resources/subscribe`),
+    /// at most [`MAX_SUBSCRIPTIONS`].
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
 }
+
+/// Most resources one session watches: each is read again every poll of
+/// its GET stream.
+pub const MAX_SUBSCRIPTIONS: usize = 32;
 
 /// A fresh, unguessable session id.
 fn new_id() -> String {
@@ -57,11 +65,24 @@ pub async fn open(store: &dyn Store, s: &Session) -> ManageResult<String> {
 /// another idle period; `None` otherwise (unknown, expired, malformed or
 /// another caller's).
 pub async fn resume(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<Session>> {
+    let Some((raw, s)) = read(store, id, owner).await? else {
+        return Ok(None);
+    };
+    store.kv_set(&keys::mcp_session(id), &raw, Some(IDLE_SECS)).await?;
+    Ok(Some(s))
+}
+
+/// The session `id` of `owner` as [`resume`] finds it, without renewing it
+/// (the GET stream looks every few seconds; only requests keep a session).
+pub async fn peek(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<Session>> {
+    Ok(read(store, id, owner).await?.map(|(_, s)| s))
+}
+
+async fn read(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<(String, Session)>> {
     if !valid_id(id) {
         return Ok(None);
     }
-    let key = keys::mcp_session(id);
-    let Some(raw) = store.kv_get(&key).await? else {
+    let Some(raw) = store.kv_get(&keys::mcp_session(id)).await? else {
         return Ok(None);
     };
     let Ok(s) = serde_json::from_str::<Session>(&raw) else {
@@ -70,8 +91,7 @@ pub async fn resume(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Op
     if !constant_time_eq(&s.owner, owner) {
         return Ok(None);
     }
-    store.kv_set(&key, &raw, Some(IDLE_SECS)).await?;
-    Ok(Some(s))
+    Ok(Some((raw, s)))
 }
 
 /// Stores a changed session `id` (its log level), renewing its idle period.

@@ -2,9 +2,8 @@
 //! (or one SSE event, as `Accept` allows), or an SSE stream when the
 //! handler sends notifications or asks the client something before its
 //! result (`reply`); the client's answers to such questions arrive as
-//! later POSTs of the session. `DELETE` ends a session. `GET` (a
-//! server-to-client stream outside any request) is not routed, so it is a
-//! 405 as the transport allows.
+//! later POSTs of the session. `DELETE` ends a session; `GET` opens its
+//! stream of resource updates (`listen`).
 //!
 //! Checks run in this order: Host and browser Origin (403), `Accept` and
 //! `Content-Type`, the bearer token (401/403), the JSON-RPC body,
@@ -34,7 +33,7 @@ use crate::admin::AppState;
 /// Largest message read: tool arguments are small objects.
 const MAX_BODY: usize = 1024 * 1024;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
@@ -62,7 +61,7 @@ fn format(headers: &HeaderMap) -> Result<(Format, bool), RpcError> {
 }
 
 /// A header's value, trimmed (`None` when absent or not text).
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(super) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
@@ -243,6 +242,7 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
                 client: params.get("clientInfo").cloned(),
                 capabilities: params.get("capabilities").filter(|c| c.is_object()).cloned(),
                 log_level: None,
+                subscriptions: Vec::new(),
             };
             let sid = session::open(m.store.as_ref(), &opened).await.map_err(|e| store_error(e, id))?;
             let body = protocol::result(id, methods::initialize_result(negotiated));
@@ -306,6 +306,18 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
         "initialize" => {
             return Err(RpcError::bad(code::INVALID_REQUEST, "this session is already initialized").with_id(&id));
         }
+        "resources/subscribe" | "resources/unsubscribe" => {
+            let body = match subscription(m, who, &mut sess, &method, &params).await {
+                Ok(()) => {
+                    session::save(m.store.as_ref(), &sid, &sess)
+                        .await
+                        .map_err(|e| store_error(e, &id))?;
+                    protocol::result(&id, json!({}))
+                }
+                Err(e) => e.with_id(&id).body(),
+            };
+            return Ok(respond(fmt, StatusCode::OK, body, None));
+        }
         _ => {}
     }
     let caps = sess.capabilities.clone().unwrap_or_else(|| json!({}));
@@ -327,6 +339,34 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
     post.answer(id, method, params, peer, rules).await
 }
 
+/// `resources/subscribe` (a URI the caller may read, at most
+/// [`session::MAX_SUBSCRIPTIONS`]) or `resources/unsubscribe` on `sess`.
+async fn subscription(
+    m: &crate::manage::Manager,
+    who: &McpCaller,
+    sess: &mut Session,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(), RpcError> {
+    let invalid = |msg: String| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, msg);
+    let uri = params
+        .get("uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("{method} needs params.uri")))?;
+    if method == "resources/unsubscribe" {
+        sess.subscriptions.retain(|u| u != uri);
+        return Ok(());
+    }
+    methods::read_resource(m, &who.caller, uri, &sess.version).await?;
+    if !sess.subscriptions.iter().any(|u| u == uri) {
+        if sess.subscriptions.len() >= session::MAX_SUBSCRIPTIONS {
+            return Err(invalid(format!("at most {} subscriptions per session", session::MAX_SUBSCRIPTIONS)));
+        }
+        sess.subscriptions.push(uri.to_string());
+    }
+    Ok(())
+}
+
 fn request_id(msg: &Message) -> &Value {
     match msg {
         Message::Request { id, .. } => id,
@@ -334,7 +374,7 @@ fn request_id(msg: &Message) -> &Value {
     }
 }
 
-fn store_error(e: crate::manage::ManageError, id: &Value) -> RpcError {
+pub(super) fn store_error(e: crate::manage::ManageError, id: &Value) -> RpcError {
     tracing::error!(error = %e, "store failure in /mcp");
     RpcError::new(StatusCode::SERVICE_UNAVAILABLE, -32603, "the store is unavailable, try again").with_id(id)
 }

@@ -121,7 +121,7 @@ def test_dated_revisions_say_resource_not_found_with_their_code(portcullis):
             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
     r = httpx.post(url, json=init, headers=headers, timeout=10)
     caps = r.json()["result"]["capabilities"]
-    assert {"resources", "prompts", "completions", "logging", "tools"} <= set(caps) and caps["resources"]["subscribe"] is False, caps
+    assert {"resources", "prompts", "completions", "logging", "tools"} <= set(caps) and caps["resources"]["subscribe"] is True, caps
     session = {**headers, "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
     body = {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "portcullis://proxies/none.test"}}
     r = httpx.post(url, json=body, headers=session, timeout=10)
@@ -142,3 +142,45 @@ def test_no_conformance_fixture_is_listed_by_default(portcullis, owners):
     assert err["code"] == -32602 and "unknown tool" in err["message"], err
     err = rpc(portcullis, token, "prompts/get", {"name": "test_simple_prompt"}, "test_simple_prompt")["error"]
     assert err["code"] == -32602, err
+
+
+def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, owners):
+    """resources/subscribe in a dated-revision session, then GET /mcp: a change
+    of the resource (through REST) arrives as notifications/resources/updated;
+    a resource the caller may not read cannot be subscribed to."""
+    token, _, other = owners
+    auth = {"Authorization": f"Bearer {token}"}
+    host = f"sub-{secrets.token_hex(4)}.test"
+    r = httpx.post(f"{portcullis.issuer}/api/v1/proxy/targets/", headers=auth,
+                   json={"hostname": host, "target_url": "http://192.0.2.40:8080", "enable_https": False}, timeout=10)
+    assert r.status_code == 201, r.text
+    url = f"{portcullis.issuer}/mcp"
+    base = {**auth, "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    r = httpx.post(url, json=init, headers=base, timeout=10)
+    assert r.json()["result"]["capabilities"]["resources"]["subscribe"] is True, r.text
+    sess = {**base, "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
+
+    def call(i: int, method: str, params: dict) -> dict:
+        return httpx.post(url, json={"jsonrpc": "2.0", "id": i, "method": method, "params": params}, headers=sess, timeout=10).json()
+
+    uri = f"portcullis://proxies/{host}"
+    err = call(2, "resources/subscribe", {"uri": f"portcullis://proxies/{other}"})["error"]
+    assert err["code"] == -32002 and err["data"] == {"uri": f"portcullis://proxies/{other}"}, err
+    assert call(3, "resources/subscribe", {"uri": uri})["result"] == {}
+    r = httpx.get(url, headers={**auth, "Accept": "text/event-stream"}, timeout=10)
+    assert r.status_code == 405 and r.json()["error"]["code"] == -32600, r.text  # no session, no stream
+    with httpx.stream("GET", url, headers={**sess, "Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=30)) as stream:
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+        r = httpx.put(f"{portcullis.issuer}/api/v1/proxy/targets/{host}", headers=auth,
+                      json={"target_url": "http://192.0.2.41:8080"}, timeout=10)
+        assert r.status_code == 200, r.text
+        seen = []
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:]))
+                if seen[-1].get("method") == "notifications/resources/updated":
+                    break
+        assert seen and seen[-1]["params"] == {"uri": uri}, seen
+    assert call(4, "resources/unsubscribe", {"uri": uri})["result"] == {}
