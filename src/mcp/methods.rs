@@ -62,10 +62,9 @@ fn with_fixtures(mut list: Value, key: &str, extra: Vec<Value>) -> Value {
     list
 }
 
-/// Answers the request `method` of a session or stateless request in
-/// `version` for the client `peer`; `None` when this server has no such
-/// method (the caller says so in its revision's way).
-#[allow(clippy::too_many_arguments)]
+/// Answers the request `method` of a session or stateless request for the
+/// client `peer` (which knows its revision); `None` when this server has no
+/// such method (the caller says so in its revision's way).
 pub async fn dispatch(
     m: &Manager,
     who: &McpCaller,
@@ -73,14 +72,14 @@ pub async fn dispatch(
     id: &Value,
     method: &str,
     params: &Map<String, Value>,
-    version: &str,
     peer: &Peer,
 ) -> Result<Option<Value>, RpcError> {
     let caller = &who.caller;
+    let version = peer.version();
     let fixtures = m.config.mcp_conformance_fixtures;
     let result = match method {
         "tools/list" => list_tools(fixtures),
-        "tools/call" => call_tool(m, who, headers, id, params, version, peer).await?,
+        "tools/call" => call_tool(m, who, headers, id, params, peer).await?,
         "resources/list" => {
             let list = resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?;
             if fixtures {
@@ -184,7 +183,6 @@ pub async fn call_tool(
     headers: &HeaderMap,
     id: &Value,
     params: &Map<String, Value>,
-    version: &str,
     peer: &Peer,
 ) -> Result<Value, RpcError> {
     let name = params
@@ -197,7 +195,7 @@ pub async fn call_tool(
         Some(_) => return Err(RpcError::bad(code::INVALID_PARAMS, "params.arguments must be an object").with_id(id)),
     };
     // Mcp-Param-* headers are a 2026-07-28 feature; older clients send none
-    let param_headers = |schema: &Value| match version {
+    let param_headers = |schema: &Value| match peer.version() {
         STATELESS => param_headers::check(schema, &args, headers).map_err(|e| e.with_id(id)),
         _ => Ok(()),
     };

@@ -172,28 +172,21 @@ pub struct Peer {
     capabilities: Value,
     /// Owner id of the caller (`Caller::hash`): whose tasks it starts.
     owner: String,
+    /// The revision the client speaks.
+    version: String,
 }
 
 impl Peer {
-    /// The client of a request with `params`, its capabilities and log
-    /// level, talking over `tx` (if it accepts a stream) in `session`.
+    /// The client of a request with `params` in `session` of revision
+    /// `version`, with its capabilities and log level, talking over `tx`
+    /// (if it accepts a stream).
     pub fn new(
         tx: Option<mpsc::UnboundedSender<Out>>,
         session: Option<String>,
         params: &Map<String, Value>,
         capabilities: Value,
         log_level: Option<&str>,
-    ) -> Self {
-        Self::with_owner(tx, session, params, capabilities, log_level, String::new())
-    }
-
-    fn with_owner(
-        tx: Option<mpsc::UnboundedSender<Out>>,
-        session: Option<String>,
-        params: &Map<String, Value>,
-        capabilities: Value,
-        log_level: Option<&str>,
-        owner: String,
+        version: &str,
     ) -> Self {
         let progress_token = params
             .get("_meta")
@@ -207,8 +200,14 @@ impl Peer {
             progress_token,
             log_level: log_level.and_then(level_rank),
             capabilities,
-            owner,
+            owner: String::new(),
+            version: version.to_string(),
         }
+    }
+
+    /// The revision the client speaks.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// A `2026-07-28` client: its questions are answered through
@@ -242,7 +241,8 @@ impl Peer {
             }
             Some(_) => return Err(invalid("inputResponses must be an object")),
         }
-        let mut peer = Self::with_owner(tx, None, params, capabilities, log_level, owner.to_string());
+        let mut peer = Self::new(tx, None, params, capabilities, log_level, super::protocol::STATELESS);
+        peer.owner = owner.to_string();
         peer.mode = Mode::Input {
             answers,
             resumed,
@@ -337,7 +337,7 @@ impl Peer {
     /// A client that can be told nothing and asked nothing (unit tests, JSON-only calls).
     #[cfg(test)]
     pub fn silent() -> Self {
-        Self::new(None, None, &Map::new(), json!({}), None)
+        Self::new(None, None, &Map::new(), json!({}), None, "2025-11-25")
     }
 
     /// True when the client declared `capability`.
@@ -422,7 +422,7 @@ mod tests {
     fn streamed(caps: Value, level: Option<&str>, params: Value) -> (Peer, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let params = params.as_object().cloned().unwrap_or_default();
-        (Peer::new(Some(tx), Some("s1".into()), &params, caps, level), rx)
+        (Peer::new(Some(tx), Some("s1".into()), &params, caps, level, "2025-11-25"), rx)
     }
 
     fn sent(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Value> {
@@ -482,7 +482,7 @@ mod tests {
             p.ask("elicitation/create", json!({})).await,
             Err(AskError::Capability("elicitation"))
         ));
-        let p = Peer::new(None, None, &Map::new(), json!({"roots": {}}), None);
+        let p = Peer::new(None, None, &Map::new(), json!({"roots": {}}), None, "2025-11-25");
         assert!(matches!(p.ask("roots/list", json!({})).await, Err(AskError::NoStream)));
         assert_eq!(
             missing_capability("sampling").body()["error"]["data"]["requiredCapabilities"],

@@ -132,8 +132,6 @@ async fn handle_post(s: Arc<AppState>, req: Request) -> Result<Response, RpcErro
 
 /// How a revision answers beyond the methods' results.
 struct Rules {
-    /// The revision.
-    version: String,
     /// Its answer to a method we do not have.
     not_found: fn(&str) -> RpcError,
     /// What it adds to a result.
@@ -150,8 +148,8 @@ struct Post {
 }
 
 impl Post {
-    /// Answers request `id` with `method`'s result in `rules`' revision,
-    /// through the client `peer` (built once the response stream exists).
+    /// Answers request `id` with `method`'s result through the client
+    /// `peer` (built once the response stream exists), as `rules` say.
     async fn answer(
         self,
         id: Value,
@@ -173,7 +171,7 @@ impl Post {
             async move {
                 let peer = peer?;
                 let m = &state.manager;
-                match methods::dispatch(m, &who, &headers, &id, &method, &params, &rules.version, &peer).await? {
+                match methods::dispatch(m, &who, &headers, &id, &method, &params, &peer).await? {
                     Some(result) => Ok((rules.finish)(&method, result)),
                     None => Err((rules.not_found)(&method).with_id(&id)),
                 }
@@ -322,9 +320,8 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
     }
     let caps = sess.capabilities.clone().unwrap_or_else(|| json!({}));
     let level = sess.log_level.clone();
-    let version = sess.version.clone();
+    let rules_version = sess.version.clone();
     let rules = Rules {
-        version,
         not_found: |method| {
             RpcError::new(
                 StatusCode::OK,
@@ -335,7 +332,7 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
         finish: |_, result| result,
     };
     let request = params.clone();
-    let peer = move |tx| Ok(Peer::new(tx, Some(sid), &request, caps, level.as_deref()));
+    let peer = move |tx| Ok(Peer::new(tx, Some(sid), &request, caps, level.as_deref(), &rules_version));
     post.answer(id, method, params, peer, rules).await
 }
 
@@ -440,7 +437,6 @@ async fn stateless_post(post: Post, msg: Message) -> Result<Response, RpcError> 
         .unwrap_or_default();
     let binding = Binding::new(post.state.manager.sealer.clone(), &post.who.caller.hash, &method, target);
     let rules = Rules {
-        version: STATELESS.to_string(),
         not_found: |method| {
             RpcError::new(
                 StatusCode::NOT_FOUND,

@@ -9,6 +9,14 @@
 //! server-to-client requests, `InputRequiredResult`) is the endpoint's own
 //! and lives beside the transport.
 
+/// A fixture's boxed behaviour from an async block.
+macro_rules! call {
+    (|$p:ident, $a:ident| $body:expr) => {
+        |$p, $a| Box::pin(async move { $body })
+    };
+}
+
+mod asking_tools;
 pub mod prompts;
 pub mod resources;
 mod task_tools;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::tools::{arg, ask_field, no_args, text, Args, Fixture};
+use super::asking_tools::ask_field;
+use super::tools::{arg, no_args, text, Args, Fixture};
 use crate::mcp::peer::{Asked, Peer};
 use crate::mcp::protocol::{code, RpcError};
 use crate::mcp::tasks::Support;
