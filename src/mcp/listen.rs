@@ -1,6 +1,8 @@
 //! `GET /mcp`: a session's own SSE stream, outside any request, carrying
 //! `notifications/resources/updated` for the resources the session
-//! subscribed to. The stream looks every [`POLL`] at the session in the
+//! subscribed to and `notifications/resources/list_changed` when the
+//! caller's resource list gained or lost an entry (looked at every
+//! [`LIST_EVERY`] polls). The stream looks every [`POLL`] at the session in the
 //! store (so a subscription made through any instance counts, and a
 //! closed session ends the stream) and reads each subscribed resource as
 //! the caller would (so it sees only what the caller may read); a change
@@ -32,6 +34,10 @@ use crate::admin::AppState;
 
 /// How often the stream looks for changes.
 const POLL: Duration = Duration::from_secs(2);
+
+/// The resource list is compared every this many polls (it lists every
+/// proxy and certificate of the caller, so less often than subscriptions).
+const LIST_EVERY: u32 = 3;
 
 /// A comment line this often keeps proxies from closing an idle stream
 /// (and finds a client that went away).
@@ -87,6 +93,8 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
         who,
         sid,
         seen: HashMap::new(),
+        list: None,
+        polls: 0,
         quiet: 0,
     };
     // what the subscribed resources hold now: changes from here on are updates
@@ -120,6 +128,10 @@ struct Watch {
     sid: String,
     /// A digest of each subscribed resource's contents at the last look.
     seen: HashMap<String, u64>,
+    /// A digest of the resource list's URIs at the last look.
+    list: Option<u64>,
+    /// Looks so far.
+    polls: u32,
     /// Looks since the stream last sent something.
     quiet: u32,
 }
@@ -133,13 +145,7 @@ impl Watch {
             let updated = self.look().await?;
             if !updated.is_empty() {
                 self.quiet = 0;
-                let events: String = updated
-                    .iter()
-                    .map(|uri| {
-                        let n = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}});
-                        format!("event: message\ndata: {n}\n\n")
-                    })
-                    .collect();
+                let events: String = updated.iter().map(|n| format!("event: message\ndata: {n}\n\n")).collect();
                 return Some(Bytes::from(events));
             }
             self.quiet += 1;
@@ -150,9 +156,10 @@ impl Watch {
         }
     }
 
-    /// The subscribed URIs whose contents changed since the last look
-    /// (a new subscription is only recorded); `None` when the session ended.
-    async fn look(&mut self) -> Option<Vec<String>> {
+    /// The notifications due since the last look: subscribed resources
+    /// whose contents changed (a new subscription is only recorded) and a
+    /// changed resource list; `None` when the session ended.
+    async fn look(&mut self) -> Option<Vec<Value>> {
         let m = &self.state.manager;
         let sess = match session::peek(m.store.as_ref(), &self.sid, &self.who.caller.hash).await {
             Ok(Some(s)) => s,
@@ -160,18 +167,37 @@ impl Watch {
             // the store is away: look again next time
             Err(_) => return Some(Vec::new()),
         };
+        let notice = |method: &str, params: Value| json!({"jsonrpc": "2.0", "method": method, "params": params});
         self.seen.retain(|uri, _| sess.subscriptions.contains(uri));
-        let mut updated = Vec::new();
+        let mut due = Vec::new();
         for uri in &sess.subscriptions {
             // a resource that can no longer be read has changed too
             let contents = methods::read_resource(m, &self.who.caller, uri, &sess.version).await.ok();
-            let mut h = DefaultHasher::new();
-            contents.map(|c| c.to_string()).hash(&mut h);
-            let digest = h.finish();
+            let digest = digest(&contents.map(|c| c.to_string()));
             if self.seen.insert(uri.clone(), digest).is_some_and(|before| before != digest) {
-                updated.push(uri.clone());
+                due.push(notice("notifications/resources/updated", json!({"uri": uri})));
             }
         }
-        Some(updated)
+        if self.polls.is_multiple_of(LIST_EVERY) {
+            if let Ok(list) = methods::list_resources(m, &self.who.caller).await {
+                let uris: Vec<&str> = list["resources"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|r| r["uri"].as_str()).collect())
+                    .unwrap_or_default();
+                let now = digest(&uris);
+                if self.list.replace(now).is_some_and(|before| before != now) {
+                    due.push(notice("notifications/resources/list_changed", json!({})));
+                }
+            }
+        }
+        self.polls = self.polls.wrapping_add(1);
+        Some(due)
     }
+}
+
+/// A digest of `v` for telling whether it changed.
+fn digest(v: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }

@@ -35,14 +35,15 @@ protected resources and tokens. Read tools need the mcp scope; tools that change
 (or an API token, which keeps its ownership rules).";
 
 /// The capabilities of a revision: the dated ones also take
-/// `logging/setLevel` and resource subscriptions (updates arrive on the
-/// session's GET stream, `listen`); `2026-07-28` has the tasks extension
-/// and no subscriptions (it would need `subscriptions/listen`). No
-/// `listChanged`: lists are not watched.
+/// `logging/setLevel`, resource subscriptions and a changed resource list
+/// (both announced on the session's GET stream, `listen`); `2026-07-28`
+/// has the tasks extension and neither (they would need
+/// `subscriptions/listen`). Tools and prompts are fixed: no `listChanged`.
 pub fn capabilities(version: &str) -> Value {
+    let dated = version != STATELESS;
     let mut c = json!({
         "tools": {"listChanged": false},
-        "resources": {"listChanged": false, "subscribe": version != STATELESS},
+        "resources": {"listChanged": dated, "subscribe": dated},
         "prompts": {"listChanged": false},
         "completions": {},
     });
@@ -80,14 +81,7 @@ pub async fn dispatch(
     let result = match method {
         "tools/list" => list_tools(fixtures),
         "tools/call" => call_tool(m, who, headers, id, params, peer).await?,
-        "resources/list" => {
-            let list = resources::list(m, caller).await.map_err(|e| resources::internal(&e).with_id(id))?;
-            if fixtures {
-                with_fixtures(list, "resources", conformance::resources::list())
-            } else {
-                list
-            }
-        }
+        "resources/list" => list_resources(m, caller).await.map_err(|e| e.with_id(id))?,
         "resources/templates/list" if fixtures => {
             with_fixtures(resources::templates(), "resourceTemplates", conformance::resources::templates())
         }
@@ -132,6 +126,15 @@ pub async fn dispatch(
         },
     };
     Ok(Some(result))
+}
+
+/// `resources/list` for `caller` (with the conformance fixtures when they are on).
+pub async fn list_resources(m: &Manager, caller: &crate::manage::Caller) -> Result<Value, RpcError> {
+    let list = resources::list(m, caller).await.map_err(|e| resources::internal(&e))?;
+    Ok(match m.config.mcp_conformance_fixtures {
+        true => with_fixtures(list, "resources", conformance::resources::list()),
+        false => list,
+    })
 }
 
 /// `resources/read` of `uri` for `caller` in `version` (a conformance

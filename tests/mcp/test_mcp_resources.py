@@ -146,8 +146,9 @@ def test_no_conformance_fixture_is_listed_by_default(portcullis, owners):
 
 def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, owners):
     """resources/subscribe in a dated-revision session, then GET /mcp: a change
-    of the resource (through REST) arrives as notifications/resources/updated;
-    a resource the caller may not read cannot be subscribed to."""
+    of the resource (through REST) arrives as notifications/resources/updated,
+    a new proxy as notifications/resources/list_changed; a resource the
+    caller may not read cannot be subscribed to."""
     token, _, other = owners
     auth = {"Authorization": f"Bearer {token}"}
     host = f"sub-{secrets.token_hex(4)}.test"
@@ -159,7 +160,7 @@ def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, o
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
     r = httpx.post(url, json=init, headers=base, timeout=10)
-    assert r.json()["result"]["capabilities"]["resources"]["subscribe"] is True, r.text
+    assert r.json()["result"]["capabilities"]["resources"] == {"subscribe": True, "listChanged": True}, r.text
     sess = {**base, "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
 
     def call(i: int, method: str, params: dict) -> dict:
@@ -176,11 +177,18 @@ def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, o
         r = httpx.put(f"{portcullis.issuer}/api/v1/proxy/targets/{host}", headers=auth,
                       json={"target_url": "http://192.0.2.41:8080"}, timeout=10)
         assert r.status_code == 200, r.text
-        seen = []
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                seen.append(json.loads(line[5:]))
-                if seen[-1].get("method") == "notifications/resources/updated":
-                    break
-        assert seen and seen[-1]["params"] == {"uri": uri}, seen
+        lines = stream.iter_lines()
+
+        def next_notification() -> dict:
+            for line in lines:
+                if line.startswith("data:"):
+                    return json.loads(line[5:])
+            raise AssertionError("the stream ended")
+
+        assert next_notification() == {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}
+        # a new proxy of the caller changes its resource list
+        r = httpx.post(f"{portcullis.issuer}/api/v1/proxy/targets/", headers=auth,
+                       json={"hostname": f"new-{host}", "target_url": "http://192.0.2.42:8080", "enable_https": False}, timeout=10)
+        assert r.status_code == 201, r.text
+        assert next_notification()["method"] == "notifications/resources/list_changed"
     assert call(4, "resources/unsubscribe", {"uri": uri})["result"] == {}
