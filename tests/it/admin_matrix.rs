@@ -614,8 +614,10 @@ fn table() -> Vec<Row> {
             [200, 403, 403, 401, 403, 403],
         ),
         // the MCP endpoint: API tokens as through REST; OAuth tokens for the admin API's
-        // audience are not for /mcp (401); DELETE names no session here (GET: 405, no stream)
+        // audience are not for /mcp (401); DELETE names no session here, and GET
+        // without a session has no stream to open (405)
         ("POST", "/mcp", Nil, Some(mcp_initialize), [200, 200, 200, 401, 401, 401]),
+        ("GET", "/mcp", Nil, None, [405, 405, 405, 401, 401, 401]),
         ("DELETE", "/mcp", Nil, None, [400, 400, 400, 401, 401, 401]),
     ];
     // Reads of one object: the admin and its owner see it, anyone else gets 404.
