@@ -197,16 +197,28 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Every [`PRUNE_EVERY`], checks the whole directory for keys that
-    /// expired in ranges no scan reads (e.g. access-token records).
-    async fn prune_all_when_due(&self) -> StoreResult<()> {
+    /// Every [`PRUNE_EVERY`], starts a check of the whole directory for keys
+    /// that expired in ranges no scan reads (e.g. access-token records). It
+    /// runs as a task of its own: the scan that finds it due does not wait
+    /// for a walk over every entry.
+    fn prune_all_when_due(&self) {
         {
             let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
             if last.elapsed() < PRUNE_EVERY {
-                return Ok(());
+                return;
             }
             *last = std::time::Instant::now();
         }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.prune_all().await {
+                tracing::warn!(error = %e, "store key directory not pruned; next try in {} s", PRUNE_EVERY.as_secs());
+            }
+        });
+    }
+
+    /// Drops the directory entries of every key that is gone.
+    async fn prune_all(&self) -> StoreResult<()> {
         let mut conn = self.conn();
         // Walk by name: removing entries does not move a lexicographic cursor.
         let mut after = b"-".to_vec();
@@ -271,7 +283,7 @@ impl Backend for RedisStore {
     }
 
     async fn scan(&self, prefix: &str, depth: Depth) -> StoreResult<Vec<(String, String)>> {
-        self.prune_all_when_due().await?;
+        self.prune_all_when_due();
         let mut conn = self.conn();
         // The directory's range of names starting with `prefix`: from
         // `[prefix` up to, not including, `prefix` + 0xFF (no UTF-8 byte is
