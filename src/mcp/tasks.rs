@@ -161,6 +161,18 @@ impl Handle {
     }
 }
 
+/// Forgets the tasks expired at `at`, stopping those that still run (one
+/// waiting for answers that never come would otherwise wait forever).
+fn forget_expired(tasks: &mut HashMap<String, Task>, at: Instant) {
+    tasks.retain(|_, t| {
+        let live = t.expires > at;
+        if let (false, Some(a)) = (live, &t.abort) {
+            a.abort();
+        }
+        live
+    });
+}
+
 /// Starts `work` as a task of `owner`; the `CreateTaskResult`. The task
 /// is readable before this returns (a `tasks/get` right after finds it).
 pub fn spawn(owner: &str, work: impl FnOnce(Handle) -> BoxFuture<'static, Result<Value, RpcError>>) -> Result<Value, RpcError> {
@@ -169,7 +181,7 @@ pub fn spawn(owner: &str, work: impl FnOnce(Handle) -> BoxFuture<'static, Result
     let created = {
         let mut tasks = TASKS.lock().map_err(|_| busy())?;
         let at = Instant::now();
-        tasks.retain(|_, t| t.expires > at);
+        forget_expired(&mut tasks, at);
         if tasks.len() >= MAX_TASKS {
             return Err(busy());
         }
@@ -364,6 +376,30 @@ mod tests {
             "completed",
             "cancelling a finished task changes nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn an_expired_task_is_forgotten_and_stopped() {
+        let (tx, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let created = spawn("carol", move |_| {
+            Box::pin(async move {
+                let _dropped_when_stopped = tx;
+                std::future::pending::<()>().await;
+                Ok(json!({}))
+            })
+        })
+        .unwrap();
+        let id = created["taskId"].as_str().unwrap().to_string();
+        tokio::task::yield_now().await;
+        // on a map of its own: other tests' tasks share the process table
+        let task = TASKS.lock().unwrap().remove(&id).unwrap();
+        let mut mine = HashMap::from([(id, task)]);
+        forget_expired(&mut mine, Instant::now() + Duration::from_millis(TTL_MS + 1));
+        assert!(mine.is_empty());
+        // the aborted handler dropped its end of the channel
+        assert!(tokio::time::timeout(Duration::from_secs(5), &mut stopped)
+            .await
+            .is_ok_and(|r| r.is_err()));
     }
 
     #[tokio::test]
