@@ -40,6 +40,8 @@ pub struct AppState {
     pub manager: Manager,
     /// When the process started, for `/health`.
     pub started: Instant,
+    /// Changes when the process begins to stop: long-lived streams end on it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The authenticated caller, from `Authorization: Bearer`.

@@ -61,6 +61,7 @@ impl BackgroundService for ControlPlane {
         let state = Arc::new(AppState {
             manager: Manager::new(store, self.config.clone()),
             started: Instant::now(),
+            shutdown: shutdown.clone(),
         });
         tokio::spawn(state.manager.acme.clone().renewal_loop(shutdown.clone()));
         tokio::spawn(crate::services::events::watch(

@@ -10,12 +10,18 @@
 //! taken before the stream's headers go out (a subscription made later is
 //! first looked at on the next poll). `2026-07-28` has no
 //! sessions and no such stream: GET without `Mcp-Session-Id` is 405.
+//!
+//! Each stream polls the store, so their number is bounded per instance:
+//! one per session (a second is 409, as the MCP TypeScript SDK answers),
+//! [`MAX_PER_CALLER`] per credential (429) and [`MAX_STREAMS`] in all
+//! (503). Streams end when the process begins to stop, so they never hold
+//! a shutdown or an upgrade for the whole grace period.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -42,6 +48,74 @@ const LIST_EVERY: u32 = 3;
 /// A comment line this often keeps proxies from closing an idle stream
 /// (and finds a client that went away).
 const KEEPALIVE_POLLS: u32 = 8;
+
+/// Open streams on this instance, at most.
+const MAX_STREAMS: usize = 256;
+
+/// Open streams of one credential on this instance, at most.
+const MAX_PER_CALLER: usize = 16;
+
+/// The streams open on this instance: by session, and a count per caller.
+#[derive(Default)]
+struct Open {
+    sessions: HashSet<String>,
+    per_caller: HashMap<String, usize>,
+}
+
+static OPEN: std::sync::LazyLock<Mutex<Open>> = std::sync::LazyLock::new(Mutex::default);
+
+/// A stream's place among the open ones, given back when the stream ends.
+struct Slot {
+    sid: String,
+    caller: String,
+}
+
+impl Slot {
+    /// Takes a place for session `sid` of `caller`, or says why there is none.
+    fn claim(sid: &str, caller: &str) -> Result<Slot, RpcError> {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if open.sessions.contains(sid) {
+            return Err(RpcError::new(
+                StatusCode::CONFLICT,
+                code::INVALID_REQUEST,
+                "this session already has a stream open: one GET stream per session",
+            ));
+        }
+        if open.per_caller.get(caller).copied().unwrap_or(0) >= MAX_PER_CALLER {
+            return Err(RpcError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code::INVALID_REQUEST,
+                format!("this credential has {MAX_PER_CALLER} streams open: close one first"),
+            ));
+        }
+        if open.sessions.len() >= MAX_STREAMS {
+            return Err(RpcError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::INTERNAL,
+                "too many streams open on this instance: try again later",
+            ));
+        }
+        open.sessions.insert(sid.to_string());
+        *open.per_caller.entry(caller.to_string()).or_default() += 1;
+        Ok(Slot {
+            sid: sid.to_string(),
+            caller: caller.to_string(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.sessions.remove(&self.sid);
+        if let Some(n) = open.per_caller.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_caller.remove(&self.caller);
+            }
+        }
+    }
+}
 
 /// `GET /mcp`.
 pub async fn get(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -88,10 +162,14 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
             "session not found: initialize again",
         ));
     }
+    let slot = Slot::claim(&sid, &who.caller.hash)?;
+    let stopping = s.shutdown.clone();
     let mut watch = Watch {
         state: s,
         who,
         sid,
+        stopping,
+        _slot: slot,
         seen: HashMap::new(),
         list: None,
         polls: 0,
@@ -126,6 +204,10 @@ struct Watch {
     state: Arc<AppState>,
     who: McpCaller,
     sid: String,
+    /// Changes when the process begins to stop.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// Given back when the stream ends (the client left, the session ended).
+    _slot: Slot,
     /// A digest of each subscribed resource's contents at the last look.
     seen: HashMap<String, u64>,
     /// A digest of the resource list's URIs at the last look.
@@ -141,7 +223,10 @@ impl Watch {
     /// when the session is gone.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.stopping.changed() => return None,
+            }
             let updated = self.look().await?;
             if !updated.is_empty() {
                 self.quiet = 0;
@@ -200,4 +285,34 @@ fn digest(v: &impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(sid: &str, caller: &str) -> Option<StatusCode> {
+        Slot::claim(sid, caller).err().map(|e| e.status)
+    }
+
+    #[test]
+    fn streams_are_bounded_per_session_and_per_caller_and_given_back() {
+        let caller = "listen-test-caller";
+        let first = Slot::claim("listen-test-0", caller).expect("a first stream");
+        assert_eq!(refused("listen-test-0", caller), Some(StatusCode::CONFLICT));
+        let more: Vec<Slot> = (1..MAX_PER_CALLER)
+            .map(|i| Slot::claim(&format!("listen-test-{i}"), caller).expect("within the caller's share"))
+            .collect();
+        assert_eq!(refused("listen-test-x", caller), Some(StatusCode::TOO_MANY_REQUESTS));
+        assert!(
+            Slot::claim("listen-test-y", "listen-test-other").is_ok(),
+            "another caller is not affected"
+        );
+        drop(first);
+        assert!(Slot::claim("listen-test-0", caller).is_ok(), "an ended stream gives its place back");
+        drop(more);
+        let open = OPEN.lock().unwrap();
+        assert!(!open.per_caller.contains_key(caller));
+        assert!(!open.sessions.iter().any(|s| s.starts_with("listen-test-")));
+    }
 }

@@ -2,7 +2,10 @@
 //! the handler has nothing to say before its result, and as an SSE stream
 //! when it does (progress, log messages, questions to the client), ending
 //! with the result. The handler runs as its own task so that the stream
-//! can carry its messages while it works.
+//! can carry its messages while it works; the task is aborted when the
+//! answer it feeds is dropped, so a client that hangs up stops the work it
+//! started, as when the handler ran inside the request (a task of the
+//! tasks extension runs apart and is not affected).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -58,6 +61,15 @@ fn sse(status: StatusCode, body: Body) -> Response {
         .into_response()
 }
 
+/// Aborts a handler's task when dropped with the response it feeds.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The error a handler's `Done` carries, for request `id` if it has none.
 fn with_request_id(e: RpcError, id: &Value) -> RpcError {
     if e.id.is_null() {
@@ -78,23 +90,26 @@ where
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let handler = work(sse_ok.then(|| tx.clone()));
-    tokio::spawn(async move {
-        let outcome = handler.await;
-        let _ = tx.send(Out::Done(outcome));
-    });
+    let task = AbortOnDrop(
+        tokio::spawn(async move {
+            let outcome = handler.await;
+            let _ = tx.send(Out::Done(outcome));
+        })
+        .abort_handle(),
+    );
     match rx.recv().await {
         Some(Out::Done(Ok(result))) => Ok(respond(fmt, StatusCode::OK, protocol::result(&id, result), None)),
         Some(Out::Done(Err(e))) if e.status == StatusCode::OK => Ok(respond(fmt, StatusCode::OK, with_request_id(e, &id).body(), None)),
         Some(Out::Done(Err(e))) => Err(with_request_id(e, &id)),
-        Some(Out::Message(first)) => Ok(stream(first, rx, id)),
+        Some(Out::Message(first)) => Ok(stream(first, rx, id, task)),
         None => Err(RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "the request failed").with_id(&id)),
     }
 }
 
 /// The SSE stream of a handler that spoke before its result: `first`, then
 /// everything it sends, ending with the response.
-fn stream(first: Value, rx: mpsc::UnboundedReceiver<Out>, id: Value) -> Response {
-    let events = futures::stream::unfold((Some(first), rx, false), move |(first, mut rx, finished)| {
+fn stream(first: Value, rx: mpsc::UnboundedReceiver<Out>, id: Value, task: AbortOnDrop) -> Response {
+    let events = futures::stream::unfold((Some(first), rx, false, task), move |(first, mut rx, finished, task)| {
         let id = id.clone();
         async move {
             if finished {
@@ -109,8 +124,49 @@ fn stream(first: Value, rx: mpsc::UnboundedReceiver<Out>, id: Value) -> Response
                 Out::Done(Ok(result)) => (protocol::result(&id, result), true),
                 Out::Done(Err(e)) => (with_request_id(e, &id).body(), true),
             };
-            Some((Ok::<_, Infallible>(event(&body)), (None, rx, done)))
+            Some((Ok::<_, Infallible>(event(&body)), (None, rx, done, task)))
         }
     });
     sse(StatusCode::OK, Body::from_stream(events))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Says when the future holding it is dropped.
+    struct Dropped(Option<oneshot::Sender<()>>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_hangs_up_stops_the_handler() {
+        let (told, dropped) = oneshot::channel();
+        let resp = run(Format::Sse, true, json!(1), move |tx| async move {
+            let _guard = Dropped(Some(told));
+            if let Some(tx) = tx {
+                let _ = tx.send(Out::Message(json!({"jsonrpc": "2.0", "method": "notifications/message"})));
+            }
+            std::future::pending::<()>().await;
+            Ok(Value::Null)
+        })
+        .await
+        .expect("a stream");
+        drop(resp);
+        tokio::time::timeout(Duration::from_secs(5), dropped)
+            .await
+            .expect("the handler was not stopped")
+            .expect("the guard reports");
+    }
 }

@@ -174,6 +174,9 @@ def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, o
     assert r.status_code == 405 and r.json()["error"]["code"] == -32600, r.text  # no session, no stream
     with httpx.stream("GET", url, headers={**sess, "Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=30)) as stream:
         assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+        # one stream per session (each polls the store), as the TypeScript SDK's server answers
+        r = httpx.get(url, headers={**sess, "Accept": "text/event-stream"}, timeout=10)
+        assert r.status_code == 409 and r.json()["error"]["code"] == -32600, r.text
         r = httpx.put(f"{portcullis.issuer}/api/v1/proxy/targets/{host}", headers=auth,
                       json={"target_url": "http://192.0.2.41:8080"}, timeout=10)
         assert r.status_code == 200, r.text
