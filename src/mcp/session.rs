@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manage::ManageResult;
 use crate::secrets::constant_time_eq;
+use crate::store::backend::{Applied, Batch, Check};
 use crate::store::{keys, Store};
 
 /// A session idles out after this long without a request (each request
@@ -63,13 +64,46 @@ pub async fn open(store: &dyn Store, s: &Session) -> ManageResult<String> {
 
 /// The session `id` if it exists and belongs to `owner`, renewed for
 /// another idle period; `None` otherwise (unknown, expired, malformed or
-/// another caller's).
+/// another caller's). The renewal writes only if the session is still what
+/// was read: a change made meanwhile (which renewed it too) or a DELETE is
+/// never overwritten.
 pub async fn resume(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<Session>> {
     let Some((raw, s)) = read(store, id, owner).await? else {
         return Ok(None);
     };
-    store.kv_set(&keys::mcp_session(id), &raw, Some(IDLE_SECS)).await?;
+    let key = keys::mcp_session(id);
+    let mut renew = Batch::default();
+    renew.check(Check::Equals(key.clone(), raw.clone())).put_ex(key, raw, IDLE_SECS);
+    store.apply(&renew).await?;
     Ok(Some(s))
+}
+
+/// Attempts of [`update`] against concurrent changes of the same session.
+const UPDATE_ATTEMPTS: usize = 16;
+
+/// Changes session `id` of `owner` with `change` and stores it, renewing
+/// its idle period, in one atomic write that holds only if the session is
+/// still what was read: a concurrent change (two subscriptions at once) is
+/// read again and `change` applied to it, and a session ended meanwhile
+/// stays ended (`None`).
+pub async fn update(store: &dyn Store, id: &str, owner: &str, mut change: impl FnMut(&mut Session)) -> ManageResult<Option<Session>> {
+    let key = keys::mcp_session(id);
+    for _ in 0..UPDATE_ATTEMPTS {
+        let Some((raw, mut s)) = read(store, id, owner).await? else {
+            return Ok(None);
+        };
+        change(&mut s);
+        let mut write = Batch::default();
+        write
+            .check(Check::Equals(key.clone(), raw))
+            .put_ex(key.clone(), encode(&s)?, IDLE_SECS);
+        if store.apply(&write).await? == Applied::Ok {
+            return Ok(Some(s));
+        }
+    }
+    Err(crate::manage::ManageError::Conflict(
+        "the session changed too often at once: try again".into(),
+    ))
 }
 
 /// The session `id` of `owner` as [`resume`] finds it, without renewing it
@@ -94,15 +128,6 @@ async fn read(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<(
     Ok(Some((raw, s)))
 }
 
-/// Stores a changed session `id` (its log level), renewing its idle period.
-pub async fn save(store: &dyn Store, id: &str, s: &Session) -> ManageResult<()> {
-    if !valid_id(id) {
-        return Ok(());
-    }
-    store.kv_set(&keys::mcp_session(id), &encode(s)?, Some(IDLE_SECS)).await?;
-    Ok(())
-}
-
 /// Ends session `id` if it belongs to `owner`; true when one was ended.
 pub async fn close(store: &dyn Store, id: &str, owner: &str) -> ManageResult<bool> {
     if resume(store, id, owner).await?.is_none() {
@@ -119,6 +144,43 @@ fn encode(s: &Session) -> ManageResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::EmbeddedStore;
+
+    #[tokio::test]
+    async fn concurrent_changes_all_land_and_an_ended_session_stays_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let store: &dyn Store = store.as_ref();
+        let sess = Session {
+            version: "2025-06-18".into(),
+            owner: "owner".into(),
+            client: None,
+            capabilities: None,
+            log_level: None,
+            subscriptions: Vec::new(),
+        };
+        let id = open(store, &sess).await.unwrap();
+        let adds = (0..6).map(|i| {
+            let id = id.clone();
+            async move { update(store, &id, "owner", |s| s.subscriptions.push(format!("portcullis://proxies/h{i}"))).await }
+        });
+        for r in futures::future::join_all(adds).await {
+            assert!(r.unwrap().is_some());
+        }
+        let now = peek(store, &id, "owner").await.unwrap().unwrap();
+        assert_eq!(now.subscriptions.len(), 6, "no change was lost: {:?}", now.subscriptions);
+        assert!(update(store, &id, "intruder", |s| s.log_level = Some("debug".into()))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(close(store, &id, "owner").await.unwrap());
+        assert!(update(store, &id, "owner", |s| s.log_level = Some("debug".into()))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(resume(store, &id, "owner").await.unwrap().is_none(), "nothing brought it back");
+        assert_eq!(store.kv_get(&keys::mcp_session(&id)).await.unwrap(), None);
+    }
 
     #[test]
     fn only_well_formed_ids_become_keys() {

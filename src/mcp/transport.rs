@@ -255,7 +255,7 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
         .with_id(request_id(&msg)));
     };
     let owner = &who.caller.hash;
-    let Some(mut sess) = session::resume(m.store.as_ref(), &sid, owner)
+    let Some(sess) = session::resume(m.store.as_ref(), &sid, owner)
         .await
         .map_err(|e| store_error(e, request_id(&msg)))?
     else {
@@ -295,21 +295,26 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
                 );
                 return Ok(respond(fmt, StatusCode::OK, e.with_id(&id).body(), None));
             };
-            sess.log_level = Some(level.to_string());
-            session::save(m.store.as_ref(), &sid, &sess)
+            let saved = session::update(m.store.as_ref(), &sid, owner, |s| s.log_level = Some(level.to_string()))
                 .await
                 .map_err(|e| store_error(e, &id))?;
+            if saved.is_none() {
+                return Err(gone(&id));
+            }
             return Ok(respond(fmt, StatusCode::OK, protocol::result(&id, json!({})), None));
         }
         "initialize" => {
             return Err(RpcError::bad(code::INVALID_REQUEST, "this session is already initialized").with_id(&id));
         }
         "resources/subscribe" | "resources/unsubscribe" => {
-            let body = match subscription(m, who, &mut sess, &method, &params).await {
-                Ok(()) => {
-                    session::save(m.store.as_ref(), &sid, &sess)
+            let body = match subscription(m, who, &sess, &method, &params).await {
+                Ok(sub) => {
+                    let saved = session::update(m.store.as_ref(), &sid, owner, |s| sub.apply(s))
                         .await
                         .map_err(|e| store_error(e, &id))?;
+                    if saved.is_none() {
+                        return Err(gone(&id));
+                    }
                     protocol::result(&id, json!({}))
                 }
                 Err(e) => e.with_id(&id).body(),
@@ -338,30 +343,52 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
 
 /// `resources/subscribe` (a URI the caller may read, at most
 /// [`session::MAX_SUBSCRIPTIONS`]) or `resources/unsubscribe` on `sess`.
+/// A subscription change, checked against the session as read.
+enum Subscription {
+    Add(String),
+    Remove(String),
+}
+
+impl Subscription {
+    /// Applies the change to the session as stored now (another change may
+    /// have come first: the limit is checked again).
+    fn apply(&self, s: &mut Session) {
+        match self {
+            Subscription::Remove(uri) => s.subscriptions.retain(|u| u != uri),
+            Subscription::Add(uri) => {
+                if !s.subscriptions.contains(uri) && s.subscriptions.len() < session::MAX_SUBSCRIPTIONS {
+                    s.subscriptions.push(uri.clone());
+                }
+            }
+        }
+    }
+}
+
 async fn subscription(
     m: &crate::manage::Manager,
     who: &McpCaller,
-    sess: &mut Session,
+    sess: &Session,
     method: &str,
     params: &Map<String, Value>,
-) -> Result<(), RpcError> {
+) -> Result<Subscription, RpcError> {
     let invalid = |msg: String| RpcError::new(StatusCode::OK, code::INVALID_PARAMS, msg);
     let uri = params
         .get("uri")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid(format!("{method} needs params.uri")))?;
     if method == "resources/unsubscribe" {
-        sess.subscriptions.retain(|u| u != uri);
-        return Ok(());
+        return Ok(Subscription::Remove(uri.to_string()));
     }
     methods::read_resource(m, &who.caller, uri, &sess.version).await?;
-    if !sess.subscriptions.iter().any(|u| u == uri) {
-        if sess.subscriptions.len() >= session::MAX_SUBSCRIPTIONS {
-            return Err(invalid(format!("at most {} subscriptions per session", session::MAX_SUBSCRIPTIONS)));
-        }
-        sess.subscriptions.push(uri.to_string());
+    if !sess.subscriptions.iter().any(|u| u == uri) && sess.subscriptions.len() >= session::MAX_SUBSCRIPTIONS {
+        return Err(invalid(format!("at most {} subscriptions per session", session::MAX_SUBSCRIPTIONS)));
     }
-    Ok(())
+    Ok(Subscription::Add(uri.to_string()))
+}
+
+/// The answer when the session ended while a request changed it.
+fn gone(id: &Value) -> RpcError {
+    RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found: initialize again").with_id(id)
 }
 
 fn request_id(msg: &Message) -> &Value {
