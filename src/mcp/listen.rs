@@ -15,7 +15,8 @@
 //! one per session (a second is 409, as the MCP TypeScript SDK answers),
 //! [`MAX_PER_CALLER`] per credential (429) and [`MAX_STREAMS`] in all
 //! (503). Streams end when the process begins to stop, so they never hold
-//! a shutdown or an upgrade for the whole grace period.
+//! a shutdown or an upgrade for the whole grace period, and when their
+//! credential no longer authenticates (checked every ten seconds).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -48,6 +49,10 @@ const LIST_EVERY: u32 = 3;
 /// A comment line this often keeps proxies from closing an idle stream
 /// (and finds a client that went away).
 const KEEPALIVE_POLLS: u32 = 8;
+
+/// The credential is checked again this often (in polls): a revoked API
+/// token or an expired OAuth token ends the stream within ten seconds.
+const REAUTH_POLLS: u32 = 5;
 
 /// Open streams on this instance, at most.
 const MAX_STREAMS: usize = 256;
@@ -164,9 +169,14 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
     }
     let slot = Slot::claim(&sid, &who.caller.hash)?;
     let stopping = s.shutdown.clone();
+    let mut credential = HeaderMap::new();
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        credential.insert(header::AUTHORIZATION, v.clone());
+    }
     let mut watch = Watch {
         state: s,
         who,
+        credential,
         sid,
         stopping,
         _slot: slot,
@@ -203,6 +213,9 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
 struct Watch {
     state: Arc<AppState>,
     who: McpCaller,
+    /// The `Authorization` header the stream was opened with, checked again
+    /// every [`REAUTH_POLLS`].
+    credential: HeaderMap,
     sid: String,
     /// Changes when the process begins to stop.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -227,6 +240,9 @@ impl Watch {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = self.stopping.changed() => return None,
             }
+            if self.polls > 0 && self.polls.is_multiple_of(REAUTH_POLLS) && !self.still_authorized().await {
+                return None;
+            }
             let updated = self.look().await?;
             if !updated.is_empty() {
                 self.quiet = 0;
@@ -238,6 +254,15 @@ impl Watch {
                 self.quiet = 0;
                 return Some(Bytes::from_static(b": keep-alive\n\n"));
             }
+        }
+    }
+
+    /// True while the stream's credential still authenticates as the same
+    /// caller (a store outage is not a refusal: the next check decides).
+    async fn still_authorized(&self) -> bool {
+        match access::authenticate(&self.state.manager, &self.credential).await {
+            Ok(now) => now.caller.hash == self.who.caller.hash,
+            Err(e) => e.status == StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 import httpx
 import pytest
@@ -195,3 +196,28 @@ def test_subscribed_resources_are_announced_on_the_sessions_stream(portcullis, o
         assert r.status_code == 201, r.text
         assert next_notification()["method"] == "notifications/resources/list_changed"
     assert call(4, "resources/unsubscribe", {"uri": uri})["result"] == {}
+
+
+def test_a_revoked_token_loses_its_stream(portcullis):
+    """GET /mcp checks its credential again every few polls: deleting the
+    API token ends the session's stream (within ~10 s), it does not keep
+    receiving notifications for the session's idle hour."""
+    name = f"revoked-{secrets.token_hex(4)}"
+    r = portcullis.admin("POST", "/api/v1/tokens/", json={"name": name, "scope": "user"})
+    assert r.status_code in (200, 201), r.text
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    url = f"{portcullis.issuer}/mcp"
+    base = {**auth, "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    r = httpx.post(url, json=init, headers=base, timeout=10)
+    assert r.status_code == 200, r.text
+    sess = {**base, "Accept": "text/event-stream", "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
+    with httpx.stream("GET", url, headers=sess, timeout=httpx.Timeout(10, read=40)) as stream:
+        assert stream.status_code == 200
+        r = portcullis.admin("DELETE", f"/api/v1/tokens/{name}")
+        assert r.status_code in (200, 204), r.text
+        started = time.monotonic()
+        for _ in stream.iter_lines():
+            assert time.monotonic() - started < 35, "the stream outlived its revoked token"
+    assert time.monotonic() - started < 35
