@@ -220,6 +220,11 @@ fn check_method_headers(headers: &HeaderMap, msg: &Message, required: bool) -> R
     }
 }
 
+/// Most bytes of `clientInfo` and `capabilities` a session keeps (stored
+/// for its idle hour, read on every request): far above what clients send,
+/// far below the 1 MiB a request body may be.
+const MAX_SESSION_CLIENT_BYTES: usize = 16 * 1024;
+
 /// 202 Accepted: notifications and client responses get no body.
 fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
@@ -234,6 +239,15 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
         if method == "initialize" {
             let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
             let negotiated = if STATEFUL.contains(&asked) { asked } else { LATEST_STATEFUL };
+            let kept = [params.get("clientInfo"), params.get("capabilities")];
+            if kept.iter().flatten().map(|v| v.to_string().len()).sum::<usize>() > MAX_SESSION_CLIENT_BYTES {
+                let e = RpcError::new(
+                    StatusCode::OK,
+                    code::INVALID_PARAMS,
+                    format!("clientInfo and capabilities may take at most {MAX_SESSION_CLIENT_BYTES} bytes: the session keeps them"),
+                );
+                return Ok(respond(post.fmt, StatusCode::OK, e.with_id(id).body(), None));
+            }
             let opened = Session {
                 version: negotiated.to_string(),
                 owner: who.caller.hash.clone(),

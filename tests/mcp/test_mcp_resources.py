@@ -221,3 +221,15 @@ def test_a_revoked_token_loses_its_stream(portcullis):
         for _ in stream.iter_lines():
             assert time.monotonic() - started < 35, "the stream outlived its revoked token"
     assert time.monotonic() - started < 35
+
+
+def test_initialize_keeps_no_oversized_client_description(portcullis):
+    """The session stores clientInfo and capabilities for its idle hour: a
+    client that sends hundreds of KiB of them is refused (-32602), not stored."""
+    big = {"experimental": {"x": "y" * 200_000}}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": big, "clientInfo": {"name": "raw", "version": "0"}}}
+    r = httpx.post(f"{portcullis.issuer}/mcp", json=init, timeout=10,
+                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json, text/event-stream"})
+    assert r.status_code == 200 and r.json()["error"]["code"] == -32602, r.text
+    assert "mcp-session-id" not in r.headers
