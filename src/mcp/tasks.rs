@@ -37,6 +37,10 @@ const POLL_INTERVAL_MS: u64 = 500;
 /// Most tasks kept in this process (all callers together).
 const MAX_TASKS: usize = 1000;
 
+/// Most tasks one caller may have in this process: no caller can take
+/// every place for an hour.
+const MAX_TASKS_PER_OWNER: usize = 100;
+
 /// Whether a tool runs as a task.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Support {
@@ -137,27 +141,37 @@ impl Handle {
         let wake = {
             let mut tasks = TASKS.lock().map_err(|_| busy())?;
             let task = tasks.get_mut(&self.id).ok_or_else(busy)?;
+            // an answer to an earlier question under the same key is not this one's
+            for k in questions.keys() {
+                task.answers.remove(k);
+            }
             task.pending.extend(questions.clone());
             task.status = "input_required";
             task.touch();
             task.wake.clone()
         };
-        loop {
-            let notified = wake.notified();
-            {
-                let mut tasks = TASKS.lock().map_err(|_| busy())?;
-                let task = tasks.get_mut(&self.id).ok_or_else(busy)?;
-                if questions.keys().all(|k| task.answers.contains_key(k)) {
-                    task.status = "working";
-                    task.touch();
-                    return Ok(questions
-                        .keys()
-                        .filter_map(|k| task.answers.get(k).map(|a| (k.clone(), a.clone())))
-                        .collect());
+        let waiting = async {
+            loop {
+                let notified = wake.notified();
+                {
+                    let mut tasks = TASKS.lock().map_err(|_| busy())?;
+                    let task = tasks.get_mut(&self.id).ok_or_else(busy)?;
+                    if questions.keys().all(|k| task.answers.contains_key(k)) {
+                        task.status = "working";
+                        task.touch();
+                        return Ok(questions
+                            .keys()
+                            .filter_map(|k| task.answers.get(k).map(|a| (k.clone(), a.clone())))
+                            .collect());
+                    }
                 }
+                notified.await;
             }
-            notified.await;
-        }
+        };
+        // a client that never answers: the task fails when it would expire
+        tokio::time::timeout(Duration::from_millis(TTL_MS), waiting)
+            .await
+            .map_err(|_| RpcError::new(StatusCode::OK, code::INTERNAL, "no answer came before the task expired"))?
     }
 }
 
@@ -182,7 +196,7 @@ pub fn spawn(owner: &str, work: impl FnOnce(Handle) -> BoxFuture<'static, Result
         let mut tasks = TASKS.lock().map_err(|_| busy())?;
         let at = Instant::now();
         forget_expired(&mut tasks, at);
-        if tasks.len() >= MAX_TASKS {
+        if tasks.len() >= MAX_TASKS || tasks.values().filter(|t| t.owner == owner).count() >= MAX_TASKS_PER_OWNER {
             return Err(busy());
         }
         let task = Task {
@@ -225,7 +239,12 @@ pub fn spawn(owner: &str, work: impl FnOnce(Handle) -> BoxFuture<'static, Result
     });
     if let Ok(mut tasks) = TASKS.lock() {
         if let Some(t) = tasks.get_mut(&id) {
-            t.abort = Some(join.abort_handle());
+            // a tasks/cancel that came before the handle was kept
+            if t.status == "cancelled" {
+                join.abort();
+            } else {
+                t.abort = Some(join.abort_handle());
+            }
         }
     }
     let mut result = created;
@@ -400,6 +419,54 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(5), &mut stopped)
             .await
             .is_ok_and(|r| r.is_err()));
+    }
+
+    #[tokio::test]
+    async fn one_caller_cannot_take_every_place() {
+        let parked = |_| -> BoxFuture<'static, Result<Value, RpcError>> { Box::pin(std::future::pending()) };
+        let ids: Vec<String> = (0..MAX_TASKS_PER_OWNER)
+            .map(|_| spawn("dave", parked).unwrap()["taskId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(spawn("dave", parked).unwrap_err().code, code::INTERNAL, "over the caller's share");
+        let other = spawn("erin", parked).unwrap();
+        let mut tasks = TASKS.lock().unwrap();
+        for id in ids.iter().chain([other["taskId"].as_str().unwrap().to_string()].iter()) {
+            if let Some(t) = tasks.remove(id) {
+                t.abort.inspect(AbortHandle::abort);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_asked_again_waits_for_a_new_answer() {
+        let caps = json!({"extensions": {EXTENSION: {}}});
+        let created = spawn("frank", |h| {
+            Box::pin(async move {
+                let q = || Map::from_iter([("k".to_string(), json!({"method": "elicitation/create", "params": {}}))]);
+                let first = h.ask(q()).await?;
+                let second = h.ask(q()).await?;
+                Ok(json!({"first": first["k"], "second": second["k"]}))
+            })
+        })
+        .unwrap();
+        let id = created["taskId"].as_str().unwrap().to_string();
+        let update = |n: u32| {
+            dispatch(
+                "tasks/update",
+                &params(json!({"taskId": id, "inputResponses": {"k": {"n": n}}})),
+                "frank",
+                &caps,
+            )
+            .unwrap()
+            .unwrap()
+        };
+        wait_for("frank", &id, "input_required").await;
+        update(1);
+        // the second question must not be answered by the first answer
+        wait_for("frank", &id, "input_required").await;
+        update(2);
+        let done = wait_for("frank", &id, "completed").await;
+        assert_eq!(done["result"], json!({"first": {"n": 1}, "second": {"n": 2}}));
     }
 
     #[tokio::test]
