@@ -19,10 +19,16 @@ const SEALED_PREFIX: &str = "v1:";
 #[error("cannot decrypt a stored secret: {0}")]
 pub struct SealError(String);
 
+/// Associated data of values sealed at rest (the default purpose).
+const AT_REST: &[u8] = b"portcullis";
+
 /// Encrypts and decrypts secrets with the instance key.
 #[derive(Clone)]
 pub struct Sealer {
     key: [u8; 32],
+    /// AES-GCM associated data naming what the sealed values are for, so a
+    /// value sealed for one purpose never opens as another's.
+    purpose: &'static [u8],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -34,7 +40,14 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer for `key` (from `Config::secret_key`).
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self { key, purpose: AT_REST }
+    }
+
+    /// The same key sealing for another `purpose` (AES-GCM associated
+    /// data): values a client is handed (an MCP `requestState`) must not
+    /// open as secrets at rest, nor the reverse.
+    pub fn for_purpose(&self, purpose: &'static [u8]) -> Self {
+        Self { key: self.key, purpose }
     }
 
     /// `v1:` + base64(nonce ‖ ciphertext ‖ tag).
@@ -45,7 +58,7 @@ impl Sealer {
             Cipher::aes_256_gcm(),
             &self.key,
             Some(&nonce),
-            b"portcullis",
+            self.purpose,
             plain.as_bytes(),
             &mut tag,
         )
@@ -68,7 +81,7 @@ impl Sealer {
         }
         let (nonce, rest) = raw.split_at(12);
         let (ct, tag) = rest.split_at(rest.len() - 16);
-        let plain = decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), b"portcullis", ct, tag)
+        let plain = decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), self.purpose, ct, tag)
             .map_err(|_| SealError("authentication failed: SECRET_KEY differs from the one that sealed it (it must be the same on every instance; when SECRET_KEY is unset it is derived from ADMIN_TOKEN, so changing ADMIN_TOKEN changes it)".into()))?;
         String::from_utf8(plain).map_err(|e| SealError(e.to_string()))
     }
@@ -101,6 +114,15 @@ mod tests {
         assert!(!sealed.contains("hello"));
         assert_eq!(s.open(&sealed).unwrap(), "hello");
         assert!(Sealer::new([8; 32]).open(&sealed).is_err());
+    }
+
+    #[test]
+    fn a_value_sealed_for_one_purpose_does_not_open_for_another() {
+        let at_rest = Sealer::new([7; 32]);
+        let other = at_rest.for_purpose(b"portcullis test purpose");
+        assert_eq!(other.open(&other.seal("x").unwrap()).unwrap(), "x");
+        assert!(at_rest.open(&other.seal("x").unwrap()).is_err());
+        assert!(other.open(&at_rest.seal("x").unwrap()).is_err());
     }
 
     #[test]

@@ -253,5 +253,11 @@ pub fn serve(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         api = cfg.api_port,
         "portcullis starting"
     );
+    if cfg.mcp_conformance_fixtures {
+        tracing::warn!(
+            "MCP_CONFORMANCE_FIXTURES=true: /mcp serves the conformance suite's fixture tools, \
+             for the conformance suite only; never in production"
+        );
+    }
     server.run_forever()
 }

@@ -189,9 +189,11 @@ pub struct Config {
     pub request_log: RequestLogConfig,
     /// Docker services: engine, network mode, image allowlist, default limits.
     pub docker: DockerConfig,
-    /// `/mcp` also serves the official conformance suite's fixtures
-    /// (`test_*` tools and prompts, `test://` resources): for running the
-    /// suite only, never in production.
+    /// `/mcp` also serves the official conformance suite's fixtures (the
+    /// `test_*` tools and prompts, the task tools `greet`, `slow_compute`,
+    /// `failing_job`, `protocol_error_job`, `confirm_delete`, `multi_input`,
+    /// `json_schema_2020_12_tool`, and `test://` resources): for running
+    /// the suite only, never in production.
     pub mcp_conformance_fixtures: bool,
 }
 

@@ -1,14 +1,28 @@
 //! The `requestState` of `InputRequiredResult` (SEP-2322, `2026-07-28`):
 //! the answers a client gave in earlier rounds, sealed (AES-GCM with the
-//! instance key, so every instance on the same `SECRET_KEY` opens it) and
-//! bound to the caller, the request (method and tool, prompt or URI) and an
-//! expiry. The client only echoes it; a changed, foreign or stale state is
-//! refused, so a handler can trust what it finds inside.
+//! instance key, so every instance on the same `SECRET_KEY` opens it, and
+//! its own associated data, so it never opens as a secret at rest) and
+//! bound to the caller, the request (method, tool, prompt or URI, and a
+//! hash of its arguments) and an expiry. The client only echoes it; a
+//! changed, foreign or stale state is refused, and so is one replayed with
+//! other arguments. What it proves is only that we asked these questions
+//! for this very call: the client's `inputResponses` of the round still
+//! override the sealed answers (`Peer::stateless`), so a handler must
+//! treat every answer as the client's word, never as checked by us.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::secrets::{SealError, Sealer};
+
+/// The associated data of a sealed state: a state must not open as an
+/// OAuth signing key or any other secret sealed at rest, nor the reverse.
+const PURPOSE: &[u8] = b"portcullis mcp request state";
+
+/// Request parameters that change between rounds of one call, so they are
+/// not part of what a state is bound to.
+const PER_ROUND: [&str; 3] = ["_meta", "requestState", "inputResponses"];
 
 /// How long a client has to answer a round.
 const LIFETIME_SECS: u64 = 600;
@@ -39,12 +53,14 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The binding of request `method` on `name` (tool, prompt or URI) by
-    /// the caller whose owner id is `owner`.
-    pub fn new(sealer: Sealer, owner: &str, method: &str, name: &str) -> Self {
+    /// The binding of request `method` on `name` (tool, prompt or URI) with
+    /// `params` by the caller whose owner id is `owner`. The parameters
+    /// (less the per-round ones) are hashed in, so answers given to one
+    /// call cannot be replayed to the same tool with other arguments.
+    pub fn new(sealer: &Sealer, owner: &str, method: &str, name: &str, params: &Map<String, Value>) -> Self {
         Self {
-            sealer,
-            subject: format!("{owner}\n{method}\n{name}"),
+            sealer: sealer.for_purpose(PURPOSE),
+            subject: format!("{owner}\n{method}\n{name}\n{}", params_hash(params)),
         }
     }
 
@@ -67,6 +83,31 @@ impl Binding {
     }
 }
 
+/// Hex SHA-256 of `params` without [`PER_ROUND`], as JSON with every
+/// object's keys sorted: a client may reorder keys between rounds.
+fn params_hash(params: &Map<String, Value>) -> String {
+    let call: Map<String, Value> = params
+        .iter()
+        .filter(|(k, _)| !PER_ROUND.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let canonical = serde_json::to_vec(&canonical(Value::Object(call))).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical))
+}
+
+/// `value` with every object's keys in sorted order (whatever order
+/// serde_json's map keeps).
+fn canonical(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<String, Value> = map.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
 /// The `InputRequiredResult` asking for `requests` (key → `{method, params}`).
 pub fn input_required(requests: Map<String, Value>, state: String) -> Value {
     json!({"resultType": "input_required", "inputRequests": requests, "requestState": state})
@@ -77,7 +118,12 @@ mod tests {
     use super::*;
 
     fn binding(owner: &str, name: &str) -> Binding {
-        Binding::new(Sealer::new([7; 32]), owner, "tools/call", name)
+        with_args(owner, name, json!({"name": name, "arguments": {"a": 1}}))
+    }
+
+    fn with_args(owner: &str, name: &str, params: Value) -> Binding {
+        let params = params.as_object().cloned().unwrap();
+        Binding::new(&Sealer::new([7; 32]), owner, "tools/call", name, &params)
     }
 
     #[test]
@@ -93,5 +139,36 @@ mod tests {
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         assert!(binding("alice", "t").open(&String::from_utf8(tampered).unwrap()).is_none());
         assert!(binding("alice", "t").open("not a state").is_none());
+    }
+
+    #[test]
+    fn a_state_does_not_open_for_other_arguments() {
+        let params = json!({"name": "t", "arguments": {"path": "/a", "opts": {"x": 1, "y": [1, 2]}}});
+        let sealed = with_args("alice", "t", params).seal(&Map::new()).unwrap();
+        let other = json!({"name": "t", "arguments": {"path": "/b", "opts": {"x": 1, "y": [1, 2]}}});
+        assert!(with_args("alice", "t", other).open(&sealed).is_none(), "other arguments");
+        let no_args = json!({"name": "t"});
+        assert!(with_args("alice", "t", no_args).open(&sealed).is_none(), "no arguments");
+        // the next round: same call, keys reordered, per-round fields added
+        let next = json!({
+            "requestState": "v1:x", "inputResponses": {"k": {}}, "_meta": {"progressToken": 3},
+            "arguments": {"opts": {"y": [1, 2], "x": 1}, "path": "/a"}, "name": "t",
+        });
+        assert_eq!(with_args("alice", "t", next).open(&sealed), Some(Map::new()));
+    }
+
+    #[test]
+    fn a_state_is_not_a_secret_at_rest_nor_the_reverse() {
+        let at_rest = Sealer::new([7; 32]);
+        let sealed = binding("alice", "t").seal(&Map::new()).unwrap();
+        assert!(at_rest.open(&sealed).is_err(), "a state opened as a secret at rest");
+        let state = serde_json::to_string(&State {
+            sub: binding("alice", "t").subject,
+            exp: now() + 60,
+            answers: Map::new(),
+        })
+        .unwrap();
+        let forged = at_rest.seal(&state).unwrap();
+        assert!(binding("alice", "t").open(&forged).is_none(), "a secret at rest opened as a state");
     }
 }

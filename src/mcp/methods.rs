@@ -37,9 +37,11 @@ protected resources and tokens. Read tools need the mcp scope; tools that change
 /// The capabilities of a revision: the dated ones also take
 /// `logging/setLevel`, resource subscriptions and a changed resource list
 /// (both announced on the session's GET stream, `listen`); `2026-07-28`
-/// has the tasks extension and neither (they would need
-/// `subscriptions/listen`). Tools and prompts are fixed: no `listChanged`.
-pub fn capabilities(version: &str) -> Value {
+/// has neither (they would need `subscriptions/listen`), and the tasks
+/// extension when the conformance `fixtures` are on: only fixtures run as
+/// tasks, so without them a client would be promised what no tool does.
+/// Tools and prompts are fixed: no `listChanged`.
+pub fn capabilities(version: &str, fixtures: bool) -> Value {
     let dated = version != STATELESS;
     let mut c = json!({
         "tools": {"listChanged": false},
@@ -47,10 +49,10 @@ pub fn capabilities(version: &str) -> Value {
         "prompts": {"listChanged": false},
         "completions": {},
     });
-    if version == STATELESS {
-        c["extensions"] = json!({ tasks::EXTENSION: {} });
-    } else {
+    if dated {
         c["logging"] = json!({});
+    } else if fixtures {
+        c["extensions"] = json!({ tasks::EXTENSION: {} });
     }
     c
 }
@@ -146,21 +148,22 @@ pub async fn read_resource(m: &Manager, caller: &crate::manage::Caller, uri: &st
     }
 }
 
-/// The `initialize` result for the negotiated `version`.
-pub fn initialize_result(version: &str) -> Value {
+/// The `initialize` result for the negotiated `version` (`fixtures`: see
+/// [`capabilities`]).
+pub fn initialize_result(version: &str, fixtures: bool) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": capabilities(version),
+        "capabilities": capabilities(version, fixtures),
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
 }
 
-/// The `server/discover` result.
-pub fn discover_result() -> Value {
+/// The `server/discover` result (`fixtures`: see [`capabilities`]).
+pub fn discover_result(fixtures: bool) -> Value {
     json!({
         "supportedVersions": SUPPORTED,
-        "capabilities": capabilities(STATELESS),
+        "capabilities": capabilities(STATELESS, fixtures),
         "instructions": INSTRUCTIONS,
         "_meta": {super::protocol::meta::SERVER_INFO: server_info()},
     })
@@ -252,4 +255,44 @@ pub async fn call_tool(
             json!({"content": [{"type": "text", "text": message}], "isError": true})
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tasks_extension_is_advertised_only_with_the_fixtures() {
+        let extensions = |fixtures| discover_result(fixtures)["capabilities"].get("extensions").cloned();
+        assert_eq!(extensions(false), None, "no real tool runs as a task");
+        assert_eq!(extensions(true), Some(json!({ tasks::EXTENSION: {} })));
+        for fixtures in [false, true] {
+            assert!(initialize_result("2025-11-25", fixtures)["capabilities"]
+                .get("extensions")
+                .is_none());
+        }
+    }
+
+    #[test]
+    fn no_fixture_shares_a_name_with_a_management_tool_or_prompt() {
+        let ours: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
+        for f in conformance::tools::TOOLS.iter() {
+            assert!(!ours.contains(&f.name), "fixture tool {} shadows a management tool", f.name);
+        }
+        let prompts = prompts::list();
+        let names = |list: &Value| -> Vec<String> {
+            list["prompts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        let ours = names(&prompts);
+        assert!(!ours.is_empty());
+        for f in conformance::prompts::list() {
+            let name = f["name"].as_str().unwrap_or_default().to_string();
+            assert!(!ours.contains(&name), "fixture prompt {name} shadows a management prompt");
+        }
+    }
 }

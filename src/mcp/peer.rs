@@ -53,32 +53,26 @@ pub enum Out {
 }
 
 /// Why asking the client failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AskError {
     /// The client did not declare the capability the request needs
     /// (`MissingRequiredClientCapabilityError`).
+    #[error("the client did not declare the {0} capability")]
     Capability(&'static str),
     /// There is no stream to send it on (the client accepts JSON only).
+    #[error("the client accepts no event stream, so it cannot be asked")]
     NoStream,
     /// The client answered with a JSON-RPC error.
+    #[error("the client refused: {}", refusal(.0))]
     Refused(Value),
     /// No answer in time, or too many requests in flight.
+    #[error("the client did not answer in time")]
     NoAnswer,
 }
 
-impl std::fmt::Display for AskError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AskError::Capability(c) => write!(f, "the client did not declare the {c} capability"),
-            AskError::NoStream => f.write_str("the client accepts no event stream, so it cannot be asked"),
-            AskError::Refused(e) => write!(
-                f,
-                "the client refused: {}",
-                e.get("message").and_then(Value::as_str).unwrap_or("error")
-            ),
-            AskError::NoAnswer => f.write_str("the client did not answer in time"),
-        }
-    }
+/// The message of the client's JSON-RPC error `e`, for [`AskError::Refused`].
+fn refusal(e: &Value) -> &str {
+    e.get("message").and_then(Value::as_str).unwrap_or("error")
 }
 
 /// The JSON-RPC error for a capability the client has not declared: `-32021`
@@ -418,6 +412,17 @@ pub fn ask_error(e: &AskError) -> RpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ask_errors_read_as_sentences() {
+        let refused = AskError::Refused(json!({"code": -1, "message": "no thanks"}));
+        assert_eq!(refused.to_string(), "the client refused: no thanks");
+        assert_eq!(AskError::Refused(json!({})).to_string(), "the client refused: error");
+        assert_eq!(
+            AskError::Capability("roots").to_string(),
+            "the client did not declare the roots capability"
+        );
+    }
 
     fn streamed(caps: Value, level: Option<&str>, params: Value) -> (Peer, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -257,7 +257,7 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
                 subscriptions: Vec::new(),
             };
             let sid = session::open(m.store.as_ref(), &opened).await.map_err(|e| store_error(e, id))?;
-            let body = protocol::result(id, methods::initialize_result(negotiated));
+            let body = protocol::result(id, methods::initialize_result(negotiated, m.config.mcp_conformance_fixtures));
             return Ok(respond(post.fmt, StatusCode::OK, body, Some((SESSION_HEADER, sid))));
         }
     }
@@ -414,7 +414,12 @@ fn request_id(msg: &Message) -> &Value {
 
 pub(super) fn store_error(e: crate::manage::ManageError, id: &Value) -> RpcError {
     tracing::error!(error = %e, "store failure in /mcp");
-    RpcError::new(StatusCode::SERVICE_UNAVAILABLE, -32603, "the store is unavailable, try again").with_id(id)
+    RpcError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::INTERNAL,
+        "the store is unavailable, try again",
+    )
+    .with_id(id)
 }
 
 /// The `2026-07-28` results that carry caching hints (SEP-2549).
@@ -460,7 +465,13 @@ async fn stateless_post(post: Post, msg: Message) -> Result<Response, RpcError> 
         return Ok(respond(
             post.fmt,
             StatusCode::OK,
-            protocol::result(&id, finish_stateless(&method, methods::discover_result())),
+            protocol::result(
+                &id,
+                finish_stateless(
+                    &method,
+                    methods::discover_result(post.state.manager.config.mcp_conformance_fixtures),
+                ),
+            ),
             None,
         ));
     }
@@ -476,7 +487,7 @@ async fn stateless_post(post: Post, msg: Message) -> Result<Response, RpcError> 
         .and_then(|k| params.get(k))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let binding = Binding::new(post.state.manager.sealer.clone(), &post.who.caller.hash, &method, target);
+    let binding = Binding::new(&post.state.manager.sealer, &post.who.caller.hash, &method, target, &params);
     let rules = Rules {
         not_found: |method| {
             RpcError::new(

@@ -1,6 +1,10 @@
 //! The official MCP conformance suite's fixtures (`@modelcontextprotocol/conformance`,
-//! `server` mode): the `test_*` tools and prompts and the `test://`
-//! resources its scenarios call by name. Registered only when
+//! `server` mode): the tools, prompts and resources its scenarios call by
+//! name: the `test_*` tools and prompts, `json_schema_2020_12_tool`, the
+//! tasks extension's `greet`, `slow_compute`, `failing_job`,
+//! `protocol_error_job`, `confirm_delete` and `multi_input`, and the
+//! `test://` resources (every name is in `tools::TOOLS`,
+//! `prompts::list` and `resources::list`). Registered only when
 //! `MCP_CONFORMANCE_FIXTURES=true` (for running the suite; never in
 //! production). They are harmless by construction: they echo their
 //! arguments, return static content, or sample, elicit and list roots from
