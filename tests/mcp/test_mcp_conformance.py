@@ -9,7 +9,9 @@ preloaded into Node, gives its requests a user-scope API token (a real
 client with a real token: nothing in Portcullis is relaxed for it).
 
 The suite's scenarios call fixtures by name (tools, prompts and resources
-named test_*, sampling, elicitation and roots round trips); they run
+named test_*, json_schema_2020_12_tool and the tasks extension's greet,
+slow_compute, failing_job, protocol_error_job, confirm_delete and
+multi_input; sampling, elicitation and roots round trips); they run
 against an instance started with MCP_CONFORMANCE_FIXTURES=true, which
 serves them beside the management tools (src/mcp/conformance), over the
 endpoint's own machinery (progress and log notifications, questions to the
