@@ -179,3 +179,19 @@ async fn admin_startup_writes_defaults_as_the_admin_and_drops_untouched_legacy_r
     let (s, v) = p.admin("GET", "/api/v1/routes/oauth-jwks", None).await;
     assert_eq!((s, v["description"].as_str()), (200, Some("mine now")), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_startup_mcp_conformance_fixtures_warn_that_they_are_not_for_production() {
+    const WARNING: &str = "for the conformance suite only; never in production";
+    let redis = Redis::start();
+    let plain = crate::harness::Portcullis::start(&redis).await;
+    let on = crate::harness::Portcullis::start_with(&redis, &[("MCP_CONFORMANCE_FIXTURES", "true")]).await;
+    // logged before the server runs, so it is there once /health answers
+    let warned = eventually(Duration::from_secs(10), || async {
+        on.proc.log_text().contains(WARNING).then_some(())
+    })
+    .await;
+    assert!(warned.is_some(), "no warning with the fixtures on; log:\n{}", on.proc.log_text());
+    let log = plain.proc.log_text();
+    assert!(!log.contains(WARNING), "a warning with the fixtures off; log:\n{log}");
+}
