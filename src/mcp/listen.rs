@@ -14,7 +14,8 @@
 //! Each stream polls the store, so their number is bounded per instance:
 //! one per session (a second is 409, as the MCP TypeScript SDK answers),
 //! [`MAX_PER_CALLER`] per credential (429) and [`MAX_STREAMS`] in all
-//! (503). Streams end when the process begins to stop, so they never hold
+//! (503). With `Last-Event-ID` naming an event of one of the session's
+//! request streams, GET resumes that stream instead (`replay`). Streams end when the process begins to stop, so they never hold
 //! a shutdown or an upgrade for the whole grace period, and when their
 //! credential no longer authenticates (checked every ten seconds).
 
@@ -35,9 +36,13 @@ use serde_json::{json, Value};
 use super::access::{self, McpCaller};
 use super::methods;
 use super::protocol::{code, RpcError};
+use super::replay::{self, Owner, Resumption};
 use super::session;
 use super::transport::{header_str, store_error, SESSION_HEADER};
 use crate::admin::AppState;
+
+/// The header a client resumes a stream with (SSE).
+const LAST_EVENT_ID: &str = "last-event-id";
 
 /// How often the stream looks for changes.
 const POLL: Duration = Duration::from_secs(2);
@@ -167,6 +172,17 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
             "session not found: initialize again",
         ));
     }
+    if let Some(last) = header_str(headers, LAST_EVENT_ID) {
+        let owner = Owner {
+            session: sid.clone(),
+            owner: who.caller.hash.clone(),
+        };
+        // an id that is not this session's (or is gone) is ignored: the
+        // session's own stream opens as without one
+        if let Some(resumption) = replay::resume(last, &owner) {
+            return Ok(resumed(resumption, s.shutdown.clone()));
+        }
+    }
     let slot = Slot::claim(&sid, &who.caller.hash)?;
     let stopping = s.shutdown.clone();
     let mut credential = HeaderMap::new();
@@ -197,16 +213,37 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
         let chunk = w.next().await?;
         Some((Ok::<_, Infallible>(chunk), w))
     });
-    Ok((
+    Ok(event_stream(Body::from_stream(events)))
+}
+
+/// An SSE response of `body`.
+fn event_stream(body: Body) -> Response {
+    (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
             (header::HeaderName::from_static("x-accel-buffering"), "no"),
         ],
-        Body::from_stream(events),
+        body,
     )
-        .into_response())
+        .into_response()
+}
+
+/// A request's stream resumed after the event the client last received
+/// (SEP-1699): what followed, then what comes until the result; it ends
+/// with the stream's end or when the process begins to stop. Its number
+/// is bounded by the kept streams (one resumption each, `replay`), apart
+/// from the per-session streams above.
+fn resumed(resumption: Resumption, stopping: tokio::sync::watch::Receiver<bool>) -> Response {
+    let events = futures::stream::unfold((resumption, stopping), |(mut r, mut stopping)| async move {
+        let chunk = tokio::select! {
+            chunk = r.next() => chunk?,
+            _ = stopping.changed() => return None,
+        };
+        Some((Ok::<_, Infallible>(chunk), (r, stopping)))
+    });
+    event_stream(Body::from_stream(events))
 }
 
 /// One open stream.

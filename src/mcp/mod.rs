@@ -19,6 +19,7 @@ mod param_headers;
 mod peer;
 mod prompts;
 mod protocol;
+mod replay;
 mod reply;
 mod resources;
 mod service_tools;

@@ -50,6 +50,10 @@ pub enum Out {
     Message(Value),
     /// The JSON-RPC response that ends the exchange (or its error).
     Done(Result<Value, RpcError>),
+    /// Close the client's stream now; what follows is kept for it to
+    /// resume with `GET /mcp` and `Last-Event-ID` (SEP-1699). Ignored on a
+    /// stream that cannot be resumed, whose messages would be lost.
+    Close,
 }
 
 /// Why asking the client failed.
@@ -343,6 +347,14 @@ impl Peer {
     pub fn notify(&self, method: &str, params: Value) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Out::Message(json!({"jsonrpc": "2.0", "method": method, "params": params})));
+        }
+    }
+
+    /// Closes the response stream before the result (SEP-1699 polling):
+    /// the client reconnects and gets the rest (`replay`).
+    pub fn close_stream(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Out::Close);
         }
     }
 

@@ -26,6 +26,7 @@ use super::input_state::Binding;
 use super::methods;
 use super::peer::{self, Out, Peer};
 use super::protocol::{self, code, meta, Message, RpcError, LATEST_STATEFUL, STATEFUL, STATELESS, SUPPORTED};
+use super::replay::Owner;
 use super::reply::{self, respond, Format};
 use super::session::{self, Session};
 use crate::admin::AppState;
@@ -122,6 +123,7 @@ async fn handle_post(s: Arc<AppState>, req: Request) -> Result<Response, RpcErro
         headers,
         fmt,
         sse_ok,
+        resume: None,
     };
     if stateless {
         stateless_post(post, msg).await
@@ -145,6 +147,8 @@ struct Post {
     headers: HeaderMap,
     fmt: Format,
     sse_ok: bool,
+    /// Who may resume the response's stream (a 2025-11-25 session).
+    resume: Option<Owner>,
 }
 
 impl Post {
@@ -164,9 +168,10 @@ impl Post {
             headers,
             fmt,
             sse_ok,
+            resume,
             ..
         } = self;
-        reply::run(fmt, sse_ok, id.clone(), move |tx| {
+        reply::run(fmt, sse_ok, id.clone(), resume, move |tx| {
             let peer = peer(tx);
             async move {
                 let peer = peer?;
@@ -225,6 +230,11 @@ fn check_method_headers(headers: &HeaderMap, msg: &Message, required: bool) -> R
 /// far below the 1 MiB a request body may be.
 const MAX_SESSION_CLIENT_BYTES: usize = 16 * 1024;
 
+/// The first revision whose clients expect a priming event (an id and no
+/// data) on a stream and resume it with `Last-Event-ID` (SEP-1699); older
+/// clients may not take an event without data.
+const RESUMABLE_SINCE: &str = "2025-11-25";
+
 /// 202 Accepted: notifications and client responses get no body.
 fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
@@ -232,7 +242,7 @@ fn accepted() -> Response {
 
 /// The dated revisions: `initialize` opens a session in the store; every
 /// other message names it in `Mcp-Session-Id`.
-async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, version: Option<String>) -> Result<Response, RpcError> {
+async fn stateful_post(mut post: Post, msg: Message, session_id: Option<String>, version: Option<String>) -> Result<Response, RpcError> {
     let m = &post.state.manager;
     let who = &post.who;
     if let Message::Request { id, method, params } = &msg {
@@ -336,6 +346,12 @@ async fn stateful_post(post: Post, msg: Message, session_id: Option<String>, ver
             return Ok(respond(fmt, StatusCode::OK, body, None));
         }
         _ => {}
+    }
+    if sess.version.as_str() >= RESUMABLE_SINCE {
+        post.resume = Some(Owner {
+            session: sid.clone(),
+            owner: owner.clone(),
+        });
     }
     let caps = sess.capabilities.clone().unwrap_or_else(|| json!({}));
     let level = sess.log_level.clone();

@@ -45,6 +45,11 @@ PRELOAD = HERE / "conformance" / "bearer.mjs"
 EXPECTED_FAILURES: dict[str, str] = {}
 PASSING = {"SUCCESS", "INFO", "SKIPPED"}
 
+# Revision -> scenarios whose checks must not all be INFO or SKIPPED (a
+# scenario passes vacuously when a fixture is missing or the server answers
+# JSON where the scenario wanted a stream): SSE resumability (SEP-1699).
+MUST_SUCCEED: dict[str, list[str]] = {"2025-11-25": ["server-sse-polling"]}
+
 RUNS = {
     "2025-11-25": ["--requirements", "2025-11-25"],
     "2026-07-28": ["--requirements", "2026-07-28"],
@@ -103,5 +108,10 @@ def test_conformance_server_mode(revision, conformance_portcullis, suite_token, 
             elif scenario not in EXPECTED_FAILURES:
                 bad.append((scenario, c))
     assert not bad, json.dumps([{"scenario": s, **c} for s, c in bad], indent=1)[:20000]
+    if revision in MUST_SUCCEED:
+        for scenario in MUST_SUCCEED[revision]:
+            got = [c for s, c in checks if s == scenario]
+            assert any(c.get("status") == "SUCCESS" for c in got), (
+                f"{scenario} has no SUCCESS check (all INFO/SKIPPED: vacuous): {json.dumps(got, indent=1)[:4000]}")
     passing_but_listed = sorted(s for s, cs in failing.items() if s in EXPECTED_FAILURES and not cs)
     assert not passing_but_listed, f"these scenarios pass now: remove them from EXPECTED_FAILURES: {passing_but_listed}"

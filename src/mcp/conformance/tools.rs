@@ -1,7 +1,7 @@
 //! The suite's fixture tools, by the names its scenarios call: static
 //! content of every kind, an error result, progress and log notifications,
 //! the 2020-12 schema the suite checks is kept intact, an `x-mcp-header`
-//! argument. [`TOOLS`] also holds those that ask the client
+//! argument, a stream closed before the result. [`TOOLS`] also holds those that ask the client
 //! (`asking_tools`) and those that run as tasks (`task_tools`).
 
 use std::time::Duration;
@@ -197,6 +197,17 @@ pub static TOOLS: Lazy<Vec<Fixture>> = Lazy::new(|| {
             json!({"type": "object", "properties": {"region": {"type": "string", "description": "A region name", "x-mcp-header": "Region"}},
                    "required": ["region"]}),
             call!(|_p, a| Ok(text(format!("region: {}", arg(a, "region"))))),
+        ),
+        fixture(
+            "test_reconnection",
+            "Closes the response stream before its result, which the client gets by resuming (SEP-1699).",
+            no_args(),
+            call!(|p, _a| {
+                p.close_stream();
+                // the result comes after the close, while the client reconnects
+                tokio::time::sleep(STEP).await;
+                Ok(text("Reconnection test completed"))
+            }),
         ),
     ];
     tools.extend(super::asking_tools::all());
