@@ -55,6 +55,12 @@ async fn events(State(s): State<Arc<AppState>>, Authed(c): Authed, RawQuery(q): 
 }
 async fn follow(State(s): State<Arc<AppState>>, Authed(c): Authed, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let records = logs::follow(&s.manager, &c, params(q)?).await?;
+    // A follow never ends by itself: it ends when the process begins to
+    // stop, so it never holds a shutdown or an upgrade for the grace period.
+    let mut stopping = s.shutdown.clone();
+    let records = records.take_until(async move {
+        let _ = stopping.changed().await;
+    });
     let events = records.map(|r| {
         Ok::<_, Infallible>(
             Event::default()

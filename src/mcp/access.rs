@@ -286,7 +286,11 @@ pub async fn authenticate(m: &Manager, headers: &HeaderMap) -> Result<McpCaller,
 
 fn store_down(e: &str) -> RpcError {
     tracing::error!(error = %e, "store failure in /mcp authentication");
-    RpcError::new(StatusCode::SERVICE_UNAVAILABLE, -32603, "the store is unavailable, try again")
+    RpcError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::INTERNAL,
+        "the store is unavailable, try again",
+    )
 }
 
 #[cfg(test)]

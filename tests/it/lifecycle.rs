@@ -204,3 +204,64 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
     let r = admin.get(format!("{api}/health")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the new control plane serves");
 }
+
+/// Streams never end by themselves (`/api/v1/logs/follow`, an MCP
+/// session's `GET /mcp`): they end when the process begins to stop, so an
+/// instance with followers still exits at once instead of after the grace
+/// period. Both go through the data plane (`Host: localhost`), whose
+/// graceful stop waits for requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_do_not_hold_a_stop() {
+    let redis = Redis::start();
+    let mut p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let follow = p
+        .client
+        .get(p.http("/api/v1/logs/follow"))
+        .header("Host", "localhost")
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status(), 200);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "0"}}});
+    let r = p
+        .client
+        .post(p.http("/mcp"))
+        .header("Host", "localhost")
+        .header("Authorization", &bearer)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let mcp = p
+        .client
+        .get(p.http("/mcp"))
+        .header("Host", "localhost")
+        .header("Authorization", &bearer)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", &sid)
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mcp.status(), 200);
+    let t = Instant::now();
+    p.proc.terminate();
+    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(25)))
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(8),
+        "two open streams held the stop {took:?} (grace period 20 s)"
+    );
+    // both streams ended rather than being cut mid-event
+    for stream in [follow, mcp] {
+        assert!(tokio::time::timeout(Duration::from_secs(5), stream.bytes()).await.is_ok());
+    }
+}
