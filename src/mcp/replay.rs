@@ -9,7 +9,8 @@
 //! The buffer is in this process: a stream resumes on the instance that
 //! ran its request (the one the client was connected to). It is bounded:
 //! [`MAX_STREAMS`] streams, [`MAX_EVENTS`] events and [`MAX_BYTES`] per
-//! stream (the oldest go first), each kept [`KEEP`] after its last event;
+//! stream (the oldest go first), [`MAX_TOTAL_BYTES`] in all (the least
+//! recently active streams go first), each kept [`KEEP`] after its last event;
 //! events up to the id a client resumes from are delivered and dropped.
 //! Only the session and owner that opened a stream may resume it, once at
 //! a time.
@@ -31,6 +32,11 @@ const MAX_EVENTS: usize = 256;
 
 /// Bytes of events kept per stream, at most.
 const MAX_BYTES: usize = 1024 * 1024;
+
+/// Bytes of events kept for all streams together, at most: without it,
+/// [`MAX_STREAMS`] full streams would hold a gigabyte. Over it, the least
+/// recently active streams go first.
+const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long a stream is kept after its last event: a client reconnects
 /// within seconds ([`RETRY_MS`]); a few minutes covers a slow network.
@@ -81,6 +87,26 @@ fn parse_id(id: &str) -> Option<(&str, u64)> {
     let ours = stream.len() == 32 && stream.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     ours.then_some(())?;
     Some((stream, n.parse().ok()?))
+}
+
+/// Drops the least recently active streams other than `keep` until all
+/// together hold at most `limit` bytes of events.
+fn evict_over(all: &mut HashMap<String, Kept>, keep: &str, limit: usize) {
+    let mut total: usize = all.values().map(|k| k.bytes).sum();
+    while total > limit {
+        let Some(oldest) = all
+            .iter()
+            .filter(|(s, _)| s.as_str() != keep)
+            .min_by_key(|(_, k)| k.touched)
+            .map(|(s, _)| s.clone())
+        else {
+            break;
+        };
+        if let Some(gone) = all.remove(&oldest) {
+            total -= gone.bytes;
+            gone.changed.send_replace(());
+        }
+    }
 }
 
 /// Writes a stream's events, as the request's handler produces them, both
@@ -143,6 +169,7 @@ impl Recorder {
             k.touched = Instant::now();
             k.changed.send_replace(());
         }
+        evict_over(&mut all, &self.stream, MAX_TOTAL_BYTES);
         self.next += 1;
         event
     }
@@ -282,6 +309,33 @@ mod tests {
         let (later, end) = waiting.await.expect("the resumption");
         assert!(String::from_utf8_lossy(&later.expect("the third event")).contains(r#"{"n":3}"#));
         assert!(end.is_none(), "the stream ended");
+    }
+
+    #[test]
+    fn all_streams_together_keep_a_bounded_number_of_bytes() {
+        let kept = |touched: Instant, bytes: usize| Kept {
+            owner: owner("replay-total"),
+            events: VecDeque::from([(1, Bytes::from(vec![b'x'; bytes]))]),
+            bytes,
+            live: true,
+            resuming: false,
+            touched,
+            changed: watch::channel(()).0,
+        };
+        let t = Instant::now();
+        // on a map of its own: other tests' streams share the process table
+        let mut all: HashMap<String, Kept> = (0..5).map(|i| (format!("s{i}"), kept(t + Duration::from_millis(i), 100))).collect();
+        all.insert("new".into(), kept(t, 150));
+        evict_over(&mut all, "new", 400);
+        let mut left: Vec<&String> = all.keys().collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["new", "s3", "s4"],
+            "the least recently active went first, never the one written"
+        );
+        evict_over(&mut all, "new", 10);
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["new"]);
     }
 
     #[test]
