@@ -303,20 +303,26 @@ start_portcullis_log_on() {
 }
 start_portcullis_log_on
 PC_ON_URL="http://127.0.0.1:$PC_ON_HTTP_PORT$BENCH_PATH"
-LOG_ON_LABEL="(g) portcullis as (d), request log on (Redis) + access log: the default"
-LOG_OFF_LABEL="(h) = (d), request log and access log off"
-for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then order="on off"; else order="off on"; fi
-    for t in $order; do
-        if [[ $t == on ]]; then
-            M_ROUND=$r measure "logon$r" "$LOG_ON_LABEL" "$PC_ON_URL" "$PORTCULLIS_ON_PID $REDIS_PID"
-        else
-            M_ROUND=$r measure "logoff$r" "$LOG_OFF_LABEL" "$PC_URL" "$PORTCULLIS_PID $REDIS_PID"
-        fi
+# log_rounds KEY LABEL_ON LABEL_OFF EXTRA_PIDS: BENCH_ROUNDS rounds of the log-on process
+# (KEY"on") and the log-off one (KEY"off"), alternating which goes first, then their
+# medians; EXTRA_PIDS are counted in the CPU column of both.
+log_rounds() {
+    local key=$1 on_label=$2 off_label=$3 extra=$4 r t order
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if ((r % 2)); then order="on off"; else order="off on"; fi
+        for t in $order; do
+            if [[ $t == on ]]; then
+                M_ROUND=$r measure "${key}on$r" "$on_label" "$PC_ON_URL" "$PORTCULLIS_ON_PID $extra"
+            else
+                M_ROUND=$r measure "${key}off$r" "$off_label" "$PC_URL" "$PORTCULLIS_PID $extra"
+            fi
+        done
     done
-done
-median_of logon "$LOG_ON_LABEL"
-median_of logoff "$LOG_OFF_LABEL"
+    median_of "${key}on" "$on_label"
+    median_of "${key}off" "$off_label"
+}
+log_rounds log "(g) portcullis as (d), request log on (Redis) + access log: the default" \
+    "(h) = (d), request log and access log off" "$REDIS_PID"
 
 # (g1)/(h1): the same two processes with Redis alone on CPU 0 and everything else
 # (portcullis, the backend, wrk) on CPU 1. In production the request log's Redis is a
@@ -333,24 +339,12 @@ pin() {
 pin 0 "$REDIS_PID"
 pin 1 "$PORTCULLIS_PID" "$PORTCULLIS_ON_PID" "$BACKEND_PID"
 WRK_PREFIX="taskset -c 1"
-LOG_ON_PIN_LABEL="(g1) = (g), redis alone on CPU 0; portcullis, backend, wrk on CPU 1"
-LOG_OFF_PIN_LABEL="(h1) = (h), pinned as (g1)"
-for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then order="on off"; else order="off on"; fi
-    for t in $order; do
-        if [[ $t == on ]]; then
-            M_ROUND=$r measure "logonpin$r" "$LOG_ON_PIN_LABEL" "$PC_ON_URL" "$PORTCULLIS_ON_PID"
-        else
-            M_ROUND=$r measure "logoffpin$r" "$LOG_OFF_PIN_LABEL" "$PC_URL" "$PORTCULLIS_PID"
-        fi
-    done
-done
+log_rounds logpin "(g1) = (g), redis alone on CPU 0; portcullis, backend, wrk on CPU 1" \
+    "(h1) = (h), pinned as (g1)" ""
 WRK_PREFIX=
 LOG_DROPPED=$(curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" |
     awk '$1 == "portcullis_request_log_dropped_total" {print $2}')
 stop_pid "$PORTCULLIS_ON_PID" TERM
-median_of logonpin "$LOG_ON_PIN_LABEL"
-median_of logoffpin "$LOG_OFF_PIN_LABEL"
 
 # Four decimals: the verdict compares this value, so 0.8995 is not rounded up to 0.90.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }
@@ -366,7 +360,7 @@ R_MCP=$(ratio "${RPS[portcullismcp]}" "${RPS[portcullisauth]}")
 R_MCP_POLICY=$(ratio "${RPS[portcullismcp]}" "${RPS[portcullismcpplain]}")
 R_TRAEFIK=$(ratio "${RPS[portcullisauth]}" "${RPS[traefik]}")
 R_LOG=$(ratio "${RPS[logon]}" "${RPS[logoff]}")
-R_LOG_PIN=$(ratio "${RPS[logonpin]}" "${RPS[logoffpin]}")
+R_LOG_PIN=$(ratio "${RPS[logpinon]}" "${RPS[logpinoff]}")
 
 echo
 echo "## portcullis benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
