@@ -166,11 +166,7 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
         .map_err(|e| store_error(e, &Value::Null))?
         .is_none()
     {
-        return Err(RpcError::new(
-            StatusCode::NOT_FOUND,
-            code::SESSION,
-            "session not found: initialize again",
-        ));
+        return Err(session::gone());
     }
     if let Some(last) = header_str(headers, LAST_EVENT_ID) {
         let owner = Owner {
@@ -203,11 +199,7 @@ async fn open(s: Arc<AppState>, headers: &HeaderMap) -> Result<Response, RpcErro
     };
     // what the subscribed resources hold now: changes from here on are updates
     if watch.look().await.is_none() {
-        return Err(RpcError::new(
-            StatusCode::NOT_FOUND,
-            code::SESSION,
-            "session not found: initialize again",
-        ));
+        return Err(session::gone());
     }
     let events = futures::stream::unfold(watch, |mut w| async move {
         let chunk = w.next().await?;

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use axum::http::StatusCode;
+
+use super::protocol::{code, RpcError};
 use crate::manage::ManageResult;
 use crate::secrets::constant_time_eq;
 use crate::store::backend::{Applied, Batch, Check};
@@ -128,9 +131,15 @@ async fn read(store: &dyn Store, id: &str, owner: &str) -> ManageResult<Option<(
     Ok(Some((raw, s)))
 }
 
+/// The answer to a request naming a session that is unknown, expired,
+/// another caller's, or ended while the request changed it.
+pub fn gone() -> RpcError {
+    RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found: initialize again")
+}
+
 /// Ends session `id` if it belongs to `owner`; true when one was ended.
 pub async fn close(store: &dyn Store, id: &str, owner: &str) -> ManageResult<bool> {
-    if resume(store, id, owner).await?.is_none() {
+    if read(store, id, owner).await?.is_none() {
         return Ok(false);
     }
     store.kv_del(&keys::mcp_session(id)).await?;

@@ -283,7 +283,7 @@ async fn stateful_post(mut post: Post, msg: Message, session_id: Option<String>,
         .await
         .map_err(|e| store_error(e, request_id(&msg)))?
     else {
-        return Err(RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found: initialize again").with_id(request_id(&msg)));
+        return Err(session::gone().with_id(request_id(&msg)));
     };
     if let Some(v) = version.filter(|v| *v != sess.version) {
         return Err(RpcError::bad(
@@ -323,7 +323,7 @@ async fn stateful_post(mut post: Post, msg: Message, session_id: Option<String>,
                 .await
                 .map_err(|e| store_error(e, &id))?;
             if saved.is_none() {
-                return Err(gone(&id));
+                return Err(session::gone().with_id(&id));
             }
             return Ok(respond(fmt, StatusCode::OK, protocol::result(&id, json!({})), None));
         }
@@ -337,7 +337,7 @@ async fn stateful_post(mut post: Post, msg: Message, session_id: Option<String>,
                         .await
                         .map_err(|e| store_error(e, &id))?;
                     if saved.is_none() {
-                        return Err(gone(&id));
+                        return Err(session::gone().with_id(&id));
                     }
                     protocol::result(&id, json!({}))
                 }
@@ -414,11 +414,6 @@ async fn subscription(
         return Err(invalid(format!("at most {} subscriptions per session", session::MAX_SUBSCRIPTIONS)));
     }
     Ok(Subscription::Add(uri.to_string()))
-}
-
-/// The answer when the session ended while a request changed it.
-fn gone(id: &Value) -> RpcError {
-    RpcError::new(StatusCode::NOT_FOUND, code::SESSION, "session not found: initialize again").with_id(id)
 }
 
 fn request_id(msg: &Message) -> &Value {

@@ -191,7 +191,7 @@ struct Groups<'a> {
     last_indexes: Vec<usize>,
     last: Option<&'a Record>,
     hours: Vec<HourHost<'a>>,
-    hour_of: BTreeMap<(i64, &'a str), usize>,
+    hour_index: BTreeMap<(i64, &'a str), usize>,
     /// The hour group of the record before.
     last_hour: usize,
     key_buf: String,
@@ -250,8 +250,8 @@ impl<'a> Groups<'a> {
         let start = hour_start(r.ts);
         let same_hour = self.last.is_some_and(|l| hour_start(l.ts) == start && l.host == r.host);
         if !same_hour {
-            let Groups { hours, hour_of, .. } = self;
-            self.last_hour = *hour_of.entry((start, r.host.as_str())).or_insert_with(|| {
+            let Groups { hours, hour_index, .. } = self;
+            self.last_hour = *hour_index.entry((start, r.host.as_str())).or_insert_with(|| {
                 hours.push(HourHost {
                     start,
                     host: &r.host,
