@@ -19,23 +19,29 @@ async fn wait_routed(client: &reqwest::Client, url: &str, host: &str) {
     assert!(ok.is_some(), "{host} was never routed");
 }
 
+/// Sends SIGTERM and waits (at most 25 s) for the exit: its code, and how
+/// long after the signal it came.
+async fn terminate_and_wait(mut p: Portcullis) -> (Option<i32>, Duration) {
+    let t = Instant::now();
+    p.proc.terminate();
+    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(25)))
+        .await
+        .unwrap();
+    (code, t.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_as_soon_as_in_flight_requests_are_done() {
     let redis = Redis::start();
     // idle: exits in about the drain poll, far below the grace period
-    let mut idle = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
-    let t = Instant::now();
-    idle.proc.terminate();
-    let code = tokio::task::spawn_blocking(move || idle.proc.wait_exit(Duration::from_secs(25)))
-        .await
-        .unwrap();
-    let took = t.elapsed();
+    let idle = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
+    let (code, took) = terminate_and_wait(idle).await;
     assert_eq!(code, Some(0));
     eprintln!("(c) idle instance: exit 0 {took:?} after SIGTERM (grace period 20 s)");
     assert!(took < Duration::from_secs(3), "an idle instance took {took:?} to exit");
 
     // under load: 20 requests of 1.5 s in flight at SIGTERM all complete
-    let mut p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
+    let p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
     let a = backend::start("A").await;
     p.create_proxy(json!({"hostname": "slow.test", "target_url": a.url()})).await;
     wait_routed(&p.client, &p.http("/"), "slow.test").await;
@@ -53,17 +59,13 @@ async fn sigterm_exits_as_soon_as_in_flight_requests_are_done() {
     })
     .await;
     assert!(all_in.is_some(), "the 20 requests never were all in flight");
-    let t = Instant::now();
-    p.proc.terminate();
+    let stopping = tokio::spawn(terminate_and_wait(p));
     for r in inflight {
         let (s, body) = r.await.unwrap().expect("an in-flight request failed");
         assert_eq!((s, body.as_str()), (200, "slow done"));
     }
-    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(25)))
-        .await
-        .unwrap();
+    let (code, took) = stopping.await.unwrap();
     assert_eq!(code, Some(0));
-    let took = t.elapsed();
     eprintln!("(c) under load: 20 of 20 in-flight requests completed, exit 0 {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(5), "exit {took:?} after SIGTERM, grace period 20 s");
 }
@@ -213,7 +215,7 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_do_not_hold_a_stop() {
     let redis = Redis::start();
-    let mut p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
+    let p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let follow = p
         .client
@@ -249,12 +251,7 @@ async fn open_streams_do_not_hold_a_stop() {
         .await
         .unwrap();
     assert_eq!(mcp.status(), 200);
-    let t = Instant::now();
-    p.proc.terminate();
-    let code = tokio::task::spawn_blocking(move || p.proc.wait_exit(Duration::from_secs(25)))
-        .await
-        .unwrap();
-    let took = t.elapsed();
+    let (code, took) = terminate_and_wait(p).await;
     assert_eq!(code, Some(0));
     assert!(
         took < Duration::from_secs(8),
