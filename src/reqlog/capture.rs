@@ -109,10 +109,14 @@ pub struct UpstreamIds {
     pub traceparent: Option<HeaderValue>,
 }
 
-/// Appends `digits` lowercase hex digits of `n` (most significant first).
-fn push_hex(buf: &mut Vec<u8>, n: u128, digits: u32) {
+/// Fills `out` with the lowest `out.len()` lowercase hex digits of `n`
+/// (most significant first).
+fn hex_into(out: &mut [u8], mut n: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    buf.extend((0..digits).rev().map(|i| HEX[((n >> (4 * i)) & 0xf) as usize]));
+    for d in out.iter_mut().rev() {
+        *d = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 /// A new W3C `traceparent` (`00-<32 hex trace id>-<16 hex span id>-01`,
@@ -120,13 +124,10 @@ fn push_hex(buf: &mut Vec<u8>, n: u128, digits: u32) {
 /// start when none is kept. Both values share one buffer: one allocation
 /// and no formatting machinery per request (this runs on every request).
 fn new_trace() -> (HeaderValue, HeaderValue) {
-    let mut buf = Vec::with_capacity(55);
-    buf.extend_from_slice(b"00-");
-    push_hex(&mut buf, rand::random::<u128>() | 1, 32);
-    buf.push(b'-');
-    push_hex(&mut buf, u128::from(rand::random::<u64>() | 1), 16);
-    buf.extend_from_slice(b"-01");
-    let all = Bytes::from(buf);
+    let mut buf = *b"00-................................-................-01";
+    hex_into(&mut buf[3..35], rand::random::<u128>() | 1);
+    hex_into(&mut buf[36..52], u128::from(rand::random::<u64>() | 1));
+    let all = Bytes::copy_from_slice(&buf);
     let trace = all.slice(3..35);
     match (HeaderValue::from_maybe_shared(all), HeaderValue::from_maybe_shared(trace)) {
         (Ok(parent), Ok(trace)) => (parent, trace),

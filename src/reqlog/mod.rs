@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod events;
+mod json_line;
 pub mod query;
 pub mod record;
 mod redis_log;

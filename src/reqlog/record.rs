@@ -112,40 +112,43 @@ impl Record {
 
     /// Visits the record's fields as its Redis hash holds them, absent ones
     /// left out, without building a string per field: the writer encodes
-    /// them straight into its pipeline for every request.
+    /// them straight into its pipeline and its JSON line for every request.
+    /// The order is the struct's, so the JSON line is the one serde writes.
     pub fn each_field(&self, mut f: impl FnMut(&'static str, Field<'_>)) {
-        let mut text = |name: &'static str, v: Option<&str>| {
+        let mut emit = |name: &'static str, v: Option<Field<'_>>| {
             if let Some(v) = v {
-                f(name, Field::Text(v));
+                f(name, v);
             }
         };
-        text("timestamp", Some(&self.timestamp));
-        text("kind", Some(&self.kind));
-        text("request_id", self.request_id.as_deref());
-        text("trace_id", self.trace_id.as_deref());
-        text("client_ip", Some(&self.client_ip));
-        text("method", nonempty(&self.method));
-        text("host", Some(&self.host));
-        text("path", nonempty(&self.path));
-        text("query", self.query.as_deref());
-        text("upstream", self.upstream.as_deref());
-        text("route_id", self.route_id.as_deref());
-        text("proxy", self.proxy.as_deref());
-        text("user", self.user.as_deref());
-        text("client_id", self.client_id.as_deref());
-        text("scopes", self.scopes.as_deref());
-        text("tls_version", self.tls_version.as_deref());
-        text("sni", self.sni.as_deref());
-        text("event", self.event.as_deref());
-        text("reason", self.reason.as_deref());
-        f("ts", Field::Int(self.ts));
-        f("status", Field::Int(i64::from(self.status)));
-        f("bytes_in", Field::Int(i64::try_from(self.bytes_in).unwrap_or(i64::MAX)));
-        f("bytes_out", Field::Int(i64::try_from(self.bytes_out).unwrap_or(i64::MAX)));
-        if let Some(ms) = self.upstream_ms {
-            f("upstream_ms", Field::Float(ms));
+        fn text(v: Option<&str>) -> Option<Field<'_>> {
+            v.map(Field::Text)
         }
-        f("duration_ms", Field::Float(self.duration_ms));
+        let int = |n: i64| Some(Field::Int(n));
+        emit("ts", int(self.ts));
+        emit("timestamp", text(Some(&self.timestamp)));
+        emit("kind", text(Some(&self.kind)));
+        emit("request_id", text(self.request_id.as_deref()));
+        emit("trace_id", text(self.trace_id.as_deref()));
+        emit("client_ip", text(Some(&self.client_ip)));
+        emit("method", text(nonempty(&self.method)));
+        emit("host", text(Some(&self.host)));
+        emit("path", text(nonempty(&self.path)));
+        emit("query", text(self.query.as_deref()));
+        emit("status", int(i64::from(self.status)));
+        emit("bytes_in", int(i64::try_from(self.bytes_in).unwrap_or(i64::MAX)));
+        emit("bytes_out", int(i64::try_from(self.bytes_out).unwrap_or(i64::MAX)));
+        emit("upstream", text(self.upstream.as_deref()));
+        emit("upstream_ms", self.upstream_ms.map(Field::Float));
+        emit("duration_ms", Some(Field::Float(self.duration_ms)));
+        emit("route_id", text(self.route_id.as_deref()));
+        emit("proxy", text(self.proxy.as_deref()));
+        emit("user", text(self.user.as_deref()));
+        emit("client_id", text(self.client_id.as_deref()));
+        emit("scopes", text(self.scopes.as_deref()));
+        emit("tls_version", text(self.tls_version.as_deref()));
+        emit("sni", text(self.sni.as_deref()));
+        emit("event", text(self.event.as_deref()));
+        emit("reason", text(self.reason.as_deref()));
     }
 
     /// The record from flat pairs; `None` when required fields are missing.

@@ -17,6 +17,7 @@
 //! it touched by score and the stream by `MINID`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -174,7 +175,18 @@ fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration,
             .end();
         groups.add(i, r);
     }
-    groups.encode(p, batch, &keys, keep_ms, cutoff);
+    // A record's score and key recur in each of its indexes: framed once.
+    let mut members = Pipe::default();
+    let spans: Vec<Range<usize>> = batch
+        .iter()
+        .zip(&keys)
+        .map(|(r, key)| {
+            let start = members.as_bytes().len();
+            members.int(r.ts).arg(key);
+            start..members.as_bytes().len()
+        })
+        .collect();
+    groups.encode(p, members.as_bytes(), &spans, keep_ms, cutoff);
     p.cmd("PEXPIRE").arg(STREAM).int(keep_ms).end();
 }
 
@@ -278,12 +290,13 @@ impl<'a> Groups<'a> {
 
     /// The commands of the groups: one `ZADD` per index (and its trim and
     /// expiry), the hourly counts, visitors and latency samples.
-    fn encode(&self, p: &mut Pipe, batch: &[Record], keys: &[String], keep_ms: i64, cutoff: i64) {
+    /// `members[spans[i]]` is record `i`'s score and key, framed.
+    fn encode(&self, p: &mut Pipe, members: &[u8], spans: &[Range<usize>], keep_ms: i64, cutoff: i64) {
         let below_cutoff = format!("({cutoff}");
-        for (idx, members) in &self.indexes {
+        for (idx, records) in &self.indexes {
             p.cmd("ZADD").arg(idx);
-            for &i in members {
-                p.int(batch[i].ts).arg(&keys[i]);
+            for &i in records {
+                p.framed_args(&members[spans[i].clone()], 2);
             }
             p.end();
             p.cmd("ZREMRANGEBYSCORE").arg(idx).arg("-inf").arg(&below_cutoff).end();

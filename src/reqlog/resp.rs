@@ -26,8 +26,9 @@ const DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct Pipe {
     buf: Vec<u8>,
-    /// The command being built: its arguments, framed.
-    args: Vec<u8>,
+    /// Where the command being built starts in `buf`: its `*<argc>` header
+    /// goes there once the count is known.
+    start: usize,
     argc: usize,
     count: usize,
 }
@@ -36,7 +37,7 @@ impl Pipe {
     /// Empties the pipeline, keeping its memory.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.args.clear();
+        self.start = 0;
         self.argc = 0;
         self.count = 0;
     }
@@ -48,22 +49,28 @@ impl Pipe {
 
     /// Starts a command named `name`; arguments follow, [`Pipe::end`] closes it.
     pub fn cmd(&mut self, name: &str) -> &mut Self {
-        self.args.clear();
+        self.start = self.buf.len();
         self.argc = 0;
         self.arg(name)
     }
 
-    /// One argument of the current command.
+    /// One argument of the current command, framed as a bulk string.
     pub fn arg(&mut self, a: impl AsRef<[u8]>) -> &mut Self {
         let a = a.as_ref();
-        let args = &mut self.args;
-        args.reserve(a.len() + 26);
-        args.push(b'$');
-        push_decimal(args, a.len());
-        args.extend_from_slice(b"\r\n");
-        args.extend_from_slice(a);
-        args.extend_from_slice(b"\r\n");
+        let mut head = [0u8; 24];
+        let n = frame(b'$', a.len(), &mut head);
+        self.buf.reserve(n + a.len() + 2);
+        self.buf.extend_from_slice(&head[..n]);
+        self.buf.extend_from_slice(a);
+        self.buf.extend_from_slice(b"\r\n");
         self.argc += 1;
+        self
+    }
+
+    /// `count` arguments framed elsewhere (see [`Pipe::as_bytes`]), copied as they are.
+    pub fn framed_args(&mut self, framed: &[u8], count: usize) -> &mut Self {
+        self.buf.extend_from_slice(framed);
+        self.argc += count;
         self
     }
 
@@ -81,26 +88,43 @@ impl Pipe {
         self.arg(s)
     }
 
-    /// Closes the current command.
+    /// Closes the current command: its `*<argc>` header goes in front of
+    /// the arguments written since [`Pipe::cmd`] (one move of those bytes).
     pub fn end(&mut self) {
-        self.buf.push(b'*');
-        push_decimal(&mut self.buf, self.argc);
-        self.buf.extend_from_slice(b"\r\n");
-        self.buf.extend_from_slice(&self.args);
+        let mut head = [0u8; 24];
+        let n = frame(b'*', self.argc, &mut head);
+        self.buf.splice(self.start..self.start, head[..n].iter().copied());
         self.count += 1;
+    }
+
+    /// The bytes encoded so far (a scratch pipe frames arguments for
+    /// [`Pipe::framed_args`] this way).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
     }
 }
 
-/// Appends `n` in decimal: one or two digits by hand (nearly every length
-/// the writer frames), longer ones through `itoa`.
-fn push_decimal(out: &mut Vec<u8>, n: usize) {
-    if n < 10 {
-        out.push(b'0' + n as u8);
+/// Writes `kind` (`$` or `*`), `n` in decimal and CRLF into `out`; returns
+/// the length written. One or two digits by hand (nearly every length the
+/// writer frames), longer ones through `itoa`.
+fn frame(kind: u8, n: usize, out: &mut [u8; 24]) -> usize {
+    out[0] = kind;
+    let digits = if n < 10 {
+        out[1] = b'0' + n as u8;
+        1
     } else if n < 100 {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        out[1] = b'0' + (n / 10) as u8;
+        out[2] = b'0' + (n % 10) as u8;
+        2
     } else {
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    }
+        let mut b = itoa::Buffer::new();
+        let s = b.format(n).as_bytes();
+        out[1..=s.len()].copy_from_slice(s);
+        s.len()
+    };
+    out[1 + digits] = b'\r';
+    out[2 + digits] = b'\n';
+    3 + digits
 }
 
 /// A byte stream to Redis (TCP or a Unix socket).
@@ -271,6 +295,28 @@ mod tests {
         p.clear();
         assert_eq!(p.len(), 0);
         assert!(p.buf.is_empty());
+    }
+
+    #[test]
+    fn framed_arguments_and_long_commands_count_every_argument() {
+        let mut members = Pipe::default();
+        members.int(7).arg("k1");
+        let mut p = Pipe::default();
+        p.cmd("ZADD")
+            .arg("i")
+            .framed_args(members.as_bytes(), 2)
+            .framed_args(members.as_bytes(), 2)
+            .end();
+        p.cmd("PFADD").arg("h");
+        for _ in 0..148 {
+            p.arg("a");
+        }
+        p.end();
+        let pair = "$1\r\n7\r\n$2\r\nk1\r\n";
+        let mut want = format!("*6\r\n$4\r\nZADD\r\n$1\r\ni\r\n{pair}{pair}*150\r\n$5\r\nPFADD\r\n$1\r\nh\r\n");
+        want.push_str(&"$1\r\na\r\n".repeat(148));
+        assert_eq!(String::from_utf8(p.buf.clone()).unwrap(), want);
+        assert_eq!(p.len(), 2);
     }
 
     #[test]

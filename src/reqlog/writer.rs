@@ -237,18 +237,15 @@ impl RequestLogService {
 }
 
 /// Each record of a batch as one JSON line (without the newline), made once
-/// for the access log, the stream entry and the segment file. Serialising a
-/// `Record` (strings, numbers, options) cannot fail; the empty default only
-/// keeps the lines aligned with the batch by index.
+/// for the access log, the stream entry and the segment file.
 fn json_lines(batch: &[Record]) -> Vec<String> {
     batch
         .iter()
         .map(|r| {
             let mut line = Vec::with_capacity(LINE_CAPACITY);
-            serde_json::to_writer(&mut line, r)
-                .ok()
-                .and_then(|()| String::from_utf8(line).ok())
-                .unwrap_or_default()
+            super::json_line::write(r, &mut line);
+            // Built from `&str`s, ASCII and complete UTF-8 escapes only.
+            String::from_utf8(line).unwrap_or_default()
         })
         .collect()
 }
