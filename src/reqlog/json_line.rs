@@ -15,11 +15,14 @@ use super::record::{Field, Record};
 pub fn write(r: &Record, out: &mut Vec<u8>) {
     let mut first = true;
     r.each_field(|name, value| {
-        out.extend_from_slice(if first { b"{\"" } else { b",\"" });
-        first = false;
-        // Field names are fixed identifiers: nothing to escape.
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+        // `,"name":`; the first key opens the object instead.
+        if first {
+            out.push(b'{');
+            out.extend_from_slice(&name.json.as_bytes()[1..]);
+            first = false;
+        } else {
+            out.extend_from_slice(name.json.as_bytes());
+        }
         match value {
             Field::Text(t) => string(t, out),
             Field::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),

@@ -90,6 +90,31 @@ fn nonempty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// A field's name, with the two forms the writer copies for every
+/// request as they are instead of framing the name each time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Name {
+    /// The name, as the hash and the JSON object hold it.
+    pub plain: &'static str,
+    /// `,"name":`, the JSON key between its neighbours (the first one
+    /// without its comma).
+    pub json: &'static str,
+    /// `$<length>\r\nname\r\n`, the name as a RESP bulk string.
+    pub resp: &'static str,
+}
+
+/// A [`Name`] from the name and its length in decimal (checked by a test:
+/// `concat!` cannot count).
+macro_rules! name {
+    ($n:literal, $len:literal) => {
+        Name {
+            plain: $n,
+            json: concat!(",\"", $n, "\":"),
+            resp: concat!("$", $len, "\r\n", $n, "\r\n"),
+        }
+    };
+}
+
 /// One field's value as [`Record::each_field`] hands it out.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Field<'a> {
@@ -114,8 +139,8 @@ impl Record {
     /// left out, without building a string per field: the writer encodes
     /// them straight into its pipeline and its JSON line for every request.
     /// The order is the struct's, so the JSON line is the one serde writes.
-    pub fn each_field(&self, mut f: impl FnMut(&'static str, Field<'_>)) {
-        let mut emit = |name: &'static str, v: Option<Field<'_>>| {
+    pub fn each_field(&self, mut f: impl FnMut(Name, Field<'_>)) {
+        let mut emit = |name: Name, v: Option<Field<'_>>| {
             if let Some(v) = v {
                 f(name, v);
             }
@@ -124,31 +149,31 @@ impl Record {
             v.map(Field::Text)
         }
         let int = |n: i64| Some(Field::Int(n));
-        emit("ts", int(self.ts));
-        emit("timestamp", text(Some(&self.timestamp)));
-        emit("kind", text(Some(&self.kind)));
-        emit("request_id", text(self.request_id.as_deref()));
-        emit("trace_id", text(self.trace_id.as_deref()));
-        emit("client_ip", text(Some(&self.client_ip)));
-        emit("method", text(nonempty(&self.method)));
-        emit("host", text(Some(&self.host)));
-        emit("path", text(nonempty(&self.path)));
-        emit("query", text(self.query.as_deref()));
-        emit("status", int(i64::from(self.status)));
-        emit("bytes_in", int(i64::try_from(self.bytes_in).unwrap_or(i64::MAX)));
-        emit("bytes_out", int(i64::try_from(self.bytes_out).unwrap_or(i64::MAX)));
-        emit("upstream", text(self.upstream.as_deref()));
-        emit("upstream_ms", self.upstream_ms.map(Field::Float));
-        emit("duration_ms", Some(Field::Float(self.duration_ms)));
-        emit("route_id", text(self.route_id.as_deref()));
-        emit("proxy", text(self.proxy.as_deref()));
-        emit("user", text(self.user.as_deref()));
-        emit("client_id", text(self.client_id.as_deref()));
-        emit("scopes", text(self.scopes.as_deref()));
-        emit("tls_version", text(self.tls_version.as_deref()));
-        emit("sni", text(self.sni.as_deref()));
-        emit("event", text(self.event.as_deref()));
-        emit("reason", text(self.reason.as_deref()));
+        emit(name!("ts", "2"), int(self.ts));
+        emit(name!("timestamp", "9"), text(Some(&self.timestamp)));
+        emit(name!("kind", "4"), text(Some(&self.kind)));
+        emit(name!("request_id", "10"), text(self.request_id.as_deref()));
+        emit(name!("trace_id", "8"), text(self.trace_id.as_deref()));
+        emit(name!("client_ip", "9"), text(Some(&self.client_ip)));
+        emit(name!("method", "6"), text(nonempty(&self.method)));
+        emit(name!("host", "4"), text(Some(&self.host)));
+        emit(name!("path", "4"), text(nonempty(&self.path)));
+        emit(name!("query", "5"), text(self.query.as_deref()));
+        emit(name!("status", "6"), int(i64::from(self.status)));
+        emit(name!("bytes_in", "8"), int(i64::try_from(self.bytes_in).unwrap_or(i64::MAX)));
+        emit(name!("bytes_out", "9"), int(i64::try_from(self.bytes_out).unwrap_or(i64::MAX)));
+        emit(name!("upstream", "8"), text(self.upstream.as_deref()));
+        emit(name!("upstream_ms", "11"), self.upstream_ms.map(Field::Float));
+        emit(name!("duration_ms", "11"), Some(Field::Float(self.duration_ms)));
+        emit(name!("route_id", "8"), text(self.route_id.as_deref()));
+        emit(name!("proxy", "5"), text(self.proxy.as_deref()));
+        emit(name!("user", "4"), text(self.user.as_deref()));
+        emit(name!("client_id", "9"), text(self.client_id.as_deref()));
+        emit(name!("scopes", "6"), text(self.scopes.as_deref()));
+        emit(name!("tls_version", "11"), text(self.tls_version.as_deref()));
+        emit(name!("sni", "3"), text(self.sni.as_deref()));
+        emit(name!("event", "5"), text(self.event.as_deref()));
+        emit(name!("reason", "6"), text(self.reason.as_deref()));
     }
 
     /// The record from flat pairs; `None` when required fields are missing.
@@ -225,13 +250,13 @@ mod tests {
     /// The flat form as text pairs, as Redis hands the hash back.
     fn to_fields(r: &Record) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        r.each_field(|k, v| {
+        r.each_field(|name, v| {
             let text = match v {
                 Field::Text(t) => t.to_string(),
                 Field::Int(n) => n.to_string(),
                 Field::Float(f) => ryu::Buffer::new().format(f).to_string(),
             };
-            out.push((k, text));
+            out.push((name.plain, text));
         });
         out
     }
@@ -258,12 +283,10 @@ mod tests {
         assert!(back.is_error());
     }
 
-    /// The hand-written flat form names exactly the fields serde writes, so
-    /// a field added to [`Record`] cannot be left out of the Redis hash.
-    #[test]
-    fn the_flat_form_has_every_serialized_field() {
+    /// A record with every field set.
+    fn full_record() -> Record {
         let s = |v: &str| Some(v.to_string());
-        let r = Record {
+        Record {
             ts: 1,
             timestamp: "t".into(),
             kind: "request".into(),
@@ -289,7 +312,14 @@ mod tests {
             sni: s("h"),
             event: s("token"),
             reason: s("x"),
-        };
+        }
+    }
+
+    /// The hand-written flat form names exactly the fields serde writes, so
+    /// a field added to [`Record`] cannot be left out of the Redis hash.
+    #[test]
+    fn the_flat_form_has_every_serialized_field() {
+        let r = full_record();
         let serde_json::Value::Object(json) = serde_json::to_value(&r).unwrap() else {
             panic!()
         };
@@ -300,6 +330,17 @@ mod tests {
         assert_eq!(flat, names);
         let fields = to_fields(&r);
         assert_eq!(Record::from_fields(fields.iter().map(|(k, v)| (*k, v.as_str()))), Some(r));
+    }
+
+    #[test]
+    fn every_name_form_is_framed_right() {
+        let mut seen = 0;
+        full_record().each_field(|name, _| {
+            assert_eq!(name.resp, format!("${}\r\n{}\r\n", name.plain.len(), name.plain));
+            assert_eq!(name.json, format!(",\"{}\":", name.plain));
+            seen += 1;
+        });
+        assert_eq!(seen, 25);
     }
 
     #[test]

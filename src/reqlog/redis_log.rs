@@ -155,7 +155,7 @@ fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration,
         let key = &keys[i];
         p.cmd("HSET").arg(key);
         r.each_field(|name, value| {
-            p.arg(name);
+            p.framed_args(name.resp.as_bytes(), 1);
             match value {
                 Field::Text(t) => p.arg(t),
                 Field::Int(n) => p.int(n),
