@@ -321,8 +321,28 @@ log_rounds() {
     median_of "${key}on" "$on_label"
     median_of "${key}off" "$off_label"
 }
+# Redis's own command time per record the (g) process stored, over its rounds (INFO
+# commandstats, warm-ups included on both sides): what the reference key schema costs
+# Redis, apart from anything portcullis does.
+redis_cli() { redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning "$@"; }
+stored_records() {
+    curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" |
+        awk '$1 ~ /^portcullis_request_log_records_total/ && $1 ~ /outcome="stored"/ {print $2}'
+}
+redis_cli CONFIG RESETSTAT >/dev/null
+STORED_BEFORE=$(stored_records)
 log_rounds log "(g) portcullis as (d), request log on (Redis) + access log: the default" \
     "(h) = (d), request log and access log off" "$REDIS_PID"
+sleep 1 # the last batch
+STORED_DURING=$(awk -v a="${STORED_BEFORE:-0}" -v b="$(stored_records)" 'BEGIN { printf "%d", b - a }')
+REDIS_PER_RECORD=$(redis_cli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$STORED_DURING" '
+    /^cmdstat_/ { name = substr($1, 9); us[name] = $5; total += $5 }
+    END {
+        if (n <= 0) { print "unknown"; exit }
+        line = sprintf("%.1f us", total / n); sep = " ("
+        for (k in us) if (us[k] / n >= 0.05) { line = line sprintf("%s%s %.2f", sep, k, us[k] / n); sep = ", " }
+        print line (sep == ", " ? ")" : "")
+    }')
 
 # (g1)/(h1): the same two processes with Redis alone on CPU 0 and everything else
 # (portcullis, the backend, wrk) on CPU 1. In production the request log's Redis is a
@@ -395,6 +415,8 @@ echo "| (e) portcullis auth / (f) traefik ForwardAuth (req/s) | $R_TRAEFIK | >= 
 echo "| (g) request log on / (h) off (req/s) | $R_LOG | >= 0.95 | $(verdict "$R_LOG" 0.95 '>=') |"
 echo "| (g1) request log on / (h1) off, redis on its own core (req/s) | $R_LOG_PIN | >= 0.95 | $(verdict "$R_LOG_PIN" 0.95 '>=') |"
 echo "| request log records dropped in (g) and (g1) | ${LOG_DROPPED:-unknown} | 0 | $(verdict "${LOG_DROPPED:-1}" 0 '<=') |"
+echo
+echo "Redis command time per record stored during the (g) rounds ($STORED_DURING records): $REDIS_PER_RECORD."
 echo
 echo "(f) server CPU counts Traefik + portcullis (/verify) + redis; Traefik alone: $TRAEFIK_ONLY_CPU us/req (separate 2 s run)."
 for k in "${NAMES[@]}"; do
