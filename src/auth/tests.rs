@@ -499,3 +499,30 @@ fn redirect_mode_sends_browsers_to_the_login_and_apis_get_401() {
     assert!(matches!(denial(run(&p, &bad)), Denial::Login { .. }), "an invalid token too");
     assert_eq!(denial(run(&p, &headers(&[("accept", "application/json")]))).status(), 401);
 }
+
+#[test]
+fn the_bearer_token_is_read_from_the_header_bytes() {
+    use super::check::token_from;
+    let with = |auth: &[u8], cookie: Option<&str>| {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, http::HeaderValue::from_bytes(auth).unwrap());
+        if let Some(c) = cookie {
+            h.insert(http::header::COOKIE, http::HeaderValue::from_str(c).unwrap());
+        }
+        h
+    };
+    let h = with(b"bEaReR  abc.def.ghi ", None);
+    assert_eq!(token_from(&h, "sess"), Some("abc.def.ghi"));
+    let h = with(b"Basic dXNlcjpwdw==", Some("sess=c00kie"));
+    assert_eq!(token_from(&h, "sess"), Some("c00kie"));
+    let h = with("Bearer t\u{e9}".as_bytes(), None);
+    assert_eq!(
+        token_from(&h, "sess"),
+        Some("t\u{e9}"),
+        "valid UTF-8 reaches verification, which refuses it"
+    );
+    let h = with(b"Bearer \xff\xfe", Some("__Host-sess=c2"));
+    assert_eq!(token_from(&h, "sess"), Some("c2"), "not UTF-8: no bearer token");
+    let h = with(b"Bearer   ", None);
+    assert_eq!(token_from(&h, "sess"), None);
+}
