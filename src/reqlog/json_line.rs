@@ -80,42 +80,12 @@ fn escaped(bytes: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reqlog::record::tests::full_record as full;
 
     fn line(r: &Record) -> String {
         let mut out = Vec::new();
         write(r, &mut out);
         String::from_utf8(out).unwrap()
-    }
-
-    fn full() -> Record {
-        let s = |v: &str| Some(v.to_string());
-        Record {
-            ts: 1_765_000_000_123_456,
-            timestamp: "2025-12-06T05:46:40.123456Z".into(),
-            kind: "request".into(),
-            request_id: s("4bf92f3577b34da6a3ce929d0e0e4736"),
-            trace_id: s("4bf92f3577b34da6a3ce929d0e0e4736"),
-            client_ip: "203.0.113.7".into(),
-            method: "GET".into(),
-            host: "a.example".into(),
-            path: "/x/y".into(),
-            query: s("a=1&code=[REDACTED]"),
-            status: 200,
-            bytes_in: 0,
-            bytes_out: 1024,
-            upstream: s("127.0.0.1:8080"),
-            upstream_ms: Some(0.25),
-            duration_ms: 1.0,
-            route_id: s("r1"),
-            proxy: s("a.example"),
-            user: s("alice"),
-            client_id: s("c1"),
-            scopes: s("mcp read"),
-            tls_version: s("TLSv1.3"),
-            sni: s("a.example"),
-            event: s("token"),
-            reason: s("upstream ConnectTimedout"),
-        }
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub fn redact_query(query: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -283,8 +283,8 @@ mod tests {
         assert!(back.is_error());
     }
 
-    /// A record with every field set.
-    fn full_record() -> Record {
+    /// A record with every field set (the JSON line's tests use it too).
+    pub(in crate::reqlog) fn full_record() -> Record {
         let s = |v: &str| Some(v.to_string());
         Record {
             ts: 1,
