@@ -203,6 +203,9 @@ start_floor() {
     wait_port "$FLOOR_PORT" "bench-floor" "$FLOOR_PID"
 }
 
+# redis-cli against the redis start_redis started.
+redis_cli() { redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning "$@"; }
+
 start_redis() {
     REDIS_PORT=$(free_port)
     REDIS_PASSWORD="bench-$RANDOM$RANDOM$RANDOM"
@@ -211,7 +214,7 @@ start_redis() {
     REDIS_PID=$LAST_PID
     local i
     for ((i = 0; i < 100; i++)); do
-        [[ $(redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning PING 2>/dev/null) == PONG ]] && return 0
+        [[ $(redis_cli PING 2>/dev/null) == PONG ]] && return 0
         kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited (see $WORK/logs/redis.log)"
         sleep 0.1
     done

@@ -324,17 +324,18 @@ log_rounds() {
 # Redis's own command time per record the (g) process stored, over its rounds (INFO
 # commandstats, warm-ups included on both sides): what the reference key schema costs
 # Redis, apart from anything portcullis does.
-redis_cli() { redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning "$@"; }
-stored_records() {
-    curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" |
-        awk '$1 ~ /^portcullis_request_log_records_total/ && $1 ~ /outcome="stored"/ {print $2}'
+# log_on_metric SERIES: the value of one series (name and labels as printed) on the
+# (g) process's /metrics.
+log_on_metric() {
+    curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" | awk -v s="$1" '$1 == s {print $2}'
 }
+STORED_SERIES='portcullis_request_log_records_total{outcome="stored"}'
 redis_cli CONFIG RESETSTAT >/dev/null
-STORED_BEFORE=$(stored_records)
+STORED_BEFORE=$(log_on_metric "$STORED_SERIES")
 log_rounds log "(g) portcullis as (d), request log on (Redis) + access log: the default" \
     "(h) = (d), request log and access log off" "$REDIS_PID"
 sleep 1 # the last batch
-STORED_DURING=$(awk -v a="${STORED_BEFORE:-0}" -v b="$(stored_records)" 'BEGIN { printf "%d", b - a }')
+STORED_DURING=$(awk -v a="${STORED_BEFORE:-0}" -v b="$(log_on_metric "$STORED_SERIES")" 'BEGIN { printf "%d", b - a }')
 REDIS_PER_RECORD=$(redis_cli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$STORED_DURING" '
     /^cmdstat_/ { name = substr($1, 9); us[name] = $5; total += $5 }
     END {
@@ -362,8 +363,7 @@ WRK_PREFIX="taskset -c 1"
 log_rounds logpin "(g1) = (g), redis alone on CPU 0; portcullis, backend, wrk on CPU 1" \
     "(h1) = (h), pinned as (g1)" ""
 WRK_PREFIX=
-LOG_DROPPED=$(curl -s --max-time 5 "http://127.0.0.1:$PC_ON_API_PORT/metrics" |
-    awk '$1 == "portcullis_request_log_dropped_total" {print $2}')
+LOG_DROPPED=$(log_on_metric portcullis_request_log_dropped_total)
 stop_pid "$PORTCULLIS_ON_PID" TERM
 
 # Four decimals: the verdict compares this value, so 0.8995 is not rounded up to 0.90.
