@@ -207,6 +207,15 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
     assert_eq!(r.status(), 200, "the new control plane serves");
 }
 
+/// A request as the admin to the control plane through the data plane's
+/// `localhost` proxy.
+fn via_localhost(p: &Portcullis, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    p.client
+        .request(method, p.http(path))
+        .header("Host", "localhost")
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+}
+
 /// Streams never end by themselves (`/api/v1/logs/follow`, an MCP
 /// session's `GET /mcp`): they end when the process begins to stop, so an
 /// instance with followers still exits at once instead of after the grace
@@ -216,34 +225,18 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
 async fn open_streams_do_not_hold_a_stop() {
     let redis = Redis::start();
     let p = Portcullis::start_with(&redis, &[("SHUTDOWN_GRACE_PERIOD", "20")]).await;
-    let bearer = format!("Bearer {ADMIN_TOKEN}");
-    let follow = p
-        .client
-        .get(p.http("/api/v1/logs/follow"))
-        .header("Host", "localhost")
-        .header("Authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
+    let follow = via_localhost(&p, reqwest::Method::GET, "/api/v1/logs/follow").send().await.unwrap();
     assert_eq!(follow.status(), 200);
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "0"}}});
-    let r = p
-        .client
-        .post(p.http("/mcp"))
-        .header("Host", "localhost")
-        .header("Authorization", &bearer)
+    let r = via_localhost(&p, reqwest::Method::POST, "/mcp")
         .header("Accept", "application/json, text/event-stream")
         .json(&init)
         .send()
         .await
         .unwrap();
     let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
-    let mcp = p
-        .client
-        .get(p.http("/mcp"))
-        .header("Host", "localhost")
-        .header("Authorization", &bearer)
+    let mcp = via_localhost(&p, reqwest::Method::GET, "/mcp")
         .header("Accept", "text/event-stream")
         .header("Mcp-Session-Id", &sid)
         .header("MCP-Protocol-Version", "2025-06-18")
