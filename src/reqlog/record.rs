@@ -254,7 +254,7 @@ pub(super) mod tests {
             let text = match v {
                 Field::Text(t) => t.to_string(),
                 Field::Int(n) => n.to_string(),
-                Field::Float(f) => ryu::Buffer::new().format(f).to_string(),
+                Field::Float(f) => zmij::Buffer::new().format(f).to_string(),
             };
             out.push((name.plain, text));
         });

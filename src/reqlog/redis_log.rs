@@ -153,7 +153,9 @@ fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration,
     let mut groups = Groups::default();
     for (i, (r, line)) in batch.iter().zip(lines).enumerate() {
         let key = &keys[i];
-        p.cmd("HSET").arg(key);
+        let mut fields = 0;
+        r.each_field(|_, _| fields += 1);
+        p.cmd_of(2 + 2 * fields, "HSET").arg(key);
         r.each_field(|name, value| {
             p.framed_args(name.resp.as_bytes(), 1);
             match value {
@@ -163,8 +165,8 @@ fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration,
             };
         });
         p.end();
-        p.cmd("PEXPIRE").arg(key).int(keep_ms).end();
-        p.cmd("XADD")
+        p.cmd_of(3, "PEXPIRE").arg(key).int(keep_ms).end();
+        p.cmd_of(8, "XADD")
             .arg(STREAM)
             .arg("MINID")
             .arg("~")

@@ -30,6 +30,8 @@ pub struct Pipe {
     /// goes there once the count is known.
     start: usize,
     argc: usize,
+    /// The argument count written up front by [`Pipe::cmd_of`], if it was.
+    declared: Option<usize>,
     count: usize,
 }
 
@@ -39,6 +41,7 @@ impl Pipe {
         self.buf.clear();
         self.start = 0;
         self.argc = 0;
+        self.declared = None;
         self.count = 0;
     }
 
@@ -51,6 +54,21 @@ impl Pipe {
     pub fn cmd(&mut self, name: &str) -> &mut Self {
         self.start = self.buf.len();
         self.argc = 0;
+        self.declared = None;
+        self.arg(name)
+    }
+
+    /// Starts a command of `argc` arguments, its name included, with its
+    /// `*<argc>` header written at once: [`Pipe::end`] then moves nothing.
+    /// For the commands the writer sends per record, whose count is known
+    /// before their arguments.
+    pub fn cmd_of(&mut self, argc: usize, name: &str) -> &mut Self {
+        let mut head = [0u8; 24];
+        let n = frame(b'*', argc, &mut head);
+        self.buf.extend_from_slice(&head[..n]);
+        self.start = self.buf.len();
+        self.argc = 0;
+        self.declared = Some(argc);
         self.arg(name)
     }
 
@@ -81,19 +99,34 @@ impl Pipe {
         self.arg(s)
     }
 
-    /// A float argument, in the shortest form that reads back exactly.
+    /// A float argument, in the shortest form that reads back exactly (the
+    /// formatter serde_json uses: half ryu's instructions per value).
     pub fn float(&mut self, f: f64) -> &mut Self {
-        let mut b = ryu::Buffer::new();
-        let s = b.format(f);
-        self.arg(s)
+        if f.is_finite() {
+            let mut b = zmij::Buffer::new();
+            let s = b.format_finite(f);
+            self.arg(s)
+        } else if f.is_nan() {
+            self.arg("NaN")
+        } else {
+            self.arg(if f > 0.0 { "inf" } else { "-inf" })
+        }
     }
 
-    /// Closes the current command: its `*<argc>` header goes in front of
-    /// the arguments written since [`Pipe::cmd`] (one move of those bytes).
+    /// Closes the current command: unless [`Pipe::cmd_of`] wrote it, its
+    /// `*<argc>` header goes in front of the arguments written since
+    /// [`Pipe::cmd`] (one move of those bytes). A command of
+    /// [`Pipe::cmd_of`] that got another number of arguments than it
+    /// declared is a bug in the caller, caught by the tests (debug builds).
     pub fn end(&mut self) {
-        let mut head = [0u8; 24];
-        let n = frame(b'*', self.argc, &mut head);
-        self.buf.splice(self.start..self.start, head[..n].iter().copied());
+        match self.declared.take() {
+            Some(argc) => debug_assert_eq!(argc, self.argc, "a RESP command got another argument count than declared"),
+            None => {
+                let mut head = [0u8; 24];
+                let n = frame(b'*', self.argc, &mut head);
+                self.buf.splice(self.start..self.start, head[..n].iter().copied());
+            }
+        }
         self.count += 1;
     }
 
@@ -295,6 +328,33 @@ mod tests {
         p.clear();
         assert_eq!(p.len(), 0);
         assert!(p.buf.is_empty());
+    }
+
+    #[test]
+    fn a_declared_count_frames_as_a_counted_one() {
+        let (mut declared, mut counted) = (Pipe::default(), Pipe::default());
+        declared.cmd_of(4, "HSET").arg("k").arg("f").float(1.5).end();
+        counted.cmd("HSET").arg("k").arg("f").float(1.5).end();
+        declared.cmd("PFADD").arg("h").arg("a").end();
+        counted.cmd("PFADD").arg("h").arg("a").end();
+        assert_eq!(declared.as_bytes(), counted.as_bytes());
+        assert_eq!(declared.len(), 2);
+        let mut odd = Pipe::default();
+        odd.float(f64::NAN)
+            .float(f64::INFINITY)
+            .float(f64::NEG_INFINITY)
+            .float(1e21)
+            .float(0.001);
+        assert_eq!(
+            odd.as_bytes(),
+            b"$3\r\nNaN\r\n$3\r\ninf\r\n$4\r\n-inf\r\n$5\r\n1e+21\r\n$5\r\n0.001\r\n"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "another argument count")]
+    fn a_wrong_declared_count_is_caught_in_tests() {
+        Pipe::default().cmd_of(3, "PEXPIRE").arg("k").end();
     }
 
     #[test]

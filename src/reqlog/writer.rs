@@ -175,6 +175,15 @@ impl Recent {
     }
 }
 
+/// A header value as text: ids are ASCII, so the checked conversion nearly
+/// always succeeds and skips `from_utf8_lossy`'s chunk-by-chunk scan.
+fn text_of(v: &http::HeaderValue) -> String {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+    }
+}
+
 /// Builds the stored record of a finished request (off the request path).
 fn record_of(f: Finished, recent: &mut Recent) -> Record {
     let host = match (&f.entry, &f.raw_host) {
@@ -187,8 +196,8 @@ fn record_of(f: Finished, recent: &mut Recent) -> Record {
         ts: f.ts,
         timestamp: recent.timestamp(f.ts),
         kind: "request".into(),
-        request_id: f.request_id.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        trace_id: f.trace_id.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        request_id: f.request_id.as_ref().map(text_of),
+        trace_id: f.trace_id.as_ref().map(text_of),
         client_ip: f.client_ip.map(|ip| recent.ip(ip)).unwrap_or_default(),
         method: f.method.as_str().to_string(),
         path: truncate(f.uri.path(), MAX_TEXT).to_string(),
