@@ -11,6 +11,47 @@
 
 use super::record::{Field, Record};
 
+/// Room for a typical line from the start, so a batch's buffer does not
+/// grow step by step.
+const LINE_CAPACITY: usize = 640;
+
+/// A batch's JSON lines in one buffer, each followed by its newline: the
+/// access log prints the buffer as it is and the stores take each line,
+/// with no string, UTF-8 check or copy per record.
+pub struct Lines {
+    buf: Vec<u8>,
+    /// Where each line ends (the position of its newline).
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// The lines of `batch`, in its order.
+    pub fn of(batch: &[Record]) -> Lines {
+        let mut lines = Lines {
+            buf: Vec::with_capacity(batch.len() * LINE_CAPACITY),
+            ends: Vec::with_capacity(batch.len()),
+        };
+        for r in batch {
+            write(r, &mut lines.buf);
+            lines.ends.push(lines.buf.len());
+            lines.buf.push(b'\n');
+        }
+        lines
+    }
+
+    /// Each line without its newline, in the batch's order. Lines are built
+    /// from `&str`s with ASCII escapes only, so each is valid UTF-8.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
+        starts.zip(&self.ends).map(|(start, &end)| &self.buf[start..end])
+    }
+
+    /// Every line with its newline, as the access log prints them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
 /// Appends `r` as one JSON object (no newline) to `out`.
 pub fn write(r: &Record, out: &mut Vec<u8>) {
     let mut first = true;
@@ -86,6 +127,21 @@ mod tests {
         let mut out = Vec::new();
         write(r, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_batch_s_lines_are_each_record_s_line() {
+        let records = [full(), Record::default(), full()];
+        let lines = Lines::of(&records);
+        let each: Vec<&[u8]> = lines.iter().collect();
+        assert_eq!(each.len(), 3);
+        for (r, l) in records.iter().zip(&each) {
+            assert_eq!(*l, line(r).as_bytes());
+        }
+        let printed: Vec<u8> = each.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+        assert_eq!(lines.as_bytes(), &printed[..]);
+        assert_eq!(Lines::of(&[]).iter().count(), 0);
+        assert!(Lines::of(&[]).as_bytes().is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use super::json_line::Lines;
 use super::query::{finish_stats, percentile, rate, Filter, HostStats, HourCount, Page, Stats, StatusFilter};
 use super::record::{truncate, Field, Record};
 use super::resp::{Conn, Pipe};
@@ -146,12 +147,12 @@ fn primary_index(f: &Filter) -> String {
 /// log too); index members, counts, visitors and latency samples are
 /// grouped by key, one command per key and batch, so Redis does a few
 /// commands per record instead of fifteen.
-fn encode(p: &mut Pipe, batch: &[Record], lines: &[String], retention: Duration, now: i64) {
+fn encode(p: &mut Pipe, batch: &[Record], lines: &Lines, retention: Duration, now: i64) {
     let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now - keep_ms.saturating_mul(1000);
     let keys: Vec<String> = batch.iter().map(record_key).collect();
     let mut groups = Groups::default();
-    for (i, (r, line)) in batch.iter().zip(lines).enumerate() {
+    for (i, (r, line)) in batch.iter().zip(lines.iter()).enumerate() {
         let key = &keys[i];
         let mut fields = 0;
         r.each_field(|_, _| fields += 1);
@@ -357,7 +358,7 @@ impl RedisLog {
 
     /// Writes a batch in one pipeline on the writer's connection; a failed
     /// batch drops the connection, and the next batch opens a new one.
-    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &Lines, retention: Duration) -> Result<(), LogError> {
         let mut state = self.writer.lock().await;
         let WriteState { conn, pipe } = &mut *state;
         pipe.clear();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
+use super::json_line::Lines;
 use super::query::{finish_stats, percentile, rate, Filter, HostStats, HourCount, Page, Stats};
 use super::record::Record;
 use super::store::{hour_start, LogError, HOUR, MAX_SCAN};
@@ -54,11 +55,11 @@ impl Segments {
 
     /// Appends a batch (one write per hour it spans) and, now and then,
     /// deletes the hours that left the retention window.
-    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &Lines, retention: Duration) -> Result<(), LogError> {
         let mut by_hour: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
-        for (r, line) in batch.iter().zip(lines) {
+        for (r, line) in batch.iter().zip(lines.iter()) {
             let buf = by_hour.entry(hour_start(r.ts)).or_default();
-            buf.extend_from_slice(line.as_bytes());
+            buf.extend_from_slice(line);
             buf.push(b'\n');
         }
         for (hour, bytes) in by_hour {

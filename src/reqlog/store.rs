@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::json_line::Lines;
 use super::query::{Filter, Page, Stats};
 use super::record::Record;
 use super::redis_log::RedisLog;
@@ -52,7 +53,7 @@ impl LogStore {
     }
 
     /// Stores one batch with one round trip (Redis) or one append per hour file.
-    pub async fn write(&self, batch: &[Record], lines: &[String], retention: Duration) -> Result<(), LogError> {
+    pub async fn write(&self, batch: &[Record], lines: &Lines, retention: Duration) -> Result<(), LogError> {
         match self {
             LogStore::Redis(r) => r.write(batch, lines, retention).await,
             LogStore::Segments(s) => s.write(batch, lines, retention).await,

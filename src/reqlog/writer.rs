@@ -17,6 +17,7 @@ use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, Int
 use tokio::sync::mpsc;
 
 use super::capture::Finished;
+use super::json_line::Lines;
 use super::record::{redact_query, truncate, Record, MAX_TEXT};
 use super::store::LogStore;
 use crate::config::Config;
@@ -245,33 +246,10 @@ impl RequestLogService {
     }
 }
 
-/// Each record of a batch as one JSON line (without the newline), made once
-/// for the access log, the stream entry and the segment file.
-fn json_lines(batch: &[Record]) -> Vec<String> {
-    batch
-        .iter()
-        .map(|r| {
-            let mut line = Vec::with_capacity(LINE_CAPACITY);
-            super::json_line::write(r, &mut line);
-            // Built from `&str`s, ASCII and complete UTF-8 escapes only.
-            String::from_utf8(line).unwrap_or_default()
-        })
-        .collect()
-}
-
-/// Room for a typical access log line from the start, so serialising does
-/// not grow the buffer step by step.
-const LINE_CAPACITY: usize = 640;
-
 /// Prints the access log lines of a batch with one write.
-fn print_access_log(lines: &[String]) {
-    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for line in lines {
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-    }
+fn print_access_log(lines: &Lines) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&buf).and_then(|()| out.flush());
+    let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Keeps the batch in the in-memory tail for `follow`.
@@ -334,7 +312,7 @@ impl BackgroundService for RequestLogService {
                         Item::Event(r) => *r,
                     })
                     .collect();
-                let lines = json_lines(&batch);
+                let lines = Lines::of(&batch);
                 if c.access_log {
                     print_access_log(&lines);
                 }
