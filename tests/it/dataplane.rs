@@ -776,12 +776,11 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
         let r = reqwest::Client::new().get(url).header("Host", "slow.test").send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     });
-    // Terminate only once the request is in flight in the proxy (a fixed
-    // sleep raced the connect on a loaded machine).
-    let in_flight = eventually(Duration::from_secs(10), || async {
-        (p.metric("portcullis_active_downstream_requests ").await >= 1.0).then_some(())
-    })
-    .await;
+    // Terminate only once the request reached the backend through the proxy.
+    // A fixed sleep raced the connect on a loaded machine, and the proxy's
+    // in-flight gauge still counted the `wait_backend` request until its
+    // logging phase, so the stop could close the listener before the connect.
+    let in_flight = eventually(Duration::from_secs(10), || async { (a.slow_begun() >= 1).then_some(()) }).await;
     assert!(in_flight.is_some(), "the slow request never reached the proxy");
     p.proc.terminate();
     let (s, body) = inflight.await.unwrap();

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -20,6 +22,7 @@ use serde_json::json;
 pub struct Backend {
     pub port: u16,
     pub name: String,
+    slow_begun: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -32,6 +35,12 @@ impl Drop for Backend {
 impl Backend {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+    /// How many `/slow` requests have reached this backend: proof that a
+    /// request is in flight through the proxy, which the proxy's own gauge is
+    /// not (it still counts a finished request until its logging phase).
+    pub fn slow_begun(&self) -> usize {
+        self.slow_begun.load(Ordering::SeqCst)
     }
 }
 
@@ -87,7 +96,8 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
     })
 }
 
-async fn slow(Query(q): Query<BTreeMap<String, u64>>) -> &'static str {
+async fn slow(begun: Arc<AtomicUsize>, Query(q): Query<BTreeMap<String, u64>>) -> &'static str {
+    begun.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(q.get("ms").copied().unwrap_or(1000))).await;
     "slow done"
 }
@@ -118,10 +128,12 @@ pub async fn start(name: &str) -> Backend {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let n = name.to_string();
+    let slow_begun = Arc::new(AtomicUsize::new(0));
+    let begun = slow_begun.clone();
     let app = Router::new()
         .route("/sse", get(sse))
         .route("/ws", get(ws))
-        .route("/slow", get(slow))
+        .route("/slow", get(move |q| slow(begun.clone(), q)))
         .route("/chunked", get(chunked))
         .route("/status", get(status))
         .route("/big", get(big))
@@ -132,6 +144,7 @@ pub async fn start(name: &str) -> Backend {
     Backend {
         port,
         name: name.to_string(),
+        slow_begun,
         task,
     }
 }
@@ -183,6 +196,7 @@ pub async fn start_eager_websocket() -> Backend {
     Backend {
         port,
         name: "eager-ws".into(),
+        slow_begun: Arc::default(),
         task,
     }
 }
