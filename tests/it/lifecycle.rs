@@ -160,7 +160,8 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_flight = eventually(Duration::from_secs(10), || async { (a.slow_begun() >= 5).then_some(()) }).await;
+    assert!(in_flight.is_some(), "the long requests never reached the backend");
 
     let new = spawn(&["serve", "--upgrade"], &env);
     let ready = eventually(Duration::from_secs(20), || async { sock.exists().then_some(()) }).await;
