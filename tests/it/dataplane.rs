@@ -781,7 +781,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     // in-flight gauge still counted the `wait_backend` request until its
     // logging phase, so the stop could close the listener before the connect.
     let in_flight = eventually(Duration::from_secs(10), || async { (a.slow_begun() >= 1).then_some(()) }).await;
-    assert!(in_flight.is_some(), "the slow request never reached the proxy");
+    assert!(in_flight.is_some(), "the slow request never reached the backend through the proxy");
     p.proc.terminate();
     let (s, body) = inflight.await.unwrap();
     assert_eq!((s, body.as_str()), (200, "slow done"));
