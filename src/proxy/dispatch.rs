@@ -44,7 +44,7 @@ pub fn host_key(raw: &str) -> Cow<'_, str> {
     let host = if raw.starts_with('[') {
         raw.find(']').map_or(raw, |i| &raw[..=i])
     } else {
-        raw.split(':').next().unwrap_or_default()
+        raw.bytes().position(|b| b == b':').map_or(raw, |i| &raw[..i])
     };
     let host = host.trim_end_matches('.');
     if host.bytes().any(|b| b.is_ascii_uppercase()) {

@@ -71,6 +71,10 @@ pub struct Ctx {
     mcp: Option<crate::auth::mcp_metrics::McpCall>,
     /// Set when the MCP policy judges this request by its body: the caller's scopes.
     mcp_body_scopes: Option<String>,
+    /// The header lines we add to the upstream request (`headers::upstream_request`).
+    upstream_lines: Vec<u8>,
+    /// The header lines we add to the response (`headers::downstream_response`).
+    response_lines: Vec<u8>,
 }
 
 impl Ctx {
@@ -161,6 +165,8 @@ impl ProxyHttp for Edge {
             log: crate::reqlog::Capture::default(),
             mcp: None,
             mcp_body_scopes: None,
+            upstream_lines: Vec::new(),
+            response_lines: Vec::new(),
         }
     }
 
@@ -273,11 +279,17 @@ impl ProxyHttp for Edge {
                 ctx.replace_body = true;
             }
         }
-        let add = ctx.entry.as_ref().map_or(&[][..], |e| &e.response_headers[..]);
-        if !add.is_empty() || ctx.log.request_id().is_some() {
-            headers::downstream_response(resp, add, ctx.log.request_id())?;
-        }
+        let custom = ctx.entry.as_ref().map_or(&[][..], |e| &e.response_headers[..]);
+        headers::downstream_response(resp, custom, ctx.log.request_id(), &mut ctx.response_lines);
         Ok(())
+    }
+
+    fn upstream_request_header_lines<'a>(&self, ctx: &'a Ctx) -> &'a [u8] {
+        &ctx.upstream_lines
+    }
+
+    fn response_header_lines<'a>(&self, ctx: &'a Ctx) -> &'a [u8] {
+        &ctx.response_lines
     }
 
     fn response_body_filter(

@@ -210,6 +210,51 @@ async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     assert_eq!(v["headers"]["host"], json!([format!("127.0.0.1:{}", a.port)]));
 }
 
+/// Our headers reach an HTTP/2 client and its upstream as they reach HTTP/1
+/// ones. Over HTTP/1 they are written as header lines after the message's
+/// own headers; over h2 the vendored pingora adds the same lines to the
+/// header maps (vendor/pingora-proxy/PATCHED.md, "Header lines").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_rules_hold_for_http2_clients() {
+    let redis = Redis::start();
+    let p = Portcullis::start(&redis).await;
+    let a = backend::start("A").await;
+    p.create_proxy(json!({"hostname": "h2hdr.test", "target_url": a.url(),
+        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}))
+        .await;
+    wait_backend(&p, "h2hdr.test", "/", "A").await;
+    let out = std::process::Command::new("curl")
+        .args(["-sSk", "--http2", "--max-time", "30", "-D", "-", "-w", "\n%{http_version}"])
+        .args(["--resolve", &format!("h2hdr.test:{}:127.0.0.1", p.https_port)])
+        .args(["-H", "X-Forwarded-For: 6.6.6.6", "-H", "X_Auth_User: root", "-H", "X-Custom: forged"])
+        .arg(format!("https://h2hdr.test:{}/h", p.https_port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response head: {text}"));
+    let (body, version) = rest.rsplit_once('\n').unwrap();
+    assert_eq!(version, "2", "not HTTP/2: {text}");
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(header("x-resp"), ["out"], "{head}");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{text}"));
+    let hv = &v["headers"];
+    assert_eq!(hv["x-forwarded-for"], json!(["127.0.0.1"]), "{hv}");
+    assert_eq!(hv["x-real-ip"], json!(["127.0.0.1"]), "{hv}");
+    assert_eq!(hv["x-forwarded-proto"], json!(["https"]), "{hv}");
+    assert_eq!(hv["x-forwarded-host"], json!([format!("h2hdr.test:{}", p.https_port)]), "{hv}");
+    assert_eq!(hv["x-custom"], json!(["in"]), "our custom header replaces the client's: {hv}");
+    assert!(hv.get("x-auth-user").is_none() && hv.get("x_auth_user").is_none(), "{hv}");
+    let id = header("x-request-id");
+    assert_eq!(id.len(), 1, "{head}");
+    assert_eq!(hv["x-request-id"], json!(id), "the client and the upstream see one request id");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_404_503_308_502_504() {
     let redis = Redis::start();

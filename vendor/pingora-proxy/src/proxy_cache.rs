@@ -21,6 +21,7 @@ use pingora_cache::max_file_size::ERR_RESPONSE_TOO_LARGE;
 use pingora_cache::{ForcedFreshness, HitHandler, HitStatus, RespCacheable::*};
 use pingora_core::protocols::http::conditional_filter::to_304;
 use pingora_core::protocols::http::v1::common::header_value_content_length;
+use crate::proxy_common::add_response_header_lines;
 use pingora_core::ErrorType;
 use range_filter::RangeBodyFilter;
 use std::time::SystemTime;
@@ -334,7 +335,16 @@ where
         debug!("header: {header:?}");
 
         // TODO: use ProxyUseCache to replace the logic below
-        match self.inner.response_filter(session, &mut header, ctx).await {
+        // portcullis patch: the filter's header lines come with it.
+        let filtered = match self.inner.response_filter(session, &mut header, ctx).await {
+            Ok(()) => add_response_header_lines(
+                &mut session.downstream_session,
+                &mut header,
+                self.inner.response_header_lines(ctx),
+            ),
+            Err(e) => Err(e),
+        };
+        match filtered {
             Ok(_) => {
                 if let Err(e) = session
                     .downstream_modules_ctx

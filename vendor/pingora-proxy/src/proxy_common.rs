@@ -12,11 +12,12 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderName, HeaderValue};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::upstreams::peer::{H1UpgradePolicy, HttpUpstreamRequestPolicy};
 use pingora_error::{Error, ErrorType::InvalidHTTPHeader, OrErr, Result};
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 
 const MAX_CONNECTION_NOMINATIONS: usize = 10;
 pub(crate) const KEEP_ALIVE: &str = "keep-alive";
@@ -186,6 +187,53 @@ fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
     req.remove_header(&header::CONNECTION);
     req.remove_header(&header::UPGRADE);
     req.remove_header(HTTP2_SETTINGS);
+}
+
+/// portcullis patch: header lines (`name: value\r\n` each, from
+/// `ProxyHttp::upstream_request_header_lines` or `response_header_lines`)
+/// as header map entries, for a peer that does not take them as raw bytes.
+fn header_lines(lines: &[u8]) -> impl Iterator<Item = Result<(HeaderName, HeaderValue)>> + '_ {
+    lines
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let colon = line.iter().position(|&b| b == b':').ok_or_else(|| {
+                Error::explain(InvalidHTTPHeader, "header line without a colon")
+            })?;
+            let name = HeaderName::from_bytes(&line[..colon])
+                .or_err(InvalidHTTPHeader, "header line name")?;
+            let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
+                .or_err(InvalidHTTPHeader, "header line value")?;
+            Ok((name, value))
+        })
+}
+
+/// portcullis patch: appends header `lines` to the request's header map, for
+/// an upstream that does not take them as raw bytes (HTTP/2, custom).
+pub(crate) fn append_header_lines(req: &mut RequestHeader, lines: &[u8]) -> Result<()> {
+    for h in header_lines(lines) {
+        let (name, value) = h?;
+        req.append_header(name, value)?;
+    }
+    Ok(())
+}
+
+/// portcullis patch: the response header `lines` go to an HTTP/1 downstream
+/// as raw bytes after `header`'s own, and into `header` for the others.
+pub(crate) fn add_response_header_lines(
+    downstream: &mut ServerSession,
+    header: &mut ResponseHeader,
+    lines: &[u8],
+) -> Result<()> {
+    if downstream.set_response_header_lines(lines) {
+        return Ok(());
+    }
+    for h in header_lines(lines) {
+        let (name, value) = h?;
+        header.append_header(name, value)?;
+    }
+    Ok(())
 }
 
 /// Set H1 `Host` from the URI or absolute-form authority.

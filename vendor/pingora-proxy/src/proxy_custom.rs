@@ -25,7 +25,7 @@ use pingora_core::{
     ImmutStr,
 };
 use proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
-use proxy_common::{DownstreamStateMachine, PipeState, ResponseStateMachine};
+use proxy_common::{add_response_header_lines, append_header_lines, DownstreamStateMachine, PipeState, ResponseStateMachine};
 use tokio::sync::oneshot;
 
 use super::*;
@@ -106,6 +106,12 @@ where
             Err(e) => {
                 return (false, Some(e));
             }
+        }
+        // portcullis patch: the filter's header lines go into the map here.
+        if let Err(e) =
+            append_header_lines(&mut req, self.inner.upstream_request_header_lines(ctx))
+        {
+            return (false, Some(e.into_in()));
         }
 
         session.set_upstream_h1_upgrade_request_status(is_h1_upgrade_req(&req));
@@ -791,6 +797,12 @@ where
                 self.inner
                     .response_filter(session, &mut header, ctx)
                     .await?;
+                // portcullis patch: the filter's header lines.
+                add_response_header_lines(
+                    &mut session.downstream_session,
+                    &mut header,
+                    self.inner.response_header_lines(ctx),
+                )?;
                 /* Downgrade the version so that write_response_header won't panic */
                 header.set_version(Version::HTTP_11);
                 if !from_cache {

@@ -122,7 +122,12 @@ where
 
         debug!("Sending header to upstream {:?}", req);
 
-        match client_session.write_request_header(Box::new(req)).await {
+        // portcullis patch: the filter's header lines follow the map's headers.
+        let lines = self.inner.upstream_request_header_lines(ctx);
+        match client_session
+            .write_request_header_with_lines(Box::new(req), lines)
+            .await
+        {
             Ok(_) => { /* Continue */ }
             Err(e) => {
                 return (false, false, Some(e.into_up()));
@@ -974,6 +979,12 @@ where
                 self.inner
                     .response_filter(session, &mut header, ctx)
                     .await?;
+                // portcullis patch: the filter's header lines.
+                add_response_header_lines(
+                    &mut session.downstream_session,
+                    &mut header,
+                    self.inner.response_header_lines(ctx),
+                )?;
                 if !from_cache {
                     // Re-check after response_filter in case it changed the final status to 101.
                     reject_mismatched_h1_upgrade_101(session, &header, "h1_response_filter")

@@ -181,6 +181,12 @@ where
                 return (false, Some(e));
             }
         }
+        // portcullis patch: the filter's header lines go into the map here.
+        if let Err(e) =
+            append_header_lines(&mut req, self.inner.upstream_request_header_lines(ctx))
+        {
+            return (false, Some(e.into_in()));
+        }
 
         if authority_policy.is_standard() {
             if let Err(e) = reconcile_upstream_authority(&mut req) {
@@ -951,6 +957,12 @@ where
                 self.inner
                     .response_filter(session, &mut header, ctx)
                     .await?;
+                // portcullis patch: the filter's header lines.
+                add_response_header_lines(
+                    &mut session.downstream_session,
+                    &mut header,
+                    self.inner.response_header_lines(ctx),
+                )?;
                 /* Downgrade the version so that write_response_header won't panic */
                 header.set_version(Version::HTTP_11);
 

@@ -331,6 +331,28 @@ pub trait ProxyHttp {
         Ok(())
     }
 
+    /// portcullis patch: header lines (`name: value\r\n` each, already
+    /// valid) the response to the client carries besides its header map,
+    /// asked for right after [Self::response_filter]. An HTTP/1 client gets
+    /// them written as they are after the response's own headers; an HTTP/2
+    /// or custom one gets them appended to the header map. They must not name
+    /// framing or hop-by-hop headers.
+    fn response_header_lines<'a>(&self, _ctx: &'a Self::CTX) -> &'a [u8] {
+        &[]
+    }
+
+    /// portcullis patch: header lines (`name: value\r\n` each, already
+    /// valid) the upstream request carries besides its header map, asked for
+    /// right after [Self::upstream_request_filter]. An HTTP/1 upstream gets
+    /// them written as they are after the request's own headers, with no
+    /// header map insert (a proxy's forwarding headers, on every request);
+    /// an HTTP/2 or custom upstream gets them appended to the header map.
+    /// They must not name framing, hop-by-hop or `Host` headers: those are
+    /// reconciled on the header map alone.
+    fn upstream_request_header_lines<'a>(&self, _ctx: &'a Self::CTX) -> &'a [u8] {
+        &[]
+    }
+
     /// Adjust upstream modules before they process the response header.
     ///
     /// This filter is called when the upstream response header arrives, before upstream modules

@@ -381,6 +381,20 @@ impl Session {
         }
     }
 
+    /// portcullis patch: header lines (`name: value\r\n` each) the next
+    /// HTTP/1 response header carries after its own headers (see
+    /// [`v1::server::HttpSession::set_response_header_lines`]). False, and
+    /// nothing kept, for the others: the caller adds them to the header.
+    pub fn set_response_header_lines(&mut self, lines: &[u8]) -> bool {
+        match self {
+            Self::H1(s) => {
+                s.set_response_header_lines(lines);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// portcullis patch: a new HTTP/1 connection with head limits, waiting
     /// for its first request (see `HttpSession::is_first_bounded_request`).
     pub fn is_first_bounded_request(&self) -> bool {

@@ -118,11 +118,24 @@ impl HttpSession {
     /// After the request header is sent. The caller can either start reading the response or
     /// sending request body if any.
     pub async fn write_request_header(&mut self, req: Box<RequestHeader>) -> Result<usize> {
+        self.write_request_header_with_lines(req, &[]).await
+    }
+
+    /// portcullis patch: [Self::write_request_header], with `lines` (header
+    /// lines, `name: value\r\n` each, valid and checked by the caller)
+    /// written after the request's own headers. A proxy adds its forwarding
+    /// headers this way without inserting each into the header map and
+    /// reading it back out again.
+    pub async fn write_request_header_with_lines(
+        &mut self,
+        req: Box<RequestHeader>,
+        lines: &[u8],
+    ) -> Result<usize> {
         // TODO: make sure this can only be called once
         // init body writer
         self.init_req_body_writer(&req);
 
-        let to_wire = http_req_header_to_wire(&req).ok_or_else(|| {
+        let to_wire = http_req_header_to_wire_with_lines(&req, lines).ok_or_else(|| {
             Error::explain(
                 InvalidHTTPHeader,
                 "request-line contains forbidden delimiter bytes or unsupported HTTP version",
@@ -915,7 +928,14 @@ pub(crate) fn request_target_has_forbidden_byte(path: &[u8]) -> bool {
 // TODO: change it to to_buf
 #[inline]
 pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
-    let mut buf = BytesMut::with_capacity(512);
+    http_req_header_to_wire_with_lines(req, &[])
+}
+
+/// portcullis patch: [http_req_header_to_wire], with the header `lines`
+/// (`name: value\r\n` each) after the request's own headers.
+#[inline]
+pub fn http_req_header_to_wire_with_lines(req: &RequestHeader, lines: &[u8]) -> Option<BytesMut> {
+    let mut buf = BytesMut::with_capacity(512 + lines.len());
 
     // Request-Line
     let method = req.method.as_str().as_bytes();
@@ -943,6 +963,7 @@ pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
 
     // headers
     req.header_to_h1_wire(&mut buf);
+    buf.put_slice(lines);
     buf.put_slice(CRLF);
     Some(buf)
 }

@@ -181,6 +181,9 @@ pub struct HttpSession {
     /// portcullis patch: this session reads a next request on a kept-alive
     /// connection (its first wait is the idle timeout).
     reused: bool,
+    /// portcullis patch: header lines the next response header carries after
+    /// its own headers (see [`Self::set_response_header_lines`]).
+    response_header_lines: Vec<u8>,
 }
 
 impl HttpSession {
@@ -231,6 +234,7 @@ impl HttpSession {
             pipelined_idle_bytes_stashed: false,
             head_limits: None,
             reused: false,
+            response_header_lines: Vec::new(),
         }
     }
 
@@ -238,6 +242,15 @@ impl HttpSession {
     /// limits (its wait is bounded by the head timeout, not the idle one).
     pub fn is_first_bounded_request(&self) -> bool {
         self.head_limits.is_some() && !self.reused
+    }
+
+    /// portcullis patch: header lines (`name: value\r\n` each, valid and
+    /// checked by the caller) written after the next response header's own
+    /// headers, then dropped. A proxy adds its response headers this way
+    /// without inserting each into the header map and reading it back out.
+    pub fn set_response_header_lines(&mut self, lines: &[u8]) {
+        self.response_header_lines.clear();
+        self.response_header_lines.extend_from_slice(lines);
     }
 
     /// portcullis patch: bounds reading the request head by `limits`
@@ -1006,8 +1019,10 @@ impl HttpSession {
 
         // Serialize header to bytes
         let mut write_buf = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
-        http_resp_header_to_buf(header, &mut write_buf)
+        // portcullis patch: with the header lines set for this response.
+        http_resp_header_to_buf(header, &self.response_header_lines, &mut write_buf)
             .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
+        self.response_header_lines.clear();
 
         // Determine if we should flush
         // Don't have to flush response with content length because it is less
@@ -1920,6 +1935,7 @@ fn parse_req_buffer<'buf>(
 #[inline]
 fn http_resp_header_to_buf(
     resp: &ResponseHeader,
+    lines: &[u8],
     buf: &mut BytesMut,
 ) -> std::result::Result<(), ()> {
     // Status-Line
@@ -1944,6 +1960,7 @@ fn http_resp_header_to_buf(
     // headers
     // TODO: style: make sure Server and Date headers are the first two
     resp.header_to_h1_wire(buf);
+    buf.put_slice(lines);
 
     buf.put_slice(CRLF);
     Ok(())
@@ -3431,7 +3448,7 @@ mod test_sync {
         let mut new_response = ResponseHeader::build(StatusCode::OK, None).unwrap();
         new_response.append_header("Foo", "Bar").unwrap();
         let mut wire = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
-        http_resp_header_to_buf(&new_response, &mut wire).unwrap();
+        http_resp_header_to_buf(&new_response, &[], &mut wire).unwrap();
         debug!("{}", str::from_utf8(wire.as_ref()).unwrap());
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut resp = httparse::Response::new(&mut headers);
