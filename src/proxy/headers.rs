@@ -59,9 +59,13 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     let prefix = entry.map_or("x-auth-", |e| e.auth_prefix_lower.as_str());
     let allow_underscores = entry.is_some_and(|e| e.proxy.allow_underscores_in_headers);
     let custom = entry.map_or(&[][..], |e| &e.request_headers[..]);
-    // One pass over the names: what the client may not send, and what a
-    // custom header of the proxy replaces.
-    let strip = |k: &HeaderName| dropped(k.as_str(), prefix, allow_underscores) || sets(custom, k);
+    let new_trace = ids.traceparent.is_some();
+    // One pass over the names: what the client may not send, what we set
+    // (the request id always, `traceparent` when we start a new trace) and
+    // what a custom header of the proxy replaces.
+    let strip = |k: &HeaderName| {
+        dropped(k.as_str(), prefix, allow_underscores) || *k == REQUEST_ID || (new_trace && *k == TRACEPARENT) || sets(custom, k)
+    };
     for k in names_where(&req.headers, strip) {
         req.remove_header(&k);
     }
@@ -123,16 +127,12 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
 
 /// Points the request at the normalized path (the one the decisions were
 /// made on, never the raw one) under the target's base path. A raw path that
-/// is not UTF-8 was only let through when already normal: it keeps its
-/// bytes, after the base path.
+/// is not UTF-8 is left as received: pingora refuses one in an HTTP/1 request
+/// line (400) before any hook runs, and `dispatch` lets one through only when
+/// it is already normal.
 fn target_path(req: &mut RequestHeader, normalized: Option<&str>, base_path: &str) -> Result<()> {
     if !req.raw_path_is_utf8() {
-        if base_path.is_empty() {
-            return Ok(());
-        }
-        let mut joined = base_path.as_bytes().to_vec();
-        joined.extend_from_slice(req.raw_path());
-        return req.set_raw_path(&joined);
+        return Ok(());
     }
     if base_path.is_empty() && req.uri.authority().is_none() && normalized.is_none() {
         return Ok(());
@@ -186,7 +186,12 @@ fn dropped(name: &str, prefix: &str, allow_underscores: bool) -> bool {
 /// into `out` for the response, after removing any the upstream sent under
 /// the same names (ours replace them). The request id is the data plane's:
 /// a custom header of that name does not replace it.
-pub fn downstream_response(resp: &mut ResponseHeader, custom: &[(HeaderName, HeaderValue)], request_id: Option<&HeaderValue>, out: &mut Vec<u8>) {
+pub fn downstream_response(
+    resp: &mut ResponseHeader,
+    custom: &[(HeaderName, HeaderValue)],
+    request_id: Option<&HeaderValue>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.reserve(128);
     let ours = |k: &HeaderName| sets(custom, k) || (request_id.is_some() && *k == REQUEST_ID);
@@ -362,6 +367,10 @@ mod tests {
         assert_eq!(left, ["content-type"]);
         let mut wire = Vec::new();
         resp.header_to_h1_wire(&mut wire);
-        assert_eq!(String::from_utf8(wire).unwrap(), "Content-Type: text/plain\r\n", "the case map follows the removals");
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "Content-Type: text/plain\r\n",
+            "the case map follows the removals"
+        );
     }
 }

@@ -226,7 +226,14 @@ async fn header_rules_hold_for_http2_clients() {
     let out = std::process::Command::new("curl")
         .args(["-sSk", "--http2", "--max-time", "30", "-D", "-", "-w", "\n%{http_version}"])
         .args(["--resolve", &format!("h2hdr.test:{}:127.0.0.1", p.https_port)])
-        .args(["-H", "X-Forwarded-For: 6.6.6.6", "-H", "X_Auth_User: root", "-H", "X-Custom: forged"])
+        .args([
+            "-H",
+            "X-Forwarded-For: 6.6.6.6",
+            "-H",
+            "X_Auth_User: root",
+            "-H",
+            "X-Custom: forged",
+        ])
         .arg(format!("https://h2hdr.test:{}/h", p.https_port))
         .output()
         .unwrap();

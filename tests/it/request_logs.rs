@@ -174,14 +174,20 @@ async fn every_query_finds_the_requests(store: &str) {
         p,
         "two.test",
         &format!("/form?client_secret={SECRET_CLIENT}&keep=1"),
-        &[("X-Request-Id", "from-a-trusted-peer-1")],
+        &[("X-Request-Id", "from-a-trusted-peer-1"), ("traceparent", "00-not-a-valid-trace")],
     )
     .await;
     assert_eq!(st, 200);
     let rid = h["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(rid, "from-a-trusted-peer-1");
     assert_eq!(echo["headers"]["x-request-id"], json!([rid]), "the same id upstream and back");
-    let started = echo["headers"]["traceparent"][0].as_str().unwrap().to_string();
+    let parents = echo["headers"]["traceparent"].as_array().unwrap();
+    assert_eq!(
+        parents.len(),
+        1,
+        "an invalid traceparent is replaced, not kept beside ours: {parents:?}"
+    );
+    let started = parents[0].as_str().unwrap().to_string();
     assert!(
         started.starts_with("00-") && started.len() == 55,
         "a traceparent is started: {started}"
