@@ -157,14 +157,20 @@ async fn routes_by_priority_prefix_regex_method_scope_and_target_type() {
     );
 }
 
+/// A proxy to `a` with one custom request header (`X-Custom: in`) and one
+/// custom response header (`X-Resp: out`).
+async fn header_rules_proxy(p: &Portcullis, host: &str, a: &backend::Backend) {
+    p.create_proxy(json!({"hostname": host, "target_url": a.url(),
+        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}))
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sets_and_strips_forwarding_headers_and_applies_header_rules() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "hdr.test", "target_url": a.url(),
-        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}))
-        .await;
+    header_rules_proxy(&p, "hdr.test", &a).await;
     p.create_proxy(json!({"hostname": "nohost.test", "target_url": a.url(), "preserve_host_header": false}))
         .await;
     wait_backend(&p, "hdr.test", "/", "A").await;
@@ -219,9 +225,7 @@ async fn header_rules_hold_for_http2_clients() {
     let redis = Redis::start();
     let p = Portcullis::start(&redis).await;
     let a = backend::start("A").await;
-    p.create_proxy(json!({"hostname": "h2hdr.test", "target_url": a.url(),
-        "custom_headers": {"X-Custom": "in"}, "custom_response_headers": {"X-Resp": "out"}}))
-        .await;
+    header_rules_proxy(&p, "h2hdr.test", &a).await;
     wait_backend(&p, "h2hdr.test", "/", "A").await;
     let out = std::process::Command::new("curl")
         .args(["-sSk", "--http2", "--max-time", "30", "-D", "-", "-w", "\n%{http_version}"])
