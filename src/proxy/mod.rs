@@ -288,8 +288,8 @@ impl ProxyHttp for Edge {
         &ctx.upstream_lines
     }
 
-    fn response_header_lines<'a>(&self, ctx: &'a Ctx) -> &'a [u8] {
-        &ctx.response_lines
+    fn response_header_lines(&self, ctx: &mut Ctx) -> Vec<u8> {
+        std::mem::take(&mut ctx.response_lines)
     }
 
     fn response_body_filter(

@@ -224,12 +224,12 @@ pub(crate) fn append_header_lines(req: &mut RequestHeader, lines: &[u8]) -> Resu
 pub(crate) fn add_response_header_lines(
     downstream: &mut ServerSession,
     header: &mut ResponseHeader,
-    lines: &[u8],
+    lines: Vec<u8>,
 ) -> Result<()> {
-    if downstream.set_response_header_lines(lines) {
+    let Err(lines) = downstream.set_response_header_lines(lines) else {
         return Ok(());
-    }
-    for h in header_lines(lines) {
+    };
+    for h in header_lines(&lines) {
         let (name, value) = h?;
         header.append_header(name, value)?;
     }

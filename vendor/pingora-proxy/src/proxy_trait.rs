@@ -333,12 +333,13 @@ pub trait ProxyHttp {
 
     /// portcullis patch: header lines (`name: value\r\n` each, already
     /// valid) the response to the client carries besides its header map,
-    /// asked for right after [Self::response_filter]. An HTTP/1 client gets
+    /// taken right after [Self::response_filter] (the buffer moves to the
+    /// HTTP/1 session that writes it, without a copy). An HTTP/1 client gets
     /// them written as they are after the response's own headers; an HTTP/2
     /// or custom one gets them appended to the header map. They must not name
     /// framing or hop-by-hop headers.
-    fn response_header_lines<'a>(&self, _ctx: &'a Self::CTX) -> &'a [u8] {
-        &[]
+    fn response_header_lines(&self, _ctx: &mut Self::CTX) -> Vec<u8> {
+        Vec::new()
     }
 
     /// portcullis patch: header lines (`name: value\r\n` each, already

@@ -383,15 +383,15 @@ impl Session {
 
     /// portcullis patch: header lines (`name: value\r\n` each) the next
     /// HTTP/1 response header carries after its own headers (see
-    /// [`v1::server::HttpSession::set_response_header_lines`]). False, and
-    /// nothing kept, for the others: the caller adds them to the header.
-    pub fn set_response_header_lines(&mut self, lines: &[u8]) -> bool {
+    /// [`v1::server::HttpSession::set_response_header_lines`]). The others
+    /// hand the lines back: the caller adds them to the header.
+    pub fn set_response_header_lines(&mut self, lines: Vec<u8>) -> std::result::Result<(), Vec<u8>> {
         match self {
             Self::H1(s) => {
                 s.set_response_header_lines(lines);
-                true
+                Ok(())
             }
-            _ => false,
+            _ => Err(lines),
         }
     }
 

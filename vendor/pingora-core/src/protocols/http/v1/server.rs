@@ -248,9 +248,9 @@ impl HttpSession {
     /// checked by the caller) written after the next response header's own
     /// headers, then dropped. A proxy adds its response headers this way
     /// without inserting each into the header map and reading it back out.
-    pub fn set_response_header_lines(&mut self, lines: &[u8]) {
-        self.response_header_lines.clear();
-        self.response_header_lines.extend_from_slice(lines);
+    /// The buffer is taken over, not copied.
+    pub fn set_response_header_lines(&mut self, lines: Vec<u8>) {
+        self.response_header_lines = lines;
     }
 
     /// portcullis patch: bounds reading the request head by `limits`
